@@ -1,0 +1,9 @@
+//! geartopo: link containers across hosts with iptables, declaratively.
+//!
+//! Pipeline: `topology` (file -> validated model) -> `graph` (start order) ->
+//! `observe` (live state over a `transport`) -> `plan` (pure diff) -> `apply`.
+//! `lab` makes local hosts to try it on; `import` reads geard descriptors.
+
+pub mod cli;
+pub mod topology;
+pub mod transport;

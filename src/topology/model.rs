@@ -1,0 +1,192 @@
+//! The validated topology: what every later stage (graph, plan, apply, lab) works on.
+//! No serde, no spans, no raw input here: a `Topology` is only ever built by
+//! `topology::check` from a file that passed validation, so every name in it is
+//! safe to put into a remote command line and every reference resolves.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+/// A whole validated topology, with replicas and views expanded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    /// `[a-z0-9-]`, at most 32 characters; prefixes every runtime name.
+    pub name: String,
+    /// Nodes by name.
+    pub nodes: BTreeMap<String, Node>,
+    /// Concrete containers after replica expansion (`db-1`, `db-2`, ...), in file order.
+    pub containers: Vec<Container>,
+    /// Views, with their members expanded to concrete container names.
+    pub views: Vec<View>,
+}
+
+/// Where a node is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeAddress {
+    /// This machine, no SSH.
+    Local,
+    /// An IP address or a DNS name, reached over SSH.
+    Remote(String),
+}
+
+/// The container runtime on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Runtime {
+    Podman,
+    Docker,
+}
+
+impl Runtime {
+    /// The runtime's binary name, as run on the node.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Runtime::Podman => "podman",
+            Runtime::Docker => "docker",
+        }
+    }
+}
+
+/// An inclusive range of host ports to pick from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// One host, with the defaults already merged in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub address: NodeAddress,
+    pub user: String,
+    pub port: u16,
+    /// Explicit key file (tilde expanded); `None`: ssh-agent, then `~/.ssh/id_*`.
+    pub identity: Option<PathBuf>,
+    /// Tilde expanded.
+    pub known_hosts: PathBuf,
+    pub runtime: Runtime,
+    pub host_ports: PortRange,
+}
+
+/// Transport protocol of a published port or a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// A container port published on its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Publish {
+    /// The port inside the container.
+    pub port: u16,
+    /// The port on the node; `None`: picked at plan time, then kept.
+    pub host_port: Option<u16>,
+    pub protocol: Protocol,
+}
+
+/// An environment value; secret ones are never printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvValue {
+    pub value: String,
+    pub secret: bool,
+}
+
+/// What a link leads to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LinkTarget {
+    /// A container of this topology and one of its published container ports;
+    /// resolved at plan time to the target node's address and host port.
+    Container { container: String, port: u16 },
+    /// A raw endpoint (geard's `-n` form or `HOST:PORT`).
+    Raw { host: String, port: u16 },
+    /// The container itself (a view member reaching its own view address):
+    /// DNAT to 127.0.0.1 and this container port.
+    Loopback { port: u16 },
+}
+
+/// Why a link exists; used in rule comments and in `links` output.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LinkOrigin {
+    /// Declared in `links`, the N-th entry (0-based) of the declaring container.
+    Declared { index: usize },
+    /// Comes from view membership or observation.
+    View { view: String },
+}
+
+/// One concrete link inside a container's network namespace:
+/// traffic to `listen_ip:listen_port` goes to `target`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Link {
+    pub listen_ip: Ipv4Addr,
+    pub listen_port: u16,
+    pub protocol: Protocol,
+    pub target: LinkTarget,
+    pub origin: LinkOrigin,
+}
+
+/// One concrete container (a replica is one container).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Container {
+    /// `app1`, or `db-2` for replica 2 of `db`.
+    pub name: String,
+    /// The name as declared (`db` for `db-2`).
+    pub declared: String,
+    /// 1-based replica number for replicated containers.
+    pub replica: Option<u32>,
+    pub node: String,
+    pub image: String,
+    /// Empty: the image's default command.
+    pub command: Vec<String>,
+    /// User environment, then the identity environment (`GEARTOPO_*`), merged.
+    pub env: BTreeMap<String, EnvValue>,
+    pub publish: Vec<Publish>,
+    /// Concrete links after view expansion, in a stable order.
+    pub links: Vec<Link>,
+}
+
+impl Container {
+    /// The name the runtime knows it by on its node: `<topology>-<container>`.
+    pub fn runtime_name(&self, topology: &str) -> String {
+        format!("{topology}-{}", self.name)
+    }
+}
+
+/// A same-view cluster: member i is seen at `subnet`'s i-th host address by every
+/// member and observer, on every port of `ports`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub name: String,
+    /// Concrete container names, in order (member 1 first).
+    pub members: Vec<String>,
+    /// Concrete container names.
+    pub observers: Vec<String>,
+    pub subnet: Ipv4Addr,
+    pub prefix_len: u8,
+    pub ports: Vec<u16>,
+}
+
+impl View {
+    /// The view address of member `i` (1-based).
+    pub fn address(&self, i: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.subnet) + i)
+    }
+}
+
+impl Topology {
+    pub fn container(&self, name: &str) -> Option<&Container> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+}

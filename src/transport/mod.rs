@@ -1,0 +1,125 @@
+//! How geartopo reaches a node: one `Transport` per node, which runs a shell
+//! command line (already quoted, see `shell`) with bytes on its stdin.
+//! Implementations: `ssh` (ssh2), `local` (address `local`), `fake` (tests).
+//! Nothing here knows about containers or rules.
+
+use std::time::Duration;
+
+use crate::topology::model::{Node, NodeAddress};
+
+pub mod fake;
+pub mod local;
+pub mod ssh;
+
+/// What a command left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Errors reaching or talking to a node. Every variant names the node.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("node {node}: cannot connect to {address}: {reason}")]
+    Connect { node: String, address: String, reason: String },
+    #[error("node {node}: connecting to {address} timed out after {secs}s")]
+    ConnectTimeout { node: String, address: String, secs: u64 },
+    #[error("node {node}: host key for {address} is not in {known_hosts} ({key_type} {fingerprint}); verify it and add it, or pass --accept-new-host-keys to record it")]
+    UnknownHostKey { node: String, address: String, known_hosts: String, key_type: String, fingerprint: String },
+    #[error("node {node}: HOST KEY FOR {address} HAS CHANGED (now {key_type} {fingerprint}); {known_hosts} has a different key. Refusing to connect: this could be an attack. Remove the old key only if you know why it changed")]
+    ChangedHostKey { node: String, address: String, known_hosts: String, key_type: String, fingerprint: String },
+    #[error("node {node}: authentication as {user} failed: {reason}")]
+    Auth { node: String, user: String, reason: String },
+    #[error("node {node}: command timed out after {secs}s")]
+    CommandTimeout { node: String, secs: u64 },
+    #[error("node {node}: {reason}")]
+    Io { node: String, reason: String },
+}
+
+/// Runs commands on one node. One value holds one connection for its lifetime.
+pub trait Transport: Send {
+    /// The node's name in the topology.
+    fn node(&self) -> &str;
+    /// Runs `command` (a shell command line, already quoted) with `stdin`, and waits.
+    fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Output, TransportError>;
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Record unknown host keys in known_hosts (never changed ones).
+    pub accept_new_host_keys: bool,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            accept_new_host_keys: false,
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Opens the transport a node calls for: local for `local`, SSH otherwise.
+pub fn connect(node: &Node, options: &ConnectOptions) -> Result<Box<dyn Transport>, TransportError> {
+    match &node.address {
+        NodeAddress::Local => Ok(Box::new(local::LocalTransport::new(&node.name, options.command_timeout))),
+        NodeAddress::Remote(_) => Ok(Box::new(ssh::SshTransport::connect(node, options)?)),
+    }
+}
+
+/// Quoting for POSIX shells: every argument that reaches a remote shell goes through here.
+pub mod shell {
+    /// Quotes one argument for a POSIX shell. Plain words stay as they are.
+    pub fn quote(arg: &str) -> String {
+        let plain = !arg.is_empty()
+            && arg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b));
+        if plain {
+            arg.to_string()
+        } else {
+            format!("'{}'", arg.replace('\'', "'\\''"))
+        }
+    }
+
+    /// Quotes and joins a command line.
+    pub fn join<I, S>(args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        args.into_iter().map(|a| quote(a.as_ref())).collect::<Vec<_>>().join(" ")
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn quotes_what_a_shell_would_interpret() {
+            assert_eq!(quote("todo-app1"), "todo-app1");
+            assert_eq!(quote(""), "''");
+            assert_eq!(quote("$(touch /tmp/x); echo"), "'$(touch /tmp/x); echo'");
+            assert_eq!(quote("it's"), "'it'\\''s'");
+            assert_eq!(join(["podman", "run", "a b"]), "podman run 'a b'");
+        }
+    }
+}
