@@ -5,5 +5,11 @@
 //! `lab` makes local hosts to try it on; `import` reads geard descriptors.
 
 pub mod cli;
+pub mod observe;
+pub mod plan;
+pub mod render;
+pub mod rules;
+pub mod runtime;
+pub mod state;
 pub mod topology;
 pub mod transport;
