@@ -4,7 +4,9 @@
 //! `observe` (live state over a `transport`) -> `plan` (pure diff) -> `apply`.
 //! `lab` makes local hosts to try it on; `import` reads geard descriptors.
 
+pub mod apply;
 pub mod cli;
+pub mod graph;
 pub mod observe;
 pub mod plan;
 pub mod render;

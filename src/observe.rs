@@ -21,6 +21,8 @@ use crate::transport::{ConnectOptions, Transport, TransportError};
 pub enum ObserveError {
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error("node {node}: another apply holds the lock: {holder}")]
+    Locked { node: String, holder: String },
     #[error("node {node}: reading state failed (exit {status}): {stderr}")]
     Failed {
         node: String,
@@ -113,6 +115,12 @@ pub fn observe_with_prefix(
             .expect("connections are the topology's nodes");
         let script = format!("{prefix}{}", observe_script(node.runtime, &topology.name));
         let out = conn.run(SHELL, script.as_bytes())?;
+        if out.status == crate::runtime::LOCK_HELD && !prefix.is_empty() {
+            return Err(ObserveError::Locked {
+                node: node.name.clone(),
+                holder: out.stderr_str().trim().to_string(),
+            });
+        }
         if !out.success() {
             return Err(ObserveError::Failed {
                 node: node.name.clone(),

@@ -317,7 +317,7 @@ fn diff_one(
                     }
                 }
                 if !what.is_empty() && oc.state == RunState::Running {
-                    note(format!("{}: {}", d.runtime_name, what.join("; ")));
+                    note(what.join("; "));
                 }
                 change.reasons.push("rules".into());
             } else if chains.rules != d.rules {
@@ -337,7 +337,7 @@ fn diff_one(
                 })
                 .collect();
             if !wrong.is_empty() {
-                note(format!("{}: {}", d.runtime_name, wrong.join("; ")));
+                note(wrong.join("; "));
                 change.reasons.push("sysctls".into());
             }
         }

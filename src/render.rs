@@ -228,7 +228,7 @@ fn change_text(c: &Change, style: Style) -> String {
             ));
         }
     }
-    out.push_str(&format!("{pad}  }}\n"));
+    out.push_str("    }\n");
     out
 }
 
