@@ -232,6 +232,18 @@ impl SshTransport {
                 stderr_done = done;
                 progress |= moved;
             }
+            if stdout_done && stderr_done && !stdin_done {
+                // Output ended but stdin is not all taken: if the command is gone
+                // (sshd closed the channel) the rest of stdin has no reader, and
+                // libssh2 would keep waiting for window space that never comes.
+                match channel.wait_close() {
+                    Ok(()) => stdin_done = true,
+                    Err(e) if is_code(&e, EAGAIN) => {}
+                    Err(e) => {
+                        return Err(self.io_error("waiting for the channel to close", e.message()))
+                    }
+                }
+            }
             if stdout_done && stderr_done && stdin_done {
                 break;
             }
