@@ -7,7 +7,7 @@
 //! a reason, except under CI (`CI` set), where it fails.
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
@@ -282,7 +282,12 @@ fn lab() -> Option<Lab> {
             missing.join(", ")
         );
     }
-    eprintln!("skipping real-sshd test, missing: {}", missing.join(", "));
+    // Straight to stderr, past the test harness's capture, so the skip is seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipping real-sshd test, missing: {}",
+        missing.join(", ")
+    );
     None
 }
 
@@ -687,7 +692,7 @@ impl Agent {
             if std::env::var_os("CI").is_some() {
                 panic!("CI is set but ssh-agent is missing");
             }
-            eprintln!("skipping the agent part: no ssh-agent");
+            let _ = writeln!(std::io::stderr(), "skipping the agent part: no ssh-agent");
             return None;
         }
         let socket = lab.path("agent.sock");

@@ -369,11 +369,21 @@ fn millis(d: Duration) -> u32 {
     d.as_millis().clamp(1, u32::MAX as u128) as u32
 }
 
-/// The value of an environment variable as a path, when set and non-empty.
+/// The value of an environment variable as a path, when set and non-empty;
+/// a leading `~/` is the home folder, as in the topology file.
 fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    let value = std::env::var_os(name).filter(|v| !v.is_empty())?;
+    Some(expand_home(
+        PathBuf::from(value),
+        std::env::var_os("HOME").map(PathBuf::from),
+    ))
+}
+
+fn expand_home(path: PathBuf, home: Option<PathBuf>) -> PathBuf {
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path,
+    }
 }
 
 /// `host:port`, with brackets around IPv6 literals.
@@ -1048,6 +1058,34 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             "198.18.0.9 ssh-ed25519 AAAA\n198.18.0.2 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFBpMRJLJy7iJ8Beukk1yLoxqjLh/83161QwbIGGDe2Q\n"
         );
+    }
+
+    #[test]
+    fn env_overrides_count_only_when_non_empty_and_expand_the_home_folder() {
+        // A variable of its own, so no other test sees it change.
+        let name = "GEARTOPO_TEST_ENV_PATH_SSH_RS";
+        std::env::remove_var(name);
+        assert_eq!(env_path(name), None);
+        std::env::set_var(name, "");
+        assert_eq!(env_path(name), None);
+        std::env::set_var(name, "/lab/id_ed25519");
+        assert_eq!(env_path(name), Some(PathBuf::from("/lab/id_ed25519")));
+        std::env::remove_var(name);
+        let home = Some(PathBuf::from("/home/op"));
+        assert_eq!(
+            expand_home("~/.ssh/kh".into(), home.clone()),
+            PathBuf::from("/home/op/.ssh/kh")
+        );
+        assert_eq!(
+            expand_home("~".into(), home.clone()),
+            PathBuf::from("/home/op")
+        );
+        assert_eq!(
+            expand_home("~other/kh".into(), home.clone()),
+            PathBuf::from("~other/kh")
+        );
+        assert_eq!(expand_home("rel/kh".into(), home), PathBuf::from("rel/kh"));
+        assert_eq!(expand_home("~/kh".into(), None), PathBuf::from("~/kh"));
     }
 
     #[test]
