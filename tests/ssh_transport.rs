@@ -744,7 +744,7 @@ fn connect_errors_name_the_node_and_address() {
     let err = lab
         .connect(
             lab.node("far", BLACKHOLE, 22, &kh, Some(lab.path("client"))),
-            opts,
+            opts.clone(),
         )
         .err()
         .unwrap();
@@ -761,6 +761,25 @@ fn connect_errors_name_the_node_and_address() {
         }
         other => panic!("expected ConnectTimeout, got {other}"),
     }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Something accepts TCP but never speaks SSH: the handshake times out too.
+    let node = lab.node("mute", HOST, 2223, &kh, Some(lab.path("client")));
+    let started = Instant::now();
+    let err = lab
+        .in_netns(move || {
+            let _listener = std::net::TcpListener::bind((HOST, 2223)).unwrap();
+            SshTransport::connect(&node, &opts).err()
+        })
+        .unwrap();
+    assert!(
+        matches!(&err, TransportError::ConnectTimeout { node, address, .. } if node == "mute" && address == "127.0.0.1:2223"),
+        "{err}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "{:?}",
