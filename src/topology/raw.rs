@@ -1,1 +1,406 @@
-//! Serde types that mirror the TOML, with spans. (Stub: owned by the topology work.)
+//! Serde types that mirror the TOML, with spans, and the reader that fills them.
+//! No validation beyond the file's shape (keys and value types) happens here:
+//! `check` turns these into the model. Nothing outside `topology` sees these types.
+//!
+//! The file is parsed once with `toml_edit`, then every entry of `[nodes]`,
+//! `[containers]` and `[views]` is deserialized on its own, so that one bad entry
+//! (a typo'd key, a string where a port goes) does not hide the problems of the others.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use schemars::JsonSchema;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use toml_edit::{ImDocument, Item};
+
+use super::diag::Problem;
+
+/// A topology file, as written. Used for the JSON Schema; the reader fills
+/// [`Document`] instead so that entries keep their file order and their problems
+/// are found one entry at a time.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "geartopo topology")]
+pub struct RawTopology {
+    /// The topology's name: `[a-z0-9-]`, 1 to 32 characters. It owns everything it
+    /// creates and prefixes every container's runtime name.
+    pub name: String,
+    /// What every node inherits.
+    #[serde(default)]
+    pub defaults: Option<RawDefaults>,
+    /// Hosts, by name.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, RawNode>,
+    /// Containers, by name; a replicated container expands to `NAME-1`, `NAME-2`, ...
+    #[serde(default)]
+    pub containers: BTreeMap<String, RawContainer>,
+    /// Same-view clusters, by name.
+    #[serde(default)]
+    pub views: BTreeMap<String, RawView>,
+}
+
+/// The container runtime on a node.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawRuntime {
+    Podman,
+    Docker,
+}
+
+/// A transport protocol.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawProtocol {
+    Tcp,
+    Udp,
+}
+
+/// `[defaults]`: what every node inherits.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// SSH user (default `root`).
+    #[schemars(with = "Option<String>")]
+    pub user: Option<Spanned<String>>,
+    /// SSH port (default 22).
+    #[schemars(with = "Option<u16>")]
+    pub port: Option<Spanned<u16>>,
+    /// SSH key file; `~` is the home directory. Default: ssh-agent, then `~/.ssh/id_*`.
+    #[schemars(with = "Option<String>")]
+    pub identity: Option<Spanned<String>>,
+    /// Known hosts file (default `~/.ssh/known_hosts`).
+    #[schemars(with = "Option<String>")]
+    pub known_hosts: Option<Spanned<String>>,
+    /// Container runtime (default `podman`).
+    #[schemars(with = "Option<RawRuntime>")]
+    pub runtime: Option<Spanned<RawRuntime>>,
+    /// Where host ports are picked when a publish gives none: `"FIRST-LAST"` (default `"4000-60000"`).
+    #[schemars(with = "Option<String>")]
+    pub host_ports: Option<Spanned<String>>,
+}
+
+/// `[nodes.NAME]`: one host.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// An IPv4 address, a DNS name, or `local` (this machine, no SSH).
+    #[schemars(with = "String")]
+    pub address: Spanned<String>,
+    /// Overrides `defaults.user`.
+    #[schemars(with = "Option<String>")]
+    pub user: Option<Spanned<String>>,
+    /// Overrides `defaults.port`.
+    #[schemars(with = "Option<u16>")]
+    pub port: Option<Spanned<u16>>,
+    /// Overrides `defaults.identity`.
+    #[schemars(with = "Option<String>")]
+    pub identity: Option<Spanned<String>>,
+    /// Overrides `defaults.known_hosts`.
+    #[schemars(with = "Option<String>")]
+    pub known_hosts: Option<Spanned<String>>,
+    /// Overrides `defaults.runtime`.
+    #[schemars(with = "Option<RawRuntime>")]
+    pub runtime: Option<Spanned<RawRuntime>>,
+    /// Overrides `defaults.host_ports`.
+    #[schemars(with = "Option<String>")]
+    pub host_ports: Option<Spanned<String>>,
+}
+
+/// `[containers.NAME]`: one container, or `replicas` of it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawContainer {
+    /// The node it runs on (or, for a replicated container, where all replicas run).
+    #[schemars(with = "Option<String>")]
+    pub node: Option<Spanned<String>>,
+    /// Replicated containers: the nodes replicas are placed on, round-robin.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub nodes: Option<Spanned<Vec<Spanned<String>>>>,
+    /// How many replicas (`NAME-1` ... `NAME-N`).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 256))]
+    pub replicas: Option<Spanned<i64>>,
+    /// The image reference.
+    #[schemars(with = "String")]
+    pub image: Spanned<String>,
+    /// Command and arguments; omitted: the image's default.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Environment: `KEY = "value"` or `KEY = { value = "...", secret = true }`.
+    #[schemars(with = "Option<BTreeMap<String, RawEnvValue>>")]
+    pub env: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawEnvValue>>>>,
+    /// Published container ports.
+    #[schemars(with = "Option<Vec<RawPublish>>")]
+    pub publish: Option<Vec<Spanned<RawPublish>>>,
+    /// Links: `{ to = "CONTAINER:PORT" }` or geard's `"[LOCAL_IP:]LOCAL_PORT:REMOTE_HOST:REMOTE_PORT"`.
+    #[schemars(with = "Option<Vec<RawLink>>")]
+    pub links: Option<Vec<Spanned<RawLink>>>,
+}
+
+/// One published port.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublish {
+    /// The port inside the container.
+    #[schemars(with = "u16")]
+    pub port: Spanned<u16>,
+    /// The port on the node; omitted: picked from `host_ports`, then kept.
+    #[schemars(with = "Option<u16>")]
+    pub host_port: Option<Spanned<u16>>,
+    /// Default `tcp`.
+    #[schemars(with = "Option<RawProtocol>")]
+    pub protocol: Option<Spanned<RawProtocol>>,
+}
+
+/// An environment value: a plain string, or a table that can mark it secret.
+#[derive(Debug, JsonSchema)]
+#[serde(untagged)]
+pub enum RawEnvValue {
+    Plain(String),
+    Table(RawEnvTable),
+}
+
+/// `{ value = "...", secret = true }`: a secret value is never printed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvTable {
+    pub value: String,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// A link: the table form or geard's string form.
+#[derive(Debug, JsonSchema)]
+#[serde(untagged)]
+pub enum RawLink {
+    /// geard's `-n` form: `"[LOCAL_IP:]LOCAL_PORT:REMOTE_HOST:REMOTE_PORT"`.
+    Geard(String),
+    Table(RawLinkTable),
+}
+
+/// `{ to = "CONTAINER:PORT" | "HOST:PORT", listen = "IP:PORT", protocol = "tcp" }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLinkTable {
+    /// `CONTAINER:PORT` (a container of this topology, or a replica such as `db-2`)
+    /// or a raw `HOST:PORT` (IPv4 address or fully qualified DNS name).
+    #[schemars(with = "String")]
+    pub to: Spanned<String>,
+    /// Where the container sees it; default `127.0.0.1` and the target port.
+    #[schemars(with = "Option<String>")]
+    pub listen: Option<Spanned<String>>,
+    /// Default `tcp`.
+    #[schemars(with = "Option<RawProtocol>")]
+    pub protocol: Option<Spanned<RawProtocol>>,
+}
+
+/// `[views.NAME]`: every member and observer reaches member i at the subnet's
+/// i-th host address, on every port of `ports`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawView {
+    /// Containers or replicated containers, in order (member 1 first).
+    #[schemars(with = "Vec<String>")]
+    pub members: Spanned<Vec<Spanned<String>>>,
+    /// Containers that see the view without being in it.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub observers: Option<Spanned<Vec<Spanned<String>>>>,
+    /// An IPv4 network in CIDR form, e.g. `192.168.1.0/24`.
+    #[schemars(with = "String")]
+    pub subnet: Spanned<String>,
+    /// TCP ports every member publishes and every participant sees.
+    #[schemars(with = "Vec<u16>")]
+    pub ports: Spanned<Vec<Spanned<u16>>>,
+}
+
+// The two either-or types dispatch on the value's TOML type by hand: serde's
+// untagged enums buffer the value and lose the spans inside it.
+impl<'de> Deserialize<'de> for RawLink {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawLink;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a link table `{ to = \"CONTAINER:PORT\" }` or a string \
+                     \"[LOCAL_IP:]LOCAL_PORT:REMOTE_HOST:REMOTE_PORT\"",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawLink, E> {
+                Ok(RawLink::Geard(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawLink, A::Error> {
+                RawLinkTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawLink::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawEnvValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawEnvValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a table `{ value = \"...\", secret = true }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEnvValue, E> {
+                Ok(RawEnvValue::Plain(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEnvValue, A::Error> {
+                RawEnvTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawEnvValue::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One `[section.NAME]` entry: its name, where the name is, and its value when
+/// the value had the right shape (`None`: a problem was already reported).
+#[derive(Debug)]
+pub(crate) struct Entry<T> {
+    pub name: String,
+    pub key_span: Range<usize>,
+    pub value: Option<T>,
+}
+
+/// The file as read: what had the right shape, in file order.
+#[derive(Debug, Default)]
+pub(crate) struct Document {
+    /// `None`: missing or not a string (reported).
+    pub name: Option<Spanned<String>>,
+    pub defaults: RawDefaults,
+    pub nodes: Vec<Entry<RawNode>>,
+    pub containers: Vec<Entry<RawContainer>>,
+    pub views: Vec<Entry<RawView>>,
+}
+
+/// The top-level keys, for "unknown key" help.
+const TOP_KEYS: &[&str] = &["name", "defaults", "nodes", "containers", "views"];
+
+/// Reads `source` into a [`Document`], pushing a problem for every shape error.
+/// Returns `None` only when the file is not TOML at all.
+pub(crate) fn read(source: &str, problems: &mut Vec<Problem>) -> Option<Document> {
+    let doc = match ImDocument::parse(source.to_owned()) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim_end().to_owned();
+            problems.push(Problem::at("this is not valid TOML", span, message));
+            return None;
+        }
+    };
+    let root = doc.as_table();
+    let mut out = Document::default();
+    for (key, item) in root.iter() {
+        let key_span = root.key(key).and_then(|k| k.span()).unwrap_or(0..0);
+        match key {
+            "name" => out.name = value(item.clone(), key_span, problems),
+            "defaults" => {
+                if let Some(d) = value(item.clone(), key_span, problems) {
+                    out.defaults = d;
+                }
+            }
+            "nodes" => out.nodes = entries(item, key, key_span, problems),
+            "containers" => out.containers = entries(item, key, key_span, problems),
+            "views" => out.views = entries(item, key, key_span, problems),
+            other => {
+                let mut p = Problem::at(
+                    format!("unknown key `{other}`"),
+                    key_span,
+                    "not a topology key",
+                );
+                p = p.help(match super::check::closest(other, TOP_KEYS.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("the top-level keys are {}", TOP_KEYS.join(", ")),
+                });
+                problems.push(p);
+            }
+        }
+    }
+    if out.name.is_none() && root.get("name").is_none() {
+        problems.push(
+            Problem::at("the topology has no `name`", 0..0, "expected `name = \"...\"` here")
+                .help("add a first line like `name = \"todo\"` ([a-z0-9-], at most 32 characters)"),
+        );
+    }
+    Some(out)
+}
+
+/// Deserializes one item; a shape error becomes a problem labelled where it is.
+fn value<T: serde::de::DeserializeOwned>(
+    item: Item,
+    fallback: Range<usize>,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let fallback = item.span().unwrap_or(fallback);
+    let v = match item.into_value() {
+        Ok(v) => v,
+        Err(_) => {
+            problems.push(Problem::at("expected a value", fallback, "here"));
+            return None;
+        }
+    };
+    match T::deserialize(serde::de::IntoDeserializer::into_deserializer(v)) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let span = e.span().unwrap_or(fallback);
+            problems.push(Problem::at(shape_message(e.message()), span, "here"));
+            None
+        }
+    }
+}
+
+/// Makes serde's type names read like the file format.
+fn shape_message(m: &str) -> String {
+    m.trim_end()
+        .replace("expected u16", "expected a port number from 1 to 65535")
+        .replace("expected i64", "expected an integer")
+        .replace("invalid type: ", "wrong type: ")
+}
+
+/// Reads `[section]`: a table of named entries, each deserialized on its own.
+fn entries<T: serde::de::DeserializeOwned>(
+    item: &Item,
+    section: &str,
+    section_span: Range<usize>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Entry<T>> {
+    let Some(table) = item.as_table_like() else {
+        problems.push(Problem::at(
+            format!("`{section}` must be a table of named entries"),
+            item.span().unwrap_or(section_span),
+            "not a table",
+        ));
+        return Vec::new();
+    };
+    let mut out: Vec<Entry<T>> = Vec::new();
+    for (name, entry) in table.iter() {
+        let key_span = table
+            .get_key_value(name)
+            .and_then(|(k, _)| k.span())
+            .unwrap_or_else(|| section_span.clone());
+        let value = if entry.is_table_like() {
+            value(entry.clone(), key_span.clone(), problems)
+        } else {
+            problems.push(Problem::at(
+                format!("`{section}.{name}` must be a table"),
+                entry.span().unwrap_or_else(|| key_span.clone()),
+                "not a table",
+            ));
+            None
+        };
+        out.push(Entry {
+            name: name.to_owned(),
+            key_span,
+            value,
+        });
+    }
+    // File order, whatever order the parser kept them in.
+    out.sort_by_key(|e| e.key_span.start);
+    out
+}
