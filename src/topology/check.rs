@@ -1118,9 +1118,14 @@ impl Checker<'_> {
                     let Some(h) = p.host_port else { continue };
                     let key = (node.clone(), h, p.protocol);
                     if let Some((other, first)) = seen.get(&key) {
+                        let by = if other == cname {
+                            format!("by `{cname}`")
+                        } else {
+                            format!("by `{other}` and by `{cname}`")
+                        };
                         let mut problem = Problem::at(
                             format!(
-                                "host port {h}/{} is published twice on node `{node}`: by `{other}` and by `{cname}`",
+                                "host port {h}/{} is published twice on node `{node}`: {by}",
                                 p.protocol.as_str()
                             ),
                             span.clone(),
@@ -1291,14 +1296,23 @@ fn edit_distance(a: &str, b: &str) -> usize {
     if a.len().abs_diff(b.len()) > 3 || a.len() > 128 || b.len() > 128 {
         return usize::MAX;
     }
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    // Optimal string alignment: a swap of two neighbours (`nmae`) counts as one edit.
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
 }

@@ -332,35 +332,100 @@ pub(crate) fn read(source: &str, problems: &mut Vec<Problem>) -> Option<Document
 }
 
 /// Deserializes one item; a shape error becomes a problem labelled where it is.
+/// Unknown keys are removed and the item tried again, so that every typo in an
+/// entry is reported at once and the entry is still checked; any other shape error
+/// gives up on the entry (`None`), because guessing its meaning would only add noise.
 fn value<T: serde::de::DeserializeOwned>(
-    item: Item,
+    mut item: Item,
     fallback: Range<usize>,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
     let fallback = item.span().unwrap_or(fallback);
-    let v = match item.into_value() {
-        Ok(v) => v,
-        Err(_) => {
-            problems.push(Problem::at("expected a value", fallback, "here"));
+    // Each round removes one key; the bound only guards against a parser surprise.
+    for _ in 0..1000 {
+        let e = match deserialize::<T>(item.clone()) {
+            Ok(t) => return Some(t),
+            Err(e) => e,
+        };
+        let span = e.span().unwrap_or_else(|| fallback.clone());
+        let (problem, unknown) = shape_problem(e.message(), span.clone());
+        problems.push(problem);
+        if !(unknown && remove_key_at(&mut item, &span)) {
             return None;
         }
-    };
-    match T::deserialize(serde::de::IntoDeserializer::into_deserializer(v)) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            let span = e.span().unwrap_or(fallback);
-            problems.push(Problem::at(shape_message(e.message()), span, "here"));
-            None
-        }
+    }
+    None
+}
+
+/// Deserializes an item, keeping spans. A `[header]` table goes through a document:
+/// `Item::into_value` would reformat its keys and drop their spans.
+fn deserialize<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, toml_edit::de::Error> {
+    match item {
+        Item::Table(t) => T::deserialize(toml_edit::de::Deserializer::from(toml_edit::DocumentMut::from(t))),
+        Item::Value(v) => T::deserialize(serde::de::IntoDeserializer::into_deserializer(v)),
+        Item::None => Err(serde::de::Error::custom("expected a value")),
+        other => match other.into_value() {
+            Ok(v) => T::deserialize(serde::de::IntoDeserializer::into_deserializer(v)),
+            Err(_) => Err(serde::de::Error::custom("expected a value")),
+        },
     }
 }
 
-/// Makes serde's type names read like the file format.
-fn shape_message(m: &str) -> String {
-    m.trim_end()
+/// Turns a serde message into a problem; `true` when it is about an unknown key.
+fn shape_problem(message: &str, span: Range<usize>) -> (Problem, bool) {
+    let m = message.trim_end();
+    if let Some(rest) = m.strip_prefix("unknown field `") {
+        if let Some((key, expected)) = rest.split_once('`') {
+            let allowed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            let help = match super::check::closest(key, allowed.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if allowed.is_empty() => "no keys are allowed here".to_owned(),
+                None => format!("allowed keys here: {}", allowed.join(", ")),
+            };
+            let p = Problem::at(format!("unknown key `{key}`"), span, "unknown key").help(help);
+            return (p, true);
+        }
+    }
+    if let Some(rest) = m.strip_prefix("missing field `") {
+        let key = rest.split('`').next().unwrap_or(rest);
+        let p = Problem::at(format!("missing key `{key}`"), span, format!("`{key}` is required here"));
+        return (p, false);
+    }
+    let text = m
         .replace("expected u16", "expected a port number from 1 to 65535")
         .replace("expected i64", "expected an integer")
-        .replace("invalid type: ", "wrong type: ")
+        .replace("invalid type: ", "wrong type: ");
+    (Problem::at(text, span, "here"), false)
+}
+
+/// Removes the key whose name is at `span`, wherever it is nested. False if none is.
+fn remove_key_at(item: &mut Item, span: &Range<usize>) -> bool {
+    match item {
+        Item::Value(v) => remove_in_value(v, span),
+        Item::Table(t) => remove_in_table(t, span),
+        Item::ArrayOfTables(a) => a.iter_mut().any(|t| remove_in_table(t, span)),
+        Item::None => false,
+    }
+}
+
+fn remove_in_value(v: &mut toml_edit::Value, span: &Range<usize>) -> bool {
+    match v {
+        toml_edit::Value::InlineTable(t) => remove_in_table(t, span),
+        toml_edit::Value::Array(a) => a.iter_mut().any(|v| remove_in_value(v, span)),
+        _ => false,
+    }
+}
+
+fn remove_in_table(t: &mut dyn toml_edit::TableLike, span: &Range<usize>) -> bool {
+    let hit = t
+        .iter()
+        .map(|(k, _)| k.to_owned())
+        .find(|k| t.key(k).and_then(|k| k.span()).as_ref() == Some(span));
+    if let Some(k) = hit {
+        t.remove(&k);
+        return true;
+    }
+    t.iter_mut().any(|(_, item)| remove_key_at(item, span))
 }
 
 /// Reads `[section]`: a table of named entries, each deserialized on its own.
