@@ -39,7 +39,7 @@ pub fn check(name: &str, source: &[u8]) -> Result<Topology, Invalid> {
                 at..at + 1,
                 "invalid byte here",
             ));
-            return Err(invalid(name, String::from_utf8_lossy(source).into_owned(), problems));
+            return Err(invalid(name, printable(source), problems));
         }
     };
     let topology = raw::read(&text, &mut problems).and_then(|doc| {
@@ -59,11 +59,31 @@ pub fn check(name: &str, source: &[u8]) -> Result<Topology, Invalid> {
 fn invalid(name: &str, source: String, mut problems: Vec<Problem>) -> Invalid {
     // File order, so a reader can walk the file top to bottom.
     problems.sort_by_key(|p| p.labels.first().map(|l| l.span.start));
+    problems.dedup();
     Invalid {
         name: name.to_owned(),
-        source,
+        source: printable(source.as_bytes()),
         problems,
     }
+}
+
+/// The file as text to show under a report: every byte that is not printable UTF-8
+/// (invalid sequences, control characters) becomes `?`, one byte for one byte, so
+/// spans still point at the same places and a terminal never receives raw junk.
+fn printable(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() && !matches!(c, '\n' | '\t' | '\r') {
+                // Keep the byte count: a multi-byte control char becomes as many `?`.
+                out.extend(std::iter::repeat_n('?', c.len_utf8()));
+            } else {
+                out.push(c);
+            }
+        }
+        out.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+    }
+    out
 }
 
 /// What a name in `[containers]` stands for, after replica expansion.
@@ -684,7 +704,10 @@ impl Checker<'_> {
                 if !publishes && reported.insert(d.name.clone()) {
                     self.push(
                         Problem::at(
-                            format!("`{m}` does not publish port {port}/tcp, which view `{name}` needs"),
+                            format!(
+                                "`{}` does not publish port {port}/tcp, which view `{name}` needs",
+                                d.name
+                            ),
                             p.span(),
                             "view port",
                         )
@@ -789,14 +812,16 @@ impl Checker<'_> {
         for d in declared {
             // Links are resolved once per declaration; every replica gets the same list.
             let resolved = self.declared_links(d, declared);
+            // Replicas share their declaration: report a clash once, not once per replica.
+            let mut reported = BTreeSet::new();
             for (cname, node, replica) in &d.concrete {
                 let mut env = d.env.clone();
                 env.insert("GEARTOPO_CONTAINER".into(), plain(cname));
                 if let Some(i) = replica {
                     env.insert("GEARTOPO_REPLICA".into(), plain(&i.to_string()));
                 }
-                // (link, span) in order; the span is used for duplicate-listen labels.
-                let mut links: Vec<(Link, Range<usize>)> = Vec::new();
+                // (link, span, label) in order; for duplicate-listen reports.
+                let mut links: Vec<(Link, Range<usize>, String)> = Vec::new();
                 for (link, span) in &resolved {
                     if let LinkTarget::Container { container, .. } = &link.target {
                         if container == cname {
@@ -811,7 +836,7 @@ impl Checker<'_> {
                             continue;
                         }
                     }
-                    links.push((link.clone(), span.clone()));
+                    links.push((link.clone(), span.clone(), "this link listens there".into()));
                 }
                 for x in views {
                     let v = &x.view;
@@ -846,11 +871,12 @@ impl Checker<'_> {
                                     origin: LinkOrigin::View { view: v.name.clone() },
                                 },
                                 x.key_span.clone(),
+                                format!("view `{}` listens there", v.name),
                             ));
                         }
                     }
                 }
-                self.duplicate_listens(cname, &links);
+                self.duplicate_listens(d, cname, &links, &mut reported);
                 containers.push(Container {
                     name: cname.clone(),
                     declared: d.name.clone(),
@@ -860,35 +886,49 @@ impl Checker<'_> {
                     command: d.command.clone(),
                     env,
                     publish: d.publish.iter().map(|(p, _)| *p).collect(),
-                    links: links.into_iter().map(|(l, _)| l).collect(),
+                    links: links.into_iter().map(|(l, _, _)| l).collect(),
                 });
             }
         }
         containers
     }
 
-    fn duplicate_listens(&mut self, cname: &str, links: &[(Link, Range<usize>)]) {
-        let mut seen: BTreeMap<(Ipv4Addr, u16, Protocol), &Range<usize>> = BTreeMap::new();
-        for (l, span) in links {
+    fn duplicate_listens(
+        &mut self,
+        d: &Declared<'_>,
+        cname: &str,
+        links: &[(Link, Range<usize>, String)],
+        reported: &mut BTreeSet<(Ipv4Addr, u16, Protocol)>,
+    ) {
+        let mut seen: BTreeMap<(Ipv4Addr, u16, Protocol), (&Range<usize>, &str)> = BTreeMap::new();
+        for (l, span, label) in links {
             let key = (l.listen_ip, l.listen_port, l.protocol);
-            if let Some(first) = seen.get(&key) {
-                let mut p = Problem::at(
-                    format!(
-                        "`{cname}` has two links listening on {}:{}/{}",
-                        l.listen_ip,
-                        l.listen_port,
-                        l.protocol.as_str()
-                    ),
-                    span.clone(),
-                    "this link",
-                );
-                if *first != span {
-                    p = p.label((*first).clone(), "and this one");
-                }
-                self.push(p.help("give one of them another `listen` address or port"));
-            } else {
-                seen.insert(key, span);
+            let Some((first, first_label)) = seen.get(&key).copied() else {
+                seen.insert(key, (span, label));
+                continue;
+            };
+            if !reported.insert(key) {
+                continue;
             }
+            let who = if d.raw.replicas.is_some() {
+                format!("replica `{cname}` of `{}`", d.name)
+            } else {
+                format!("`{cname}`")
+            };
+            let mut p = Problem::at(
+                format!(
+                    "{who} has two links listening on {}:{}/{}",
+                    l.listen_ip,
+                    l.listen_port,
+                    l.protocol.as_str()
+                ),
+                span.clone(),
+                label.clone(),
+            );
+            if first != span {
+                p = p.label(first.clone(), first_label);
+            }
+            self.push(p.help("give one of them another `listen` address or port"));
         }
     }
 

@@ -285,6 +285,23 @@ const TOP_KEYS: &[&str] = &["name", "defaults", "nodes", "containers", "views"];
 /// Reads `source` into a [`Document`], pushing a problem for every shape error.
 /// Returns `None` only when the file is not TOML at all.
 pub(crate) fn read(source: &str, problems: &mut Vec<Problem>) -> Option<Document> {
+    let first = problems.len();
+    let doc = read_document(source, problems);
+    // Serde labels a missing key on the whole table; a `[header]` table spans many
+    // lines, so keep only its first line (the header) to point at.
+    for p in &mut problems[first..] {
+        for l in &mut p.labels {
+            if let Some(text) = source.get(l.span.clone()) {
+                if let Some(nl) = text.find('\n') {
+                    l.span.end = l.span.start + text[..nl].trim_end().len();
+                }
+            }
+        }
+    }
+    doc
+}
+
+fn read_document(source: &str, problems: &mut Vec<Problem>) -> Option<Document> {
     let doc = match ImDocument::parse(source.to_owned()) {
         Ok(doc) => doc,
         Err(e) => {
@@ -395,7 +412,16 @@ fn shape_problem(message: &str, span: Range<usize>) -> (Problem, bool) {
         .replace("expected u16", "expected a port number from 1 to 65535")
         .replace("expected i64", "expected an integer")
         .replace("invalid type: ", "wrong type: ");
-    (Problem::at(text, span, "here"), false)
+    let label = if text.starts_with("wrong type") {
+        "wrong type"
+    } else if text.starts_with("unknown variant") {
+        "not an allowed value"
+    } else if text.starts_with("invalid value") {
+        "invalid value"
+    } else {
+        "here"
+    };
+    (Problem::at(text, span, label), false)
 }
 
 /// Removes the key whose name is at `span`, wherever it is nested. False if none is.
