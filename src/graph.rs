@@ -88,7 +88,10 @@ impl DepGraph {
         }
         for c in &t.containers {
             for l in &c.links {
-                let LinkTarget::Container { container: target, .. } = &l.target else {
+                let LinkTarget::Container {
+                    container: target, ..
+                } = &l.target
+                else {
                     continue;
                 };
                 // Only containers of this topology have steps; the model guarantees it,
@@ -101,7 +104,10 @@ impl DepGraph {
                 ) else {
                     continue;
                 };
-                g.targets.entry(c.name.clone()).or_default().insert(target.clone());
+                g.targets
+                    .entry(c.name.clone())
+                    .or_default()
+                    .insert(target.clone());
                 match l.origin {
                     LinkOrigin::Declared { .. } => {
                         g.edge(tc, cr, Why::Link);
@@ -204,7 +210,14 @@ impl DepGraph {
         let mut indegree: BTreeMap<NodeIndex, usize> = self
             .graph
             .node_indices()
-            .map(|n| (n, self.graph.neighbors_directed(n, Direction::Incoming).count()))
+            .map(|n| {
+                (
+                    n,
+                    self.graph
+                        .neighbors_directed(n, Direction::Incoming)
+                        .count(),
+                )
+            })
             .collect();
         let mut ready: BTreeSet<(Step, NodeIndex)> = indegree
             .iter()
@@ -246,7 +259,9 @@ impl DepGraph {
         let mut out = BTreeSet::new();
         let mut todo: Vec<&String> = containers.iter().collect();
         while let Some(c) = todo.pop() {
-            let Some(targets) = self.targets.get(c) else { continue };
+            let Some(targets) = self.targets.get(c) else {
+                continue;
+            };
             if out.insert(c.clone()) {
                 todo.extend(targets.iter());
             }
@@ -285,7 +300,12 @@ impl DepGraph {
                 Why::Link => " [style=bold]",
                 Why::View => " [style=dashed]",
             };
-            let _ = writeln!(out, "  {} -> {}{style};", dot_quote(&a.label()), dot_quote(&b.label()));
+            let _ = writeln!(
+                out,
+                "  {} -> {}{style};",
+                dot_quote(&a.label()),
+                dot_quote(&b.label())
+            );
         }
         out.push_str("}\n");
         out

@@ -65,7 +65,10 @@ fn graph_of_an_invalid_file_reports_and_exits_1() {
     let (code, stdout, stderr) = run(&["graph", "tests/validate/cycle.toml"]);
     assert_eq!(code, Some(1));
     assert!(stdout.is_empty());
-    assert!(stderr.contains("start-order cycle: app1 -> app2 -> app1"), "{stderr}");
+    assert!(
+        stderr.contains("start-order cycle: app1 -> app2 -> app1"),
+        "{stderr}"
+    );
 }
 
 fn load(ex: &str) -> geartopo::topology::Topology {
@@ -73,7 +76,10 @@ fn load(ex: &str) -> geartopo::topology::Topology {
 }
 
 fn position(order: &[Step], s: &Step) -> usize {
-    order.iter().position(|x| x == s).unwrap_or_else(|| panic!("{s:?} missing"))
+    order
+        .iter()
+        .position(|x| x == s)
+        .unwrap_or_else(|| panic!("{s:?} missing"))
 }
 
 #[test]

@@ -48,7 +48,9 @@ fn links_of_every_example_match_their_golden_files() {
 fn the_seed_app_sees_redis_on_localhost() {
     let (_, text) = run(&["links", "examples/redis-todo.toml"]);
     assert!(
-        text.contains("app1 (node1)\n  127.0.0.1:6379/tcp -> redisdb:6379 (node4 198.18.0.4:50000)\n"),
+        text.contains(
+            "app1 (node1)\n  127.0.0.1:6379/tcp -> redisdb:6379 (node4 198.18.0.4:50000)\n"
+        ),
         "{text}"
     );
 }
@@ -64,8 +66,18 @@ fn a_view_member_reaches_itself_and_the_others_at_their_view_addresses() {
         .find(|c| c["name"] == "db-2")
         .unwrap();
     let links = db2["links"].as_array().unwrap();
-    let listens: Vec<&str> = links.iter().map(|l| l["listen"].as_str().unwrap()).collect();
-    assert_eq!(listens, ["192.168.1.1:27017", "192.168.1.2:27017", "192.168.1.3:27017"]);
+    let listens: Vec<&str> = links
+        .iter()
+        .map(|l| l["listen"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listens,
+        [
+            "192.168.1.1:27017",
+            "192.168.1.2:27017",
+            "192.168.1.3:27017"
+        ]
+    );
     assert_eq!(links[1]["target"]["kind"], "loopback");
     assert_eq!(links[0]["target"]["container"], "db-1");
     assert_eq!(links[0]["target"]["node_address"], "198.18.0.1");

@@ -42,7 +42,10 @@ fn every_bad_file_reports_exactly_its_golden_diagnostics() {
         let stderr = String::from_utf8(out.stderr).expect("reports are UTF-8");
         let golden = case.with_extension("stderr");
         if out.status.code() != Some(1) {
-            failures.push(format!("{file_name}: exit {:?}, expected 1", out.status.code()));
+            failures.push(format!(
+                "{file_name}: exit {:?}, expected 1",
+                out.status.code()
+            ));
         }
         if !out.stdout.is_empty() {
             failures.push(format!("{file_name}: printed on stdout"));
@@ -78,7 +81,13 @@ fn every_example_validates_with_a_one_line_summary() {
         n += 1;
         let out = geartopo().arg("validate").arg(&path).output().unwrap();
         let stdout = String::from_utf8(out.stdout).unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(stdout.lines().count(), 1, "{stdout}");
         assert!(stdout.contains("is valid"), "{stdout}");
     }
@@ -87,10 +96,16 @@ fn every_example_validates_with_a_one_line_summary() {
 
 #[test]
 fn a_missing_file_is_an_error_not_a_panic() {
-    let out = geartopo().args(["validate", "/nonexistent/geartopo.toml"]).output().unwrap();
+    let out = geartopo()
+        .args(["validate", "/nonexistent/geartopo.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("cannot read /nonexistent/geartopo.toml"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read /nonexistent/geartopo.toml"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -101,7 +116,13 @@ fn the_default_file_is_geartopo_toml_in_the_current_directory() {
         dir.path().join("geartopo.toml"),
     )
     .unwrap();
-    let out = geartopo().current_dir(dir.path()).arg("validate").output().unwrap();
+    let out = geartopo()
+        .current_dir(dir.path())
+        .arg("validate")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8(out.stdout).unwrap().starts_with("geartopo.toml: topology \"todo\" is valid"));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("geartopo.toml: topology \"todo\" is valid"));
 }

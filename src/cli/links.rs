@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::topology::model::{LinkOrigin, LinkTarget, NodeAddress, Topology};
 use crate::topology;
+use crate::topology::model::{LinkOrigin, LinkTarget, NodeAddress, Topology};
 
 #[derive(Debug, clap::Args)]
 pub struct LinksArgs {
@@ -92,7 +92,12 @@ fn node_address(t: &Topology, node: &str) -> String {
 }
 
 /// The published host port of `container`'s `port`/protocol, if fixed in the file.
-fn host_port(t: &Topology, container: &str, port: u16, link: &crate::topology::model::Link) -> Option<u16> {
+fn host_port(
+    t: &Topology,
+    container: &str,
+    port: u16,
+    link: &crate::topology::model::Link,
+) -> Option<u16> {
     t.container(container)?
         .publish
         .iter()
@@ -119,7 +124,10 @@ pub(crate) fn json(t: &Topology) -> LinksJson {
                         protocol: l.protocol.as_str(),
                         target: match &l.target {
                             LinkTarget::Container { container, port } => {
-                                let node = t.container(container).map(|c| c.node.clone()).unwrap_or_default();
+                                let node = t
+                                    .container(container)
+                                    .map(|c| c.node.clone())
+                                    .unwrap_or_default();
                                 TargetJson::Container {
                                     container: container.clone(),
                                     port: *port,
@@ -128,11 +136,16 @@ pub(crate) fn json(t: &Topology) -> LinksJson {
                                     host_port: host_port(t, container, *port, l),
                                 }
                             }
-                            LinkTarget::Raw { host, port } => TargetJson::Raw { host: host.clone(), port: *port },
+                            LinkTarget::Raw { host, port } => TargetJson::Raw {
+                                host: host.clone(),
+                                port: *port,
+                            },
                             LinkTarget::Loopback { port } => TargetJson::Loopback { port: *port },
                         },
                         origin: match &l.origin {
-                            LinkOrigin::Declared { index } => OriginJson::Declared { index: *index },
+                            LinkOrigin::Declared { index } => {
+                                OriginJson::Declared { index: *index }
+                            }
                             LinkOrigin::View { view } => OriginJson::View { view: view.clone() },
                         },
                     })
@@ -153,15 +166,23 @@ pub(crate) fn text(t: &Topology) -> String {
         for l in &c.links {
             let target = match &l.target {
                 LinkTarget::Container { container, port } => {
-                    let node = t.container(container).map(|c| c.node.as_str()).unwrap_or("?");
+                    let node = t
+                        .container(container)
+                        .map(|c| c.node.as_str())
+                        .unwrap_or("?");
                     let host = match host_port(t, container, *port, l) {
                         Some(h) => h.to_string(),
                         None => "host port picked at apply".into(),
                     };
-                    format!("{container}:{port} ({node} {}:{host})", node_address(t, node))
+                    format!(
+                        "{container}:{port} ({node} {}:{host})",
+                        node_address(t, node)
+                    )
                 }
                 LinkTarget::Raw { host, port } => format!("{host}:{port}"),
-                LinkTarget::Loopback { port } => format!("{}:{port} (itself, 127.0.0.1:{port})", c.name),
+                LinkTarget::Loopback { port } => {
+                    format!("{}:{port} (itself, 127.0.0.1:{port})", c.name)
+                }
             };
             let origin = match &l.origin {
                 LinkOrigin::Declared { .. } => String::new(),

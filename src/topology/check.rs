@@ -16,8 +16,7 @@ use super::model::{
     Publish, Runtime, Topology, View,
 };
 use super::raw::{
-    self, Document, Entry, RawContainer, RawEnvValue, RawLink, RawProtocol, RawRuntime,
-    RawView,
+    self, Document, Entry, RawContainer, RawEnvValue, RawLink, RawProtocol, RawRuntime, RawView,
 };
 
 /// Most replicas one container may have: enough for any cluster, small enough that
@@ -152,7 +151,8 @@ impl Checker<'_> {
         let n = name.get_ref();
         let ok = !n.is_empty()
             && n.len() <= 32
-            && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !ok {
             self.push(
                 Problem::at(
@@ -191,13 +191,23 @@ impl Checker<'_> {
         let default_known = self
             .path(d.known_hosts.as_ref())
             .unwrap_or_else(|| expand_tilde("~/.ssh/known_hosts"));
-        let default_runtime = d.runtime.as_ref().map(|r| runtime(*r.get_ref())).unwrap_or(Runtime::Podman);
-        let default_range = self
-            .host_ports(d.host_ports.as_ref())
-            .unwrap_or(PortRange { first: 4000, last: 60000 });
+        let default_runtime = d
+            .runtime
+            .as_ref()
+            .map(|r| runtime(*r.get_ref()))
+            .unwrap_or(Runtime::Podman);
+        let default_range = self.host_ports(d.host_ports.as_ref()).unwrap_or(PortRange {
+            first: 4000,
+            last: 60000,
+        });
 
         let mut nodes = BTreeMap::new();
-        for Entry { name, key_span, value } in &doc.nodes {
+        for Entry {
+            name,
+            key_span,
+            value,
+        } in &doc.nodes
+        {
             self.node_names.insert(name.clone());
             let good_name = self.entity_name("node", name, key_span.clone());
             let Some(raw) = value else { continue };
@@ -205,14 +215,24 @@ impl Checker<'_> {
             let node = Node {
                 name: name.clone(),
                 address: address.unwrap_or(NodeAddress::Local),
-                user: self.user(raw.user.as_ref()).unwrap_or_else(|| default_user.clone()),
+                user: self
+                    .user(raw.user.as_ref())
+                    .unwrap_or_else(|| default_user.clone()),
                 port: self.port_value(raw.port.as_ref()).unwrap_or(default_port),
-                identity: self.path(raw.identity.as_ref()).or_else(|| default_identity.clone()),
+                identity: self
+                    .path(raw.identity.as_ref())
+                    .or_else(|| default_identity.clone()),
                 known_hosts: self
                     .path(raw.known_hosts.as_ref())
                     .unwrap_or_else(|| default_known.clone()),
-                runtime: raw.runtime.as_ref().map(|r| runtime(*r.get_ref())).unwrap_or(default_runtime),
-                host_ports: self.host_ports(raw.host_ports.as_ref()).unwrap_or(default_range),
+                runtime: raw
+                    .runtime
+                    .as_ref()
+                    .map(|r| runtime(*r.get_ref()))
+                    .unwrap_or(default_runtime),
+                host_ports: self
+                    .host_ports(raw.host_ports.as_ref())
+                    .unwrap_or(default_range),
             };
             if good_name {
                 nodes.insert(name.clone(), node);
@@ -227,9 +247,11 @@ impl Checker<'_> {
             return Some(NodeAddress::Local);
         }
         if let Some(why) = host_problem(s) {
-            self.push(Problem::at(format!("invalid node address {s:?}"), a.span(), why).help(
-                "an address is an IPv4 address, a DNS name, or \"local\" for this machine",
-            ));
+            self.push(
+                Problem::at(format!("invalid node address {s:?}"), a.span(), why).help(
+                    "an address is an IPv4 address, a DNS name, or \"local\" for this machine",
+                ),
+            );
             return None;
         }
         Some(NodeAddress::Remote(s.clone()))
@@ -240,7 +262,8 @@ impl Checker<'_> {
         let s = u.get_ref();
         let ok = !s.is_empty()
             && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
             && !s.starts_with('-');
         if !ok {
             self.push(Problem::at(
@@ -256,7 +279,11 @@ impl Checker<'_> {
     fn port_value(&mut self, p: Option<&Spanned<u16>>) -> Option<u16> {
         let p = p?;
         if *p.get_ref() == 0 {
-            self.push(Problem::at("port 0 is not a port", p.span(), "expected 1 to 65535"));
+            self.push(Problem::at(
+                "port 0 is not a port",
+                p.span(),
+                "expected 1 to 65535",
+            ));
             return None;
         }
         Some(*p.get_ref())
@@ -266,7 +293,11 @@ impl Checker<'_> {
         let p = p?;
         let s = p.get_ref();
         if s.is_empty() || s.contains('\0') {
-            self.push(Problem::at("invalid path", p.span(), "must be non-empty, without NUL"));
+            self.push(Problem::at(
+                "invalid path",
+                p.span(),
+                "must be non-empty, without NUL",
+            ));
             return None;
         }
         Some(expand_tilde(s))
@@ -295,7 +326,12 @@ impl Checker<'_> {
         let mut declared: Vec<Declared<'d>> = Vec::new();
         // Which declaration claimed a concrete name first, for "used twice" labels.
         let mut claimed: BTreeMap<String, Range<usize>> = BTreeMap::new();
-        for Entry { name, key_span, value } in &doc.containers {
+        for Entry {
+            name,
+            key_span,
+            value,
+        } in &doc.containers
+        {
             let good_name = self.entity_name("container", name, key_span.clone());
             let Some(raw) = value else {
                 self.names.insert(name.clone(), Named::Broken);
@@ -335,12 +371,16 @@ impl Checker<'_> {
             }
             if raw.replicas.is_some() {
                 let replicas = concrete.iter().map(|c| c.0.clone()).collect();
-                self.names.entry(name.clone()).or_insert(Named::Replicated(index, replicas));
+                self.names
+                    .entry(name.clone())
+                    .or_insert(Named::Replicated(index, replicas));
                 for (n, _, _) in &concrete {
                     self.names.entry(n.clone()).or_insert(Named::Replica(index));
                 }
             } else {
-                self.names.entry(name.clone()).or_insert(Named::Single(index));
+                self.names
+                    .entry(name.clone())
+                    .or_insert(Named::Single(index));
             }
             let image = self.image(&raw.image);
             let command = self.command(raw);
@@ -411,7 +451,11 @@ impl Checker<'_> {
             (Some(node), None) => vec![node],
             (None, Some(nodes)) if !nodes.get_ref().is_empty() => nodes.get_ref().iter().collect(),
             (None, Some(nodes)) => {
-                self.push(Problem::at("`nodes` is empty", nodes.span(), "list at least one node"));
+                self.push(Problem::at(
+                    "`nodes` is empty",
+                    nodes.span(),
+                    "list at least one node",
+                ));
                 return Vec::new();
             }
             (Some(node), Some(nodes)) => {
@@ -449,10 +493,12 @@ impl Checker<'_> {
         let n = node.get_ref();
         if !self.node_names.contains(n) {
             let mut p = Problem::at(format!("unknown node `{n}`"), node.span(), "no such node");
-            p = p.help(match closest(n, self.node_names.iter().map(String::as_str)) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!("declare it under [nodes.{n}]"),
-            });
+            p = p.help(
+                match closest(n, self.node_names.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("declare it under [nodes.{n}]"),
+                },
+            );
             self.push(p);
         }
     }
@@ -460,7 +506,8 @@ impl Checker<'_> {
     fn image(&mut self, image: &Spanned<String>) -> String {
         let s = image.get_ref();
         let ok = !s.is_empty()
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/:@-".contains(&b))
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._/:@-".contains(&b))
             && !s.starts_with('-');
         if !ok {
             self.push(Problem::at(
@@ -473,10 +520,16 @@ impl Checker<'_> {
     }
 
     fn command(&mut self, raw: &RawContainer) -> Vec<String> {
-        let Some(cmd) = &raw.command else { return Vec::new() };
+        let Some(cmd) = &raw.command else {
+            return Vec::new();
+        };
         for arg in cmd.get_ref() {
             if arg.get_ref().contains('\0') {
-                self.push(Problem::at("NUL in a command argument", arg.span(), "not allowed"));
+                self.push(Problem::at(
+                    "NUL in a command argument",
+                    arg.span(),
+                    "not allowed",
+                ));
             }
         }
         cmd.get_ref().iter().map(|a| a.get_ref().clone()).collect()
@@ -512,12 +565,22 @@ impl Checker<'_> {
                 continue;
             }
             let v = match value.get_ref() {
-                RawEnvValue::Plain(s) => EnvValue { value: s.clone(), secret: false },
-                RawEnvValue::Table(t) => EnvValue { value: t.value.clone(), secret: t.secret },
+                RawEnvValue::Plain(s) => EnvValue {
+                    value: s.clone(),
+                    secret: false,
+                },
+                RawEnvValue::Table(t) => EnvValue {
+                    value: t.value.clone(),
+                    secret: t.secret,
+                },
             };
             if v.value.contains('\0') {
                 // The span is of the whole value: a secret's text is never shown, only where it is.
-                self.push(Problem::at("NUL in an environment value", value.span(), "not allowed"));
+                self.push(Problem::at(
+                    "NUL in an environment value",
+                    value.span(),
+                    "not allowed",
+                ));
                 continue;
             }
             out.insert(k.clone(), v);
@@ -529,7 +592,9 @@ impl Checker<'_> {
         let mut out: Vec<(Publish, Range<usize>)> = Vec::new();
         for p in raw.publish.iter().flatten() {
             let r = p.get_ref();
-            let Some(port) = self.port_value(Some(&r.port)) else { continue };
+            let Some(port) = self.port_value(Some(&r.port)) else {
+                continue;
+            };
             let host_port = match &r.host_port {
                 Some(h) => match self.port_value(Some(h)) {
                     Some(h) => Some(h),
@@ -542,15 +607,24 @@ impl Checker<'_> {
                 .iter()
                 .find(|(q, _)| q.port == port && q.protocol == protocol)
             {
-                self.push(Problem::at(
-                    format!("port {port}/{} is published twice", protocol.as_str()),
-                    p.span(),
-                    "again here",
-                )
-                .label(first.clone(), "first here"));
+                self.push(
+                    Problem::at(
+                        format!("port {port}/{} is published twice", protocol.as_str()),
+                        p.span(),
+                        "again here",
+                    )
+                    .label(first.clone(), "first here"),
+                );
                 continue;
             }
-            out.push((Publish { port, host_port, protocol }, p.span()));
+            out.push((
+                Publish {
+                    port,
+                    host_port,
+                    protocol,
+                },
+                p.span(),
+            ));
         }
         out
     }
@@ -560,7 +634,12 @@ impl Checker<'_> {
     fn views<'d>(&mut self, doc: &'d Document, declared: &[Declared<'_>]) -> Vec<Expanded<'d>> {
         let mut out: Vec<Expanded<'d>> = Vec::new();
         let mut env_names: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
-        for Entry { name, key_span, value } in &doc.views {
+        for Entry {
+            name,
+            key_span,
+            value,
+        } in &doc.views
+        {
             let good = self.entity_name("view", name, key_span.clone());
             let Some(raw) = value else { continue };
             let env_name = view_env_name(name);
@@ -654,7 +733,9 @@ impl Checker<'_> {
             match self.participants(o, "observer") {
                 Some(list) => {
                     for c in list {
-                        if let Some((_, first)) = members.iter().chain(&observers).find(|(x, _)| *x == c) {
+                        if let Some((_, first)) =
+                            members.iter().chain(&observers).find(|(x, _)| *x == c)
+                        {
                             self.push(
                                 Problem::at(
                                     format!("`{c}` is already in view `{name}`"),
@@ -688,7 +769,11 @@ impl Checker<'_> {
                 continue;
             };
             if ports.contains(&port) {
-                self.push(Problem::at(format!("port {port} is listed twice"), p.span(), "again here"));
+                self.push(Problem::at(
+                    format!("port {port} is listed twice"),
+                    p.span(),
+                    "again here",
+                ));
                 ok = false;
                 continue;
             }
@@ -696,7 +781,9 @@ impl Checker<'_> {
             // Every member must publish every view port: that is what others reach.
             let mut reported = BTreeSet::new();
             for (m, m_span) in &members {
-                let Some(d) = declared_of(&self.names, declared, m) else { continue };
+                let Some(d) = declared_of(&self.names, declared, m) else {
+                    continue;
+                };
                 let publishes = d
                     .publish
                     .iter()
@@ -722,7 +809,11 @@ impl Checker<'_> {
             }
         }
         let (net, prefix_len) = subnet?;
-        let hosts: u64 = if prefix_len <= 30 { (1u64 << (32 - prefix_len)) - 2 } else { 0 };
+        let hosts: u64 = if prefix_len <= 30 {
+            (1u64 << (32 - prefix_len)) - 2
+        } else {
+            0
+        };
         if (members.len() as u64) > hosts {
             self.push(
                 Problem::at(
@@ -849,7 +940,10 @@ impl Checker<'_> {
                         .map(|i| v.address(i).to_string())
                         .collect();
                     if let Some(i) = member {
-                        env.insert(format!("GEARTOPO_VIEW_{}", x.env_name), plain(&addresses[i]));
+                        env.insert(
+                            format!("GEARTOPO_VIEW_{}", x.env_name),
+                            plain(&addresses[i]),
+                        );
                     }
                     env.insert(
                         format!("GEARTOPO_VIEW_{}_MEMBERS", x.env_name),
@@ -860,7 +954,10 @@ impl Checker<'_> {
                             let target = if m == cname {
                                 LinkTarget::Loopback { port }
                             } else {
-                                LinkTarget::Container { container: m.clone(), port }
+                                LinkTarget::Container {
+                                    container: m.clone(),
+                                    port,
+                                }
                             };
                             links.push((
                                 Link {
@@ -868,7 +965,9 @@ impl Checker<'_> {
                                     listen_port: port,
                                     protocol: Protocol::Tcp,
                                     target,
-                                    origin: LinkOrigin::View { view: v.name.clone() },
+                                    origin: LinkOrigin::View {
+                                        view: v.name.clone(),
+                                    },
                                 },
                                 x.key_span.clone(),
                                 format!("view `{}` listens there", v.name),
@@ -979,7 +1078,10 @@ impl Checker<'_> {
                 t.to.get_ref().clone(),
                 t.to.span(),
                 t.listen.as_ref().map(|s| s.get_ref().clone()),
-                t.listen.as_ref().map(|s| s.span()).unwrap_or_else(|| l.span()),
+                t.listen
+                    .as_ref()
+                    .map(|s| s.span())
+                    .unwrap_or_else(|| l.span()),
                 protocol(t.protocol.as_ref()),
             ),
         };
@@ -1076,7 +1178,10 @@ impl Checker<'_> {
         match self.names.get(host).cloned() {
             Some(Named::Broken) => return None,
             Some(Named::Replicated(_, replicas)) => {
-                let first = replicas.first().cloned().unwrap_or_else(|| format!("{host}-1"));
+                let first = replicas
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| format!("{host}-1"));
                 self.push(
                     Problem::at(
                         format!("`{host}` is a replicated container: link to one replica"),
@@ -1091,7 +1196,10 @@ impl Checker<'_> {
             }
             Some(Named::Single(_)) | Some(Named::Replica(_)) => {
                 let d = declared_of(&self.names, declared, host)?;
-                let published = d.publish.iter().any(|(p, _)| p.port == port && p.protocol == proto);
+                let published = d
+                    .publish
+                    .iter()
+                    .any(|(p, _)| p.port == port && p.protocol == proto);
                 if !published {
                     let list: Vec<String> = d
                         .publish
@@ -1120,7 +1228,11 @@ impl Checker<'_> {
             None => {}
         }
         if let Some(why) = host_problem(host) {
-            self.push(Problem::at(format!("invalid link target host {host:?}"), span, why));
+            self.push(Problem::at(
+                format!("invalid link target host {host:?}"),
+                span,
+                why,
+            ));
             return None;
         }
         if host.parse::<Ipv4Addr>().is_err() && !host.contains('.') {
@@ -1138,7 +1250,11 @@ impl Checker<'_> {
             return None;
         }
         if host == "0.0.0.0" {
-            self.push(Problem::at("cannot link to 0.0.0.0", span, "not a destination"));
+            self.push(Problem::at(
+                "cannot link to 0.0.0.0",
+                span,
+                "not a destination",
+            ));
             return None;
         }
         Some(LinkTarget::Raw {
@@ -1172,7 +1288,8 @@ impl Checker<'_> {
                             format!("`{cname}` publishes it here"),
                         );
                         if first != span {
-                            problem = problem.label(first.clone(), format!("`{other}` publishes it here"));
+                            problem = problem
+                                .label(first.clone(), format!("`{other}` publishes it here"));
                         } else {
                             problem = problem.help("replicas on one node cannot share a host port: omit `host_port` or spread the replicas over more nodes");
                         }
@@ -1186,13 +1303,17 @@ impl Checker<'_> {
     }
 
     fn start_cycles(&mut self, t: &Topology, declared: &[Declared<'_>]) {
-        let Err(cycle) = crate::graph::DepGraph::build(t) else { return };
+        let Err(cycle) = crate::graph::DepGraph::build(t) else {
+            return;
+        };
         let path = cycle.path.join(" -> ");
         let mut p = Problem::new(format!("start-order cycle: {path}"));
         for pair in cycle.path.windows(2) {
             let (from, to) = (&pair[0], &pair[1]);
             let Some(c) = t.container(from) else { continue };
-            let Some(d) = declared.iter().find(|d| d.name == c.declared) else { continue };
+            let Some(d) = declared.iter().find(|d| d.name == c.declared) else {
+                continue;
+            };
             let index = c.links.iter().find_map(|l| match (&l.target, &l.origin) {
                 (LinkTarget::Container { container, .. }, LinkOrigin::Declared { index })
                     if container == to =>
@@ -1202,7 +1323,10 @@ impl Checker<'_> {
                 _ => None,
             });
             if let Some(link) = index.and_then(|i| d.raw.links.as_ref()?.get(i)) {
-                p = p.label(link.span(), format!("`{from}` links to `{to}`, so `{to}` starts first"));
+                p = p.label(
+                    link.span(),
+                    format!("`{from}` links to `{to}`, so `{to}` starts first"),
+                );
             }
         }
         self.push(p.help(
@@ -1263,7 +1387,13 @@ fn parse_port(s: &str) -> Option<u16> {
 /// `GEARTOPO_VIEW_<NAME>`'s NAME: upper case, every other character `_`.
 pub(crate) fn view_env_name(view: &str) -> String {
     view.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -1273,7 +1403,10 @@ fn name_problem(name: &str) -> Option<&'static str> {
         Some("a name cannot be empty")
     } else if name.len() > MAX_NAME {
         Some("longer than 63 characters")
-    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
         Some("only A-Z a-z 0-9 _ . - are allowed")
     } else if name.starts_with('-') || name.starts_with('.') {
         Some("must not start with - or .")
@@ -1320,7 +1453,10 @@ fn expand_tilde(p: &str) -> PathBuf {
 }
 
 /// The candidate closest to `word`, if close enough to be a likely typo.
-pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .map(|c| (edit_distance(word, c), c))
@@ -1347,7 +1483,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }

@@ -40,7 +40,11 @@ impl Problem {
         }
     }
 
-    pub(crate) fn at(message: impl Into<String>, span: Range<usize>, label: impl Into<String>) -> Self {
+    pub(crate) fn at(
+        message: impl Into<String>,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> Self {
         Problem::new(message).label(span, label)
     }
 
@@ -181,13 +185,21 @@ impl Invalid {
 }
 
 impl fmt::Display for Invalid {
-    /// One line per problem, `file: message`; use [`Invalid::render`] for the full report.
+    /// One line per problem, `file:line: message`; use [`Invalid::render`] for the
+    /// full report.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.problems.iter().enumerate() {
             if i > 0 {
                 f.write_str("\n")?;
             }
-            write!(f, "{}: {}", self.name, p.message)?;
+            match p.labels.first() {
+                Some(l) => {
+                    let before = self.source.get(..l.span.start.min(self.source.len()));
+                    let line = before.map_or(1, |b| b.matches('\n').count() + 1);
+                    write!(f, "{}:{line}: {}", self.name, p.message)?;
+                }
+                None => write!(f, "{}: {}", self.name, p.message)?,
+            }
         }
         Ok(())
     }

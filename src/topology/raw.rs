@@ -17,9 +17,10 @@ use toml_edit::{ImDocument, Item};
 
 use super::diag::Problem;
 
-/// A topology file, as written. Used for the JSON Schema; the reader fills
-/// [`Document`] instead so that entries keep their file order and their problems
-/// are found one entry at a time.
+// The whole file as one type: the JSON Schema is generated from it. The reader
+// fills `Document` instead, so that entries keep their file order and their
+// problems are found one entry at a time.
+/// A geartopo topology: nodes, containers, and same-view clusters.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "geartopo topology")]
@@ -29,7 +30,7 @@ pub struct RawTopology {
     pub name: String,
     /// What every node inherits.
     #[serde(default)]
-    pub defaults: Option<RawDefaults>,
+    pub defaults: RawDefaults,
     /// Hosts, by name.
     #[serde(default)]
     pub nodes: BTreeMap<String, RawNode>,
@@ -331,18 +332,24 @@ fn read_document(source: &str, problems: &mut Vec<Problem>) -> Option<Document> 
                     key_span,
                     "not a topology key",
                 );
-                p = p.help(match super::check::closest(other, TOP_KEYS.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("the top-level keys are {}", TOP_KEYS.join(", ")),
-                });
+                p = p.help(
+                    match super::check::closest(other, TOP_KEYS.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("the top-level keys are {}", TOP_KEYS.join(", ")),
+                    },
+                );
                 problems.push(p);
             }
         }
     }
     if out.name.is_none() && root.get("name").is_none() {
         problems.push(
-            Problem::at("the topology has no `name`", 0..0, "expected `name = \"...\"` here")
-                .help("add a first line like `name = \"todo\"` ([a-z0-9-], at most 32 characters)"),
+            Problem::at(
+                "the topology has no `name`",
+                0..0,
+                "expected `name = \"...\"` here",
+            )
+            .help("add a first line like `name = \"todo\"` ([a-z0-9-], at most 32 characters)"),
         );
     }
     Some(out)
@@ -378,7 +385,9 @@ fn value<T: serde::de::DeserializeOwned>(
 /// `Item::into_value` would reformat its keys and drop their spans.
 fn deserialize<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, toml_edit::de::Error> {
     match item {
-        Item::Table(t) => T::deserialize(toml_edit::de::Deserializer::from(toml_edit::DocumentMut::from(t))),
+        Item::Table(t) => T::deserialize(toml_edit::de::Deserializer::from(
+            toml_edit::DocumentMut::from(t),
+        )),
         Item::Value(v) => T::deserialize(serde::de::IntoDeserializer::into_deserializer(v)),
         Item::None => Err(serde::de::Error::custom("expected a value")),
         other => match other.into_value() {
@@ -405,7 +414,11 @@ fn shape_problem(message: &str, span: Range<usize>) -> (Problem, bool) {
     }
     if let Some(rest) = m.strip_prefix("missing field `") {
         let key = rest.split('`').next().unwrap_or(rest);
-        let p = Problem::at(format!("missing key `{key}`"), span, format!("`{key}` is required here"));
+        let p = Problem::at(
+            format!("missing key `{key}`"),
+            span,
+            format!("`{key}` is required here"),
+        );
         return (p, false);
     }
     let text = m
