@@ -41,7 +41,9 @@ pub fn check(name: &str, source: &[u8]) -> Result<Topology, Invalid> {
             return Err(invalid(name, printable(source), problems));
         }
     };
+    let mut masked = Vec::new();
     let topology = raw::read(&text, &mut problems).and_then(|doc| {
+        masked = doc.masked.clone();
         let mut checker = Checker {
             problems: &mut problems,
             node_names: BTreeSet::new(),
@@ -51,7 +53,7 @@ pub fn check(name: &str, source: &[u8]) -> Result<Topology, Invalid> {
     });
     match topology {
         Some(t) if problems.is_empty() => Ok(t),
-        _ => Err(invalid(name, text, problems)),
+        _ => Err(invalid(name, mask(text, &masked), problems)),
     }
 }
 
@@ -64,6 +66,19 @@ fn invalid(name: &str, source: String, mut problems: Vec<Problem>) -> Invalid {
         source: printable(source.as_bytes()),
         problems,
     }
+}
+
+/// `text` with every byte inside `spans` but the quotes made `*`, same length.
+fn mask(text: String, spans: &[Range<usize>]) -> String {
+    let mut bytes = text.into_bytes();
+    for span in spans {
+        let inner = span.start.saturating_add(1)..span.end.saturating_sub(1);
+        for b in bytes.get_mut(inner).into_iter().flatten() {
+            *b = b'*';
+        }
+    }
+    // Masking may cut a multi-byte character; `printable` turns any stray byte into `?`.
+    printable(&bytes)
 }
 
 /// The file as text to show under a report: every byte that is not printable UTF-8

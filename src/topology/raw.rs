@@ -278,6 +278,9 @@ pub(crate) struct Document {
     pub nodes: Vec<Entry<RawNode>>,
     pub containers: Vec<Entry<RawContainer>>,
     pub views: Vec<Entry<RawView>>,
+    /// Where env values written in the table form are: masked in reports, since
+    /// that form is how a value is marked secret (even when the table has a typo).
+    pub masked: Vec<Range<usize>>,
 }
 
 /// The top-level keys, for "unknown key" help.
@@ -313,6 +316,7 @@ fn read_document(source: &str, problems: &mut Vec<Problem>) -> Option<Document> 
         }
     };
     let root = doc.as_table();
+    let masked = table_form_env_values(root);
     let mut out = Document::default();
     for (key, item) in root.iter() {
         let key_span = root.key(key).and_then(|k| k.span()).unwrap_or(0..0);
@@ -352,7 +356,30 @@ fn read_document(source: &str, problems: &mut Vec<Problem>) -> Option<Document> 
             .help("add a first line like `name = \"todo\"` ([a-z0-9-], at most 32 characters)"),
         );
     }
+    out.masked = masked;
     Some(out)
+}
+
+/// Spans of `value` in every `env = { KEY = { value = "..." } }`, whatever else is wrong.
+fn table_form_env_values(root: &toml_edit::Table) -> Vec<Range<usize>> {
+    let mut spans = Vec::new();
+    let containers = root.get("containers").and_then(Item::as_table_like);
+    for (_, c) in containers.into_iter().flat_map(|t| t.iter()) {
+        let env = c
+            .as_table_like()
+            .and_then(|c| c.get("env"))
+            .and_then(Item::as_table_like);
+        for (_, v) in env.into_iter().flat_map(|t| t.iter()) {
+            if let Some(span) = v
+                .as_table_like()
+                .and_then(|t| t.get("value"))
+                .and_then(Item::span)
+            {
+                spans.push(span);
+            }
+        }
+    }
+    spans
 }
 
 /// Deserializes one item; a shape error becomes a problem labelled where it is.
