@@ -265,8 +265,17 @@ fn secret_env_values_are_marked_and_never_in_reports() {
     let e = topology::parse("s.toml", bad.as_bytes()).unwrap_err();
     assert!(
         e.problems.iter().all(|p| !p.message.contains("hunter2")),
-        "{e}"
+        "{:?}",
+        e.lines()
     );
+    // Nor in the source lines shown under the labels: table-form values are masked.
+    let report = e.render_with(true);
+    assert!(report.contains("unknown key `x`"), "{report}");
+    assert!(
+        report.contains("PASSWORD = { value = \"*******\""),
+        "{report}"
+    );
+    assert!(!report.contains("hunter2"), "{report}");
 }
 
 #[test]
@@ -289,11 +298,13 @@ fn every_problem_in_a_file_is_reported_in_one_run() {
             "unknown container `zz`",
         ]
     );
-    // Display: one line per problem with the file name, for callers without a terminal.
-    assert_eq!(e.to_string().lines().count(), 6);
-    assert!(
-        e.to_string()
-            .starts_with("bad.toml:1: invalid topology name"),
-        "{e}"
-    );
+    // One line per problem with file and line, for logs.
+    let lines = e.lines();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[0], "bad.toml:1: invalid topology name \"X\"");
+    assert_eq!(lines[5], "bad.toml:9: unknown container `zz`");
+    // Display is the whole report (what `eprint!("{invalid}")` shows).
+    let shown = e.to_string();
+    assert!(shown.ends_with("bad.toml: 6 errors\n"), "{shown}");
+    assert!(shown.contains("[bad.toml:9:17]"), "{shown}");
 }

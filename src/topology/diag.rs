@@ -184,24 +184,29 @@ impl Invalid {
     }
 }
 
-impl fmt::Display for Invalid {
-    /// One line per problem, `file:line: message`; use [`Invalid::render`] for the
-    /// full report.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            match p.labels.first() {
+impl Invalid {
+    /// One line per problem, `file:line: message`: for logs and tests, where the
+    /// full report is too much.
+    pub fn lines(&self) -> Vec<String> {
+        self.problems
+            .iter()
+            .map(|p| match p.labels.first() {
                 Some(l) => {
                     let before = self.source.get(..l.span.start.min(self.source.len()));
                     let line = before.map_or(1, |b| b.matches('\n').count() + 1);
-                    write!(f, "{}:{line}: {}", self.name, p.message)?;
+                    format!("{}:{line}: {}", self.name, p.message)
                 }
-                None => write!(f, "{}: {}", self.name, p.message)?,
-            }
-        }
-        Ok(())
+                None => format!("{}: {}", self.name, p.message),
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for Invalid {
+    /// The full report, as [`Invalid::render`] makes it, so that `eprint!("{invalid}")`
+    /// shows the user every problem in context.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
     }
 }
 
