@@ -335,3 +335,87 @@ impl DepGraph {
 fn dot_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::topology::model::{Container, Link, Protocol};
+
+    fn container(name: &str, links: &[(&str, LinkOrigin)]) -> Container {
+        Container {
+            name: name.into(),
+            declared: name.into(),
+            replica: None,
+            node: "n".into(),
+            image: "i".into(),
+            command: vec![],
+            env: BTreeMap::new(),
+            publish: vec![],
+            links: links
+                .iter()
+                .enumerate()
+                .map(|(i, (to, origin))| Link {
+                    listen_ip: Ipv4Addr::new(127, 0, 0, 1),
+                    listen_port: 1000 + i as u16,
+                    protocol: Protocol::Tcp,
+                    target: LinkTarget::Container {
+                        container: (*to).into(),
+                        port: 80,
+                    },
+                    origin: origin.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn topology(containers: Vec<Container>) -> Topology {
+        Topology {
+            name: "t".into(),
+            nodes: BTreeMap::new(),
+            containers,
+            views: vec![],
+        }
+    }
+
+    const DECLARED: LinkOrigin = LinkOrigin::Declared { index: 0 };
+
+    #[test]
+    fn a_cycle_is_named_in_link_direction_from_its_smallest_container() {
+        let t = topology(vec![
+            container("c", &[("a", DECLARED)]),
+            container("b", &[("c", DECLARED)]),
+            container("a", &[("b", DECLARED)]),
+        ]);
+        let err = DepGraph::build(&t).unwrap_err();
+        assert_eq!(err.path, ["a", "b", "c", "a"]);
+        assert_eq!(err.to_string(), "start-order cycle: a -> b -> c -> a");
+    }
+
+    #[test]
+    fn containers_linking_each_other_through_a_view_are_not_a_cycle() {
+        let view = LinkOrigin::View { view: "v".into() };
+        let t = topology(vec![
+            container("a", &[("b", view.clone())]),
+            container("b", &[("a", view.clone())]),
+        ]);
+        let g = DepGraph::build(&t).unwrap();
+        let order = g.steps_in_order();
+        assert_eq!(
+            order.iter().map(Step::label).collect::<Vec<_>>(),
+            ["create a", "create b", "rules a", "rules b", "start a", "start b"]
+        );
+    }
+
+    #[test]
+    fn unknown_steps_have_no_dependencies() {
+        let g = DepGraph::build(&topology(vec![container("a", &[])])).unwrap();
+        assert!(g.dependencies(&Step::Start("zz".into())).is_empty());
+        assert_eq!(
+            g.dependencies(&Step::Start("a".into())),
+            [Step::Rules("a".into())]
+        );
+    }
+}
