@@ -308,3 +308,13 @@ fn every_problem_in_a_file_is_reported_in_one_run() {
     assert!(shown.ends_with("bad.toml: 6 errors\n"), "{shown}");
     assert!(shown.contains("[bad.toml:9:17]"), "{shown}");
 }
+
+#[test]
+fn reports_are_plain_ascii_unless_for_a_terminal() {
+    let e = topology::parse("x.toml", b"name = \"X\"\n").unwrap_err();
+    let plain = e.render_with(true);
+    assert!(plain.is_ascii() && !plain.contains('\u{1b}'), "{plain}");
+    let tty = e.render_with(false);
+    assert!(tty.contains('\u{1b}'), "colour for a terminal: {tty}");
+    assert!(tty.contains("invalid topology name"));
+}
