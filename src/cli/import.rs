@@ -10,8 +10,9 @@ pub struct ImportArgs {
     /// A geard deployment descriptor (JSON), as given to `gear deploy` or written by it.
     pub descriptor: PathBuf,
     /// NAME=ADDRESS, once per node, in geard's host order (`gear deploy FILE HOST...`).
-    #[arg(long = "node", required = true)]
-    pub nodes: Vec<NodeArg>,
+    /// (Parsed in `run`, so that a bad one is an error with exit code 1 like the rest.)
+    #[arg(long = "node", required = true, value_name = "NAME=ADDRESS")]
+    pub nodes: Vec<String>,
     /// Where to write the topology (default: stdout). Nothing is written on error.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
@@ -21,12 +22,22 @@ pub struct ImportArgs {
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<i32> {
+    let mut nodes = Vec::new();
+    for spec in &args.nodes {
+        match spec.parse::<NodeArg>() {
+            Ok(n) => nodes.push(n),
+            Err(e) => {
+                eprintln!("error: --node: {e}; nothing written");
+                return Ok(1);
+            }
+        }
+    }
     let source = std::fs::read(&args.descriptor)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.descriptor.display()))?;
     let options = Options {
         file_name: args.descriptor.display().to_string(),
         name: args.name,
-        nodes: args.nodes,
+        nodes,
     };
     let stderr = std::io::stderr();
     match import::import(&source, &options) {
