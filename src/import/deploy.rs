@@ -315,9 +315,10 @@ pub(crate) fn describe(
             });
         }
     }
-    // geard used sort.Sort, which for the at most 12 links it ever saw is an
-    // insertion sort and so keeps file order among equal priorities; a stable sort
-    // gives that same order for any number of links.
+    // geard used sort.Sort, which on short lists (up to 7 or 12 elements, by Go
+    // version) is an insertion sort and so keeps file order among equal
+    // priorities; on longer ones geard's order was unspecified. A stable sort
+    // gives geard's order wherever it was defined.
     links.sort_by_key(|l| std::cmp::Reverse(l.priority()));
 
     // exposePorts: a linked port an existing instance does not publish yet.

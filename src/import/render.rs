@@ -347,13 +347,19 @@ pub(crate) fn render(
     let hosts: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     let _ = writeln!(
         out,
-        "# Imported by `geartopo import` from the geard deployment descriptor {file},"
+        "# Imported by `geartopo import` from the geard deployment descriptor {file}:"
     );
     let _ = writeln!(
         out,
-        "# placed as `gear deploy {file} {}` placed it.",
+        "# what `gear deploy {file} {}` made of it.",
         hosts.join(" ")
     );
+    if !desc.instances.is_empty() {
+        let _ = writeln!(
+            out,
+            "# The instances it listed keep their node, host ports and link addresses."
+        );
+    }
     let _ = writeln!(out, "name = {}", string(name));
     for n in nodes {
         let _ = writeln!(
