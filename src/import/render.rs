@@ -111,7 +111,9 @@ fn find_view(deployed: &Deployed, ci: usize) -> Option<View> {
         };
         let Some(first) = addr(0) else { continue };
         let [a, b, cc, d] = first.ip().octets();
-        if d != 1 || first.port() != port || n > 254 {
+        // validate refuses view subnets in 127.0.0.0/8 (DESIGN: views are
+        // addresses every member routes to); loopback self-links stay explicit.
+        if d != 1 || a == 127 || first.port() != port || n > 254 {
             continue;
         }
         let base = Ipv4Addr::new(a, b, cc, 0);
@@ -372,22 +374,33 @@ pub(crate) fn render(
 
     for (ci, shape) in shapes.iter().enumerate() {
         let dc = &deployed.containers[ci];
-        let links: Vec<String> = explicit[ci]
-            .iter()
-            .map(|l| {
-                let to = format!("{}:{}", instance_name(l.target, l.instance), l.port);
-                if l.listen == SocketAddrV4::new(Ipv4Addr::LOCALHOST, l.port) {
-                    format!("{{ to = {} }}", string(&to))
+        let render_link = |l: &InstanceLink| {
+            let to = format!("{}:{}", instance_name(l.target, l.instance), l.port);
+            if l.listen == SocketAddrV4::new(Ipv4Addr::LOCALHOST, l.port) {
+                format!("{{ to = {} }}", string(&to))
+            } else {
+                let listen = string(&l.listen.to_string());
+                format!("{{ to = {}, listen = {listen} }}", string(&to))
+            }
+        };
+        // `None`: the links of every replica (replicated form, one shared list).
+        let links_of = |inst: Option<usize>| -> (Vec<String>, Vec<u16>) {
+            let mut noop = Vec::new();
+            let mut kept = Vec::new();
+            for l in &explicit[ci] {
+                // A link from an instance to itself at 127.0.0.1 on the same port
+                // needs no rule (geard's went out to the node and back): the
+                // container reaches itself there anyway, and validate refuses it.
+                let to_self = inst == Some(l.instance) && l.target == ci;
+                if to_self && l.listen == SocketAddrV4::new(Ipv4Addr::LOCALHOST, l.port) {
+                    noop.push(l.port);
                 } else {
-                    format!(
-                        "{{ to = {}, listen = {} }}",
-                        string(&to),
-                        string(&l.listen.to_string())
-                    )
+                    kept.push(render_link(l));
                 }
-            })
-            .collect();
-        let body = |out: &mut String, inst: usize| {
+            }
+            (kept, noop)
+        };
+        let body = |out: &mut String, inst: usize, links: Vec<String>| {
             let i = &dc.instances[inst];
             let _ = writeln!(out, "image = {}", string(&i.image));
             if !i.ports.is_empty() {
@@ -419,9 +432,17 @@ pub(crate) fn render(
             Shape::Absent => {}
             Shape::PerInstance => {
                 for (k, inst) in dc.instances.iter().enumerate() {
+                    let (links, noop) = links_of(Some(k));
                     let _ = writeln!(out, "\n[containers.{}]", key(&inst.id));
+                    for port in noop {
+                        let _ = writeln!(
+                            out,
+                            "# geard's link from `{}` to itself at 127.0.0.1:{port} needs no rule here.",
+                            inst.id
+                        );
+                    }
                     let _ = writeln!(out, "node = {}", string(&nodes[inst.node].name));
-                    body(&mut out, k);
+                    body(&mut out, k, links);
                 }
             }
             Shape::Replicated {
@@ -432,7 +453,7 @@ pub(crate) fn render(
                 let _ = writeln!(out, "\n[containers.{}]", key(declared));
                 let _ = writeln!(out, "replicas = {}", dc.instances.len());
                 let _ = writeln!(out, "nodes = {}", list(&names));
-                body(&mut out, 0);
+                body(&mut out, 0, links_of(None).0);
             }
         }
     }
