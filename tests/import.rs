@@ -938,3 +938,52 @@ fn the_output_is_toml_a_person_reads() {
         "a header says where it came from:\n{t}"
     );
 }
+
+#[test]
+fn a_lone_instance_linking_to_itself_on_its_own_port_needs_no_link() {
+    // geard's notify_deploy.json shape: web-1 saw itself at 127.0.0.1:8080 through
+    // the node; in geartopo it reaches itself there with no rule at all.
+    let json = r#"{"containers":[{"name":"web","count":1,"image":"w",
+        "publicports":[{"internal":8080,"external":0}],"links":[{"to":"web"}]}]}"#;
+    let imported = run("notify.json", json, TWO).unwrap();
+    assert!(
+        imported
+            .toml
+            .contains("# geard's link from `web-1` to itself at 127.0.0.1:8080"),
+        "{}",
+        imported.toml
+    );
+    let seen = means(json, TWO);
+    assert!(seen["web-1"].links.is_empty());
+}
+
+#[test]
+fn loopback_match_port_self_links_stay_links_not_a_view() {
+    // 127.0.0.i would be a view subnet in 127.0.0.0/8, which validate refuses.
+    let imported = run(
+        "t.json",
+        r#"{"Containers":[{"Name":"pg","Count":2,"Image":"p","PublicPorts":[{"Internal":5432}],
+            "Links":[{"To":"pg","MatchPort":true}]}]}"#,
+        TWO,
+    )
+    .unwrap();
+    let doc: toml::Table = imported.toml.parse().unwrap();
+    assert!(doc.get("views").is_none(), "{}", imported.toml);
+    let seen = effective(&imported.toml).unwrap();
+    assert_eq!(
+        links_of(&seen, "pg-2"),
+        ["127.0.0.1:5432 -> pg-1:5432", "127.0.0.2:5432 -> pg-2:5432"]
+    );
+}
+
+#[test]
+fn the_readme_example_is_what_import_prints() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let toml = run_fixture("lb_eap_mongo.json", TWO).toml;
+    assert!(
+        readme.contains(&format!("$ cat geartopo.toml\n{toml}$ geartopo validate")),
+        "README's import example is stale:\n{toml}"
+    );
+}
