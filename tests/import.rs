@@ -987,3 +987,45 @@ fn the_readme_example_is_what_import_prints() {
         "README's import example is stale:\n{toml}"
     );
 }
+
+#[test]
+fn instances_geard_would_delete_or_skip_are_warnings_not_silence() {
+    let imported = run(
+        "t.json",
+        r#"{"Containers":[{"Name":"db","Count":1,"Image":"m","PublicPorts":[{"Internal":27017}]}],
+            "Instances":[
+              {"Id":"db-1","From":"db","On":"n1"},
+              {"Id":"db-2","From":"db","On":"n2"},
+              {"Id":"cache-1","From":"cache","On":"n1"},
+              {"Id":"db-9","From":"db"}]}"#,
+        TWO,
+    )
+    .unwrap();
+    let w: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        w.iter().any(|w| w.starts_with("warning: /Containers/0: ")
+            && w.contains("`db-2` is beyond `Count` 1")),
+        "{w:#?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("warning: /Instances/2: ") && w.contains("`cache`")),
+        "{w:#?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("warning: /Instances/3: ") && w.contains("no `On`")),
+        "{w:#?}"
+    );
+    let seen = effective(&imported.toml).unwrap();
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["db-1"]);
+}
+
+#[test]
+fn two_spellings_of_one_key_are_an_error_not_a_guess() {
+    let errors = run("t.json", r#"{"Containers":[],"containers":[]}"#, TWO).unwrap_err();
+    assert!(
+        errors.iter().any(|e| e.starts_with("error: /: keys ")),
+        "{errors:#?}"
+    );
+}
