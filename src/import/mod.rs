@@ -26,7 +26,10 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub severity: Severity,
+    /// A JSON pointer into the descriptor (`""` is the whole document), or
+    /// `--node` / `--name` for a command-line problem.
     pub at: String,
+    /// What is wrong and, where there is one, what to do about it.
     pub message: String,
 }
 
@@ -84,7 +87,9 @@ impl Diagnostics {
 /// A node given on the command line as `--node NAME=ADDRESS`, in geard's host order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeArg {
+    /// The node's name in the topology (`[nodes.NAME]`).
     pub name: String,
+    /// An IP, a DNS name, or `local`; also what an instance's `On` is matched against.
     pub address: String,
 }
 
@@ -125,7 +130,9 @@ pub struct Options {
 /// A successful import: the topology text and what was not carried over.
 #[derive(Debug, Clone)]
 pub struct Imported {
+    /// The topology file.
     pub toml: String,
+    /// Everything not carried over, in the order found.
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -133,6 +140,7 @@ pub struct Imported {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the descriptor cannot be imported ({} error(s))", .diagnostics.iter().filter(|d| d.severity == Severity::Error).count())]
 pub struct Failed {
+    /// At least one error; warnings found on the way too.
     pub diagnostics: Vec<Diagnostic>,
 }
 
