@@ -450,7 +450,15 @@ pub(crate) fn render(
                 nodes: on,
             } => {
                 let names: Vec<String> = on.iter().map(|&n| string(&nodes[n].name)).collect();
-                let _ = writeln!(out, "\n[containers.{}]", key(declared));
+                let _ = writeln!(out);
+                if explicit[ci].iter().any(|l| l.target == ci) {
+                    let _ = writeln!(
+                        out,
+                        "# `{}` links to itself: every replica reaches every replica by the links below.",
+                        desc.containers[ci].name
+                    );
+                }
+                let _ = writeln!(out, "[containers.{}]", key(declared));
                 let _ = writeln!(out, "replicas = {}", dc.instances.len());
                 let _ = writeln!(out, "nodes = {}", list(&names));
                 body(&mut out, 0, links_of(None).0);
