@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod cli;
 pub mod graph;
+pub mod import;
 pub mod observe;
 pub mod plan;
 pub mod render;
