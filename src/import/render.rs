@@ -343,6 +343,7 @@ pub(crate) fn render(
         }
         *links = kept;
     }
+    peer_links_between_tables(desc, deployed, &shapes, &explicit, d);
     if d.has_errors() {
         return None;
     }
@@ -494,11 +495,20 @@ pub(crate) fn render(
             _ => format!("{}{}", desc.id_prefix, spec.name),
         };
         let [a, b, c, _] = view.subnet.octets();
-        let _ = writeln!(
-            out,
-            "\n# `{}` links to itself: geard gave its instance i the address {a}.{b}.{c}.i.",
-            spec.name
-        );
+        if view.order.iter().enumerate().all(|(k, &i)| k == i) {
+            let _ = writeln!(
+                out,
+                "\n# `{}` links to itself: geard gave its instance i the address {a}.{b}.{c}.i.",
+                spec.name
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "\n# `{}` links to itself: geard gave the members, in this order, \
+                 the addresses {a}.{b}.{c}.1, .2, ...",
+                spec.name
+            );
+        }
         let _ = writeln!(out, "[views.{}]", key(&view_name));
         let members: Vec<String> = match &shapes[ci] {
             Shape::Replicated { declared, .. } => vec![string(declared)],
@@ -523,6 +533,52 @@ pub(crate) fn render(
         }
     }
     Some(out)
+}
+
+/// Instances written one table each are plain containers to validate: one may
+/// not link to itself (but at 127.0.0.1 on its own port, which needs no rule), and
+/// two may not link both ways (a start-order cycle). Views and replicas are how
+/// geartopo says that; where neither fits, the descriptor cannot be carried over.
+fn peer_links_between_tables(
+    desc: &Descriptor,
+    deployed: &Deployed,
+    shapes: &[Shape],
+    explicit: &[Vec<InstanceLink>],
+    d: &mut Diagnostics,
+) {
+    for (ci, shape) in shapes.iter().enumerate() {
+        if *shape != Shape::PerInstance {
+            continue;
+        }
+        let instances = &deployed.containers[ci].instances;
+        let spec = &desc.containers[ci];
+        let mut reported = BTreeSet::new();
+        for l in explicit[ci].iter().filter(|l| l.target == ci) {
+            let identity = l.listen == SocketAddrV4::new(Ipv4Addr::LOCALHOST, l.port);
+            if (instances.len() == 1 && identity) || !reported.insert(l.link) {
+                continue;
+            }
+            let Some(at) = spec.links.get(l.link) else {
+                continue;
+            };
+            let message = if instances.len() == 1 {
+                format!(
+                    "`{}` would see itself at {} (its port {}): a container reaches itself \
+                     only at 127.0.0.1 on its own port, or at its address in a view",
+                    instances[0].id, l.listen, l.port
+                )
+            } else {
+                format!(
+                    "the instances of `{}` would link to one another, but they cannot be \
+                     replicas here (their ids, nodes, host ports or images differ), and \
+                     containers linking both ways have no start order; with `NonLocal` and \
+                     `MatchPort` (addresses x.y.z.1, x.y.z.2, ...) they become a view",
+                    spec.name
+                )
+            };
+            d.error(&at.ptr, message);
+        }
+    }
 }
 
 #[cfg(test)]
