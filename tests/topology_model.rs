@@ -359,7 +359,11 @@ fn a_replica_linking_to_itself_is_a_loopback_link_or_no_link_at_all() {
         seen("web-2"),
         [
             (Ipv4Addr::LOCALHOST, 8080, web(1)),
-            (Ipv4Addr::LOCALHOST, 8081, LinkTarget::Loopback { port: 8080 }),
+            (
+                Ipv4Addr::LOCALHOST,
+                8081,
+                LinkTarget::Loopback { port: 8080 }
+            ),
         ]
     );
     let l = &t.container("web-2").unwrap().links[1];
