@@ -574,3 +574,27 @@ fn golden_plans() {
     t4.containers.retain(|c| c.name == "redisdb");
     golden("removed-from-file", &plan(&t4, &s, None).unwrap());
 }
+
+#[test]
+fn golden_unreachable_node() {
+    use crate::transport::TransportError;
+    let errors = vec![
+        TransportError::ConnectTimeout {
+            node: "node4".into(),
+            address: "198.18.0.4:22".into(),
+            secs: 10,
+        },
+        TransportError::Connect {
+            node: "node2".into(),
+            address: "198.18.0.2:22".into(),
+            reason: "Connection refused (os error 111)".into(),
+        },
+    ];
+    let text = crate::render::no_plan("cannot reach every node", &errors) + "\n";
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/plan/unreachable-node.txt");
+    if std::env::var_os("GEARTOPO_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    assert_eq!(text, std::fs::read_to_string(&path).unwrap());
+}
