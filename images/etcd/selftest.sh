@@ -184,4 +184,74 @@ got=$(ctl 4 gtv-client --endpoints http://192.168.1.2:2379 get --print-value-onl
 [ "$got" = "written on etcd-1" ] || fail "observer read '$got'"
 echo "read on etcd-3 and via 192.168.1.2 from the observer: $got"
 
+# Scaling: a 4th member on node4 beside the observer. The existing members and
+# the observer get the rules for 192.168.1.4 by a restore into their running
+# namespaces (no restart: same pids); etcd-4 joins the running cluster by itself.
+pid_of() { pn "$1" inspect -f '{{.State.Pid}}' "$2"; }
+where="1:gtv-etcd-1 2:gtv-etcd-2 3:gtv-etcd-3 4:gtv-client"
+before=""
+for w in $where; do before="$before $(pid_of "${w%%:*}" "${w#*:}")"; done
+
+restore_all() {   # re-render every existing container's rules for the current $members
+    local w n name self
+    for w in $where; do
+        n=${w%%:*} name=${w#*:}
+        self=0; case $name in gtv-etcd-*) self=${name#gtv-etcd-} ;; esac
+        rules "$n" "$self" | nsenter -t "$(pid_of "$n" "$name")" -n iptables-restore --noflush
+    done
+}
+
+step "scale to 4: rules for 192.168.1.4 in the running containers, then etcd-4 on node4"
+members="1 2 3 4"
+view_members=$view_members,192.168.1.4
+restore_all
+run_container 4 4 gtv-etcd-4 \
+    -p "$(client_hp 4):2379" -p "$(peer_hp 4):2380" \
+    -e GEARTOPO_TOPOLOGY=gtv -e GEARTOPO_CONTAINER=etcd-4 -e GEARTOPO_REPLICA=4 \
+    -e GEARTOPO_VIEW_ETCD=192.168.1.4 -e "GEARTOPO_VIEW_ETCD_MEMBERS=$view_members" \
+    localhost/geartopo-etcd:latest
+endpoints=$endpoints,http://192.168.1.4:2379
+for _ in $(seq 60); do
+    n=$(ctl 4 gtv-client --endpoints "$endpoints" member list -w simple 2>/dev/null | grep -c ', started, ' || true)
+    [ "$n" = 4 ] && break
+    sleep 1
+done
+list=$(ctl 4 gtv-client --endpoints "$endpoints" member list -w simple)
+echo "$list"
+echo "$list" | grep -q ", started, etcd-4, http://192.168.1.4:2380, http://192.168.1.4:2379," ||
+    fail "etcd-4 did not join"
+pn 4 logs gtv-etcd-4 2>&1 | grep 'geartopo-etcd:' || true
+ctl 1 gtv-etcd-1 --endpoints "$endpoints" endpoint health
+got=$(ctl 4 gtv-etcd-4 --endpoints http://192.168.1.4:2379 get --print-value-only /selftest)
+[ "$got" = "written on etcd-1" ] || fail "etcd-4 read '$got'"
+want=$(echo "$list" | grep ", etcd-4, " | cut -d, -f1)
+got=$(ctl 1 gtv-etcd-1 --endpoints http://192.168.1.4:2379 endpoint status -w simple | cut -d, -f2 | tr -d ' ')
+[ "$got" = "$want" ] || fail "192.168.1.4 from etcd-1 answered by $got, not etcd-4"
+after=""
+for w in $where; do after="$after $(pid_of "${w%%:*}" "${w#*:}")"; done
+[ "$before" = "$after" ] || fail "pids changed:$before ->$after"
+echo "etcd-4 joined, answers at 192.168.1.4 from etcd-1, has the data; pids unchanged:$after"
+
+step "back to 3: member remove etcd-4, remove it, drop 192.168.1.4 from the rules"
+ctl 1 gtv-etcd-1 --endpoints http://192.168.1.1:2379 member remove "$want"
+pn 4 rm -f -t 0 gtv-etcd-4 >/dev/null
+members="1 2 3"
+restore_all
+for w in $where; do
+    n=${w%%:*} name=${w#*:}
+    if nsenter -t "$(pid_of "$n" "$name")" -n iptables-save -t nat | grep -q 192.168.1.4; then
+        fail "$name still has rules for 192.168.1.4"
+    fi
+done
+if ctl 1 gtv-etcd-1 --endpoints http://192.168.1.4:2379 --dial-timeout 2s endpoint status >/dev/null 2>&1; then
+    fail "192.168.1.4 still answers"
+fi
+endpoints=http://192.168.1.1:2379,http://192.168.1.2:2379,http://192.168.1.3:2379
+ctl 4 gtv-client --endpoints "$endpoints" member list -w simple
+[ "$(ctl 4 gtv-client --endpoints "$endpoints" member list -w simple | wc -l)" -eq 3 ] || fail "not 3 members"
+ctl 4 gtv-client --endpoints "$endpoints" endpoint health
+after=""
+for w in $where; do after="$after $(pid_of "${w%%:*}" "${w#*:}")"; done
+[ "$before" = "$after" ] || fail "pids changed:$before ->$after"
+
 step "PASS"
