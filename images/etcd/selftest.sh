@@ -127,12 +127,12 @@ for i in $members; do
     step "etcd-$i on node$i: 2379 -> $(client_hp "$i"), 2380 -> $(peer_hp "$i")"
     run_container "$i" "$i" "gtv-etcd-$i" \
         -p "$(client_hp "$i"):2379" -p "$(peer_hp "$i"):2380" \
-        -e GEARTOPO_TOPOLOGY=gtv -e "GEARTOPO_CONTAINER=etcd-$i" -e "GEARTOPO_REPLICA=$i" \
+        -e GEARTOPO_TOPOLOGY=kv -e "GEARTOPO_CONTAINER=etcd-$i" -e "GEARTOPO_REPLICA=$i" \
         -e "GEARTOPO_VIEW_ETCD=192.168.1.$i" -e "GEARTOPO_VIEW_ETCD_MEMBERS=$view_members" \
         localhost/geartopo-etcd:latest
 done
 step "observer client on node4"
-run_container 4 0 gtv-client -e GEARTOPO_TOPOLOGY=gtv -e GEARTOPO_CONTAINER=client \
+run_container 4 0 gtv-client -e GEARTOPO_TOPOLOGY=kv -e GEARTOPO_CONTAINER=client \
     localhost/geartopo-etcd:latest sleep infinity
 
 ex() { local n=$1; shift; pn "$n" exec "$@"; }
@@ -207,7 +207,7 @@ view_members=$view_members,192.168.1.4
 restore_all
 run_container 4 4 gtv-etcd-4 \
     -p "$(client_hp 4):2379" -p "$(peer_hp 4):2380" \
-    -e GEARTOPO_TOPOLOGY=gtv -e GEARTOPO_CONTAINER=etcd-4 -e GEARTOPO_REPLICA=4 \
+    -e GEARTOPO_TOPOLOGY=kv -e GEARTOPO_CONTAINER=etcd-4 -e GEARTOPO_REPLICA=4 \
     -e GEARTOPO_VIEW_ETCD=192.168.1.4 -e "GEARTOPO_VIEW_ETCD_MEMBERS=$view_members" \
     localhost/geartopo-etcd:latest
 endpoints=$endpoints,http://192.168.1.4:2379
