@@ -101,6 +101,10 @@ elif [ -n "$others" ] && list=$(etcdctl --endpoints "$others" --dial-timeout 2s 
         n=$(name_of "$peer") || die "cluster member $peer is not in the view ($members)"
         cluster="${cluster:+$cluster,}$n=$peer"
     done
+    case ",$cluster," in
+        *",$name=$my_peer,"*) ;;
+        *) die "the running cluster does not list $my_peer after member add: $cluster" ;;
+    esac
     log "joining as $name, cluster $cluster"
 else
     log "starting $name in a new cluster $cluster"
