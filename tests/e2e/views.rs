@@ -21,10 +21,13 @@ pub type Case = (&'static str, fn() -> Result<()>);
 
 /// The cases of this file, for the harness's list.
 pub fn cases() -> Vec<Case> {
-    vec![(
-        "views_etcd_cluster_forms_scales_and_keeps_ports",
-        etcd_cluster_forms_scales_and_keeps_ports,
-    )]
+    vec![
+        ("views_example_shows_view_links", example_shows_view_links),
+        (
+            "views_etcd_cluster_forms_scales_and_keeps_ports",
+            etcd_cluster_forms_scales_and_keeps_ports,
+        ),
+    ]
 }
 
 const TOPOLOGY: &str = "kv";
@@ -32,6 +35,8 @@ const IMAGE: &str = "localhost/geartopo-etcd:latest";
 /// The first port of the example's `host_ports`: occupied on node1 before the
 /// first apply, so a picker that ignores taken ports would choose it.
 const SQUATTED_PORT: u16 = 40000;
+/// The host port the example gives for the peer port (2379's is picked).
+const GIVEN_PEER_PORT: u16 = 40380;
 const THREE_NODES: &str = "replicas = 3\nnodes = [\"node1\", \"node2\", \"node3\"]";
 const FOUR_NODES: &str = "replicas = 4\nnodes = [\"node1\", \"node2\", \"node3\", \"node4\"]";
 
@@ -463,6 +468,37 @@ fn diff_lines(plan: &str, mark: char, text: &str) -> usize {
         .count()
 }
 
+/// No lab needed: the example validates, and `links` shows every view address
+/// in every member and the observer, a member's own one leading to 127.0.0.1.
+fn example_shows_view_links() -> Result<()> {
+    let example = repo().join("examples/etcd-cluster.toml");
+    let mut validate = Command::new(geartopo_bin());
+    validate.arg("validate").arg(&example);
+    run(validate)?.ok()?;
+    let mut links = Command::new(geartopo_bin());
+    links.arg("links").arg(&example).env("NO_COLOR", "1");
+    let out = run(links)?.ok()?;
+    for j in 1..=3 {
+        for port in [2379, 2380] {
+            let addr = format!("192.168.1.{j}:{port}");
+            // once in each of the 3 members and the observer
+            ensure!(
+                out.matches(&addr).count() >= 4,
+                "`links` shows {addr} fewer than 4 times:\n{out}"
+            );
+        }
+    }
+    ensure!(
+        out.contains("127.0.0.1:2379") && out.contains("127.0.0.1:2380"),
+        "no own-address links:\n{out}"
+    );
+    ensure!(
+        !out.contains("192.168.1.4"),
+        "`links` shows a 4th member:\n{out}"
+    );
+    Ok(())
+}
+
 fn etcd_cluster_forms_scales_and_keeps_ports() -> Result<()> {
     let lab = Lab::shared();
     let dir = tempfile::Builder::new()
@@ -546,8 +582,13 @@ fn etcd_cluster_forms_scales_and_keeps_ports() -> Result<()> {
             m.name
         );
         ensure!(
-            p.values().all(|hp| (40000..=40999).contains(hp)),
-            "{}: {p:?} outside host_ports",
+            (40000..=40999).contains(&p[&2379]),
+            "{}: picked {p:?} outside host_ports",
+            m.name
+        );
+        ensure!(
+            p[&2380] == GIVEN_PEER_PORT,
+            "{}: 2380 not on the given host port: {p:?}",
             m.name
         );
         ports.insert(m.name, p);
@@ -664,7 +705,7 @@ fn etcd_cluster_forms_scales_and_keeps_ports() -> Result<()> {
     ensure!(read.trim() == "written on etcd-1", "etcd-4 read {read:?}");
     let p4 = host_ports(&lab, MEMBERS[3])?;
     ensure!(
-        p4.len() == 2 && p4[&2379] != p4[&2380],
+        p4.len() == 2 && (40000..=40999).contains(&p4[&2379]) && p4[&2380] == GIVEN_PEER_PORT,
         "etcd-4 publishes {p4:?}"
     );
     for m in &MEMBERS[..3] {
