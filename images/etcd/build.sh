@@ -5,7 +5,7 @@
 #
 #   images/etcd/build.sh [--out DIR] [--load]
 #
-# Writes, in DIR (default: target/images under the repository):
+# Writes, in DIR (default: $GEARTOPO_IMAGE_OUT, else images/out, like images/build.sh):
 #   geartopo-etcd.rootfs.tar  the bare root filesystem
 #   geartopo-etcd.tar         an image archive (docker-archive) with the entrypoint as
 #                             CMD and ETCDCTL_API/PATH set; `podman load -i` it, or
@@ -20,7 +20,7 @@ set -eu
 NAME=localhost/geartopo-etcd:latest
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-out=$repo/target/images
+out=${GEARTOPO_IMAGE_OUT:-$repo/images/out}
 load=no
 while [ $# -gt 0 ]; do
     case $1 in

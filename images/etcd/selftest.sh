@@ -16,7 +16,7 @@
 # started with the view peer URLs; `endpoint health --cluster` is healthy; a put
 # on member 1 is read on member 3 and from the observer.
 #
-#   images/etcd/selftest.sh [ARCHIVE]   (root; default target/images/geartopo-etcd.tar)
+#   images/etcd/selftest.sh [ARCHIVE]   (root; default images/out/geartopo-etcd.tar)
 #
 # Everything lives in namespaces named $PREFIX-* and a temp dir; all of it is
 # removed on exit, also on failure. Needs: podman, runc, iptables, nsenter.
@@ -24,7 +24,7 @@ set -euo pipefail
 
 PREFIX=${PREFIX:-gtV-st}
 here=$(cd "$(dirname "$0")" && pwd)
-archive=${1:-$here/../../target/images/geartopo-etcd.tar}
+archive=${1:-$here/../../images/out/geartopo-etcd.tar}
 [ -f "$archive" ] || { echo "no $archive: run images/etcd/build.sh first" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "selftest.sh needs root (namespaces, iptables)" >&2; exit 1; }
 

@@ -5,8 +5,8 @@
 //! cases, down after): nothing here brings it up or down, and every case removes
 //! what it made, also when it fails.
 //!
-//! The topology is `examples/etcd-cluster.toml` itself (topology `kv`), so the
-//! example is what is tested; scaling edits its `replicas`/`nodes` lines.
+//! The topology is `examples/etcd-cluster.toml` itself, renamed `e2e-views`, so
+//! the example is what is tested; scaling edits its `replicas`/`nodes` lines.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,7 +30,8 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-const TOPOLOGY: &str = "kv";
+/// The example's topology is renamed, as every e2e case has its own `e2e-*` name.
+const TOPOLOGY: &str = "e2e-views";
 const IMAGE: &str = "localhost/geartopo-etcd:latest";
 /// The first port of the example's `host_ports`: occupied on node1 before the
 /// first apply, so a picker that ignores taken ports would choose it.
@@ -223,6 +224,12 @@ fn topology_text(replicas: usize) -> Result<String> {
         "{} no longer declares `{THREE_NODES}`; update this test with it",
         path.display()
     );
+    ensure!(
+        text.contains("\nname = \"kv\"\n"),
+        "{} is no longer named kv",
+        path.display()
+    );
+    let text = text.replace("\nname = \"kv\"\n", &format!("\nname = \"{TOPOLOGY}\"\n"));
     Ok(match replicas {
         3 => text,
         4 => text.replace(THREE_NODES, FOUR_NODES),
