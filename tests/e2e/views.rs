@@ -457,21 +457,22 @@ fn nat_rules(lab: &Lab, at: Place) -> Result<String> {
     lab.sh(at.node, &script)?.ok()
 }
 
-/// A plan must name `name` on a line starting with `mark` (`+`, `-`, `~`).
+/// Whether the plan has the resource line of container `name` with `mark`
+/// (`+` create, `-` destroy, `~` update in place, `-/+` replace), as terraform
+/// prints it: `  ~ container "e2e-views-etcd-1" {`. Not a rules diff line.
 fn plan_has(plan: &str, mark: &str, name: &str) -> bool {
-    plan.lines().any(|l| {
-        let l = l.trim_start();
-        l.starts_with(mark) && !l.starts_with(&format!("{mark}{mark}")) && l.contains(name)
-    })
+    let line = format!("{mark} container \"{TOPOLOGY}-{name}\"");
+    plan.lines().any(|l| l.trim_start().starts_with(&line))
 }
 
-/// Diff lines (`+`/`-` first) of a plan that mention `text`.
+/// Rules added (`mark` '+') or removed ('-') in a plan's rules diff that mention
+/// `text`. Rules are shown as `iptables-save` prints them (`-A CHAIN ...`), so an
+/// added one reads `+-A ...` and a removed one `--A ...` whatever the indentation;
+/// context lines (` -A ...`) never count.
 fn diff_lines(plan: &str, mark: char, text: &str) -> usize {
+    let prefix = format!("{mark}-A ");
     plan.lines()
-        .filter(|l| {
-            let l = l.trim_start();
-            l.starts_with(mark) && l.contains(text)
-        })
+        .filter(|l| l.trim_start().starts_with(&prefix) && l.contains(text))
         .count()
 }
 
