@@ -18,6 +18,10 @@
 #
 #   images/etcd/selftest.sh [ARCHIVE]   (root; default images/out/geartopo-etcd.tar)
 #
+# RULES_DIR=DIR uses restore documents rendered by geartopo itself instead of the
+# rules written here: DIR/3/{etcd-1,etcd-2,etcd-3,client}.rules and DIR/4/... for
+# the 4-member phase, made for host ports 4100N (2379) and 4200N (2380) on node N.
+#
 # Everything lives in namespaces named $PREFIX-* and a temp dir; all of it is
 # removed on exit, also on failure. Needs: podman, runc, iptables, nsenter.
 set -euo pipefail
@@ -89,6 +93,13 @@ done
 # rules for a container on node $1 that is member $2 of the view (0: observer)
 rules() {
     local self=$2 j port hp
+    if [ -n "${RULES_DIR:-}" ]; then
+        # geartopo's own restore documents, one per container and member count
+        local n_members
+        n_members=$(echo $members | wc -w)
+        if [ "$self" = 0 ]; then cat "$RULES_DIR/$n_members/client.rules"; else cat "$RULES_DIR/$n_members/etcd-$self.rules"; fi
+        return
+    fi
     echo "*nat"
     echo ":GEARTOPO-OUTPUT - [0:0]"
     echo ":GEARTOPO-POSTROUTING - [0:0]"
@@ -115,6 +126,13 @@ run_container() {
     local pid
     pid=$(pn "$n" inspect -f '{{.State.Pid}}' "$name")
     rules "$n" "$self" | nsenter -t "$pid" -n iptables-restore --noflush
+    if [ -n "${RULES_DIR:-}" ]; then
+        # geartopo compares live chains with what it renders line for line: the
+        # kernel must give back exactly the rules restored, or every plan drifts.
+        diff <(rules "$n" "$self" | grep '^-A GEARTOPO-') \
+             <(nsenter -t "$pid" -n iptables-save -t nat | grep '^-A GEARTOPO-') ||
+            fail "$name: iptables-save does not print back the restored rules as rendered"
+    fi
     for chain in OUTPUT POSTROUTING; do
         nsenter -t "$pid" -n iptables -t nat -C "$chain" -j "GEARTOPO-$chain" 2>/dev/null ||
             nsenter -t "$pid" -n iptables -t nat -A "$chain" -j "GEARTOPO-$chain"
