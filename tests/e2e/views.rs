@@ -383,6 +383,8 @@ fn assert_view_reachable(lab: &Lab, replicas: usize, ids: &BTreeMap<String, Stri
                 "{}: 192.168.1.{j}:2379 answered by {got}, not etcd-{j} ({want})",
                 at.name
             );
+            // etcd's peer port serves /version. busybox's `wget -T` crashes
+            // (Debian 1.35 static build), so its own `timeout` bounds the wait.
             let url = format!("http://192.168.1.{j}:2380/version");
             let peer = lab
                 .on(
@@ -391,10 +393,10 @@ fn assert_view_reachable(lab: &Lab, replicas: usize, ids: &BTreeMap<String, Stri
                         "podman",
                         "exec",
                         &at.runtime(),
+                        "timeout",
+                        "10",
                         "wget",
                         "-q",
-                        "-T",
-                        "5",
                         "-O",
                         "-",
                         &url,
