@@ -16,11 +16,20 @@ cat >"$tmp/bin/etcdctl" <<'FAKE'
 echo "etcdctl $*" >>"$FAKE_LOG"
 [ -n "${FAKE_CLUSTER:-}" ] || exit 1
 case "$*" in
-    *"member add"*) echo "Member a4 added"; : >"$FAKE_LOG.added" ;;
+    *"member add"*)
+        echo "Member a9 added"
+        # the peer URL follows --peer-urls
+        while [ $# -gt 0 ] && [ "$1" != --peer-urls ]; do shift; done
+        echo "$2" >"$FAKE_LOG.added" ;;
+    *"member remove"*) : >"$FAKE_LOG.removed" ;;
     *"member list"*)
-        printf '%b\n' "$FAKE_CLUSTER"
+        if [ -e "$FAKE_LOG.removed" ]; then
+            printf '%b\n' "$FAKE_CLUSTER" | grep -v "^$FAKE_REMOVABLE,"
+        else
+            printf '%b\n' "$FAKE_CLUSTER"
+        fi
         # an added member is listed unstarted, without a name, until it starts
-        [ ! -e "$FAKE_LOG.added" ] || echo "a4, unstarted, , http://192.168.1.4:2380, , false" ;;
+        [ ! -e "$FAKE_LOG.added" ] || echo "a9, unstarted, , $(cat "$FAKE_LOG.added"), , false" ;;
 esac
 FAKE
 chmod +x "$tmp/bin/etcd" "$tmp/bin/etcdctl"
@@ -70,6 +79,16 @@ entry GEARTOPO_TOPOLOGY=kv GEARTOPO_CONTAINER=etcd-4 GEARTOPO_REPLICA=4 GEARTOPO
     "--initial-cluster etcd-1=http://192.168.1.1:2380,etcd-2=http://192.168.1.2:2380,etcd-3=http://192.168.1.3:2380,etcd-4=http://192.168.1.4:2380"
 grep -q "member add etcd-4 --peer-urls http://192.168.1.4:2380" "$FAKE_LOG" &&
     echo "ok   ... after adding itself" || { echo "FAIL member add: $(cat "$FAKE_LOG")"; failed; }
+
+# etcd-2 replaced: a new container, no data, its old self still a started member
+rm -f "$FAKE_LOG" "$FAKE_LOG.added" "$FAKE_LOG.removed"
+: >"$FAKE_LOG"
+entry $ID FAKE_CLUSTER="$FAKE_CLUSTER" FAKE_REMOVABLE=a2 ETCD_DATA_DIR="$tmp/data" 2>/dev/null |
+    expect_args "a replaced member rejoins" "--name etcd-2" "--initial-cluster-state existing" \
+    "--initial-cluster etcd-1=http://192.168.1.1:2380,etcd-3=http://192.168.1.3:2380,etcd-2=http://192.168.1.2:2380"
+grep -q "member remove a2" "$FAKE_LOG" && grep -q "member add etcd-2 --peer-urls http://192.168.1.2:2380" "$FAKE_LOG" &&
+    echo "ok   ... after removing its old self and adding itself again" ||
+    { echo "FAIL replaced member: $(cat "$FAKE_LOG")"; failed; }
 
 mkdir -p "$tmp/data/member"
 : >"$FAKE_LOG"

@@ -19,7 +19,9 @@
 # replicas up) finds a cluster already answering at the other view addresses
 # and joins it: it adds itself with `etcdctl member add` unless an operator
 # already did, then starts with --initial-cluster-state existing. A member
-# whose data directory already holds a member just restarts (etcd ignores the
+# replaced by a new container (its data gone, its old self still a started
+# member) removes its old self first, then joins the same way. A member whose
+# data directory already holds a member just restarts (etcd ignores the
 # initial-* flags then).
 set -eu
 
@@ -81,6 +83,33 @@ name_of() {
     return 1
 }
 
+# The cluster's members, one line each: ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, LEARNER.
+members_now() {
+    etcdctl --endpoints "$others" --dial-timeout 2s --command-timeout 3s member list -w simple
+}
+
+# `etcdctl member ARGS` until CHECK (a shell condition on $list, the member
+# list) holds. A change is refused while the cluster is not fully healthy
+# (etcd's strict reconfiguration check: "unhealthy cluster" right after another
+# member joined, for example), and a change may be applied even though its
+# answer was lost: so retry for a minute, judging by the member list.
+reconfigure() {
+    check=$1; shift
+    tries=0
+    while :; do
+        list=$(members_now) || list=""
+        if [ -n "$list" ] && eval "$check"; then return 0; fi
+        tries=$((tries + 1))
+        [ "$tries" -le 30 ] || die "etcdctl member $* kept failing"
+        if ! etcdctl --endpoints "$others" --dial-timeout 2s --command-timeout 10s member "$@" >&2; then
+            log "member $1 refused, retrying in 2s ($tries)"
+            sleep 2
+        fi
+    done
+}
+listed() { echo "$list" | cut -d, -f4 | tr -d ' ' | grep -qxF "$my_peer"; }
+id_listed() { echo "$list" | cut -d, -f1 | tr -d ' ' | grep -qxF "$1"; }
+
 my_peer=http://$own:$peer_port
 state=new
 if [ -d "$data_dir/member" ]; then
@@ -90,11 +119,18 @@ elif [ -n "$others" ] && list=$(etcdctl --endpoints "$others" --dial-timeout 2s 
     # A cluster already answers: we are joining it (scale up, or a fresh
     # data directory). Lines: ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, LEARNER.
     state=existing
-    if ! echo "$list" | cut -d, -f4 | tr -d ' ' | grep -qxF "$my_peer"; then
+    # Our peer URL listed with a name: that member started once, and its data is
+    # gone (the container was replaced). Coming back under the same member id
+    # without its log is unsafe for raft; etcd's way is remove, then add again.
+    mine=$(echo "$list" | awk -F', *' -v p="$my_peer" '$4 == p')
+    if [ -n "$mine" ] && [ -n "$(echo "$mine" | cut -d, -f3 | tr -d ' ')" ]; then
+        id=$(echo "$mine" | cut -d, -f1 | tr -d ' ')
+        log "$name ($id) was a started member and its data is gone: member remove, then add again"
+        reconfigure '! id_listed "$id"' remove "$id"
+    fi
+    if ! listed; then
         log "joining the running cluster: member add $name $my_peer"
-        etcdctl --endpoints "$others" --dial-timeout 2s --command-timeout 10s \
-            member add "$name" --peer-urls "$my_peer" >&2
-        list=$(etcdctl --endpoints "$others" --dial-timeout 2s --command-timeout 3s member list -w simple)
+        reconfigure listed add "$name" --peer-urls "$my_peer"
     fi
     cluster=""
     for peer in $(echo "$list" | cut -d, -f4 | tr -d ' '); do

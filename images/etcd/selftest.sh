@@ -138,7 +138,12 @@ run_container() {
             nsenter -t "$pid" -n iptables -t nat -A "$chain" -j "GEARTOPO-$chain"
     done
     pn "$n" start "$name" >/dev/null
-    [ "$(pn "$n" inspect -f '{{.State.Pid}}' "$name")" = "$pid" ] || fail "$name: pid changed between init and start"
+    local now
+    now=$(pn "$n" inspect -f '{{.State.Pid}} {{.State.Status}} {{.State.ExitCode}}' "$name")
+    [ "${now%% *}" = "$pid" ] || {
+        pn "$n" logs "$name" 2>&1 | tail -20
+        fail "$name: pid $pid after init, now: $now (pid status exit)"
+    }
 }
 
 for i in $members; do
@@ -201,6 +206,31 @@ got=$(ctl 3 gtv-etcd-3 --endpoints http://192.168.1.3:2379 get --print-value-onl
 got=$(ctl 4 gtv-client --endpoints http://192.168.1.2:2379 get --print-value-only --consistency=l /selftest)
 [ "$got" = "written on etcd-1" ] || fail "observer read '$got'"
 echo "read on etcd-3 and via 192.168.1.2 from the observer: $got"
+
+# A replaced member (what geartopo's -/+ does, e.g. for a new image): a new
+# container with the same identity and no data rejoins by removing its old self.
+step "replace etcd-2: a new container, same identity, no data"
+old_id=$(ctl 4 gtv-client --endpoints "$endpoints" member list -w simple | grep ', etcd-2, ' | cut -d, -f1)
+pn 2 rm -f -t 0 gtv-etcd-2 >/dev/null
+run_container 2 2 gtv-etcd-2 \
+    -p "$(client_hp 2):2379" -p "$(peer_hp 2):2380" \
+    -e GEARTOPO_TOPOLOGY=kv -e GEARTOPO_CONTAINER=etcd-2 -e GEARTOPO_REPLICA=2 \
+    -e GEARTOPO_VIEW_ETCD=192.168.1.2 -e "GEARTOPO_VIEW_ETCD_MEMBERS=$view_members" \
+    localhost/geartopo-etcd:latest
+for _ in $(seq 60); do
+    n=$(ctl 4 gtv-client --endpoints "$endpoints" member list -w simple 2>/dev/null | grep -c ', started, ' || true)
+    [ "$n" = 3 ] && break
+    sleep 1
+done
+list=$(ctl 4 gtv-client --endpoints "$endpoints" member list -w simple)
+echo "$list"
+new_id=$(echo "$list" | grep ', started, etcd-2, http://192.168.1.2:2380,' | cut -d, -f1) || fail "etcd-2 did not rejoin"
+[ "$new_id" != "$old_id" ] || fail "etcd-2 came back under its old id $old_id"
+[ "$(echo "$list" | wc -l)" -eq 3 ] || fail "not 3 members after the replacement"
+got=$(ctl 2 gtv-etcd-2 --endpoints http://192.168.1.2:2379 get --print-value-only --consistency=l /selftest)
+[ "$got" = "written on etcd-1" ] || fail "replaced etcd-2 read '$got'"
+pn 2 logs gtv-etcd-2 2>&1 | grep 'geartopo-etcd:' || true
+echo "etcd-2 rejoined as $new_id (was $old_id) and has the data"
 
 # Scaling: a 4th member on node4 beside the observer. The existing members and
 # the observer get the rules for 192.168.1.4 by a restore into their running
