@@ -4,6 +4,15 @@
 //! `observe` (live state over a `transport`) -> `plan` (pure diff) -> `apply`.
 //! `lab` makes local hosts to try it on; `import` reads geard descriptors.
 
+pub mod apply;
 pub mod cli;
+pub mod graph;
+pub mod import;
+pub mod observe;
+pub mod plan;
+pub mod render;
+pub mod rules;
+pub mod runtime;
+pub mod state;
 pub mod topology;
 pub mod transport;

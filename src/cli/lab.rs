@@ -18,7 +18,11 @@ pub enum LabCommand {
         command: Vec<String>,
     },
     /// Load a rootfs or image tarball into every node's store as NAME.
-    Load { file: Option<PathBuf>, tarball: PathBuf, name: String },
+    Load {
+        file: Option<PathBuf>,
+        tarball: PathBuf,
+        name: String,
+    },
 }
 
 pub fn run(_cmd: LabCommand) -> anyhow::Result<i32> {
