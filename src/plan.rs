@@ -534,8 +534,13 @@ fn resolve(
         "command".to_string(),
         short_hash(&serde_json::to_string(&c.command).unwrap()),
     );
+    // A view's member list changes whenever the view is scaled; that must not
+    // replace (restart, and for a database wipe) every member already running.
+    // Only a container's own identity forces a replacement; its members list is
+    // read at first start, and clustered servers learn of new members themselves.
     let env_text: Vec<String> = env
         .iter()
+        .filter(|(k, _)| !is_view_members_env(k))
         .map(|(k, v)| format!("{k}={}", v.value))
         .collect();
     spec.insert(
@@ -561,6 +566,11 @@ fn resolve(
         rules,
         spec,
     })
+}
+
+/// `GEARTOPO_VIEW_<NAME>_MEMBERS`: the view's member list, not the container's identity.
+fn is_view_members_env(key: &str) -> bool {
+    key.starts_with("GEARTOPO_VIEW_") && key.ends_with("_MEMBERS")
 }
 
 #[cfg(test)]

@@ -598,3 +598,95 @@ fn golden_unreachable_node() {
     }
     assert_eq!(text, std::fs::read_to_string(&path).unwrap());
 }
+
+/// The etcd example (examples/etcd-cluster.toml) with `replicas` members, parsed.
+fn etcd_view(replicas: usize) -> Topology {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/etcd-cluster.toml"),
+    )
+    .unwrap();
+    let three = "replicas = 3\nnodes = [\"node1\", \"node2\", \"node3\"]";
+    assert!(text.contains(three), "the example changed shape");
+    let text = match replicas {
+        3 => text,
+        _ => text.replace(
+            three,
+            "replicas = 4\nnodes = [\"node1\", \"node2\", \"node3\", \"node4\"]",
+        ),
+    };
+    crate::topology::parse("etcd-cluster.toml", text.as_bytes()).unwrap()
+}
+
+/// Issue 6: scaling a view changes every member's GEARTOPO_VIEW_<NAME>_MEMBERS,
+/// but must only add (or remove) the member and update the others' rules in
+/// place; replacing them would restart the whole cluster.
+#[test]
+fn scaling_a_view_updates_the_other_members_in_place() {
+    let (three, four) = (etcd_view(3), etcd_view(4));
+    let up = plan(&four, &applied(&three), None).unwrap();
+    let update = |n: &str| (n.to_string(), Action::Update);
+    assert_eq!(
+        actions(&up),
+        vec![
+            update("etcd-1"),
+            update("etcd-2"),
+            update("etcd-3"),
+            ("etcd-4".to_string(), Action::Create),
+            update("client"),
+        ]
+    );
+    for c in up.changes.iter().filter(|c| c.action == Action::Update) {
+        assert_eq!(c.reasons, ["rules"], "{}", c.container);
+        let added: Vec<&String> = c
+            .rules_after
+            .iter()
+            .filter(|r| !c.rules_before.as_ref().unwrap().contains(r))
+            .collect();
+        assert!(
+            added
+                .iter()
+                .filter(|r| r.contains("-d 192.168.1.4/32"))
+                .count()
+                == 2,
+            "{}: {added:?}",
+            c.container
+        );
+    }
+    assert!(!plan(&four, &applied(&four), None).unwrap().has_changes());
+
+    let down = plan(&three, &applied(&four), None).unwrap();
+    assert_eq!(
+        actions(&down),
+        vec![
+            ("etcd-4".to_string(), Action::Delete),
+            update("etcd-1"),
+            update("etcd-2"),
+            update("etcd-3"),
+            update("client"),
+        ]
+    );
+    assert!(down
+        .changes
+        .iter()
+        .all(|c| c.rules_after.iter().all(|r| !r.contains("192.168.1.4"))));
+}
+
+/// A member's own view address is its identity: moving it still replaces it.
+#[test]
+fn a_member_whose_own_view_address_changes_is_replaced() {
+    let three = etcd_view(3);
+    let mut moved = three.clone();
+    let e2 = moved
+        .containers
+        .iter_mut()
+        .find(|c| c.name == "etcd-2")
+        .unwrap();
+    e2.env.get_mut("GEARTOPO_VIEW_ETCD").unwrap().value = "192.168.1.9".into();
+    let p = plan(&moved, &applied(&three), None).unwrap();
+    assert!(actions(&p).contains(&(
+        "etcd-2".to_string(),
+        Action::Replace {
+            forced_by: vec!["env".into()]
+        }
+    )));
+}
