@@ -57,15 +57,11 @@ fn link_lines(d: &Desired) -> Vec<String> {
     d.links
         .iter()
         .map(|l| {
-            format!(
-                "{}:{}/{} -> {} ({}:{})",
-                l.listen_ip,
-                l.listen_port,
-                l.protocol.as_str(),
-                l.describe,
-                l.dest_ip,
-                l.dest_port
-            )
+            let listen = format!("{}:{}/{}", l.listen_ip, l.listen_port, l.protocol.as_str());
+            match l.describe.strip_suffix(" (itself)") {
+                Some(me) => format!("{listen} -> {me} (itself, {}:{})", l.dest_ip, l.dest_port),
+                None => format!("{listen} -> {} ({}:{})", l.describe, l.dest_ip, l.dest_port),
+            }
         })
         .collect()
 }
