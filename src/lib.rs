@@ -5,5 +5,6 @@
 //! `lab` makes local hosts to try it on; `import` reads geard descriptors.
 
 pub mod cli;
+pub mod lab;
 pub mod topology;
 pub mod transport;
