@@ -30,7 +30,8 @@ work=$(mktemp -d /tmp/geartopo-image.XXXXXX)
 cleanup() {
   # podman may leave its store's mounts behind; unmount before removing.
   if [ -d "$work/store" ]; then
-    grep -F " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m" || true; done
+    { grep -F " $work/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r |
+      while read -r m; do umount -l "$m" || true; done
   fi
   rm -rf "$work"
 }
