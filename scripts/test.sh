@@ -2,7 +2,7 @@
 # Runs every test: unit and golden tests, then the end-to-end tests on a lab of
 # real hosts (tests/e2e, one shared lab, always taken down). Needs root; installs
 # what it needs (scripts/install-deps.sh) and builds the test image first.
-# Extra arguments go to cargo test (e.g. `-- redis` after `--test e2e`).
+# With arguments, runs `cargo test ARGS` instead (e.g. `--test e2e -- redis`).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 require_root
@@ -15,7 +15,12 @@ find_cargo
 step "test image (no registry): images/build.sh"
 bash images/build.sh
 
-step "cargo test --all-targets --no-fail-fast $*"
 started=$(date +%s)
-cargo test --all-targets --no-fail-fast "$@"
+if [ $# -eq 0 ]; then
+  step "cargo test --all-targets --no-fail-fast"
+  cargo test --all-targets --no-fail-fast
+else
+  step "cargo test $*"
+  cargo test "$@"
+fi
 echo "scripts/test.sh: tests took $(( $(date +%s) - started ))s"

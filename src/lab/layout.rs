@@ -98,10 +98,11 @@ impl NodeLayout {
     pub fn storage_conf(&self) -> PathBuf {
         self.dir.join("storage.conf")
     }
-    /// Per-node scratch space given to commands as `GEARTOPO_NODE_DIR` (a node's
-    /// own place for locks and the like: nodes share this machine's /run).
-    pub fn scratch(&self) -> PathBuf {
-        self.dir.join("scratch")
+    /// The node's own run directory, given to commands as `GEARTOPO_RUN_DIR`
+    /// (geartopo's apply lock lives there): lab nodes share this machine's /run,
+    /// so a fixed /run/geartopo would make every node one lock.
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join("run-geartopo")
     }
     /// Directories the podman configuration points into; created by `up`.
     pub fn podman_dirs(&self) -> Vec<PathBuf> {
@@ -125,8 +126,8 @@ impl NodeLayout {
             ),
             ("GEARTOPO_LAB_NODE".into(), node.to_string()),
             (
-                "GEARTOPO_NODE_DIR".into(),
-                self.scratch().display().to_string(),
+                "GEARTOPO_RUN_DIR".into(),
+                self.run_dir().display().to_string(),
             ),
         ]
     }
@@ -278,7 +279,7 @@ mod tests {
         assert!(cfg.contains(
             "SetEnv CONTAINERS_CONF=/l/t/nodes/node1/containers.conf \
              CONTAINERS_STORAGE_CONF=/l/t/nodes/node1/storage.conf GEARTOPO_LAB_NODE=node1 \
-             GEARTOPO_NODE_DIR=/l/t/nodes/node1/scratch\n"
+             GEARTOPO_RUN_DIR=/l/t/nodes/node1/run-geartopo\n"
         ));
     }
 

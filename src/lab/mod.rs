@@ -227,7 +227,7 @@ fn build(
     for node in &spec.nodes {
         let nl = layout.node(&node.name);
         create_dir(&nl.dir)?;
-        create_dir(&nl.scratch())?;
+        create_dir(&nl.run_dir())?;
         for d in nl.podman_dirs() {
             create_dir(&d)?;
         }
