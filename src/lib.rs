@@ -6,5 +6,11 @@
 
 pub mod cli;
 pub mod lab;
+pub mod observe;
+pub mod plan;
+pub mod render;
+pub mod rules;
+pub mod runtime;
+pub mod state;
 pub mod topology;
 pub mod transport;

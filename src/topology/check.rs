@@ -11,7 +11,9 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn unreadable(path: &Path, e: &std::io::Error) -> Self {
-        Invalid { message: format!("cannot read {}: {e}", path.display()) }
+        Invalid {
+            message: format!("cannot read {}: {e}", path.display()),
+        }
     }
 }
 

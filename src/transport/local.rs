@@ -11,7 +11,10 @@ pub struct LocalTransport {
 
 impl LocalTransport {
     pub fn new(node: &str, timeout: Duration) -> Self {
-        LocalTransport { node: node.to_string(), timeout }
+        LocalTransport {
+            node: node.to_string(),
+            timeout,
+        }
     }
 }
 

@@ -35,15 +35,39 @@ impl Output {
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("node {node}: cannot connect to {address}: {reason}")]
-    Connect { node: String, address: String, reason: String },
+    Connect {
+        node: String,
+        address: String,
+        reason: String,
+    },
     #[error("node {node}: connecting to {address} timed out after {secs}s")]
-    ConnectTimeout { node: String, address: String, secs: u64 },
+    ConnectTimeout {
+        node: String,
+        address: String,
+        secs: u64,
+    },
     #[error("node {node}: host key for {address} is not in {known_hosts} ({key_type} {fingerprint}); verify it and add it, or pass --accept-new-host-keys to record it")]
-    UnknownHostKey { node: String, address: String, known_hosts: String, key_type: String, fingerprint: String },
+    UnknownHostKey {
+        node: String,
+        address: String,
+        known_hosts: String,
+        key_type: String,
+        fingerprint: String,
+    },
     #[error("node {node}: HOST KEY FOR {address} HAS CHANGED (now {key_type} {fingerprint}); {known_hosts} has a different key. Refusing to connect: this could be an attack. Remove the old key only if you know why it changed")]
-    ChangedHostKey { node: String, address: String, known_hosts: String, key_type: String, fingerprint: String },
+    ChangedHostKey {
+        node: String,
+        address: String,
+        known_hosts: String,
+        key_type: String,
+        fingerprint: String,
+    },
     #[error("node {node}: authentication as {user} failed: {reason}")]
-    Auth { node: String, user: String, reason: String },
+    Auth {
+        node: String,
+        user: String,
+        reason: String,
+    },
     #[error("node {node}: command timed out after {secs}s")]
     CommandTimeout { node: String, secs: u64 },
     #[error("node {node}: {reason}")]
@@ -78,9 +102,15 @@ impl Default for ConnectOptions {
 }
 
 /// Opens the transport a node calls for: local for `local`, SSH otherwise.
-pub fn connect(node: &Node, options: &ConnectOptions) -> Result<Box<dyn Transport>, TransportError> {
+pub fn connect(
+    node: &Node,
+    options: &ConnectOptions,
+) -> Result<Box<dyn Transport>, TransportError> {
     match &node.address {
-        NodeAddress::Local => Ok(Box::new(local::LocalTransport::new(&node.name, options.command_timeout))),
+        NodeAddress::Local => Ok(Box::new(local::LocalTransport::new(
+            &node.name,
+            options.command_timeout,
+        ))),
         NodeAddress::Remote(_) => Ok(Box::new(ssh::SshTransport::connect(node, options)?)),
     }
 }
@@ -106,7 +136,10 @@ pub mod shell {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        args.into_iter().map(|a| quote(a.as_ref())).collect::<Vec<_>>().join(" ")
+        args.into_iter()
+            .map(|a| quote(a.as_ref()))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[cfg(test)]

@@ -8,7 +8,9 @@ pub struct SshTransport {
 
 impl SshTransport {
     pub fn connect(node: &Node, _options: &ConnectOptions) -> Result<Self, TransportError> {
-        Ok(SshTransport { node: node.name.clone() })
+        Ok(SshTransport {
+            node: node.name.clone(),
+        })
     }
 }
 

@@ -1,0 +1,494 @@
+//! Reading live state: one connection per node, all nodes at once (bounded by
+//! `--parallelism`), one round trip per node (`runtime::observe_script`), and the
+//! parsing of what came back into `state`. Read-only: nothing here changes a node.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, ToSocketAddrs};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::rules::parse_owned;
+use crate::runtime::{observe_script, MARK, SHELL};
+use crate::state::{
+    NodeState, ObservedContainer, ObservedState, ProtocolName, PublishedPort, RunState,
+};
+use crate::topology::model::{LinkTarget, NodeAddress, Topology};
+use crate::transport::{ConnectOptions, Transport, TransportError};
+
+/// Why a node could not be read. Names the node.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("node {node}: reading state failed (exit {status}): {stderr}")]
+    Failed {
+        node: String,
+        status: i32,
+        stderr: String,
+    },
+    #[error("node {node}: unexpected output while reading state: {reason}")]
+    Parse { node: String, reason: String },
+    #[error("cannot resolve {name}: {reason}")]
+    Resolve { name: String, reason: String },
+}
+
+/// Open connections, one per node, in node-name order.
+pub type Connections = Vec<Box<dyn Transport>>;
+
+/// Runs `f` over `items` on at most `parallelism` threads at once, keeping order.
+pub fn parallel_map<T: Send, R: Send>(
+    items: Vec<T>,
+    parallelism: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let n = items.len();
+    let queue = Mutex::new(items.into_iter().enumerate().collect::<Vec<_>>());
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..parallelism.max(1).min(n.max(1)) {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap().pop();
+                let Some((i, item)) = next else { break };
+                let r = f(item);
+                results.lock().unwrap()[i] = Some(r);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
+/// Connects to every node of the topology at once. Every failure is returned, each
+/// naming its node; no partial set of connections is handed out.
+pub fn connect_all(
+    topology: &Topology,
+    options: &ConnectOptions,
+    parallelism: usize,
+) -> Result<Connections, Vec<TransportError>> {
+    let nodes: Vec<_> = topology.nodes.values().collect();
+    let results = parallel_map(nodes, parallelism, |node| {
+        crate::transport::connect(node, options)
+    });
+    let mut conns = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(c) => conns.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(conns)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads every node (one round trip each, all at once) and resolves DNS names.
+pub fn observe(
+    topology: &Topology,
+    conns: &mut Connections,
+    parallelism: usize,
+) -> Result<ObservedState, Vec<ObserveError>> {
+    observe_with_prefix(topology, conns, parallelism, "")
+}
+
+/// As `observe`, with `prefix` run first in the same round trip (the apply lock).
+pub fn observe_with_prefix(
+    topology: &Topology,
+    conns: &mut Connections,
+    parallelism: usize,
+    prefix: &str,
+) -> Result<ObservedState, Vec<ObserveError>> {
+    let jobs: Vec<&mut Box<dyn Transport>> = conns.iter_mut().collect();
+    let results = parallel_map(jobs, parallelism, |conn| {
+        let node = topology
+            .nodes
+            .get(conn.node())
+            .expect("connections are the topology's nodes");
+        let script = format!("{prefix}{}", observe_script(node.runtime, &topology.name));
+        let out = conn.run(SHELL, script.as_bytes())?;
+        if !out.success() {
+            return Err(ObserveError::Failed {
+                node: node.name.clone(),
+                status: out.status,
+                stderr: out.stderr_str().trim().to_string(),
+            });
+        }
+        parse_node(&node.name, &topology.name, &out.stdout_str()).map(|s| (node.name.clone(), s))
+    });
+    let mut state = ObservedState::default();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok((name, s)) => {
+                state.nodes.insert(name, s);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    match resolve_names(topology) {
+        Ok(resolved) => state.resolved = resolved,
+        Err(e) => errors.push(e),
+    }
+    if errors.is_empty() {
+        Ok(state)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Resolves the DNS names that rules need as addresses: node addresses that are
+/// not IPs (only for nodes a link targets) and raw link hosts.
+fn resolve_names(topology: &Topology) -> Result<BTreeMap<String, Ipv4Addr>, ObserveError> {
+    let mut names = Vec::new();
+    for c in &topology.containers {
+        for l in &c.links {
+            match &l.target {
+                LinkTarget::Raw { host, .. } => names.push(host.clone()),
+                LinkTarget::Container { container, .. } => {
+                    if let Some(t) = topology.container(container) {
+                        if let Some(NodeAddress::Remote(a)) =
+                            topology.nodes.get(&t.node).map(|n| &n.address)
+                        {
+                            names.push(a.clone());
+                        }
+                    }
+                }
+                LinkTarget::Loopback { .. } => {}
+            }
+        }
+    }
+    let mut resolved = BTreeMap::new();
+    for name in names {
+        if name.parse::<Ipv4Addr>().is_ok() || resolved.contains_key(&name) {
+            continue;
+        }
+        let addr = (name.as_str(), 0)
+            .to_socket_addrs()
+            .map_err(|e| ObserveError::Resolve {
+                name: name.clone(),
+                reason: e.to_string(),
+            })?
+            .find_map(|a| match a.ip() {
+                std::net::IpAddr::V4(v4) => Some(v4),
+                _ => None,
+            })
+            .ok_or_else(|| ObserveError::Resolve {
+                name: name.clone(),
+                reason: "no IPv4 address".into(),
+            })?;
+        resolved.insert(name, addr);
+    }
+    Ok(resolved)
+}
+
+/// Parses one node's observe output.
+pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState, ObserveError> {
+    let err = |reason: String| ObserveError::Parse {
+        node: node.to_string(),
+        reason,
+    };
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in output.lines() {
+        if let Some(head) = line.strip_prefix(MARK) {
+            sections.push((head.trim().to_string(), String::new()));
+        } else if let Some((_, body)) = sections.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    if sections.last().map(|(h, _)| h.as_str()) != Some("end") {
+        return Err(err("output ended early".into()));
+    }
+    let mut state = NodeState::default();
+    let mut inspected: Vec<Value> = Vec::new();
+    let mut namespaces: BTreeMap<String, (Option<u32>, Option<String>, Option<String>)> =
+        BTreeMap::new();
+    let mut current_ns: Option<String> = None;
+    for (head, body) in &sections {
+        let words: Vec<&str> = head.split_whitespace().collect();
+        match words.as_slice() {
+            ["tcp"] => state
+                .taken_ports
+                .extend(listening(body, ProtocolName::Tcp, "0A")),
+            ["udp"] => state
+                .taken_ports
+                .extend(listening(body, ProtocolName::Udp, "07")),
+            ["ports"] => state
+                .taken_ports
+                .extend(body.lines().flat_map(published_in_ps)),
+            ["inspect"] => {
+                inspected = serde_json::from_str(body)
+                    .map_err(|e| err(format!("inspect output is not JSON: {e}")))?;
+            }
+            ["ns", id, pid] => {
+                let pid = pid.parse::<u32>().ok().filter(|p| *p > 0);
+                namespaces.insert(id.to_string(), (pid, None, None));
+                current_ns = Some(id.to_string());
+            }
+            ["sysctl", rest @ ..] => {
+                if let Some(id) = &current_ns {
+                    let e = namespaces.get_mut(id).expect("ns before sysctl");
+                    e.1 = Some(rest.join(" "));
+                    e.2 = Some(body.clone());
+                }
+            }
+            ["end"] => {}
+            _ => return Err(err(format!("unknown section {head:?}"))),
+        }
+    }
+    for value in inspected {
+        let c = parse_inspect(&value).map_err(err)?;
+        let Some(c) = c else { continue };
+        if value
+            .pointer("/Config/Labels/geartopo.topology")
+            .and_then(Value::as_str)
+            != Some(topology)
+        {
+            continue;
+        }
+        let mut c = c;
+        if let Some((pid, sysctls, save)) = namespaces.get(&c.id) {
+            c.pid = *pid;
+            if let (Some(sysctls), Some(save)) = (sysctls, save) {
+                let values: Vec<&str> = sysctls.split_whitespace().collect();
+                if let [fwd, localnet] = values.as_slice() {
+                    c.sysctls
+                        .insert("net.ipv4.ip_forward".into(), fwd.to_string());
+                    c.sysctls.insert(
+                        "net.ipv4.conf.all.route_localnet".into(),
+                        localnet.to_string(),
+                    );
+                }
+                c.chains = Some(parse_owned(save));
+            }
+        }
+        if c.pid.is_none() {
+            c.chains = None;
+        }
+        state.containers.insert(c.container.clone(), c);
+    }
+    Ok(state)
+}
+
+/// Local ports of sockets in `state` (hex) from a /proc/net/{tcp,udp} dump.
+fn listening(body: &str, protocol: ProtocolName, state: &str) -> Vec<(ProtocolName, u16)> {
+    body.lines()
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 4 || cols[3] != state {
+                return None;
+            }
+            let port = cols[1].rsplit(':').next()?;
+            u16::from_str_radix(port, 16).ok().map(|p| (protocol, p))
+        })
+        .collect()
+}
+
+/// Host ports in a `ps --format {{.Ports}}` line: `0.0.0.0:50000->6379/tcp, ...`.
+fn published_in_ps(line: &str) -> Vec<(ProtocolName, u16)> {
+    line.split(',')
+        .filter_map(|part| {
+            let (host, rest) = part.trim().split_once("->")?;
+            let proto = match rest.rsplit('/').next()? {
+                "tcp" => ProtocolName::Tcp,
+                "udp" => ProtocolName::Udp,
+                _ => return None,
+            };
+            let host_port = host.rsplit(':').next()?;
+            // podman shows ranges as 50000-50001->6379-6380/tcp; take each.
+            let (first, last) = match host_port.split_once('-') {
+                Some((a, b)) => (a.parse::<u16>().ok()?, b.parse::<u16>().ok()?),
+                None => {
+                    let p = host_port.parse::<u16>().ok()?;
+                    (p, p)
+                }
+            };
+            Some((first..=last).map(|p| (proto, p)).collect::<Vec<_>>())
+        })
+        .flatten()
+        .collect()
+}
+
+/// One element of `podman inspect` / `docker inspect`; `None` without our labels.
+fn parse_inspect(v: &Value) -> Result<Option<ObservedContainer>, String> {
+    let labels = v.pointer("/Config/Labels");
+    let label = |k: &str| {
+        labels
+            .and_then(|l| l.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let Some(container) = label("geartopo.container") else {
+        return Ok(None);
+    };
+    let id = v
+        .get("Id")
+        .and_then(Value::as_str)
+        .ok_or("inspect without Id")?
+        .to_string();
+    let runtime_name = v
+        .get("Name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim_start_matches('/')
+        .to_string();
+    let spec = label("geartopo.spec")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let image = v
+        .pointer("/Config/Image")
+        .and_then(Value::as_str)
+        .or_else(|| v.get("ImageName").and_then(Value::as_str))
+        .unwrap_or("")
+        .to_string();
+    let status = v
+        .pointer("/State/Status")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    let state = match status {
+        "running" => RunState::Running,
+        "created" | "initialized" | "configured" => RunState::Created,
+        other => RunState::Stopped(other.to_string()),
+    };
+    let mut published = Vec::new();
+    if let Some(bindings) = v
+        .pointer("/HostConfig/PortBindings")
+        .and_then(Value::as_object)
+    {
+        for (key, hosts) in bindings {
+            let Some((port, proto)) = key.split_once('/') else {
+                continue;
+            };
+            let protocol = match proto {
+                "tcp" => ProtocolName::Tcp,
+                "udp" => ProtocolName::Udp,
+                _ => continue,
+            };
+            let Ok(port) = port.parse::<u16>() else {
+                continue;
+            };
+            for h in hosts.as_array().into_iter().flatten() {
+                if let Some(hp) = h
+                    .get("HostPort")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<u16>().ok())
+                {
+                    published.push(PublishedPort {
+                        protocol,
+                        port,
+                        host_port: hp,
+                    });
+                }
+            }
+        }
+    }
+    published.sort();
+    published.dedup();
+    Ok(Some(ObservedContainer {
+        id,
+        runtime_name,
+        container,
+        spec,
+        image,
+        state,
+        pid: None,
+        published,
+        chains: None,
+        sysctls: BTreeMap::new(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const PODMAN_SAMPLE: &str = r#"@@geartopo tcp
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 040012C6:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 040012C6:0016 010012C6:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+@@geartopo udp
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  7: 00000000:1388 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 0
+@@geartopo ports
+0.0.0.0:50000->6379/tcp
+
+0.0.0.0:4000->80/tcp, 0.0.0.0:4001-4002->81-82/udp
+@@geartopo inspect
+[{"Id":"abc123","Name":"todo-redisdb","State":{"Status":"running","Pid":4242},"Config":{"Image":"localhost/geartopo-busybox:latest","Labels":{"geartopo.topology":"todo","geartopo.container":"redisdb","geartopo.spec":"command=1,env=2,image=3,publish=4"}},"HostConfig":{"PortBindings":{"6379/tcp":[{"HostIp":"","HostPort":"50000"}]}}}]
+@@geartopo ns abc123 4242
+@@geartopo sysctl 1 1
+*nat
+:OUTPUT ACCEPT [0:0]
+:GEARTOPO-OUTPUT - [0:0]
+-A OUTPUT -j GEARTOPO-OUTPUT
+COMMIT
+@@geartopo end
+"#;
+
+    #[test]
+    fn parses_a_podman_node() {
+        let s = parse_node("node4", "todo", PODMAN_SAMPLE).unwrap();
+        let taken: Vec<_> = s.taken_ports.iter().cloned().collect();
+        assert_eq!(
+            taken,
+            vec![
+                (ProtocolName::Tcp, 22),
+                (ProtocolName::Tcp, 4000),
+                (ProtocolName::Tcp, 50000),
+                (ProtocolName::Udp, 4001),
+                (ProtocolName::Udp, 4002),
+                (ProtocolName::Udp, 5000)
+            ]
+        );
+        let c = &s.containers["redisdb"];
+        assert_eq!(c.runtime_name, "todo-redisdb");
+        assert_eq!(c.pid, Some(4242));
+        assert_eq!(c.state, RunState::Running);
+        assert_eq!(
+            c.host_port(crate::topology::model::Protocol::Tcp, 6379),
+            Some(50000)
+        );
+        assert_eq!(c.spec["image"], "3");
+        assert_eq!(c.sysctls["net.ipv4.ip_forward"], "1");
+        let chains = c.chains.as_ref().unwrap();
+        assert_eq!(chains.jumps.get("OUTPUT"), Some(&1));
+        assert!(!chains.intact());
+    }
+
+    #[test]
+    fn truncated_output_is_an_error_naming_the_node() {
+        let cut = &PODMAN_SAMPLE[..PODMAN_SAMPLE.len() - 20];
+        let e = parse_node("node4", "todo", cut).unwrap_err();
+        assert!(e.to_string().contains("node4"), "{e}");
+    }
+
+    #[test]
+    fn docker_names_and_states() {
+        let out = r#"@@geartopo tcp
+@@geartopo udp
+@@geartopo ports
+@@geartopo inspect
+[{"Id":"d1","Name":"/todo-app1","State":{"Status":"exited","Pid":0},"Config":{"Image":"busybox","Labels":{"geartopo.topology":"todo","geartopo.container":"app1"}},"HostConfig":{"PortBindings":{}}}]
+@@geartopo ns d1 0
+@@geartopo end
+"#;
+        let s = parse_node("node1", "todo", out).unwrap();
+        let c = &s.containers["app1"];
+        assert_eq!(c.runtime_name, "todo-app1");
+        assert_eq!(c.state, RunState::Stopped("exited".into()));
+        assert_eq!(c.pid, None);
+        assert!(c.chains.is_none());
+    }
+}

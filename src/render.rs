@@ -1,0 +1,321 @@
+//! Plans and live status as a person reads them (terraform's symbols, a unified
+//! diff of the owned chains) and as stable JSON. Pure: renderers return text.
+//! Secret environment values never reach any output.
+
+use serde_json::{json, Value};
+use similar::TextDiff;
+
+use crate::plan::{Action, Change, Desired, Plan};
+
+/// Terminal colours, off when `NO_COLOR` is set or output is not a terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    pub fn plain() -> Self {
+        Style { color: false }
+    }
+    /// Colour when `is_terminal` and `NO_COLOR` is unset or empty.
+    pub fn detect(is_terminal: bool) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Style {
+            color: is_terminal && !no_color,
+        }
+    }
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn green(&self, t: &str) -> String {
+        self.paint("32", t)
+    }
+    fn red(&self, t: &str) -> String {
+        self.paint("31", t)
+    }
+    fn yellow(&self, t: &str) -> String {
+        self.paint("33", t)
+    }
+    fn bold(&self, t: &str) -> String {
+        self.paint("1", t)
+    }
+}
+
+/// The line printed when nothing differs.
+pub const NO_CHANGES: &str = "No changes. Live state matches the topology.";
+
+fn quoted_list(items: &[String]) -> String {
+    let inner: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", inner.join(", "))
+}
+
+fn link_lines(d: &Desired) -> Vec<String> {
+    d.links
+        .iter()
+        .map(|l| {
+            format!(
+                "{}:{}/{} -> {} ({}:{})",
+                l.listen_ip,
+                l.listen_port,
+                l.protocol.as_str(),
+                l.describe,
+                l.dest_ip,
+                l.dest_port
+            )
+        })
+        .collect()
+}
+
+fn publish_lines(d: &Desired) -> Vec<String> {
+    d.publish
+        .iter()
+        .map(|(p, port, hp)| format!("{hp} -> {port}/{}", p.as_str()))
+        .collect()
+}
+
+fn env_lines(d: &Desired) -> Vec<String> {
+    d.env
+        .iter()
+        .map(|(k, v)| {
+            if v.secret {
+                format!("{k} = (sensitive value)")
+            } else {
+                format!("{k} = {:?}", v.value)
+            }
+        })
+        .collect()
+}
+
+fn rules_diff(before: &[String], after: &[String]) -> String {
+    let b = before.iter().map(|r| format!("{r}\n")).collect::<String>();
+    let a = after.iter().map(|r| format!("{r}\n")).collect::<String>();
+    TextDiff::from_lines(&b, &a)
+        .unified_diff()
+        .context_radius(2)
+        .header("live", "planned")
+        .to_string()
+}
+
+/// The plan as text, ending with the summary line (or `NO_CHANGES`).
+pub fn plan_text(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    if !plan.drift.is_empty() {
+        out.push_str(&style.bold("Note: objects have changed outside geartopo"));
+        out.push_str("\n\n");
+        for d in &plan.drift {
+            out.push_str(&format!(
+                "  {} {} on {}: {}\n",
+                style.yellow("~"),
+                d.container,
+                d.node,
+                d.what
+            ));
+        }
+        out.push('\n');
+    }
+    if !plan.has_changes() {
+        out.push_str(NO_CHANGES);
+        out.push('\n');
+        return out;
+    }
+    out.push_str("geartopo will perform the following actions:\n\n");
+    for c in &plan.changes {
+        out.push_str(&change_text(c, style));
+        out.push('\n');
+    }
+    let s = plan.summary();
+    out.push_str(&style.bold(&format!(
+        "Plan: {} to add, {} to change, {} to destroy.",
+        s.add, s.change, s.destroy
+    )));
+    out.push('\n');
+    out
+}
+
+fn change_text(c: &Change, style: Style) -> String {
+    let mut out = String::new();
+    let (verb, symbol) = match &c.action {
+        Action::Create => ("will be created", style.green("+")),
+        Action::Replace { .. } => (
+            "must be replaced",
+            format!("{}/{}", style.red("-"), style.green("+")),
+        ),
+        Action::Update => ("will be updated in place", style.yellow("~")),
+        Action::Delete => ("will be destroyed", style.red("-")),
+    };
+    out.push_str(&style.bold(&format!("  # {} on {} {verb}", c.container, c.node)));
+    out.push('\n');
+    let pad = if matches!(c.action, Action::Replace { .. }) {
+        ""
+    } else {
+        "  "
+    };
+    out.push_str(&format!(
+        "{pad}{symbol} container {:?} {{\n",
+        c.runtime_name
+    ));
+    let plus = style.green("+");
+    let tilde = style.yellow("~");
+    match &c.action {
+        Action::Create => {
+            let d = c.desired.as_ref().expect("create has a desired container");
+            out.push_str(&attributes(d, &plus));
+        }
+        Action::Replace { forced_by } => {
+            let d = c.desired.as_ref().expect("replace has a desired container");
+            for attr in forced_by {
+                let line = match attr.as_str() {
+                    "image" => format!(
+                        "      {tilde} image   = {:?} -> {:?} # forces replacement\n",
+                        c.observed_image.as_deref().unwrap_or("?"),
+                        d.image
+                    ),
+                    "publish" => format!(
+                        "      {tilde} publish = {} # forces replacement\n",
+                        quoted_list(&publish_lines(d))
+                    ),
+                    "command" => format!(
+                        "      {tilde} command = {} # forces replacement\n",
+                        quoted_list(&d.command)
+                    ),
+                    "env" => format!("      {tilde} env (changed) # forces replacement\n"),
+                    other => format!("      {tilde} {other} (changed) # forces replacement\n"),
+                };
+                out.push_str(&line);
+            }
+            out.push_str(&format!("        node    = {:?}\n", d.node));
+            if !d.links.is_empty() {
+                out.push_str(&format!(
+                    "        links   = {}\n",
+                    quoted_list(&link_lines(d))
+                ));
+            }
+        }
+        Action::Update => {
+            for reason in &c.reasons {
+                match reason.as_str() {
+                    "rules" => {
+                        let before = c.rules_before.clone().unwrap_or_default();
+                        if before == c.rules_after {
+                            out.push_str(&format!("      {tilde} rules: restore the owned chains and their jumps\n"));
+                        } else {
+                            out.push_str(&format!("      {tilde} rules (owned chains in its nat table):\n"));
+                            for line in rules_diff(&before, &c.rules_after).lines() {
+                                let colored = match line.chars().next() {
+                                    Some('+') if !line.starts_with("+++") => style.green(line),
+                                    Some('-') if !line.starts_with("---") => style.red(line),
+                                    _ => line.to_string(),
+                                };
+                                out.push_str(&format!("          {colored}\n"));
+                            }
+                        }
+                    }
+                    "start" => out.push_str(&format!("      {tilde} state   = \"stopped\" -> \"running\"\n")),
+                    "sysctls" => out.push_str(&format!("      {tilde} sysctls = net.ipv4.ip_forward=1, net.ipv4.conf.all.route_localnet=1\n")),
+                    other => out.push_str(&format!("      {tilde} {other}\n")),
+                }
+            }
+        }
+        Action::Delete => {
+            out.push_str(&format!(
+                "      {} image   = {:?}\n",
+                style.red("-"),
+                c.observed_image.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    out.push_str(&format!("{pad}  }}\n"));
+    out
+}
+
+fn attributes(d: &Desired, sym: &str) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("      {sym} node    = {:?}\n", d.node));
+    out.push_str(&format!("      {sym} image   = {:?}\n", d.image));
+    if !d.command.is_empty() {
+        out.push_str(&format!(
+            "      {sym} command = {}\n",
+            quoted_list(&d.command)
+        ));
+    }
+    if !d.env.is_empty() {
+        out.push_str(&format!("      {sym} env     = {{\n"));
+        for l in env_lines(d) {
+            out.push_str(&format!("          {l}\n"));
+        }
+        out.push_str("        }\n");
+    }
+    if !d.publish.is_empty() {
+        out.push_str(&format!(
+            "      {sym} publish = {}\n",
+            quoted_list(&publish_lines(d))
+        ));
+    }
+    if !d.links.is_empty() {
+        out.push_str(&format!("      {sym} links   = [\n"));
+        for l in link_lines(d) {
+            out.push_str(&format!("          {l:?},\n"));
+        }
+        out.push_str("        ]\n");
+    }
+    out
+}
+
+/// The plan as JSON (format_version 1; documented in the README).
+pub fn plan_json(plan: &Plan) -> Value {
+    let changes: Vec<Value> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            let (action, forced_by) = match &c.action {
+                Action::Create => ("create", vec![]),
+                Action::Replace { forced_by } => ("replace", forced_by.clone()),
+                Action::Update => ("update", vec![]),
+                Action::Delete => ("delete", vec![]),
+            };
+            let d = c.desired.as_ref();
+            json!({
+                "container": c.container,
+                "node": c.node,
+                "runtime_name": c.runtime_name,
+                "action": action,
+                "forced_by": forced_by,
+                "reasons": c.reasons,
+                "start": c.start,
+                "image": d.map(|d| d.image.clone()).or(c.observed_image.clone()),
+                "publish": d.map(|d| d.publish.iter().map(|(p, port, hp)| json!({"port": port, "protocol": p.as_str(), "host_port": hp})).collect::<Vec<_>>()).unwrap_or_default(),
+                "links": d.map(links_json).unwrap_or_default(),
+                "rules_before": c.rules_before,
+                "rules_after": c.rules_after,
+            })
+        })
+        .collect();
+    let s = plan.summary();
+    json!({
+        "format_version": 1,
+        "topology": plan.topology,
+        "fingerprint": plan.fingerprint,
+        "changes": changes,
+        "drift": plan.drift,
+        "summary": {"add": s.add, "change": s.change, "destroy": s.destroy},
+    })
+}
+
+/// A container's resolved links as JSON.
+pub fn links_json(d: &Desired) -> Vec<Value> {
+    d.links
+        .iter()
+        .map(|l| {
+            json!({
+                "listen": format!("{}:{}", l.listen_ip, l.listen_port),
+                "protocol": l.protocol.as_str(),
+                "to": l.describe,
+                "destination": format!("{}:{}", l.dest_ip, l.dest_port),
+            })
+        })
+        .collect()
+}

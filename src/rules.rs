@@ -1,0 +1,255 @@
+//! iptables rules as text: rendering a container's owned chains in the exact form
+//! `iptables-save` prints them, the `iptables-restore --noflush` document that puts
+//! them in place atomically, and parsing the owned part back out of `iptables-save`.
+//! Pure functions, no I/O.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use crate::state::{short_hash, OwnedChains};
+use crate::topology::model::Protocol;
+
+/// Built-in nat chains and the chain geartopo owns beside each.
+pub const CHAINS: [(&str, &str); 3] = [
+    ("OUTPUT", "GEARTOPO-OUTPUT"),
+    ("POSTROUTING", "GEARTOPO-POSTROUTING"),
+    ("PREROUTING", "GEARTOPO-PREROUTING"),
+];
+
+/// A link with its destination resolved to an address: what one DNAT does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedLink {
+    pub listen_ip: Ipv4Addr,
+    pub listen_port: u16,
+    pub protocol: Protocol,
+    pub dest_ip: Ipv4Addr,
+    pub dest_port: u16,
+    /// What the link leads to, for the rule comment (`redisdb:6379`).
+    pub describe: String,
+}
+
+impl ResolvedLink {
+    /// A link to the container itself needs no source rewrite.
+    fn is_loopback(&self) -> bool {
+        self.dest_ip.is_loopback()
+    }
+}
+
+/// The rule lines of a container's owned chains, exactly as `iptables-save` prints
+/// them, grouped by chain in the order `iptables-save` lists chains (by name).
+/// The marker rule is not included.
+pub fn render_rules(topology: &str, container: &str, links: &[ResolvedLink]) -> Vec<String> {
+    let mut by_chain: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut masqueraded = Vec::new();
+    for link in links {
+        let p = link.protocol.as_str();
+        by_chain.entry("GEARTOPO-OUTPUT").or_default().push(format!(
+            "-A GEARTOPO-OUTPUT -d {}/32 -p {p} -m {p} --dport {} -m comment --comment \"geartopo {topology} {container} {}:{}/{p} to {}\" -j DNAT --to-destination {}:{}",
+            link.listen_ip, link.listen_port, link.listen_ip, link.listen_port, link.describe, link.dest_ip, link.dest_port
+        ));
+        let key = (link.dest_ip, link.dest_port, link.protocol);
+        if !link.is_loopback() && !masqueraded.contains(&key) {
+            masqueraded.push(key);
+            by_chain.entry("GEARTOPO-POSTROUTING").or_default().push(format!(
+                "-A GEARTOPO-POSTROUTING -d {}/32 -p {p} -m {p} --dport {} -m comment --comment \"geartopo {topology} {container} source for {}:{}/{p}\" -j MASQUERADE",
+                link.dest_ip, link.dest_port, link.dest_ip, link.dest_port
+            ));
+        }
+    }
+    by_chain.into_values().flatten().collect()
+}
+
+/// The hash a marker records: of the owned rules, in order.
+pub fn rules_hash(rules: &[String]) -> String {
+    short_hash(&rules.join("\n"))
+}
+
+/// The marker rule: the last rule of GEARTOPO-POSTROUTING, recording what the last
+/// apply wrote, so that a change made by hand shows as drift. It only returns.
+pub fn marker_rule(topology: &str, container: &str, hash: &str) -> String {
+    format!("-A GEARTOPO-POSTROUTING -m comment --comment \"geartopo {topology} {container} applied {hash}\" -j RETURN")
+}
+
+/// The `iptables-restore --noflush` document that replaces the owned chains (and
+/// only them) with `rules`, atomically, marker last.
+pub fn render_restore(topology: &str, container: &str, rules: &[String]) -> String {
+    let mut doc = String::from("*nat\n");
+    for (_, owned) in owned_chains_by_name() {
+        doc.push_str(&format!(":{owned} - [0:0]\n"));
+    }
+    for rule in rules {
+        doc.push_str(rule);
+        doc.push('\n');
+    }
+    doc.push_str(&marker_rule(topology, container, &rules_hash(rules)));
+    doc.push_str("\nCOMMIT\n");
+    doc
+}
+
+fn owned_chains_by_name() -> Vec<(&'static str, &'static str)> {
+    let mut chains = CHAINS.to_vec();
+    chains.sort_by_key(|(_, owned)| *owned);
+    chains
+}
+
+/// The jump rule from a built-in chain into its owned chain.
+pub fn jump_rule(builtin: &str, owned: &str) -> String {
+    format!("-A {builtin} -j {owned}")
+}
+
+/// Reads the owned part of an `iptables-save -t nat` output.
+pub fn parse_owned(save: &str) -> OwnedChains {
+    let mut chains = OwnedChains::default();
+    let owned_names: Vec<&str> = CHAINS.iter().map(|(_, o)| *o).collect();
+    for line in save.lines() {
+        let line = line.trim_end();
+        if let Some(decl) = line.strip_prefix(':') {
+            let name = decl.split_whitespace().next().unwrap_or("");
+            if owned_names.contains(&name) {
+                chains.declared.insert(name.to_string());
+            }
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("-A ") else {
+            continue;
+        };
+        let chain = rest.split_whitespace().next().unwrap_or("");
+        if owned_names.contains(&chain) {
+            if let Some(hash) = marker_hash(line) {
+                chains.marker = Some(hash);
+            } else {
+                chains.rules.push(line.to_string());
+            }
+            continue;
+        }
+        for (builtin, owned) in CHAINS {
+            if line == jump_rule(builtin, owned) {
+                *chains.jumps.entry(builtin.to_string()).or_default() += 1;
+            }
+        }
+    }
+    // Keep the canonical order (by chain name, stable within a chain), whatever
+    // order this iptables-save listed its chains in.
+    chains
+        .rules
+        .sort_by_key(|r| r.split_whitespace().nth(1).map(str::to_string));
+    chains
+}
+
+fn marker_hash(line: &str) -> Option<String> {
+    if !line.ends_with("-j RETURN") {
+        return None;
+    }
+    let start = line.find("--comment \"geartopo ")?;
+    let comment = &line[start + "--comment \"".len()..];
+    let comment = &comment[..comment.find('"')?];
+    let words: Vec<&str> = comment.split(' ').collect();
+    match words.as_slice() {
+        ["geartopo", _, _, "applied", hash] => Some(hash.to_string()),
+        _ => None,
+    }
+}
+
+impl OwnedChains {
+    /// True when the chains are exactly what the last apply wrote (marker matches,
+    /// all chains declared, each jump present once).
+    pub fn intact(&self) -> bool {
+        self.marker.as_deref() == Some(rules_hash(&self.rules).as_str())
+            && CHAINS
+                .iter()
+                .all(|(b, o)| self.declared.contains(*o) && self.jumps.get(*b) == Some(&1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis_link() -> ResolvedLink {
+        ResolvedLink {
+            listen_ip: Ipv4Addr::new(127, 0, 0, 1),
+            listen_port: 6379,
+            protocol: Protocol::Tcp,
+            dest_ip: Ipv4Addr::new(198, 18, 0, 4),
+            dest_port: 50000,
+            describe: "redisdb:6379".into(),
+        }
+    }
+
+    #[test]
+    fn restore_document_is_golden() {
+        let self_link = ResolvedLink {
+            listen_ip: Ipv4Addr::new(192, 168, 1, 1),
+            listen_port: 27017,
+            protocol: Protocol::Udp,
+            dest_ip: Ipv4Addr::LOCALHOST,
+            dest_port: 27017,
+            describe: "db-1:27017 (itself)".into(),
+        };
+        let rules = render_rules("todo", "app1", &[redis_link(), self_link]);
+        let doc = render_restore("todo", "app1", &rules);
+        let expected = format!(
+            r#"*nat
+:GEARTOPO-OUTPUT - [0:0]
+:GEARTOPO-POSTROUTING - [0:0]
+:GEARTOPO-PREROUTING - [0:0]
+-A GEARTOPO-OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 6379 -m comment --comment "geartopo todo app1 127.0.0.1:6379/tcp to redisdb:6379" -j DNAT --to-destination 198.18.0.4:50000
+-A GEARTOPO-OUTPUT -d 192.168.1.1/32 -p udp -m udp --dport 27017 -m comment --comment "geartopo todo app1 192.168.1.1:27017/udp to db-1:27017 (itself)" -j DNAT --to-destination 127.0.0.1:27017
+-A GEARTOPO-POSTROUTING -d 198.18.0.4/32 -p tcp -m tcp --dport 50000 -m comment --comment "geartopo todo app1 source for 198.18.0.4:50000/tcp" -j MASQUERADE
+-A GEARTOPO-POSTROUTING -m comment --comment "geartopo todo app1 applied {}" -j RETURN
+COMMIT
+"#,
+            rules_hash(&rules)
+        );
+        assert_eq!(doc, expected);
+    }
+
+    #[test]
+    fn two_links_to_one_destination_masquerade_once() {
+        let mut second = redis_link();
+        second.listen_ip = Ipv4Addr::new(127, 0, 0, 2);
+        second.listen_port = 7000;
+        let rules = render_rules("todo", "app1", &[redis_link(), second]);
+        assert_eq!(rules.iter().filter(|r| r.contains("MASQUERADE")).count(), 1);
+        assert_eq!(rules.iter().filter(|r| r.contains("DNAT")).count(), 2);
+    }
+
+    #[test]
+    fn parse_reads_back_what_was_rendered_and_ignores_foreign_rules() {
+        let rules = render_rules("todo", "app1", &[redis_link()]);
+        let save = format!(
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:FOREIGN - [0:0]\n:GEARTOPO-OUTPUT - [0:0]\n:GEARTOPO-POSTROUTING - [0:0]\n:GEARTOPO-PREROUTING - [0:0]\n-A PREROUTING -j GEARTOPO-PREROUTING\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A OUTPUT -d 10.9.9.9/32 -j FOREIGN\n-A POSTROUTING -j GEARTOPO-POSTROUTING\n{}\n{}\nCOMMIT\n",
+            rules.join("\n"),
+            marker_rule("todo", "app1", &rules_hash(&rules))
+        );
+        let owned = parse_owned(&save);
+        assert_eq!(owned.rules, rules);
+        assert!(owned.intact());
+        assert_eq!(owned.jumps.get("OUTPUT"), Some(&1));
+    }
+
+    #[test]
+    fn a_rule_deleted_by_hand_breaks_the_marker() {
+        let rules = render_rules("todo", "app1", &[redis_link()]);
+        let save = format!(
+            ":GEARTOPO-OUTPUT - [0:0]\n:GEARTOPO-POSTROUTING - [0:0]\n:GEARTOPO-PREROUTING - [0:0]\n-A PREROUTING -j GEARTOPO-PREROUTING\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A POSTROUTING -j GEARTOPO-POSTROUTING\n{}\n{}\n",
+            rules[1],
+            marker_rule("todo", "app1", &rules_hash(&rules))
+        );
+        let owned = parse_owned(&save);
+        assert!(!owned.intact());
+        assert_eq!(owned.rules.len(), 1);
+    }
+
+    #[test]
+    fn a_duplicated_jump_is_not_intact() {
+        let rules: Vec<String> = vec![];
+        let save = format!(
+            ":GEARTOPO-OUTPUT - [0:0]\n:GEARTOPO-POSTROUTING - [0:0]\n:GEARTOPO-PREROUTING - [0:0]\n-A PREROUTING -j GEARTOPO-PREROUTING\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A POSTROUTING -j GEARTOPO-POSTROUTING\n{}\n",
+            marker_rule("todo", "app1", &rules_hash(&rules))
+        );
+        let owned = parse_owned(&save);
+        assert_eq!(owned.jumps.get("OUTPUT"), Some(&2));
+        assert!(!owned.intact());
+    }
+}

@@ -1,0 +1,158 @@
+//! What geartopo observed on the nodes: containers carrying this topology's labels,
+//! their owned chains and sysctls, and the ports already taken. Plain data, built by
+//! `observe`, read by `plan`; serializable so a saved plan can fingerprint it.
+//! No I/O here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::topology::model::Protocol;
+
+/// Everything read from every node in one observation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedState {
+    /// By node name; every node of the topology has an entry.
+    pub nodes: BTreeMap<String, NodeState>,
+    /// DNS names used by the topology (node addresses, raw link hosts), resolved here.
+    pub resolved: BTreeMap<String, Ipv4Addr>,
+}
+
+/// One node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// Containers carrying this topology's label, by container name (`db-2`).
+    pub containers: BTreeMap<String, ObservedContainer>,
+    /// Host ports taken on the node: listening sockets and every container's
+    /// published ports (any owner).
+    pub taken_ports: BTreeSet<(ProtocolName, u16)>,
+}
+
+/// `tcp` / `udp`, serializable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolName {
+    Tcp,
+    Udp,
+}
+
+impl From<Protocol> for ProtocolName {
+    fn from(p: Protocol) -> Self {
+        match p {
+            Protocol::Tcp => ProtocolName::Tcp,
+            Protocol::Udp => ProtocolName::Udp,
+        }
+    }
+}
+
+impl From<ProtocolName> for Protocol {
+    fn from(p: ProtocolName) -> Self {
+        match p {
+            ProtocolName::Tcp => Protocol::Tcp,
+            ProtocolName::Udp => Protocol::Udp,
+        }
+    }
+}
+
+/// The run state of a container, as the runtime reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    /// Created or initialized (podman `init`), not started.
+    Created,
+    /// Exited, stopped, dead, paused...: whatever it is, not running.
+    Stopped(String),
+}
+
+/// A container owned by this topology, as found on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedContainer {
+    /// The runtime's id.
+    pub id: String,
+    /// The runtime name (`todo-app1`).
+    pub runtime_name: String,
+    /// Label `geartopo.container`.
+    pub container: String,
+    /// Label `geartopo.spec`: per attribute hashes, `image=..,command=..`.
+    pub spec: BTreeMap<String, String>,
+    /// The image as the runtime reports it.
+    pub image: String,
+    pub state: RunState,
+    /// The namespace's pid, when there is a namespace.
+    pub pid: Option<u32>,
+    /// Published ports, sorted.
+    pub published: Vec<PublishedPort>,
+    /// The owned chains in its nat table; `None` when it has no namespace.
+    pub chains: Option<OwnedChains>,
+    /// `net.ipv4.ip_forward` and `net.ipv4.conf.all.route_localnet`, when readable.
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// One published port of an observed container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub protocol: ProtocolName,
+    /// Inside the container.
+    pub port: u16,
+    /// On the node.
+    pub host_port: u16,
+}
+
+impl ObservedContainer {
+    /// The host port a container port is published on.
+    pub fn host_port(&self, protocol: Protocol, port: u16) -> Option<u16> {
+        let protocol = ProtocolName::from(protocol);
+        self.published
+            .iter()
+            .find(|p| p.protocol == protocol && p.port == port)
+            .map(|p| p.host_port)
+    }
+}
+
+/// The owned part of a container's nat table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnedChains {
+    /// Which of the owned chains exist.
+    pub declared: BTreeSet<String>,
+    /// Rule lines (`-A GEARTOPO-...`) in iptables-save's form, in order, without the marker.
+    pub rules: Vec<String>,
+    /// The hash recorded in the marker rule by the last apply, if present.
+    pub marker: Option<String>,
+    /// How many times each built-in chain jumps into its owned chain.
+    pub jumps: BTreeMap<String, usize>,
+}
+
+impl ObservedState {
+    /// A stable fingerprint of everything observed (empty state included), for saved plans.
+    pub fn fingerprint(&self) -> String {
+        let json = serde_json::to_vec(self).expect("observed state serializes");
+        hex(&Sha256::digest(&json))[..32].to_string()
+    }
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A short stable hash of text.
+pub fn short_hash(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))[..16].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_changes_with_state_and_is_stable() {
+        let empty = ObservedState::default();
+        assert_eq!(empty.fingerprint(), ObservedState::default().fingerprint());
+        let mut other = ObservedState::default();
+        other.nodes.insert("node1".into(), NodeState::default());
+        assert_ne!(empty.fingerprint(), other.fingerprint());
+    }
+}
