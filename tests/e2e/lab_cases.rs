@@ -314,3 +314,84 @@ fn is_zombie(pid: i32) -> bool {
         })
         .unwrap_or(true)
 }
+
+/// A `lab up` that fails half way (here: its ssh check, with an `ssh` that always
+/// fails first in PATH) reports why and takes down what it made by itself.
+pub fn failed_up_cleans_up(ctx: &Ctx) -> Outcome {
+    let name = format!("e2e-failing-{}", ctx.run_id);
+    let file = ctx.topology(&name, "");
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| e.to_string())?
+        .replace("198.18.0.", "198.18.2.");
+    std::fs::write(&file, text).map_err(|e| e.to_string())?;
+    let layout = geartopo::lab::Layout::new(Path::new(geartopo::lab::LAB_ROOT), &name);
+    let fake = std::env::temp_dir().join(format!("gt-e2e-fakebin-{}", ctx.run_id));
+    std::fs::create_dir_all(&fake).map_err(|e| e.to_string())?;
+    std::fs::write(
+        fake.join("ssh"),
+        "#!/bin/sh\necho 'fake ssh: refused' >&2\nexit 255\n",
+    )
+    .map_err(|e| e.to_string())?;
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(fake.join("ssh"))
+        .status()
+        .map_err(|e| e.to_string())?;
+    let path = format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(&ctx.bin)
+        .args(["lab", "up"])
+        .arg(&file)
+        .env("PATH", path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&fake);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let left = namespaces_with_prefix(&layout.ns_prefix());
+    let dir_left = layout.dir.exists();
+    if !left.is_empty() || dir_left {
+        // Leave nothing behind for the next run, whatever this case concludes.
+        let _ = ctx.geartopo_here(&["lab", "down", &file.display().to_string()]);
+    }
+    ensure!(
+        out.status.code() == Some(1),
+        "failing up exited {:?}\n{stdout}\n{stderr}",
+        out.status.code()
+    );
+    ensure!(
+        stderr.contains("fake ssh: refused"),
+        "the error does not say why:\n{stderr}"
+    );
+    ensure!(
+        stdout.contains("sshd pid"),
+        "up failed before starting sshd, which proves less:\n{stdout}"
+    );
+    ensure!(
+        stdout.contains("is down"),
+        "up did not take itself down:\n{stdout}"
+    );
+    ensure!(
+        left.is_empty(),
+        "namespaces left after a failed up: {left:?}"
+    );
+    ensure!(!dir_left, "{} left after a failed up", layout.dir.display());
+    let pids: Vec<i32> = stdout
+        .lines()
+        .filter_map(|l| l.split("sshd pid ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect();
+    ensure!(!pids.is_empty(), "no sshd pid in the output:\n{stdout}");
+    for pid in pids {
+        ensure!(
+            !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid),
+            "sshd {pid} still running"
+        );
+    }
+    Ok(())
+}
