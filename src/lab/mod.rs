@@ -176,7 +176,7 @@ pub fn up(spec: &LabSpec, out: &mut dyn Write) -> Result<(), LabError> {
         Err(e) => {
             say(
                 out,
-                format!("lab up failed: {e}\ntaking down what was made"),
+                "lab up failed (the error follows); taking down what was made",
             );
             if let Err(t) = teardown(&layout, out) {
                 say(out, format!("{t}"));
