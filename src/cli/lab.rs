@@ -39,6 +39,7 @@ fn spec(file: Option<PathBuf>) -> anyhow::Result<LabSpec> {
 }
 
 pub fn run(cmd: LabCommand) -> anyhow::Result<i32> {
+    lab::require_root()?;
     let mut out = std::io::stdout();
     match cmd {
         LabCommand::Up { file } => {

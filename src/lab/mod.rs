@@ -87,6 +87,16 @@ struct StateNode {
     namespace: String,
 }
 
+/// Every lab command needs root: checked before anything else (even reading the
+/// file), so the user hears the real reason first.
+pub fn require_root() -> Result<(), LabError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LabError::NotRoot);
+    }
+    Ok(())
+}
+
 fn layout_for(name: &str) -> Layout {
     Layout::new(Path::new(LAB_ROOT), name)
 }
@@ -430,10 +440,7 @@ fn plug(lan: &str, port: &str, ns: &str, address: Ipv4Addr) -> Result<(), LabErr
 /// Takes the lab of topology `name` down: works from the name alone, after a failed
 /// or partial `up`, and when nothing is up (then it says so and succeeds).
 pub fn down(name: &str, out: &mut dyn Write) -> Result<(), LabError> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(LabError::NotRoot);
-    }
+    require_root()?;
     // The name becomes a directory that is removed: never let it climb out.
     spec::check_name("topology name", name).map_err(LabError::Spec)?;
     let layout = layout_for(name);
@@ -596,10 +603,7 @@ fn require_node<'a>(
 /// known_hosts in the environment), or on `node` exactly as the node's sshd runs
 /// commands. Returns the command's exit code.
 pub fn exec(spec: &LabSpec, node: Option<&str>, command: &[String]) -> Result<i32, LabError> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(LabError::NotRoot);
-    }
+    require_root()?;
     let layout = layout_for(&spec.name);
     let state = state(spec, &layout)?;
     let (program, args) = command

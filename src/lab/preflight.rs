@@ -29,10 +29,7 @@ pub struct Tools {
 
 /// Checks root and every program at once.
 pub fn check() -> Result<Tools, LabError> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(LabError::NotRoot);
-    }
+    super::require_root()?;
     let missing: Vec<(&str, &str)> = REQUIRED
         .iter()
         .copied()

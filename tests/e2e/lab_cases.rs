@@ -210,6 +210,8 @@ pub fn refuses_second_up_and_non_root(ctx: &Ctx) -> Outcome {
         vec!["up", lab.as_str()],
         vec!["down", lab.as_str()],
         vec!["exec", lab.as_str(), "--", "true"],
+        vec!["status", lab.as_str()],
+        vec!["load", lab.as_str(), "/nonexistent.tar", "x"],
     ] {
         let out = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
