@@ -479,12 +479,39 @@ fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabError> {
                 continue;
             }
         }
-        match Cmd::new("podman")
-            .args(["rm", "--all", "--force", "--time", "0"])
-            .envs(&nl.env(node))
-            .in_netns(&ns)
+        let podman = |args: &[&str]| {
+            Cmd::new("podman")
+                .args(args)
+                .envs(&nl.env(node))
+                .in_netns(&ns)
+        };
+        // The namespaces podman made for this node's containers (/run/netns/netns-*),
+        // to check after the removal that they went with the containers.
+        let sandboxes: Vec<String> = podman(&["ps", "--all", "--quiet"])
             .run()
-        {
+            .ok()
+            .map(|f| {
+                f.stdout
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|ids| !ids.is_empty())
+            .and_then(|ids| {
+                let mut args = vec!["inspect", "--format", "{{.NetworkSettings.SandboxKey}}"];
+                args.extend(ids.iter().map(String::as_str));
+                podman(&args).run().ok()
+            })
+            .map(|f| {
+                f.stdout
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| l.starts_with("/run/netns/"))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        match podman(&["rm", "--all", "--force", "--time", "0"]).run() {
             Ok(f) => {
                 let n = f.stdout.lines().filter(|l| !l.trim().is_empty()).count();
                 if n > 0 {
@@ -492,6 +519,22 @@ fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabError> {
                 }
             }
             Err(e) => problems.push(format!("{node}: {e}")),
+        }
+        for sandbox in sandboxes {
+            let Some(name) = sandbox.strip_prefix("/run/netns/") else {
+                continue;
+            };
+            if Path::new(&sandbox).exists() {
+                match ip(&["netns", "del", name]) {
+                    Ok(()) => say(
+                        out,
+                        format!("  {node}: removed container namespace {name} podman left"),
+                    ),
+                    Err(e) => {
+                        problems.push(format!("{node}: container namespace {name} left: {e}"))
+                    }
+                }
+            }
         }
     }
 
