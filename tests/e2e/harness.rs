@@ -30,6 +30,13 @@ macro_rules! ensure {
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set once the harness takes the lab down: from then on nothing is cut short.
+static TEARING_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C (or SIGTERM) stops the case at hand; the lab still goes down.
+fn cut_short() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst) && !TEARING_DOWN.load(Ordering::SeqCst)
+}
 
 extern "C" fn on_interrupt(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
@@ -122,9 +129,11 @@ fn run_command(mut cmd: Command, display: String, timeout: Duration) -> Run {
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) if Instant::now() < deadline && !cut_short() => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Ok(None) => {
-                timed_out = true;
+                timed_out = !cut_short();
                 // SAFETY: kill(2) on the process group we made for this child.
                 unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
                 break child.wait().ok();
@@ -134,6 +143,9 @@ fn run_command(mut cmd: Command, display: String, timeout: Duration) -> Run {
     };
     let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
     let mut stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    if INTERRUPTED.load(Ordering::SeqCst) && !timed_out {
+        stderr.push_str("\n[harness: interrupted]\n");
+    }
     if timed_out {
         stderr.push_str(&format!(
             "\n[harness: killed after {}s]\n",
@@ -553,6 +565,7 @@ pub fn main(cases: &[Case]) -> i32 {
     }
 
     // Always down, then check that down left nothing.
+    TEARING_DOWN.store(true, Ordering::SeqCst);
     let down = ctx.geartopo_here(&["lab", "down", &lab_arg]);
     print!("{}", down.stdout);
     let mut left = Vec::new();
