@@ -90,6 +90,8 @@ pub struct Ctx {
     pub nodes: Vec<(String, String)>,
     /// Unique per run: use it in anything that must not collide with an earlier run.
     pub run_id: String,
+    /// `root_namespace_snapshot()` taken before the lab went up.
+    pub root_before: String,
     tmp: PathBuf,
     transcript: RefCell<Vec<String>>,
 }
@@ -399,6 +401,40 @@ pub fn lines_with(dump: &str, marker: &str) -> Vec<String> {
         .collect()
 }
 
+/// What the machine's own (root) network namespace holds: interfaces, addresses,
+/// routes, rules, iptables. The lab must leave it exactly as it was.
+pub fn root_namespace_snapshot() -> String {
+    let sh = |script: &str| {
+        Command::new("sh")
+            .args(["-c", script])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| format!("cannot run {script}: {e}"))
+    };
+    let mut snap = String::new();
+    snap += &sh("ip -o link show | awk '{print $2}'");
+    snap += &sh("ip -o addr show | awk '{print $2, $3, $4}'");
+    // Router-advertised routes count down their lifetime: not a change.
+    snap += &sh("ip route show table all | sed 's/ expires [0-9]*sec//'");
+    snap += &sh("ip rule show");
+    // Counters move with traffic; the rules are what matters.
+    snap += &sh("iptables-save 2>/dev/null | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'");
+    snap
+}
+
+/// The lines that differ between two snapshots, for a readable failure.
+pub fn snapshot_difference(before: &str, after: &str) -> String {
+    let gone: Vec<&str> = before
+        .lines()
+        .filter(|l| !after.lines().any(|a| a == *l))
+        .collect();
+    let new: Vec<&str> = after
+        .lines()
+        .filter(|l| !before.lines().any(|b| b == *l))
+        .collect();
+    format!("gone: {gone:#?}\nnew: {new:#?}")
+}
+
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -502,6 +538,7 @@ pub fn main(cases: &[Case]) -> i32 {
             .map(|i| (format!("node{i}"), format!("198.18.0.{i}")))
             .collect(),
         run_id: format!("{}", std::process::id()),
+        root_before: root_namespace_snapshot(),
         tmp: tmp.clone(),
         transcript: RefCell::new(Vec::new()),
     };
@@ -583,6 +620,13 @@ pub fn main(cases: &[Case]) -> i32 {
     }
     if layout.dir.exists() {
         left.push(format!("{} still exists", layout.dir.display()));
+    }
+    let root_after = root_namespace_snapshot();
+    if root_after != ctx.root_before {
+        left.push(format!(
+            "the machine's root network namespace changed:\n{}",
+            snapshot_difference(&ctx.root_before, &root_after)
+        ));
     }
     if sshd.is_empty() {
         left.push("no sshd pid was recorded while the lab was up".into());

@@ -397,3 +397,16 @@ pub fn failed_up_cleans_up(ctx: &Ctx) -> Outcome {
     }
     Ok(())
 }
+
+/// While the lab is up (and after every case before this one ran its containers),
+/// the machine's own network namespace is as it was before the lab: no interface,
+/// address, route or rule of the lab's is there.
+pub fn root_namespace_untouched(ctx: &Ctx) -> Outcome {
+    let now = crate::harness::root_namespace_snapshot();
+    ensure!(
+        now == ctx.root_before,
+        "the machine's root network namespace changed while the lab is up:\n{}",
+        crate::harness::snapshot_difference(&ctx.root_before, &now)
+    );
+    Ok(())
+}

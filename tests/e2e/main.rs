@@ -31,6 +31,8 @@ const CASES: &[Case] = &[
     ("two_topologies_independent", topology_cases::two_topologies_independent),
     ("udp_link", topology_cases::udp_link),
     ("env_passed_verbatim", topology_cases::env_passed_verbatim),
+    // Last, after everything above ran: the machine's own namespace is untouched.
+    ("lab_root_namespace_untouched", lab_cases::root_namespace_untouched),
 ];
 
 fn main() {
