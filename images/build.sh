@@ -114,9 +114,12 @@ events_logger = "file"
 tmp_dir = "$work/store/tmp"
 static_dir = "$work/store/storage/libpod"
 C
+# overlay cannot stack on overlayfs (this machine itself a container): vfs then.
+driver=overlay
+[ "$(stat -f -c %T "$work")" = overlayfs ] && driver=vfs
 cat > "$work/store/storage.conf" <<C
 [storage]
-driver = "overlay"
+driver = "$driver"
 graphroot = "$work/store/storage"
 runroot = "$work/store/run"
 C

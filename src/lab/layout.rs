@@ -159,12 +159,13 @@ impl NodeLayout {
         )
     }
 
-    /// storage.conf: this node's own image and container store.
-    pub fn render_storage_conf(&self) -> String {
+    /// storage.conf: this node's own image and container store, with `driver`
+    /// (`overlay`, or `vfs` where the lab directory is itself on overlayfs).
+    pub fn render_storage_conf(&self, driver: &str) -> String {
         format!(
             "# Written by `geartopo lab up`: this node's own image and container store.\n\
              [storage]\n\
-             driver = \"overlay\"\n\
+             driver = \"{driver}\"\n\
              graphroot = \"{}\"\n\
              runroot = \"{}\"\n",
             self.dir.join("storage").display(),
@@ -261,7 +262,8 @@ mod tests {
                 "{line}"
             );
         }
-        let storage = n.render_storage_conf();
+        let storage = n.render_storage_conf("overlay");
+        assert!(storage.contains("driver = \"overlay\""));
         assert!(storage.contains("graphroot = \"/var/lib/geartopo-lab/t/nodes/node4/storage\""));
         assert!(storage.contains("runroot = \"/var/lib/geartopo-lab/t/nodes/node4/run\""));
     }

@@ -233,6 +233,7 @@ fn build(
     )?;
     let client_pub = read(&pub_of(&layout.client_key()))?;
     write_file(&layout.authorized_keys(), &client_pub, 0o600)?;
+    let driver = sys::storage_driver_for(&layout.dir);
     let mut known_hosts = String::new();
     for node in &spec.nodes {
         let nl = layout.node(&node.name);
@@ -250,7 +251,7 @@ fn build(
             &read(&pub_of(&nl.host_key()))?,
         ));
         write_file(&nl.containers_conf(), &nl.render_containers_conf(), 0o644)?;
-        write_file(&nl.storage_conf(), &nl.render_storage_conf(), 0o644)?;
+        write_file(&nl.storage_conf(), &nl.render_storage_conf(driver), 0o644)?;
         write_file(
             &nl.sshd_config(),
             &nl.render_sshd_config(node, &layout.authorized_keys()),

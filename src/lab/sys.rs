@@ -280,6 +280,25 @@ pub fn unmount(path: &Path) -> Result<(), String> {
     Err(std::io::Error::last_os_error().to_string())
 }
 
+/// The podman storage driver for a store under `dir`: overlay cannot stack on
+/// overlayfs (as when this machine is itself a container), vfs always works.
+pub fn storage_driver_for(dir: &Path) -> &'static str {
+    use std::os::unix::ffi::OsStrExt;
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return "overlay";
+    };
+    // SAFETY: statfs fills the zeroed struct we own from a valid NUL-terminated path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0
+        && st.f_type as i64 == OVERLAYFS_SUPER_MAGIC
+    {
+        "vfs"
+    } else {
+        "overlay"
+    }
+}
+
 /// Finds a program in PATH or the sbin directories (sudo and cron may drop them from PATH).
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
