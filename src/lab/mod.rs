@@ -313,28 +313,48 @@ fn build(
 
     // Prove each node is what the tests will use: plain ssh from the control
     // namespace with the lab key and a verified host key, and the node's own store.
-    for node in &spec.nodes {
-        let nl = layout.node(&node.name);
-        let want = nl.dir.join("storage").display().to_string();
-        let got = wait_for(Duration::from_secs(5), || {
-            ssh(layout, node, "podman info --format '{{.Store.GraphRoot}}'").ok()
-        })
-        .ok_or_else(|| LabError::Node {
-            node: node.name.clone(),
-            reason: match ssh(layout, node, "podman info --format '{{.Store.GraphRoot}}'") {
-                Err(e) => format!("ssh from the control namespace failed: {e}"),
-                Ok(_) => "ssh failed".into(),
-            },
-        })?;
-        if got.trim() != want {
-            return Err(LabError::Node {
+    // All nodes at once: each check is a full ssh handshake and a podman start.
+    let checks: Vec<Result<(), LabError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = spec
+            .nodes
+            .iter()
+            .map(|node| s.spawn(move || check_node(layout, node)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a node check panicked"))
+            .collect()
+    });
+    checks.into_iter().collect()
+}
+
+/// One node answers ssh (verified host key, lab key) and runs podman on its own store.
+fn check_node(layout: &Layout, node: &LabNode) -> Result<(), LabError> {
+    const PROBE: &str = "podman info --format '{{.Store.GraphRoot}}'";
+    let want = layout
+        .node(&node.name)
+        .dir
+        .join("storage")
+        .display()
+        .to_string();
+    let got =
+        wait_for(Duration::from_secs(5), || ssh(layout, node, PROBE).ok()).ok_or_else(|| {
+            LabError::Node {
                 node: node.name.clone(),
-                reason: format!(
-                    "podman over ssh uses store {} instead of {want}",
-                    got.trim()
-                ),
-            });
-        }
+                reason: match ssh(layout, node, PROBE) {
+                    Err(e) => format!("ssh from the control namespace failed: {e}"),
+                    Ok(_) => "ssh failed".into(),
+                },
+            }
+        })?;
+    if got.trim() != want {
+        return Err(LabError::Node {
+            node: node.name.clone(),
+            reason: format!(
+                "podman over ssh uses store {} instead of {want}",
+                got.trim()
+            ),
+        });
     }
     Ok(())
 }
