@@ -146,6 +146,7 @@ impl NodeLayout {
              cgroup_manager = \"cgroupfs\"\n\
              events_logger = \"file\"\n\
              tmp_dir = \"{tmp}\"\n\
+             image_copy_tmp_dir = \"{tmp}\"\n\
              static_dir = \"{static_dir}\"\n\
              volume_path = \"{volumes}\"\n\
              \n\

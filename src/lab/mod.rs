@@ -614,6 +614,10 @@ fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabError> {
             Err(e) => problems.push(format!("cannot remove {}: {e}", layout.dir.display())),
         }
     }
+    // The shared parent goes with the last lab (remove_dir fails on a non-empty one).
+    if let Some(root) = layout.dir.parent() {
+        let _ = std::fs::remove_dir(root);
+    }
 
     // 5. Check, rather than trust, that nothing is left.
     for ns in sys::netns_with_prefix(&layout.ns_prefix()) {
