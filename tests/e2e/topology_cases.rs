@@ -329,10 +329,17 @@ pub fn destroy_leaves_nothing(ctx: &Ctx) -> Outcome {
         );
     }
     // The client's namespace went with its process.
-    ensure!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "app's process {pid} still exists"
-    );
+    // (Its parent may take a moment to reap it.)
+    let gone = (0..50).any(|_| {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|st| st.rsplit_once(')').is_some_and(|(_, r)| !r.trim_start().starts_with('Z')))
+            .unwrap_or(false);
+        if alive {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        !alive
+    });
+    ensure!(gone, "app's process {pid} still runs after destroy");
     let plan = ctx.plan(&file).expect(2)?;
     ensure!(
         plan.stdout.contains("3 to add"),
