@@ -1,5 +1,5 @@
-//! The end-to-end harness: one shared lab (tests/e2e/lab.toml) for every case,
-//! cases run one after another, the lab always taken down at the end (also when a
+//! The end-to-end harness: one shared lab (tests/e2e/lab.toml, named after the
+//! run) for every case, cases run one after another, the lab always taken down at the end (also when a
 //! case fails or panics), then checked to have left nothing behind. Cases get the
 //! helpers below; they must not touch anything outside the lab.
 
@@ -457,6 +457,27 @@ fn ensure_image() -> Result<PathBuf, String> {
     Ok(archive)
 }
 
+/// Takes down the labs of earlier e2e runs whose process is gone (killed before
+/// they could clean up). A lab of a run still going is left alone.
+fn remove_stale_labs(ctx: &Ctx) {
+    let Ok(dir) = std::fs::read_dir(geartopo::lab::LAB_ROOT) else {
+        return;
+    };
+    for entry in dir.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("e2e-")
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !process_alive(pid) {
+            println!("e2e: taking down {name}, left by a run that was killed");
+            let _ = ctx.geartopo_here(&["lab", "down", "--name", &name]);
+        }
+    }
+}
+
 fn sshd_pids(nodes: &Path) -> Vec<i32> {
     std::fs::read_dir(nodes)
         .map(|d| {
@@ -528,9 +549,20 @@ pub fn main(cases: &[Case]) -> i32 {
         );
     }
 
-    let lab = manifest_dir().join("tests/e2e/lab.toml");
     let tmp = std::env::temp_dir().join(format!("geartopo-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("temp dir");
+    // Each run has its own lab, named after its pid: runs on one machine (several
+    // developers, or CI beside a developer) never take each other's lab down. The
+    // nodes keep tests/e2e/lab.toml's addresses; labs do not share a bridge.
+    let lab_name = format!("e2e-{}", std::process::id());
+    let source = std::fs::read_to_string(manifest_dir().join("tests/e2e/lab.toml"))
+        .expect("tests/e2e/lab.toml");
+    let lab = tmp.join("lab.toml");
+    std::fs::write(
+        &lab,
+        source.replacen("name = \"e2e\"", &format!("name = \"{lab_name}\""), 1),
+    )
+    .expect("write lab.toml");
     let ctx = Ctx {
         bin: PathBuf::from(env!("CARGO_BIN_EXE_geartopo")),
         lab: lab.clone(),
@@ -547,8 +579,8 @@ pub fn main(cases: &[Case]) -> i32 {
     let mut passed = 0;
     let mut failures: Vec<(String, String)> = Vec::new();
 
-    // A lab left by an interrupted run goes first.
-    let _ = ctx.geartopo_here(&["lab", "down", &lab_arg]);
+    // Labs left by earlier runs that were killed (their pid is gone) go first.
+    remove_stale_labs(&ctx);
     let setup = (|| -> Result<(), String> {
         let image = ensure_image()?;
         println!("e2e: lab up {}", lab.display());
@@ -559,7 +591,7 @@ pub fn main(cases: &[Case]) -> i32 {
         Ok(())
     })();
     // What the lab is made of, from the library's own naming, to check after down.
-    let layout = geartopo::lab::Layout::new(Path::new(geartopo::lab::LAB_ROOT), "e2e");
+    let layout = geartopo::lab::Layout::new(Path::new(geartopo::lab::LAB_ROOT), &lab_name);
     let sshd = sshd_pids(&layout.nodes_dir());
 
     match setup {
