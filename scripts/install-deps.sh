@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the lab, the demo and the end-to-end tests need on Debian/Ubuntu:
+# Installs what the lab, the demo, the end-to-end tests and the build need on Debian/Ubuntu:
 # namespaces (iproute2), sshd per node (openssh-server), containers (podman with
 # runc: crun fails on these machines), iptables, and what the test image is built
 # from (busybox-static, socat). Idempotent, and quick when all is there already:
@@ -7,7 +7,10 @@
 set -euo pipefail
 
 # netavark is named because the lab's podman configuration selects it.
-packages=(iptables openssh-server openssh-client iproute2 podman runc netavark busybox-static socat util-linux tar)
+lab=(iptables openssh-server openssh-client iproute2 podman runc netavark busybox-static socat util-linux tar)
+# Building geartopo: the ssh2 crate compiles libssh2 against OpenSSL and zlib.
+build=(gcc libc6-dev make pkg-config libssl-dev zlib1g-dev)
+packages=("${lab[@]}" "${build[@]}")
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/install-deps.sh: run as root (sudo $0)" >&2
