@@ -106,7 +106,10 @@ mkdir -p "$out"
 tar --numeric-owner --owner=0 --group=0 -C "$root" -cf "$out/geartopo-busybox-rootfs.tar" .
 
 # The image archive: imported into a throwaway podman store (no network, no
-# registry), with a default command and PATH, then saved.
+# registry), with a default command and PATH, then saved. Its stop signal is
+# SIGKILL: busybox applets and socat run as pid 1 and pid 1 ignores SIGTERM
+# without a handler, so a graceful stop would always wait out podman's 10s
+# before killing; these test processes hold no state worth a clean exit.
 mkdir -p "$work/store"/{storage,run,tmp}
 cat > "$work/store/containers.conf" <<C
 [engine]
@@ -127,6 +130,7 @@ export CONTAINERS_CONF=$work/store/containers.conf CONTAINERS_STORAGE_CONF=$work
 podman import --quiet \
   --change 'CMD ["/bin/sh"]' \
   --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+  --change 'STOPSIGNAL SIGKILL' \
   "$out/geartopo-busybox-rootfs.tar" "$name" >/dev/null
 rm -f "$out/geartopo-busybox.tar"
 podman save --quiet --format docker-archive -o "$out/geartopo-busybox.tar" "$name"
