@@ -49,6 +49,8 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// How long it took, in seconds.
+    pub secs: f64,
 }
 
 impl Run {
@@ -70,8 +72,8 @@ impl Run {
     }
     pub fn describe(&self) -> String {
         format!(
-            "$ {}\n[exit {}]\n--- stdout\n{}--- stderr\n{}---",
-            self.command, self.code, self.stdout, self.stderr
+            "$ {}\n[exit {}, {:.1}s]\n--- stdout\n{}--- stderr\n{}---",
+            self.command, self.code, self.secs, self.stdout, self.stderr
         )
     }
     /// stdout and stderr together, for "the output mentions X" checks.
@@ -103,6 +105,7 @@ fn run_command(mut cmd: Command, display: String, timeout: Duration) -> Run {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd.process_group(0);
+    let started = Instant::now();
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -111,6 +114,7 @@ fn run_command(mut cmd: Command, display: String, timeout: Duration) -> Run {
                 code: -1,
                 stdout: String::new(),
                 stderr: format!("cannot run: {e}"),
+                secs: 0.0,
             }
         }
     };
@@ -127,7 +131,7 @@ fn run_command(mut cmd: Command, display: String, timeout: Duration) -> Run {
         s
     });
     let deadline = Instant::now() + timeout;
-    let mut timed_out = false;
+    let (mut timed_out, mut interrupted) = (false, false);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
@@ -135,7 +139,8 @@ fn run_command(mut cmd: Command, display: String, timeout: Duration) -> Run {
                 std::thread::sleep(Duration::from_millis(20))
             }
             Ok(None) => {
-                timed_out = !cut_short();
+                interrupted = cut_short();
+                timed_out = !interrupted;
                 // SAFETY: kill(2) on the process group we made for this child.
                 unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
                 break child.wait().ok();
@@ -145,7 +150,7 @@ fn run_command(mut cmd: Command, display: String, timeout: Duration) -> Run {
     };
     let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
     let mut stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    if INTERRUPTED.load(Ordering::SeqCst) && !timed_out {
+    if interrupted {
         stderr.push_str("\n[harness: interrupted]\n");
     }
     if timed_out {
@@ -155,11 +160,16 @@ fn run_command(mut cmd: Command, display: String, timeout: Duration) -> Run {
         ));
     }
     let code = status.and_then(|s| s.code()).unwrap_or(-1);
+    let secs = started.elapsed().as_secs_f64();
+    if std::env::var_os("GEARTOPO_E2E_VERBOSE").is_some() {
+        println!("    {display}  [exit {code}, {secs:.1}s]");
+    }
     Run {
         command: display,
         code,
         stdout,
         stderr,
+        secs,
     }
 }
 
