@@ -56,6 +56,9 @@ echo "[node1]\$ podman exec todo-app1 gt-ask tcp 127.0.0.1 6379 PING"
 echo "$reply"
 case "$reply" in *"+PONG"*) ;; *) echo "demo: no answer through the link" >&2; exit 1 ;; esac
 echo
+echo "nothing listens on port 6379 inside app1 (busybox netstat): the answer came through the link"
+on_node node1 'podman exec todo-app1 netstat -tln'
+echo
 echo "the link, as rules in app1's own network namespace:"
 on_node node1 'nsenter -t "$(podman inspect -f "{{.State.Pid}}" todo-app1)" -n iptables-save -t nat | grep GEARTOPO'
 
