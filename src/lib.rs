@@ -4,7 +4,10 @@
 //! `observe` (live state over a `transport`) -> `plan` (pure diff) -> `apply`.
 //! `lab` makes local hosts to try it on; `import` reads geard descriptors.
 
+pub mod apply;
 pub mod cli;
+pub mod graph;
+pub mod import;
 pub mod lab;
 pub mod observe;
 pub mod plan;

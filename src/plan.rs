@@ -197,14 +197,14 @@ pub fn plan(
         return Err(errors);
     }
 
-    let in_scope = |name: &str| needed.map_or(true, |n| n.contains(name));
+    let in_scope = |name: &str| needed.is_none_or(|n| n.contains(name));
     let mut changes = Vec::new();
     let mut drift = Vec::new();
     // Owned containers no longer in the file, or found on another node than planned.
     for (node, ns) in &state.nodes {
         for (name, oc) in &ns.containers {
             let wanted_here = topology.container(name).is_some_and(|c| &c.node == node);
-            if !wanted_here && needed.map_or(true, |n| n.contains(name)) {
+            if !wanted_here && needed.is_none_or(|n| n.contains(name)) {
                 changes.push(delete_change(node, oc));
             }
         }
@@ -317,7 +317,7 @@ fn diff_one(
                     }
                 }
                 if !what.is_empty() && oc.state == RunState::Running {
-                    note(format!("{}: {}", d.runtime_name, what.join("; ")));
+                    note(what.join("; "));
                 }
                 change.reasons.push("rules".into());
             } else if chains.rules != d.rules {
@@ -337,7 +337,7 @@ fn diff_one(
                 })
                 .collect();
             if !wrong.is_empty() {
-                note(format!("{}: {}", d.runtime_name, wrong.join("; ")));
+                note(wrong.join("; "));
                 change.reasons.push("sysctls".into());
             }
         }

@@ -228,7 +228,7 @@ fn change_text(c: &Change, style: Style) -> String {
             ));
         }
     }
-    out.push_str(&format!("{pad}  }}\n"));
+    out.push_str("    }\n");
     out
 }
 
@@ -263,6 +263,15 @@ fn attributes(d: &Desired, sym: &str) -> String {
         out.push_str("        ]\n");
     }
     out
+}
+
+/// Why no plan was made: every node that failed, by name, and no partial plan.
+pub fn no_plan<E: std::fmt::Display>(what: &str, errors: &[E]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+    format!(
+        "{what}; no plan was made (a plan needs every node):\n{}",
+        lines.join("\n")
+    )
 }
 
 /// The plan as JSON (format_version 1; documented in the README).

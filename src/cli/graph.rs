@@ -1,5 +1,8 @@
-//! `geartopo graph`. (Stub.)
+//! `geartopo graph`: print the dependency graph (create, rules, start per container).
 use std::path::PathBuf;
+
+use crate::graph::DepGraph;
+use crate::topology;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum GraphFormat {
@@ -15,6 +18,20 @@ pub struct GraphArgs {
     pub format: GraphFormat,
 }
 
-pub fn run(_args: GraphArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("not yet")
+pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
+    let path = super::topology_path(args.file);
+    let t = match topology::load(&path) {
+        Ok(t) => t,
+        Err(invalid) => {
+            eprint!("{}", invalid.render());
+            return Ok(1);
+        }
+    };
+    // A cycle is a validation error, so a loaded topology always has a graph.
+    let graph = DepGraph::build(&t)?;
+    match args.format {
+        GraphFormat::Dot => print!("{}", graph.to_dot()),
+        GraphFormat::Mermaid => print!("{}", graph.to_mermaid()),
+    }
+    Ok(0)
 }

@@ -11,6 +11,7 @@ pub mod import;
 pub mod lab;
 pub mod links;
 pub mod plan;
+pub mod session;
 pub mod show;
 pub mod validate;
 

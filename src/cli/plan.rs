@@ -1,5 +1,11 @@
-//! `geartopo plan`. (Stub.)
+//! `geartopo plan`: read live state, print the diff, optionally save it.
 use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::session::{load, stdout_style, Session};
+use crate::render::{plan_json, plan_text};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -20,6 +26,63 @@ pub struct PlanArgs {
     pub connect: super::ConnectArgs,
 }
 
-pub fn run(_args: PlanArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("not yet")
+/// A saved plan: the topology it was made from, the targets, and the fingerprint
+/// of the state it was made against. `apply PLAN` re-reads the nodes and refuses
+/// to go on unless the fingerprint still matches; then the same inputs give the
+/// same plan.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub geartopo_plan: u32,
+    pub topology_path: String,
+    pub topology_source: String,
+    pub targets: Vec<String>,
+    pub fingerprint: String,
+    /// The plan as shown (`plan --json`), for the record.
+    pub plan: serde_json::Value,
+}
+
+impl SavedPlan {
+    /// Reads a saved plan, or `None` when the file is not one (a topology).
+    pub fn read(bytes: &[u8]) -> Option<SavedPlan> {
+        serde_json::from_slice::<SavedPlan>(bytes)
+            .ok()
+            .filter(|p| p.geartopo_plan == 1)
+    }
+}
+
+pub fn run(args: PlanArgs) -> Result<i32> {
+    let path = super::topology_path(args.file);
+    let (topology, graph, source) = load(&path)?;
+    let mut session = Session::connect(topology, graph, source, &args.connect)?;
+    let state = session.observe("")?;
+    let plan = session.plan(&state, &args.targets)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan_json(&plan))?);
+    } else {
+        print!("{}", plan_text(&plan, stdout_style()));
+    }
+    if let Some(out) = &args.out {
+        let saved = SavedPlan {
+            geartopo_plan: 1,
+            topology_path: path.display().to_string(),
+            topology_source: String::from_utf8_lossy(&session.source).into_owned(),
+            targets: args.targets.clone(),
+            fingerprint: plan.fingerprint.clone(),
+            plan: plan_json(&plan),
+        };
+        std::fs::write(out, serde_json::to_vec_pretty(&saved)?)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        if !args.json {
+            println!(
+                "\nSaved the plan to {}. To perform exactly these actions, run: geartopo apply {}",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    Ok(if args.detailed_exitcode && plan.has_changes() {
+        2
+    } else {
+        0
+    })
 }

@@ -1,14 +1,15 @@
 //! The topology file: `raw` mirrors the TOML with spans (serde), `check` turns it
-//! into the validated `model` (expanding replicas and views) or into diagnostics.
-//! Only `model` travels on; nothing after `load` sees raw input.
+//! into the validated `model` (expanding replicas and views) or into diagnostics
+//! (`diag`). Only `model` travels on; nothing after `load` sees raw input.
 
 use std::path::Path;
 
 pub mod check;
+pub mod diag;
 pub mod model;
 pub mod raw;
 
-pub use check::Invalid;
+pub use diag::{Invalid, Problem};
 pub use model::Topology;
 
 /// Reads, parses and validates a topology file.
@@ -20,4 +21,12 @@ pub fn load(path: &Path) -> Result<Topology, Invalid> {
 /// Parses and validates topology text; `name` is used in diagnostics.
 pub fn parse(name: &str, source: &[u8]) -> Result<Topology, Invalid> {
     check::check(name, source)
+}
+
+/// The JSON Schema of the topology file, generated from the raw serde types.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(raw::RawTopology);
+    let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    s.push('\n');
+    s
 }

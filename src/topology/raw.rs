@@ -1,1 +1,537 @@
-//! Serde types that mirror the TOML, with spans. (Stub: owned by the topology work.)
+//! Serde types that mirror the TOML, with spans, and the reader that fills them.
+//! No validation beyond the file's shape (keys and value types) happens here:
+//! `check` turns these into the model. Nothing outside `topology` sees these types.
+//!
+//! The file is parsed once with `toml_edit`, then every entry of `[nodes]`,
+//! `[containers]` and `[views]` is deserialized on its own, so that one bad entry
+//! (a typo'd key, a string where a port goes) does not hide the problems of the others.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use schemars::JsonSchema;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use toml_edit::{ImDocument, Item};
+
+use super::diag::Problem;
+
+// The whole file as one type: the JSON Schema is generated from it. The reader
+// fills `Document` instead, so that entries keep their file order and their
+// problems are found one entry at a time.
+/// A geartopo topology: nodes, containers, and same-view clusters.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "geartopo topology")]
+pub struct RawTopology {
+    /// The topology's name: `[a-z0-9-]`, 1 to 32 characters. It owns everything it
+    /// creates and prefixes every container's runtime name.
+    pub name: String,
+    /// What every node inherits.
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    /// Hosts, by name.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, RawNode>,
+    /// Containers, by name; a replicated container expands to `NAME-1`, `NAME-2`, ...
+    #[serde(default)]
+    pub containers: BTreeMap<String, RawContainer>,
+    /// Same-view clusters, by name.
+    #[serde(default)]
+    pub views: BTreeMap<String, RawView>,
+}
+
+/// The container runtime on a node.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawRuntime {
+    Podman,
+    Docker,
+}
+
+/// A transport protocol.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawProtocol {
+    Tcp,
+    Udp,
+}
+
+/// `[defaults]`: what every node inherits.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// SSH user (default `root`).
+    #[schemars(with = "Option<String>")]
+    pub user: Option<Spanned<String>>,
+    /// SSH port (default 22).
+    #[schemars(with = "Option<u16>")]
+    pub port: Option<Spanned<u16>>,
+    /// SSH key file; `~` is the home directory. Default: ssh-agent, then `~/.ssh/id_*`.
+    #[schemars(with = "Option<String>")]
+    pub identity: Option<Spanned<String>>,
+    /// Known hosts file (default `~/.ssh/known_hosts`).
+    #[schemars(with = "Option<String>")]
+    pub known_hosts: Option<Spanned<String>>,
+    /// Container runtime (default `podman`).
+    #[schemars(with = "Option<RawRuntime>")]
+    pub runtime: Option<Spanned<RawRuntime>>,
+    /// Where host ports are picked when a publish gives none: `"FIRST-LAST"` (default `"4000-60000"`).
+    #[schemars(with = "Option<String>")]
+    pub host_ports: Option<Spanned<String>>,
+}
+
+/// `[nodes.NAME]`: one host.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// An IPv4 address, a DNS name, or `local` (this machine, no SSH).
+    #[schemars(with = "String")]
+    pub address: Spanned<String>,
+    /// Overrides `defaults.user`.
+    #[schemars(with = "Option<String>")]
+    pub user: Option<Spanned<String>>,
+    /// Overrides `defaults.port`.
+    #[schemars(with = "Option<u16>")]
+    pub port: Option<Spanned<u16>>,
+    /// Overrides `defaults.identity`.
+    #[schemars(with = "Option<String>")]
+    pub identity: Option<Spanned<String>>,
+    /// Overrides `defaults.known_hosts`.
+    #[schemars(with = "Option<String>")]
+    pub known_hosts: Option<Spanned<String>>,
+    /// Overrides `defaults.runtime`.
+    #[schemars(with = "Option<RawRuntime>")]
+    pub runtime: Option<Spanned<RawRuntime>>,
+    /// Overrides `defaults.host_ports`.
+    #[schemars(with = "Option<String>")]
+    pub host_ports: Option<Spanned<String>>,
+}
+
+/// `[containers.NAME]`: one container, or `replicas` of it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawContainer {
+    /// The node it runs on (or, for a replicated container, where all replicas run).
+    #[schemars(with = "Option<String>")]
+    pub node: Option<Spanned<String>>,
+    /// Replicated containers: the nodes replicas are placed on, round-robin.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub nodes: Option<Spanned<Vec<Spanned<String>>>>,
+    /// How many replicas (`NAME-1` ... `NAME-N`).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 256))]
+    pub replicas: Option<Spanned<i64>>,
+    /// The image reference.
+    #[schemars(with = "String")]
+    pub image: Spanned<String>,
+    /// Command and arguments; omitted: the image's default.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Environment: `KEY = "value"` or `KEY = { value = "...", secret = true }`.
+    #[schemars(with = "Option<BTreeMap<String, RawEnvValue>>")]
+    pub env: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawEnvValue>>>>,
+    /// Published container ports.
+    #[schemars(with = "Option<Vec<RawPublish>>")]
+    pub publish: Option<Vec<Spanned<RawPublish>>>,
+    /// Links: `{ to = "CONTAINER:PORT" }` or geard's `"[LOCAL_IP:]LOCAL_PORT:REMOTE_HOST:REMOTE_PORT"`.
+    #[schemars(with = "Option<Vec<RawLink>>")]
+    pub links: Option<Vec<Spanned<RawLink>>>,
+}
+
+/// One published port.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublish {
+    /// The port inside the container.
+    #[schemars(with = "u16")]
+    pub port: Spanned<u16>,
+    /// The port on the node; omitted: picked from `host_ports`, then kept.
+    #[schemars(with = "Option<u16>")]
+    pub host_port: Option<Spanned<u16>>,
+    /// Default `tcp`.
+    #[schemars(with = "Option<RawProtocol>")]
+    pub protocol: Option<Spanned<RawProtocol>>,
+}
+
+/// An environment value: a plain string, or a table that can mark it secret.
+#[derive(Debug, JsonSchema)]
+#[serde(untagged)]
+pub enum RawEnvValue {
+    Plain(String),
+    Table(RawEnvTable),
+}
+
+/// `{ value = "...", secret = true }`: a secret value is never printed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvTable {
+    pub value: String,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// A link: the table form or geard's string form.
+#[derive(Debug, JsonSchema)]
+#[serde(untagged)]
+pub enum RawLink {
+    /// geard's `-n` form: `"[LOCAL_IP:]LOCAL_PORT:REMOTE_HOST:REMOTE_PORT"`.
+    Geard(String),
+    Table(RawLinkTable),
+}
+
+/// `{ to = "CONTAINER:PORT" | "HOST:PORT", listen = "IP:PORT", protocol = "tcp" }`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLinkTable {
+    /// `CONTAINER:PORT` (a container of this topology, or a replica such as `db-2`)
+    /// or a raw `HOST:PORT` (IPv4 address or fully qualified DNS name).
+    #[schemars(with = "String")]
+    pub to: Spanned<String>,
+    /// Where the container sees it; default `127.0.0.1` and the target port.
+    #[schemars(with = "Option<String>")]
+    pub listen: Option<Spanned<String>>,
+    /// Default `tcp`.
+    #[schemars(with = "Option<RawProtocol>")]
+    pub protocol: Option<Spanned<RawProtocol>>,
+}
+
+/// `[views.NAME]`: every member and observer reaches member i at the subnet's
+/// i-th host address, on every port of `ports`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawView {
+    /// Containers or replicated containers, in order (member 1 first).
+    #[schemars(with = "Vec<String>")]
+    pub members: Spanned<Vec<Spanned<String>>>,
+    /// Containers that see the view without being in it.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub observers: Option<Spanned<Vec<Spanned<String>>>>,
+    /// An IPv4 network in CIDR form, e.g. `192.168.1.0/24`.
+    #[schemars(with = "String")]
+    pub subnet: Spanned<String>,
+    /// TCP ports every member publishes and every participant sees.
+    #[schemars(with = "Vec<u16>")]
+    pub ports: Spanned<Vec<Spanned<u16>>>,
+}
+
+// The two either-or types dispatch on the value's TOML type by hand: serde's
+// untagged enums buffer the value and lose the spans inside it.
+impl<'de> Deserialize<'de> for RawLink {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawLink;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a link table `{ to = \"CONTAINER:PORT\" }` or a string \
+                     \"[LOCAL_IP:]LOCAL_PORT:REMOTE_HOST:REMOTE_PORT\"",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawLink, E> {
+                Ok(RawLink::Geard(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawLink, A::Error> {
+                RawLinkTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawLink::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawEnvValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawEnvValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a table `{ value = \"...\", secret = true }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEnvValue, E> {
+                Ok(RawEnvValue::Plain(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEnvValue, A::Error> {
+                RawEnvTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawEnvValue::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One `[section.NAME]` entry: its name, where the name is, and its value when
+/// the value had the right shape (`None`: a problem was already reported).
+#[derive(Debug)]
+pub(crate) struct Entry<T> {
+    pub name: String,
+    pub key_span: Range<usize>,
+    pub value: Option<T>,
+}
+
+/// The file as read: what had the right shape, in file order.
+#[derive(Debug, Default)]
+pub(crate) struct Document {
+    /// `None`: missing or not a string (reported).
+    pub name: Option<Spanned<String>>,
+    pub defaults: RawDefaults,
+    pub nodes: Vec<Entry<RawNode>>,
+    pub containers: Vec<Entry<RawContainer>>,
+    pub views: Vec<Entry<RawView>>,
+    /// Where env values written in the table form are: masked in reports, since
+    /// that form is how a value is marked secret (even when the table has a typo).
+    pub masked: Vec<Range<usize>>,
+}
+
+/// The top-level keys, for "unknown key" help.
+const TOP_KEYS: &[&str] = &["name", "defaults", "nodes", "containers", "views"];
+
+/// Reads `source` into a [`Document`], pushing a problem for every shape error.
+/// Returns `None` only when the file is not TOML at all.
+pub(crate) fn read(source: &str, problems: &mut Vec<Problem>) -> Option<Document> {
+    let first = problems.len();
+    let doc = read_document(source, problems);
+    // Serde labels a missing key on the whole table; a `[header]` table spans many
+    // lines, so keep only its first line (the header) to point at.
+    for p in &mut problems[first..] {
+        for l in &mut p.labels {
+            if let Some(text) = source.get(l.span.clone()) {
+                if let Some(nl) = text.find('\n') {
+                    l.span.end = l.span.start + text[..nl].trim_end().len();
+                }
+            }
+        }
+    }
+    doc
+}
+
+fn read_document(source: &str, problems: &mut Vec<Problem>) -> Option<Document> {
+    let doc = match ImDocument::parse(source.to_owned()) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim_end().to_owned();
+            problems.push(Problem::at("this is not valid TOML", span, message));
+            return None;
+        }
+    };
+    let root = doc.as_table();
+    let masked = table_form_env_values(root);
+    let mut out = Document::default();
+    for (key, item) in root.iter() {
+        let key_span = root.key(key).and_then(|k| k.span()).unwrap_or(0..0);
+        match key {
+            "name" => out.name = value(item.clone(), key_span, problems),
+            "defaults" => {
+                if let Some(d) = value(item.clone(), key_span, problems) {
+                    out.defaults = d;
+                }
+            }
+            "nodes" => out.nodes = entries(item, key, key_span, problems),
+            "containers" => out.containers = entries(item, key, key_span, problems),
+            "views" => out.views = entries(item, key, key_span, problems),
+            other => {
+                let mut p = Problem::at(
+                    format!("unknown key `{other}`"),
+                    key_span,
+                    "not a topology key",
+                );
+                p = p.help(
+                    match super::check::closest(other, TOP_KEYS.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("the top-level keys are {}", TOP_KEYS.join(", ")),
+                    },
+                );
+                problems.push(p);
+            }
+        }
+    }
+    if out.name.is_none() && root.get("name").is_none() {
+        problems.push(
+            Problem::at(
+                "the topology has no `name`",
+                0..0,
+                "expected `name = \"...\"` here",
+            )
+            .help("add a first line like `name = \"todo\"` ([a-z0-9-], at most 32 characters)"),
+        );
+    }
+    out.masked = masked;
+    Some(out)
+}
+
+/// Spans of `value` in every `env = { KEY = { value = "..." } }`, whatever else is wrong.
+fn table_form_env_values(root: &toml_edit::Table) -> Vec<Range<usize>> {
+    let mut spans = Vec::new();
+    let containers = root.get("containers").and_then(Item::as_table_like);
+    for (_, c) in containers.into_iter().flat_map(|t| t.iter()) {
+        let env = c
+            .as_table_like()
+            .and_then(|c| c.get("env"))
+            .and_then(Item::as_table_like);
+        for (_, v) in env.into_iter().flat_map(|t| t.iter()) {
+            if let Some(span) = v
+                .as_table_like()
+                .and_then(|t| t.get("value"))
+                .and_then(Item::span)
+            {
+                spans.push(span);
+            }
+        }
+    }
+    spans
+}
+
+/// Deserializes one item; a shape error becomes a problem labelled where it is.
+/// Unknown keys are removed and the item tried again, so that every typo in an
+/// entry is reported at once and the entry is still checked; any other shape error
+/// gives up on the entry (`None`), because guessing its meaning would only add noise.
+fn value<T: serde::de::DeserializeOwned>(
+    mut item: Item,
+    fallback: Range<usize>,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let fallback = item.span().unwrap_or(fallback);
+    // Each round removes one key; the bound only guards against a parser surprise.
+    for _ in 0..1000 {
+        let e = match deserialize::<T>(item.clone()) {
+            Ok(t) => return Some(t),
+            Err(e) => e,
+        };
+        let span = e.span().unwrap_or_else(|| fallback.clone());
+        let (problem, unknown) = shape_problem(e.message(), span.clone());
+        problems.push(problem);
+        if !(unknown && remove_key_at(&mut item, &span)) {
+            return None;
+        }
+    }
+    None
+}
+
+/// Deserializes an item, keeping spans. A `[header]` table goes through a document:
+/// `Item::into_value` would reformat its keys and drop their spans.
+fn deserialize<T: serde::de::DeserializeOwned>(item: Item) -> Result<T, toml_edit::de::Error> {
+    match item {
+        Item::Table(t) => T::deserialize(toml_edit::de::Deserializer::from(
+            toml_edit::DocumentMut::from(t),
+        )),
+        Item::Value(v) => T::deserialize(serde::de::IntoDeserializer::into_deserializer(v)),
+        Item::None => Err(serde::de::Error::custom("expected a value")),
+        other => match other.into_value() {
+            Ok(v) => T::deserialize(serde::de::IntoDeserializer::into_deserializer(v)),
+            Err(_) => Err(serde::de::Error::custom("expected a value")),
+        },
+    }
+}
+
+/// Turns a serde message into a problem; `true` when it is about an unknown key.
+fn shape_problem(message: &str, span: Range<usize>) -> (Problem, bool) {
+    let m = message.trim_end();
+    if let Some(rest) = m.strip_prefix("unknown field `") {
+        if let Some((key, expected)) = rest.split_once('`') {
+            let allowed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            let help = match super::check::closest(key, allowed.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if allowed.is_empty() => "no keys are allowed here".to_owned(),
+                None => format!("allowed keys here: {}", allowed.join(", ")),
+            };
+            let p = Problem::at(format!("unknown key `{key}`"), span, "unknown key").help(help);
+            return (p, true);
+        }
+    }
+    if let Some(rest) = m.strip_prefix("missing field `") {
+        let key = rest.split('`').next().unwrap_or(rest);
+        let p = Problem::at(
+            format!("missing key `{key}`"),
+            span,
+            format!("`{key}` is required here"),
+        );
+        return (p, false);
+    }
+    let text = m
+        .replace("expected u16", "expected a port number from 1 to 65535")
+        .replace("expected i64", "expected an integer")
+        .replace("invalid type: ", "wrong type: ");
+    let label = if text.starts_with("wrong type") {
+        "wrong type"
+    } else if text.starts_with("unknown variant") {
+        "not an allowed value"
+    } else if text.starts_with("invalid value") {
+        "invalid value"
+    } else {
+        "here"
+    };
+    (Problem::at(text, span, label), false)
+}
+
+/// Removes the key whose name is at `span`, wherever it is nested. False if none is.
+fn remove_key_at(item: &mut Item, span: &Range<usize>) -> bool {
+    match item {
+        Item::Value(v) => remove_in_value(v, span),
+        Item::Table(t) => remove_in_table(t, span),
+        Item::ArrayOfTables(a) => a.iter_mut().any(|t| remove_in_table(t, span)),
+        Item::None => false,
+    }
+}
+
+fn remove_in_value(v: &mut toml_edit::Value, span: &Range<usize>) -> bool {
+    match v {
+        toml_edit::Value::InlineTable(t) => remove_in_table(t, span),
+        toml_edit::Value::Array(a) => a.iter_mut().any(|v| remove_in_value(v, span)),
+        _ => false,
+    }
+}
+
+fn remove_in_table(t: &mut dyn toml_edit::TableLike, span: &Range<usize>) -> bool {
+    let hit = t
+        .iter()
+        .map(|(k, _)| k.to_owned())
+        .find(|k| t.key(k).and_then(|k| k.span()).as_ref() == Some(span));
+    if let Some(k) = hit {
+        t.remove(&k);
+        return true;
+    }
+    t.iter_mut().any(|(_, item)| remove_key_at(item, span))
+}
+
+/// Reads `[section]`: a table of named entries, each deserialized on its own.
+fn entries<T: serde::de::DeserializeOwned>(
+    item: &Item,
+    section: &str,
+    section_span: Range<usize>,
+    problems: &mut Vec<Problem>,
+) -> Vec<Entry<T>> {
+    let Some(table) = item.as_table_like() else {
+        problems.push(Problem::at(
+            format!("`{section}` must be a table of named entries"),
+            item.span().unwrap_or(section_span),
+            "not a table",
+        ));
+        return Vec::new();
+    };
+    let mut out: Vec<Entry<T>> = Vec::new();
+    for (name, entry) in table.iter() {
+        let key_span = table
+            .get_key_value(name)
+            .and_then(|(k, _)| k.span())
+            .unwrap_or_else(|| section_span.clone());
+        let value = if entry.is_table_like() {
+            value(entry.clone(), key_span.clone(), problems)
+        } else {
+            problems.push(Problem::at(
+                format!("`{section}.{name}` must be a table"),
+                entry.span().unwrap_or_else(|| key_span.clone()),
+                "not a table",
+            ));
+            None
+        };
+        out.push(Entry {
+            name: name.to_owned(),
+            key_span,
+            value,
+        });
+    }
+    // File order, whatever order the parser kept them in.
+    out.sort_by_key(|e| e.key_span.start);
+    out
+}

@@ -1,19 +1,33 @@
-//! Runs commands on this machine (node address `local`). (Stub.)
-use std::time::Duration;
+//! Runs commands on this machine (node address `local`) with `sh -c`, the same
+//! command lines the SSH transport sends, so both behave alike. No SSH here.
+
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use super::{Output, Transport, TransportError};
 
+/// Runs commands on this machine.
 pub struct LocalTransport {
     node: String,
-    #[allow(dead_code)]
     timeout: Duration,
 }
 
 impl LocalTransport {
+    /// A transport for node `node` whose commands get `timeout` each.
     pub fn new(node: &str, timeout: Duration) -> Self {
         LocalTransport {
             node: node.to_string(),
             timeout,
+        }
+    }
+
+    fn io_error(&self, what: &str, e: impl std::fmt::Display) -> TransportError {
+        TransportError::Io {
+            node: self.node.clone(),
+            reason: format!("{what}: {e}"),
         }
     }
 }
@@ -22,7 +36,146 @@ impl Transport for LocalTransport {
     fn node(&self) -> &str {
         &self.node
     }
-    fn run(&mut self, _command: &str, _stdin: &[u8]) -> Result<Output, TransportError> {
-        todo!()
+
+    fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so a timeout stops what the shell started too.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| self.io_error("cannot start sh", e))?;
+
+        // One thread per pipe: a command that fills stderr while we wait on stdout
+        // (or that writes before reading its stdin) must not deadlock us.
+        let mut pipe_in = child.stdin.take().expect("stdin is piped");
+        let input = stdin.to_vec();
+        let writer = thread::spawn(move || {
+            // A command that exits without reading all of its stdin is not an error here.
+            let _ = pipe_in.write_all(&input);
+        });
+        let stdout = reader(child.stdout.take().expect("stdout is piped"));
+        let stderr = reader(child.stderr.take().expect("stderr is piped"));
+
+        let status = match wait_until(&mut child, deadline)
+            .map_err(|e| self.io_error("waiting for sh", e))?
+        {
+            Some(status) => status,
+            None => {
+                // SAFETY: kill(2) on the process group we created (its id is the child's pid).
+                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+                let _ = child.wait();
+                // The pipe threads are left behind: a process that left the group may hold the pipes open.
+                return Err(TransportError::CommandTimeout {
+                    node: self.node.clone(),
+                    secs: self.timeout.as_secs(),
+                });
+            }
+        };
+        let _ = writer.join();
+        let stdout = stdout
+            .join()
+            .expect("reader thread does not panic")
+            .map_err(|e| self.io_error("reading stdout", e))?;
+        let stderr = stderr
+            .join()
+            .expect("reader thread does not panic")
+            .map_err(|e| self.io_error("reading stderr", e))?;
+        Ok(Output {
+            status: shell_status(status),
+            stdout,
+            stderr,
+        })
+    }
+}
+
+fn reader(mut pipe: impl Read + Send + 'static) -> JoinHandle<std::io::Result<Vec<u8>>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        pipe.read_to_end(&mut bytes).map(|_| bytes)
+    })
+}
+
+/// Waits for the child until `deadline`; `None` if it is still running then.
+fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        thread::sleep((deadline - now).min(Duration::from_millis(10)));
+    }
+}
+
+/// The status as a shell reports it: the exit code, or 128 + the signal.
+fn shell_status(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(timeout: Duration) -> LocalTransport {
+        LocalTransport::new("here", timeout)
+    }
+
+    #[test]
+    fn runs_through_sh_with_stdin_and_both_streams() {
+        let out = local(Duration::from_secs(10))
+            .run("tr a-z A-Z; echo oops >&2; exit 3", b"hello")
+            .unwrap();
+        assert_eq!(out.stdout, b"HELLO");
+        assert_eq!(out.stderr, b"oops\n");
+        assert_eq!(out.status, 3);
+    }
+
+    #[test]
+    fn large_outputs_on_both_streams_do_not_deadlock() {
+        // 2 MiB on each stream, far more than a pipe buffer holds.
+        let cmd = "head -c 2097152 /dev/zero; head -c 2097152 /dev/zero >&2; cat >/dev/null";
+        let stdin = vec![b'x'; 3 << 20];
+        let out = local(Duration::from_secs(60)).run(cmd, &stdin).unwrap();
+        assert_eq!(out.stdout.len(), 2 << 20);
+        assert_eq!(out.stderr.len(), 2 << 20);
+        assert!(out.success());
+    }
+
+    #[test]
+    fn a_command_that_ignores_its_stdin_still_finishes() {
+        let out = local(Duration::from_secs(10))
+            .run("echo done", &vec![0u8; 1 << 20])
+            .unwrap();
+        assert_eq!(out.stdout_str(), "done\n");
+    }
+
+    #[test]
+    fn timeout_kills_the_command_and_its_children() {
+        let started = Instant::now();
+        let err = local(Duration::from_millis(300))
+            .run("sleep 30 & sleep 30; wait", b"")
+            .unwrap_err();
+        assert!(
+            matches!(err, TransportError::CommandTimeout { ref node, .. } if node == "here"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_signal_is_reported_as_128_plus_its_number() {
+        let out = local(Duration::from_secs(10))
+            .run("kill -TERM $$", b"")
+            .unwrap();
+        assert_eq!(out.status, 128 + 15);
     }
 }

@@ -10,6 +10,7 @@ use crate::topology::model::{Node, NodeAddress};
 pub mod fake;
 pub mod local;
 pub mod ssh;
+pub mod trace;
 
 /// What a command left behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,18 +102,20 @@ impl Default for ConnectOptions {
     }
 }
 
-/// Opens the transport a node calls for: local for `local`, SSH otherwise.
+/// Opens the transport a node calls for: local for `local`, SSH otherwise;
+/// traced on stderr when `GEARTOPO_TRACE` is set (see `trace`).
 pub fn connect(
     node: &Node,
     options: &ConnectOptions,
 ) -> Result<Box<dyn Transport>, TransportError> {
-    match &node.address {
-        NodeAddress::Local => Ok(Box::new(local::LocalTransport::new(
+    let transport: Box<dyn Transport> = match &node.address {
+        NodeAddress::Local => Box::new(local::LocalTransport::new(
             &node.name,
             options.command_timeout,
-        ))),
-        NodeAddress::Remote(_) => Ok(Box::new(ssh::SshTransport::connect(node, options)?)),
-    }
+        )),
+        NodeAddress::Remote(_) => Box::new(ssh::SshTransport::connect(node, options)?),
+    };
+    Ok(trace::from_env(transport))
 }
 
 /// Quoting for POSIX shells: every argument that reaches a remote shell goes through here.

@@ -1,0 +1,373 @@
+//! Executing a plan: turning its changes into tasks (one script, one round trip
+//! each) ordered by the dependency graph, and running them with one connection per
+//! node, nodes in parallel. A failed task stops what depends on it; everything else
+//! finishes. The plan is decided before this runs; nothing here re-plans.
+
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex};
+
+use crate::graph::{DepGraph, Step};
+use crate::plan::{Action, Change, Plan};
+use crate::rules::render_restore;
+use crate::runtime::{self, CreateSpec, SHELL};
+use crate::topology::model::{Runtime, Topology};
+use crate::transport::Transport;
+
+/// One remote script on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub node: String,
+    /// What it does, for progress and the report (`create todo-app1`).
+    pub label: String,
+    pub script: String,
+    /// Indexes of tasks that must be done first.
+    pub deps: Vec<usize>,
+}
+
+/// What became of a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Failed(String),
+    /// Not run: something it needs did not complete.
+    Skipped(String),
+}
+
+/// Where progress goes.
+pub trait Progress: Sync {
+    fn started(&self, node: &str, label: &str);
+    fn finished(&self, node: &str, label: &str, outcome: &Outcome);
+}
+
+/// Plain lines, for logs and pipes.
+pub struct PlainProgress;
+
+impl Progress for PlainProgress {
+    fn started(&self, _node: &str, _label: &str) {}
+    fn finished(&self, node: &str, label: &str, outcome: &Outcome) {
+        match outcome {
+            Outcome::Done => println!("{node}: {label}: done"),
+            Outcome::Failed(e) => println!("{node}: {label}: FAILED: {e}"),
+            Outcome::Skipped(why) => println!("{node}: {label}: not started ({why})"),
+        }
+    }
+}
+
+fn runtime_of(topology: &Topology, node: &str) -> Runtime {
+    topology
+        .nodes
+        .get(node)
+        .map(|n| n.runtime)
+        .unwrap_or(Runtime::Podman)
+}
+
+fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
+    let d = c.desired.as_ref().expect("create has a desired container");
+    CreateSpec {
+        runtime_name: d.runtime_name.clone(),
+        labels: vec![
+            ("geartopo.topology".into(), topology.name.clone()),
+            ("geartopo.container".into(), d.container.clone()),
+            ("geartopo.spec".into(), d.spec_label()),
+        ],
+        publish: d
+            .publish
+            .iter()
+            .map(|(p, port, hp)| (p.as_str(), *port, *hp))
+            .collect(),
+        env: d
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect(),
+        image: d.image.clone(),
+        command: d.command.clone(),
+    }
+}
+
+/// The tasks that carry out `plan`, in an order every node can follow: deletes of
+/// containers no longer wanted first, then create, rules and start per the graph.
+pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Task> {
+    let mut tasks: Vec<Task> = Vec::new();
+    let mut deletes_on: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for c in plan.changes.iter().filter(|c| c.action == Action::Delete) {
+        let rt = runtime_of(topology, &c.node);
+        deletes_on
+            .entry(c.node.clone())
+            .or_default()
+            .push(tasks.len());
+        tasks.push(Task {
+            node: c.node.clone(),
+            label: format!("destroy {}", c.runtime_name),
+            script: runtime::remove_script(rt, c.observed_id.as_deref().unwrap_or(&c.runtime_name)),
+            deps: vec![],
+        });
+    }
+    let changes: BTreeMap<&str, &Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Delete)
+        .map(|c| (c.container.as_str(), c))
+        .collect();
+    let mut index: BTreeMap<Step, usize> = BTreeMap::new();
+    for step in graph.steps_in_order() {
+        let (Step::Create(name) | Step::Rules(name) | Step::Start(name)) = &step;
+        let Some(c) = changes.get(name.as_str()) else {
+            continue;
+        };
+        let rt = runtime_of(topology, &c.node);
+        let (label, script) = match &step {
+            Step::Create(_) => match &c.action {
+                Action::Create => (
+                    format!("create {}", c.runtime_name),
+                    runtime::create_script(rt, &create_spec(topology, c), None),
+                ),
+                Action::Replace { .. } => (
+                    format!("replace {}", c.runtime_name),
+                    runtime::create_script(rt, &create_spec(topology, c), c.observed_id.as_deref()),
+                ),
+                _ if c.start && rt == Runtime::Podman => (
+                    format!("init {}", c.runtime_name),
+                    runtime::init_script(rt, &c.runtime_name),
+                ),
+                _ => continue,
+            },
+            Step::Rules(_) => {
+                let restore = render_restore(&topology.name, &c.container, &c.rules_after);
+                (
+                    format!("rules {}", c.runtime_name),
+                    runtime::rules_script(rt, &c.runtime_name, &restore),
+                )
+            }
+            Step::Start(_) => {
+                if !c.start {
+                    continue;
+                }
+                (
+                    format!("start {}", c.runtime_name),
+                    runtime::start_script(rt, &c.runtime_name),
+                )
+            }
+        };
+        let mut deps: Vec<usize> = graph
+            .dependencies(&step)
+            .iter()
+            .filter_map(|d| index.get(d).copied())
+            .collect();
+        if matches!(step, Step::Create(_)) {
+            deps.extend(deletes_on.get(&c.node).into_iter().flatten().copied());
+        }
+        deps.sort();
+        deps.dedup();
+        index.insert(step.clone(), tasks.len());
+        tasks.push(Task {
+            node: c.node.clone(),
+            label,
+            script,
+            deps,
+        });
+    }
+    tasks
+}
+
+/// The tasks that remove every container in `plan` (all deletes), dependents first:
+/// a container goes before the containers it links to.
+pub fn destroy_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    // Reverse start order: containers that nothing links to come first.
+    let mut order: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .collect();
+    let position = |name: &str| {
+        graph
+            .steps_in_order()
+            .iter()
+            .position(|s| *s == Step::Start(name.to_string()))
+    };
+    order.sort_by_key(|c| std::cmp::Reverse(position(&c.container)));
+    for c in order {
+        let rt = runtime_of(topology, &c.node);
+        let mut deps = Vec::new();
+        // Wait for every container that starts after this one and needs it.
+        for other in &topology.containers {
+            if graph
+                .dependencies(&Step::Start(other.name.clone()))
+                .contains(&Step::Start(c.container.clone()))
+            {
+                if let Some(i) = index.get(&other.name) {
+                    deps.push(*i);
+                }
+            }
+        }
+        index.insert(c.container.clone(), tasks.len());
+        tasks.push(Task {
+            node: c.node.clone(),
+            label: format!("destroy {}", c.runtime_name),
+            script: runtime::remove_script(rt, c.observed_id.as_deref().unwrap_or(&c.runtime_name)),
+            deps,
+        });
+    }
+    tasks
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    Pending,
+    Finished(Outcome),
+}
+
+/// Runs `tasks` over `conns` (one per node): each node's tasks in order on its own
+/// thread, waiting for dependencies on other nodes; at most `parallelism` scripts
+/// run at once. A transport error ends that node's run (its later tasks are
+/// skipped); a failed task skips what depends on it. Returns one outcome per task.
+pub fn execute(
+    tasks: &[Task],
+    conns: &mut [Box<dyn Transport>],
+    parallelism: usize,
+    progress: &dyn Progress,
+) -> Vec<Outcome> {
+    let connected: Vec<String> = conns.iter().map(|c| c.node().to_string()).collect();
+    let status = Mutex::new(
+        tasks
+            .iter()
+            .map(|t| {
+                if connected.contains(&t.node) {
+                    Status::Pending
+                } else {
+                    Status::Finished(Outcome::Skipped(format!(
+                        "node {} is not connected",
+                        t.node
+                    )))
+                }
+            })
+            .collect::<Vec<_>>(),
+    );
+    let changed = Condvar::new();
+    let permits = Mutex::new(parallelism.max(1));
+    let permit_freed = Condvar::new();
+    std::thread::scope(|scope| {
+        for conn in conns.iter_mut() {
+            let mine: Vec<usize> = (0..tasks.len())
+                .filter(|i| tasks[*i].node == conn.node())
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let (status, changed, permits, permit_freed) =
+                (&status, &changed, &permits, &permit_freed);
+            scope.spawn(move || {
+                // Should this thread panic, its unfinished tasks count as failed,
+                // so other nodes waiting on them stop waiting.
+                let _guard = PanicGuard {
+                    status,
+                    changed,
+                    tasks: mine.clone(),
+                };
+                let mut broken: Option<String> = None;
+                for i in mine {
+                    let task = &tasks[i];
+                    // Wait for dependencies (they come earlier in every node's order).
+                    let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
+                    while task.deps.iter().any(|d| st[*d] == Status::Pending) {
+                        st = changed.wait(st).unwrap_or_else(|e| e.into_inner());
+                    }
+                    let failed_dep = task
+                        .deps
+                        .iter()
+                        .find(|d| st[**d] != Status::Finished(Outcome::Done));
+                    let skip = match (failed_dep, &broken) {
+                        (_, Some(why)) => Some(why.clone()),
+                        (Some(d), None) => Some(format!("{} did not complete", tasks[*d].label)),
+                        _ => None,
+                    };
+                    drop(st);
+                    let outcome = match skip {
+                        Some(why) => Outcome::Skipped(why),
+                        None => {
+                            progress.started(&task.node, &task.label);
+                            {
+                                let mut p = permits.lock().unwrap();
+                                while *p == 0 {
+                                    p = permit_freed.wait(p).unwrap();
+                                }
+                                *p -= 1;
+                            }
+                            let result = conn.run(SHELL, task.script.as_bytes());
+                            *permits.lock().unwrap() += 1;
+                            permit_freed.notify_one();
+                            match result {
+                                Ok(out) if out.success() => Outcome::Done,
+                                Ok(out) => {
+                                    let err = out.stderr_str().trim().to_string();
+                                    Outcome::Failed(if err.is_empty() {
+                                        format!("exit status {}", out.status)
+                                    } else {
+                                        err
+                                    })
+                                }
+                                Err(e) => {
+                                    broken = Some(format!("node {} is unreachable", task.node));
+                                    Outcome::Failed(e.to_string())
+                                }
+                            }
+                        }
+                    };
+                    progress.finished(&task.node, &task.label, &outcome);
+                    status.lock().unwrap()[i] = Status::Finished(outcome);
+                    changed.notify_all();
+                }
+            });
+        }
+    });
+    status
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|s| match s {
+            Status::Finished(o) => o,
+            Status::Pending => unreachable!("every connected node runs all its tasks"),
+        })
+        .collect()
+}
+
+struct PanicGuard<'a> {
+    status: &'a Mutex<Vec<Status>>,
+    changed: &'a Condvar,
+    tasks: Vec<usize>,
+}
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            for i in &self.tasks {
+                if st[*i] == Status::Pending {
+                    st[*i] = Status::Finished(Outcome::Failed("internal error".into()));
+                }
+            }
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// Who holds a lock: shown to a second apply.
+pub fn lock_holder(topology: &str) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into());
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "geartopo apply of {topology} by {user}@{host} pid {} since unix time {since}",
+        std::process::id()
+    )
+}
+
+#[cfg(test)]
+mod tests;

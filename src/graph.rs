@@ -1,0 +1,421 @@
+//! The dependency graph of a validated topology: which step (create a container,
+//! install its link rules, start it) must happen before which. Pure: no I/O, no
+//! runtime names; apply walks [`DepGraph::steps_in_order`], `graph` prints it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::Direction;
+
+use crate::topology::model::{LinkOrigin, LinkTarget, Topology};
+
+/// One thing apply does to one container (named by its concrete name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Ord, PartialOrd)]
+pub enum Step {
+    /// Create the container and publish its ports (not started).
+    Create(String),
+    /// Install its link rules and sysctls in its network namespace.
+    Rules(String),
+    /// Start its process.
+    Start(String),
+}
+
+impl Step {
+    /// The container this step is about.
+    pub fn container(&self) -> &str {
+        match self {
+            Step::Create(c) | Step::Rules(c) | Step::Start(c) => c,
+        }
+    }
+
+    /// `create app1`, `rules app1`, `start app1`.
+    pub fn label(&self) -> String {
+        match self {
+            Step::Create(c) => format!("create {c}"),
+            Step::Rules(c) => format!("rules {c}"),
+            Step::Start(c) => format!("start {c}"),
+        }
+    }
+}
+
+/// A start-order cycle: containers that each (transitively) link to the next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("start-order cycle: {}", path.join(" -> "))]
+pub struct Cycle {
+    /// In link direction, first repeated at the end: `["app1", "app2", "app1"]`
+    /// means app1 links to app2 and app2 links to app1.
+    pub path: Vec<String>,
+}
+
+/// Why an edge exists, to style it in the printed graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Why {
+    /// A container's own sequence: create, rules, start.
+    Own,
+    /// A declared link: the target exists (create) / runs (start) first.
+    Link,
+    /// A view link: the target exists before the rules pointing at it.
+    View,
+}
+
+/// Steps and their order for one topology (petgraph inside).
+#[derive(Debug, Clone)]
+pub struct DepGraph {
+    name: String,
+    graph: DiGraph<Step, Why>,
+    index: BTreeMap<Step, NodeIndex>,
+    /// Container -> containers its links target (declared and view), for `needed_by`.
+    targets: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl DepGraph {
+    /// Builds the graph; fails when declared links make a start-order cycle.
+    pub fn build(t: &Topology) -> Result<DepGraph, Cycle> {
+        let mut g = DepGraph {
+            name: t.name.clone(),
+            graph: DiGraph::new(),
+            index: BTreeMap::new(),
+            targets: BTreeMap::new(),
+        };
+        for c in &t.containers {
+            let create = g.node(Step::Create(c.name.clone()));
+            let rules = g.node(Step::Rules(c.name.clone()));
+            let start = g.node(Step::Start(c.name.clone()));
+            g.edge(create, rules, Why::Own);
+            g.edge(rules, start, Why::Own);
+            g.targets.entry(c.name.clone()).or_default();
+        }
+        for c in &t.containers {
+            for l in &c.links {
+                let LinkTarget::Container {
+                    container: target, ..
+                } = &l.target
+                else {
+                    continue;
+                };
+                // Only containers of this topology have steps; the model guarantees it,
+                // but a lookup is cheaper than a panic.
+                let (Some(&tc), Some(&cr), Some(&ts), Some(&cs)) = (
+                    g.index.get(&Step::Create(target.clone())),
+                    g.index.get(&Step::Rules(c.name.clone())),
+                    g.index.get(&Step::Start(target.clone())),
+                    g.index.get(&Step::Start(c.name.clone())),
+                ) else {
+                    continue;
+                };
+                g.targets
+                    .entry(c.name.clone())
+                    .or_default()
+                    .insert(target.clone());
+                match l.origin {
+                    LinkOrigin::Declared { .. } => {
+                        g.edge(tc, cr, Why::Link);
+                        g.edge(ts, cs, Why::Link);
+                    }
+                    LinkOrigin::View { .. } => g.edge(tc, cr, Why::View),
+                }
+            }
+        }
+        match g.find_cycle() {
+            Some(path) => Err(Cycle { path }),
+            None => Ok(g),
+        }
+    }
+
+    fn node(&mut self, s: Step) -> NodeIndex {
+        if let Some(&i) = self.index.get(&s) {
+            return i;
+        }
+        let i = self.graph.add_node(s.clone());
+        self.index.insert(s, i);
+        i
+    }
+
+    fn edge(&mut self, a: NodeIndex, b: NodeIndex, why: Why) {
+        // One edge per pair: two links to the same target are one dependency.
+        if self.graph.find_edge(a, b).is_none() {
+            self.graph.add_edge(a, b, why);
+        }
+    }
+
+    /// The smallest cycle through the alphabetically first container on any cycle,
+    /// in link direction; deterministic for a given topology.
+    fn find_cycle(&self) -> Option<Vec<String>> {
+        let sccs = petgraph::algo::tarjan_scc(&self.graph);
+        let mut best: Option<Vec<String>> = None;
+        for scc in sccs {
+            let cyclic = scc.len() > 1
+                || scc
+                    .first()
+                    .is_some_and(|&n| self.graph.find_edge(n, n).is_some());
+            if !cyclic {
+                continue;
+            }
+            // Only Start steps can form cycles: Create has no predecessors and
+            // Rules feeds only its own Start.
+            let Some(&start) = scc.iter().min_by_key(|&&n| &self.graph[n]) else {
+                continue;
+            };
+            let members: BTreeSet<NodeIndex> = scc.iter().copied().collect();
+            // Breadth-first along reversed edges (link direction: a container's
+            // Start is preceded by its targets' Starts) back to `start`.
+            let mut prev: BTreeMap<NodeIndex, NodeIndex> = BTreeMap::new();
+            let mut queue = std::collections::VecDeque::from([start]);
+            let mut found = false;
+            while let Some(n) = queue.pop_front() {
+                let mut next: Vec<NodeIndex> = self
+                    .graph
+                    .neighbors_directed(n, Direction::Incoming)
+                    .filter(|m| members.contains(m))
+                    .collect();
+                next.sort_by_key(|&m| &self.graph[m]);
+                for m in next {
+                    if m == start {
+                        prev.insert(start, n);
+                        found = true;
+                        break;
+                    }
+                    if let std::collections::btree_map::Entry::Vacant(e) = prev.entry(m) {
+                        e.insert(n);
+                        queue.push_back(m);
+                    }
+                }
+                if found {
+                    break;
+                }
+            }
+            if !found {
+                continue;
+            }
+            // Walk back from start's predecessor to start, then reverse.
+            let mut path = vec![self.graph[start].container().to_owned()];
+            let mut at = prev[&start];
+            while at != start {
+                path.push(self.graph[at].container().to_owned());
+                at = prev[&at];
+            }
+            path.push(self.graph[start].container().to_owned());
+            path.reverse();
+            if best.as_ref().is_none_or(|b| path < *b) {
+                best = Some(path);
+            }
+        }
+        best
+    }
+
+    /// Every step in a deterministic topological order: among the steps that are
+    /// ready, the smallest by (kind, container) goes first.
+    pub fn steps_in_order(&self) -> Vec<Step> {
+        let mut indegree: BTreeMap<NodeIndex, usize> = self
+            .graph
+            .node_indices()
+            .map(|n| {
+                (
+                    n,
+                    self.graph
+                        .neighbors_directed(n, Direction::Incoming)
+                        .count(),
+                )
+            })
+            .collect();
+        let mut ready: BTreeSet<(Step, NodeIndex)> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| (self.graph[*n].clone(), *n))
+            .collect();
+        let mut out = Vec::with_capacity(self.graph.node_count());
+        while let Some((step, n)) = ready.pop_first() {
+            out.push(step);
+            for m in self.graph.neighbors_directed(n, Direction::Outgoing) {
+                if let Some(d) = indegree.get_mut(&m) {
+                    *d -= 1;
+                    if *d == 0 {
+                        ready.insert((self.graph[m].clone(), m));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The steps that must be done right before `step` (its direct predecessors), sorted.
+    pub fn dependencies(&self, step: &Step) -> Vec<Step> {
+        let Some(&n) = self.index.get(step) else {
+            return Vec::new();
+        };
+        let mut deps: Vec<Step> = self
+            .graph
+            .neighbors_directed(n, Direction::Incoming)
+            .map(|m| self.graph[m].clone())
+            .collect();
+        deps.sort();
+        deps
+    }
+
+    /// The containers `containers` need: themselves and, transitively, every container
+    /// their links (declared or view) lead to. Unknown names are left out.
+    pub fn needed_by(&self, containers: &[String]) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut todo: Vec<&String> = containers.iter().collect();
+        while let Some(c) = todo.pop() {
+            let Some(targets) = self.targets.get(c) else {
+                continue;
+            };
+            if out.insert(c.clone()) {
+                todo.extend(targets.iter());
+            }
+        }
+        out
+    }
+
+    fn edges_sorted(&self) -> Vec<(&Step, &Step, Why)> {
+        let mut edges: Vec<(&Step, &Step, Why)> = self
+            .graph
+            .edge_indices()
+            .filter_map(|e| {
+                let (a, b) = self.graph.edge_endpoints(e)?;
+                Some((&self.graph[a], &self.graph[b], self.graph[e]))
+            })
+            .collect();
+        edges.sort();
+        edges
+    }
+
+    fn steps_sorted(&self) -> Vec<&Step> {
+        self.index.keys().collect()
+    }
+
+    /// Graphviz: one node per step, declared-link edges bold, view-link edges dashed.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "digraph {} {{", dot_quote(&self.name));
+        out.push_str("  rankdir=LR;\n  node [shape=box];\n");
+        for s in self.steps_sorted() {
+            let _ = writeln!(out, "  {};", dot_quote(&s.label()));
+        }
+        for (a, b, why) in self.edges_sorted() {
+            let style = match why {
+                Why::Own => "",
+                Why::Link => " [style=bold]",
+                Why::View => " [style=dashed]",
+            };
+            let _ = writeln!(
+                out,
+                "  {} -> {}{style};",
+                dot_quote(&a.label()),
+                dot_quote(&b.label())
+            );
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// Mermaid flowchart: same content as [`DepGraph::to_dot`].
+    pub fn to_mermaid(&self) -> String {
+        let steps = self.steps_sorted();
+        let ids: BTreeMap<&Step, usize> = steps.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+        let mut out = String::from("flowchart LR\n");
+        for (i, s) in steps.iter().enumerate() {
+            let _ = writeln!(out, "  s{i}[\"{}\"]", s.label());
+        }
+        for (a, b, why) in self.edges_sorted() {
+            let arrow = match why {
+                Why::Own => "-->",
+                Why::Link => "==>",
+                Why::View => "-.->",
+            };
+            let _ = writeln!(out, "  s{} {arrow} s{}", ids[a], ids[b]);
+        }
+        out
+    }
+}
+
+/// A DOT ID in double quotes. Names are `[A-Za-z0-9_.-]` already; quote anyway.
+fn dot_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::topology::model::{Container, Link, Protocol};
+
+    fn container(name: &str, links: &[(&str, LinkOrigin)]) -> Container {
+        Container {
+            name: name.into(),
+            declared: name.into(),
+            replica: None,
+            node: "n".into(),
+            image: "i".into(),
+            command: vec![],
+            env: BTreeMap::new(),
+            publish: vec![],
+            links: links
+                .iter()
+                .enumerate()
+                .map(|(i, (to, origin))| Link {
+                    listen_ip: Ipv4Addr::new(127, 0, 0, 1),
+                    listen_port: 1000 + i as u16,
+                    protocol: Protocol::Tcp,
+                    target: LinkTarget::Container {
+                        container: (*to).into(),
+                        port: 80,
+                    },
+                    origin: origin.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn topology(containers: Vec<Container>) -> Topology {
+        Topology {
+            name: "t".into(),
+            nodes: BTreeMap::new(),
+            containers,
+            views: vec![],
+        }
+    }
+
+    const DECLARED: LinkOrigin = LinkOrigin::Declared { index: 0 };
+
+    #[test]
+    fn a_cycle_is_named_in_link_direction_from_its_smallest_container() {
+        let t = topology(vec![
+            container("c", &[("a", DECLARED)]),
+            container("b", &[("c", DECLARED)]),
+            container("a", &[("b", DECLARED)]),
+        ]);
+        let err = DepGraph::build(&t).unwrap_err();
+        assert_eq!(err.path, ["a", "b", "c", "a"]);
+        assert_eq!(err.to_string(), "start-order cycle: a -> b -> c -> a");
+    }
+
+    #[test]
+    fn containers_linking_each_other_through_a_view_are_not_a_cycle() {
+        let view = LinkOrigin::View { view: "v".into() };
+        let t = topology(vec![
+            container("a", &[("b", view.clone())]),
+            container("b", &[("a", view.clone())]),
+        ]);
+        let g = DepGraph::build(&t).unwrap();
+        let order = g.steps_in_order();
+        assert_eq!(
+            order.iter().map(Step::label).collect::<Vec<_>>(),
+            ["create a", "create b", "rules a", "rules b", "start a", "start b"]
+        );
+    }
+
+    #[test]
+    fn unknown_steps_have_no_dependencies() {
+        let g = DepGraph::build(&topology(vec![container("a", &[])])).unwrap();
+        assert!(g.dependencies(&Step::Start("zz".into())).is_empty());
+        assert_eq!(
+            g.dependencies(&Step::Start("a".into())),
+            [Step::Rules("a".into())]
+        );
+    }
+}

@@ -1,0 +1,1031 @@
+//! `geartopo import` on geard's own deployment descriptors: every file in
+//! shared/geard-fixtures is imported, the topology is validated, and what each
+//! container sees (node, published ports, every address and where it leads) is
+//! compared with what geard's `gear deploy` rules give for that descriptor,
+//! worked out by hand below (not copied from the importer's output).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+
+use geartopo::import::{import, Imported, NodeArg, Options, Severity};
+use toml::Value;
+
+fn fixtures() -> PathBuf {
+    // In CI shared/ is a sibling of the repository, as it is of each worktree here.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/geard-fixtures")
+}
+
+fn nodes(spec: &[&str]) -> Vec<NodeArg> {
+    spec.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+fn run(file_name: &str, json: &str, node_spec: &[&str]) -> Result<Imported, Vec<String>> {
+    let options = Options {
+        file_name: file_name.into(),
+        name: None,
+        nodes: nodes(node_spec),
+    };
+    import(json.as_bytes(), &options)
+        .map_err(|f| f.diagnostics.iter().map(|d| d.to_string()).collect())
+}
+
+fn run_fixture(file: &str, node_spec: &[&str]) -> Imported {
+    let path = fixtures().join(file);
+    let json = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    run(file, &json, node_spec).unwrap_or_else(|e| panic!("{file} did not import: {e:#?}"))
+}
+
+// ---------------------------------------------------------------------------
+// Validation. Until `geartopo::topology::parse` lands on main this checks the
+// rules of DESIGN.md "The topology file" that an import can break; then the
+// body becomes: `geartopo::topology::parse("import", toml.as_bytes()).unwrap();`
+// ---------------------------------------------------------------------------
+
+fn assert_validates(toml: &str) {
+    let errors = check(toml);
+    assert!(
+        errors.is_empty(),
+        "topology does not validate:\n{}\n---\n{toml}",
+        errors.join("\n")
+    );
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn check(toml: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    let doc: toml::Table = match toml.parse() {
+        Ok(t) => t,
+        Err(e) => return vec![format!("not TOML: {e}")],
+    };
+    for k in doc.keys() {
+        if !["name", "defaults", "nodes", "containers", "views"].contains(&k.as_str()) {
+            errs.push(format!("unknown top-level key {k}"));
+        }
+    }
+    match doc.get("name").and_then(Value::as_str) {
+        Some(n)
+            if !n.is_empty()
+                && n.len() <= 32
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') => {}
+        other => errs.push(format!("bad topology name {other:?}")),
+    }
+    let empty = toml::Table::new();
+    let node_tab = doc.get("nodes").and_then(Value::as_table).unwrap_or(&empty);
+    for (n, v) in node_tab {
+        if !is_name(n) {
+            errs.push(format!("bad node name {n}"));
+        }
+        let t = v.as_table().unwrap();
+        if t.keys().any(|k| {
+            ![
+                "address",
+                "user",
+                "port",
+                "identity",
+                "known_hosts",
+                "runtime",
+                "host_ports",
+            ]
+            .contains(&k.as_str())
+        }) {
+            errs.push(format!("node {n}: unknown key"));
+        }
+        if t.get("address")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            errs.push(format!("node {n}: no address"));
+        }
+    }
+    let containers = doc
+        .get("containers")
+        .and_then(Value::as_table)
+        .unwrap_or(&empty);
+    for (c, v) in containers {
+        if !is_name(c) {
+            errs.push(format!("bad container name {c}"));
+        }
+        let t = v.as_table().unwrap();
+        for k in t.keys() {
+            if ![
+                "node", "nodes", "replicas", "image", "command", "env", "publish", "links",
+            ]
+            .contains(&k.as_str())
+            {
+                errs.push(format!("container {c}: unknown key {k}"));
+            }
+        }
+        let on: Vec<&str> = match (t.get("node"), t.get("replicas"), t.get("nodes")) {
+            (Some(n), None, None) => vec![n.as_str().unwrap()],
+            (None, Some(r), Some(ns)) => {
+                if r.as_integer().is_none_or(|r| r < 1) {
+                    errs.push(format!("container {c}: bad replicas"));
+                }
+                ns.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap())
+                    .collect()
+            }
+            _ => {
+                errs.push(format!("container {c}: needs node, or replicas with nodes"));
+                vec![]
+            }
+        };
+        for n in on {
+            if !node_tab.contains_key(n) {
+                errs.push(format!("container {c}: unknown node {n}"));
+            }
+        }
+        if t.get("image")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            errs.push(format!("container {c}: no image"));
+        }
+    }
+    // Meaning-level rules on the expanded containers.
+    let eff = match effective(toml) {
+        Ok(e) => e,
+        Err(e) => {
+            errs.push(e);
+            return errs;
+        }
+    };
+    let mut host_ports = BTreeSet::new();
+    for (name, c) in &eff {
+        for (port, host) in &c.publish {
+            if let Some(h) = host {
+                if !host_ports.insert((c.node.clone(), *h)) {
+                    errs.push(format!("host port {h} published twice on {}", c.node));
+                }
+            }
+            if *port == 0 {
+                errs.push(format!("{name}: port 0"));
+            }
+        }
+        let mut listens = BTreeSet::new();
+        for (listen, to, port) in &c.links {
+            if !listens.insert(*listen) {
+                errs.push(format!("{name}: two links listen on {listen}"));
+            }
+            match eff.get(to) {
+                None => errs.push(format!("{name}: link to unknown container {to}")),
+                Some(t) if !t.publish.iter().any(|(p, _)| p == port) => errs.push(format!(
+                    "{name}: link to {to}:{port}, which it does not publish"
+                )),
+                _ => {}
+            }
+        }
+    }
+    errs
+}
+
+// ---------------------------------------------------------------------------
+// What each concrete container sees, read from the TOML alone: replicas expanded
+// (replica k on nodes[(k-1) % len]), views expanded (member i at subnet + i).
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    node: String,
+    image: String,
+    /// (container port, host port or None = picked)
+    publish: Vec<(u16, Option<u16>)>,
+    /// (listen address, concrete target, target port)
+    links: BTreeSet<(SocketAddrV4, String, u16)>,
+}
+
+fn effective(toml: &str) -> Result<BTreeMap<String, Seen>, String> {
+    let doc: toml::Table = toml.parse().map_err(|e| format!("{e}"))?;
+    let empty = toml::Table::new();
+    let containers = doc
+        .get("containers")
+        .and_then(Value::as_table)
+        .unwrap_or(&empty);
+    let mut out = BTreeMap::new();
+    let mut expands: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, v) in containers {
+        let t = v.as_table().unwrap();
+        let publish: Vec<(u16, Option<u16>)> = t
+            .get("publish")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|p| {
+                        let p = p.as_table().unwrap();
+                        (
+                            p["port"].as_integer().unwrap() as u16,
+                            p.get("host_port").map(|h| h.as_integer().unwrap() as u16),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut links = BTreeSet::new();
+        for l in t
+            .get("links")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let l = l
+                .as_table()
+                .ok_or("geard string links are not expected from import")?;
+            let (to, port) = l["to"].as_str().unwrap().rsplit_once(':').unwrap();
+            let port: u16 = port.parse().unwrap();
+            let listen = match l.get("listen") {
+                Some(a) => a
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .map_err(|e| format!("listen: {e}"))?,
+                None => SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+            };
+            if l.get("protocol").is_some_and(|p| p.as_str() != Some("tcp")) {
+                return Err("geard links are tcp".into());
+            }
+            links.insert((listen, to.to_string(), port));
+        }
+        let image = t["image"].as_str().unwrap().to_string();
+        let mut seen = |concrete: String, node: &str| {
+            out.insert(
+                concrete,
+                Seen {
+                    node: node.to_string(),
+                    image: image.clone(),
+                    publish: publish.clone(),
+                    links: links.clone(),
+                },
+            );
+        };
+        if let Some(r) = t.get("replicas") {
+            let on: Vec<&str> = t["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap())
+                .collect();
+            let r = r.as_integer().unwrap() as usize;
+            let names: Vec<String> = (1..=r).map(|k| format!("{name}-{k}")).collect();
+            for (k, n) in names.iter().enumerate() {
+                seen(n.clone(), on[k % on.len()]);
+            }
+            expands.insert(name.clone(), names);
+        } else {
+            seen(name.clone(), t["node"].as_str().unwrap());
+            expands.insert(name.clone(), vec![name.clone()]);
+        }
+    }
+    let expand = |list: Option<&Value>| -> Result<Vec<String>, String> {
+        let mut v = Vec::new();
+        for m in list.and_then(Value::as_array).into_iter().flatten() {
+            let m = m.as_str().unwrap();
+            v.extend(
+                expands
+                    .get(m)
+                    .ok_or(format!("view names unknown container {m}"))?
+                    .clone(),
+            );
+        }
+        Ok(v)
+    };
+    for (_, view) in doc.get("views").and_then(Value::as_table).unwrap_or(&empty) {
+        let view = view.as_table().unwrap();
+        let members = expand(view.get("members"))?;
+        let observers = expand(view.get("observers"))?;
+        let (net, len) = view["subnet"].as_str().unwrap().split_once('/').unwrap();
+        let net: Ipv4Addr = net.parse().unwrap();
+        let len: u32 = len.parse().unwrap();
+        if members.len() as u64 + 2 > 1u64 << (32 - len) {
+            return Err("view subnet too small".into());
+        }
+        let ports: Vec<u16> = view["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_integer().unwrap() as u16)
+            .collect();
+        for who in members.iter().chain(&observers) {
+            for (i, m) in members.iter().enumerate() {
+                for &p in &ports {
+                    let addr = Ipv4Addr::from(u32::from(net) + i as u32 + 1);
+                    out.get_mut(who).unwrap().links.insert((
+                        SocketAddrV4::new(addr, p),
+                        m.clone(),
+                        p,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Expectations, worked out by hand from geard's rules.
+// ---------------------------------------------------------------------------
+
+fn addr(s: &str) -> SocketAddrV4 {
+    s.parse().unwrap()
+}
+
+/// One expected container: (name, node, image, publish, links as "listen -> target:port").
+fn expect(
+    name: &str,
+    node: &str,
+    image: &str,
+    publish: &[(u16, Option<u16>)],
+    links: &[&str],
+) -> (String, Seen) {
+    let links = links
+        .iter()
+        .map(|l| {
+            let (listen, to) = l.split_once(" -> ").unwrap();
+            let (to, port) = to.rsplit_once(':').unwrap();
+            (addr(listen), to.to_string(), port.parse().unwrap())
+        })
+        .collect();
+    (
+        name.to_string(),
+        Seen {
+            node: node.into(),
+            image: image.into(),
+            publish: publish.to_vec(),
+            links,
+        },
+    )
+}
+
+fn assert_means(file: &str, node_spec: &[&str], expected: Vec<(String, Seen)>) {
+    let imported = run_fixture(file, node_spec);
+    assert_validates(&imported.toml);
+    let got = effective(&imported.toml).unwrap();
+    let want: BTreeMap<String, Seen> = expected.into_iter().collect();
+    for (name, w) in &want {
+        let g = got
+            .get(name)
+            .unwrap_or_else(|| panic!("{file}: no container {name} in\n{}", imported.toml));
+        assert_eq!(
+            g, w,
+            "{file}: container {name} differs from geard's; topology:\n{}",
+            imported.toml
+        );
+    }
+    let extra: Vec<&String> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+    assert!(
+        extra.is_empty(),
+        "{file}: containers geard would not make: {extra:?}"
+    );
+}
+
+const TWO: &[&str] = &["n1=198.18.0.1", "n2=198.18.0.2"];
+const THREE: &[&str] = &["n1=198.18.0.1", "n2=198.18.0.2", "n3=198.18.0.3"];
+
+fn simple_deploy() {
+    // web Count 2: web-1 on n1, web-2 on n2 (SimplePlacement). Its self-link is
+    // loopback without MatchPort, so nextPort from 8080: web-1 at 127.0.0.1:8080,
+    // web-2 at 127.0.0.1:8081, and every web instance gets both links.
+    let links = [
+        "127.0.0.1:8080 -> web-1:8080",
+        "127.0.0.1:8081 -> web-2:8080",
+    ];
+    let img = "openshift/busybox-http-app";
+    assert_means(
+        "simple_deploy.json",
+        TWO,
+        vec![
+            expect("web-1", "n1", img, &[(8080, None)], &links),
+            expect("web-2", "n2", img, &[(8080, None)], &links),
+        ],
+    );
+}
+
+fn complex_deploy() {
+    // Three nodes: one placement counter over web-1 web-2 db-1 db-2 db-3 gives
+    // n1 n2 n3 n1 n2. Priorities: web->web 1, db->db 1, web->db 0, so web's
+    // self-link reserves 127.0.0.1:8080/8081 first, db's self-link 27017..27019,
+    // and web->db reuses db's addresses.
+    let web = [
+        "127.0.0.1:8080 -> web-1:8080",
+        "127.0.0.1:8081 -> web-2:8080",
+        "127.0.0.1:27017 -> db-1:27017",
+        "127.0.0.1:27018 -> db-2:27017",
+        "127.0.0.1:27019 -> db-3:27017",
+    ];
+    let db = &web[2..];
+    let (wi, di) = ("openshift/busybox-http-app", "ccoleman/ubuntu-mongodb");
+    assert_means(
+        "complex_deploy.json",
+        THREE,
+        vec![
+            expect("web-1", "n1", wi, &[(8080, None)], &web),
+            expect("web-2", "n2", wi, &[(8080, None)], &web),
+            expect("db-1", "n3", di, &[(27017, None)], db),
+            expect("db-2", "n1", di, &[(27017, None)], db),
+            expect("db-3", "n2", di, &[(27017, None)], db),
+        ],
+    );
+}
+
+fn lb_eap_mongo() {
+    // Placement over two nodes: lb-1 n1, backend-1 n2, backend-2 n1, db-1 n2,
+    // db-2 n1, db-3 n2. db->db (MatchPort+NonLocal+self = 7) reserves first:
+    // nextHost from 192.168.1.1 on 27017. backend->db is loopback but finds the
+    // targets already reserved, so it sees the same 192.168.1.i. lb->backend:
+    // nextPort from 127.0.0.1:8080.
+    let mongo = [
+        "192.168.1.1:27017 -> db-1:27017",
+        "192.168.1.2:27017 -> db-2:27017",
+        "192.168.1.3:27017 -> db-3:27017",
+    ];
+    let lb = [
+        "127.0.0.1:8080 -> backend-1:8080",
+        "127.0.0.1:8081 -> backend-2:8080",
+    ];
+    assert_means(
+        "lb_eap_mongo.json",
+        TWO,
+        vec![
+            expect("lb-1", "n1", "openshift/demo-ews", &[(80, Some(8080))], &lb),
+            expect("backend-1", "n2", "scaling-demo", &[(8080, None)], &mongo),
+            expect("backend-2", "n1", "scaling-demo", &[(8080, None)], &mongo),
+            expect("db-1", "n2", "mongo-test", &[(27017, None)], &mongo),
+            expect("db-2", "n1", "mongo-test", &[(27017, None)], &mongo),
+            expect("db-3", "n2", "mongo-test", &[(27017, None)], &mongo),
+        ],
+    );
+}
+
+fn link_alias() {
+    // web (no public ports) links to db's 3000 seen at 8080: an alias forces
+    // matching, so nextHost from 127.0.0.1 on 8080: db-1 at 127.0.0.1:8080,
+    // db-2 at 127.0.0.2:8080. Placement: web-1 n1, db-1 n2, db-2 n1.
+    assert_means(
+        "link_alias.json",
+        TWO,
+        vec![
+            expect(
+                "web-1",
+                "n1",
+                "test1",
+                &[],
+                &["127.0.0.1:8080 -> db-1:3000", "127.0.0.2:8080 -> db-2:3000"],
+            ),
+            expect("db-1", "n2", "test2", &[(3000, None)], &[]),
+            expect("db-2", "n1", "test2", &[(3000, None)], &[]),
+        ],
+    );
+}
+
+fn mongo_deploy() {
+    // NonLocal + MatchPort self-link: db-i at 192.168.1.i:27017 for everyone.
+    let mongo = [
+        "192.168.1.1:27017 -> db-1:27017",
+        "192.168.1.2:27017 -> db-2:27017",
+        "192.168.1.3:27017 -> db-3:27017",
+    ];
+    let img = "openshift/ubuntu-mongodb-cluster";
+    assert_means(
+        "mongo_deploy.json",
+        TWO,
+        vec![
+            expect("db-1", "n1", img, &[(27017, None)], &mongo),
+            expect("db-2", "n2", img, &[(27017, None)], &mongo),
+            expect("db-3", "n1", img, &[(27017, None)], &mongo),
+        ],
+    );
+}
+
+fn mongo_deploy_existing() {
+    // geard's output after a deploy on localhost: placement, host ports (4203,
+    // 4204, 4206) and link addresses (Target) are kept, nothing is re-placed.
+    let mongo = [
+        "192.168.1.1:27017 -> db-1:27017",
+        "192.168.1.2:27017 -> db-2:27017",
+        "192.168.1.3:27017 -> db-3:27017",
+    ];
+    let img = "openshift/ubuntu-mongodb-cluster";
+    assert_means(
+        "mongo_deploy_existing.json",
+        &["n1=198.18.0.1", "here=local"],
+        vec![
+            expect("db-1", "here", img, &[(27017, Some(4203))], &mongo),
+            expect("db-2", "here", img, &[(27017, Some(4204))], &mongo),
+            expect("db-3", "here", img, &[(27017, Some(4206))], &mongo),
+        ],
+    );
+}
+
+fn openshift_deploy() {
+    assert_means(
+        "openshift_deploy.json",
+        TWO,
+        vec![
+            expect(
+                "origin-broker-1",
+                "n1",
+                "openshift/origin-server-docker",
+                &[(443, Some(6060))],
+                &["127.0.0.1:27017 -> origin-db-1:27017"],
+            ),
+            expect(
+                "origin-db-1",
+                "n2",
+                "openshift/centos-mongodb",
+                &[(27017, None)],
+                &[],
+            ),
+        ],
+    );
+}
+
+fn redis_martini_deploy() {
+    // IdPrefix "martini-" is part of every instance id.
+    assert_means(
+        "redis_martini_deploy.json",
+        TWO,
+        vec![
+            expect(
+                "martini-web-1",
+                "n1",
+                "mrunalp/redis-todo",
+                &[(3000, None)],
+                &["127.0.0.1:6379 -> martini-redis-1:6379"],
+            ),
+            expect(
+                "martini-redis-1",
+                "n2",
+                "mrunalp/fedora-redis",
+                &[(6379, None)],
+                &[],
+            ),
+        ],
+    );
+}
+
+fn rockmongo_mongo() {
+    assert_means(
+        "rockmongo_mongo.json",
+        TWO,
+        vec![
+            expect(
+                "rockmongo-1",
+                "n1",
+                "openshift/centos-rockmongo",
+                &[(80, Some(6060))],
+                &["127.0.0.1:27017 -> mongodb-1:27017"],
+            ),
+            expect(
+                "mongodb-1",
+                "n2",
+                "openshift/centos-mongodb",
+                &[(27017, None)],
+                &[],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn every_fixture_imports_validates_and_means_what_geard_made_of_it() {
+    let cases: &[(&str, fn())] = &[
+        ("complex_deploy.json", complex_deploy),
+        ("lb_eap_mongo.json", lb_eap_mongo),
+        ("link_alias.json", link_alias),
+        ("mongo_deploy.json", mongo_deploy),
+        ("mongo_deploy_existing.json", mongo_deploy_existing),
+        ("openshift_deploy.json", openshift_deploy),
+        ("redis_martini_deploy.json", redis_martini_deploy),
+        ("rockmongo_mongo.json", rockmongo_mongo),
+        ("simple_deploy.json", simple_deploy),
+    ];
+    let dir = fixtures();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.ends_with(".json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    for f in &files {
+        let case = cases.iter().find(|(name, _)| name == f);
+        let (_, check) = case.unwrap_or_else(|| panic!("{f} has no hand-worked expectation here"));
+        check();
+    }
+}
+
+#[test]
+fn fixtures_import_without_warnings() {
+    for f in [
+        "complex_deploy.json",
+        "lb_eap_mongo.json",
+        "link_alias.json",
+        "simple_deploy.json",
+    ] {
+        let imported = run_fixture(f, TWO);
+        assert!(imported.warnings.is_empty(), "{f}: {:?}", imported.warnings);
+    }
+}
+
+#[test]
+fn replicas_self_links_at_one_address_each_become_a_view_with_observers() {
+    // The readable form, not only the meaning: a 3-member mongo replica set is
+    // one view, and backend, which sees it the same way, observes it.
+    let t = run_fixture("lb_eap_mongo.json", TWO).toml;
+    let doc: toml::Table = t.parse().unwrap();
+    let view = doc["views"]["db"].as_table().unwrap();
+    assert_eq!(
+        view["members"].as_array().unwrap(),
+        &vec![Value::from("db")]
+    );
+    assert_eq!(view["subnet"].as_str(), Some("192.168.1.0/24"));
+    assert_eq!(
+        view["observers"].as_array().unwrap(),
+        &vec![Value::from("backend")]
+    );
+    let db = doc["containers"]["db"].as_table().unwrap();
+    assert_eq!(db["replicas"].as_integer(), Some(3));
+    // geard's counter was at 3 (lb-1, backend-1, backend-2) when db-1 was placed.
+    assert_eq!(
+        db["nodes"].as_array().unwrap(),
+        &vec![Value::from("n2"), Value::from("n1")]
+    );
+    assert!(db.get("links").is_none(), "the view already says it:\n{t}");
+}
+
+// ---------------------------------------------------------------------------
+// Descriptors written here to pin one rule each.
+// ---------------------------------------------------------------------------
+
+fn means(json: &str, node_spec: &[&str]) -> BTreeMap<String, Seen> {
+    let imported = run("t.json", json, node_spec).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_validates(&imported.toml);
+    effective(&imported.toml).unwrap()
+}
+
+fn links_of(seen: &BTreeMap<String, Seen>, name: &str) -> Vec<String> {
+    seen[name]
+        .links
+        .iter()
+        .map(|(l, t, p)| format!("{l} -> {t}:{p}"))
+        .collect()
+}
+
+#[test]
+fn keys_match_without_regard_to_case() {
+    let path = fixtures().join("lb_eap_mongo.json");
+    let json = std::fs::read_to_string(path).unwrap();
+    let shouted = json
+        .replace("\"Containers\"", "\"CONTAINERS\"")
+        .replace("\"MatchPort\"", "\"matchPORT\"");
+    let lower = json
+        .replace("\"Name\"", "\"name\"")
+        .replace("\"Links\"", "\"links\"");
+    let a = run("lb_eap_mongo.json", &json, TWO).unwrap().toml;
+    assert_eq!(run("lb_eap_mongo.json", &shouted, TWO).unwrap().toml, a);
+    assert_eq!(run("lb_eap_mongo.json", &lower, TWO).unwrap().toml, a);
+}
+
+#[test]
+fn ports_limit_the_linked_ports() {
+    let seen = means(
+        r#"{"Containers":[
+            {"Name":"app","Count":1,"Image":"a","Links":[{"To":"db","Ports":[27017]}]},
+            {"Name":"db","Count":1,"Image":"m","PublicPorts":[{"Internal":27017},{"Internal":28017}]}]}"#,
+        TWO,
+    );
+    assert_eq!(links_of(&seen, "app-1"), ["127.0.0.1:27017 -> db-1:27017"]);
+    assert_eq!(seen["db-1"].publish, [(27017, None), (28017, None)]);
+}
+
+#[test]
+fn match_port_on_loopback_moves_the_address_not_the_port() {
+    let seen = means(
+        r#"{"Containers":[
+            {"Name":"app","Count":1,"Image":"a","Links":[{"To":"db","MatchPort":true}]},
+            {"Name":"db","Count":2,"Image":"m","PublicPorts":[{"Internal":5432}]}]}"#,
+        TWO,
+    );
+    assert_eq!(
+        links_of(&seen, "app-1"),
+        ["127.0.0.1:5432 -> db-1:5432", "127.0.0.2:5432 -> db-2:5432"]
+    );
+}
+
+#[test]
+fn non_local_without_match_port_counts_ports_up_at_192_168_1_1() {
+    let seen = means(
+        r#"{"Containers":[
+            {"Name":"app","Count":1,"Image":"a","Links":[{"To":"db","NonLocal":true}]},
+            {"Name":"db","Count":2,"Image":"m","PublicPorts":[{"Internal":5432}]}]}"#,
+        TWO,
+    );
+    assert_eq!(
+        links_of(&seen, "app-1"),
+        [
+            "192.168.1.1:5432 -> db-1:5432",
+            "192.168.1.1:5433 -> db-2:5432"
+        ]
+    );
+}
+
+#[test]
+fn one_placement_counter_runs_across_containers_in_file_order() {
+    // a-1 n1, b-1 n2, b-2 n3, b-3 n1, c-1 n2: b's and c's `nodes` start where
+    // geard's counter was, not at n1.
+    let seen = means(
+        r#"{"Containers":[
+            {"Name":"a","Count":1,"Image":"i"},
+            {"Name":"b","Count":3,"Image":"i"},
+            {"Name":"c","Count":1,"Image":"i"}]}"#,
+        THREE,
+    );
+    let placed: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.node.as_str()))
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("a-1", "n1"),
+            ("b-1", "n2"),
+            ("b-2", "n3"),
+            ("b-3", "n1"),
+            ("c-1", "n2")
+        ]
+    );
+}
+
+#[test]
+fn existing_instances_keep_their_link_addresses_even_when_geard_would_now_choose_others() {
+    // db-1 and db-2 swapped addresses in an earlier deploy; a third instance is
+    // new (Count 3) and gets the next free address, 192.168.1.3, on the next node.
+    let seen = means(
+        r#"{"Containers":[{"Name":"db","Count":3,"Image":"m","PublicPorts":[{"Internal":27017}],
+              "Links":[{"To":"db","NonLocal":true,"MatchPort":true}]}],
+            "Instances":[
+              {"Id":"db-1","From":"db","On":"198.18.0.2:43273","Ports":[{"Internal":27017,"External":4001,"Target":{"Host":"192.168.1.2","Port":27017}}]},
+              {"Id":"db-2","From":"db","On":"n1","Ports":[{"Internal":27017,"External":4002,"Target":{"Host":"192.168.1.1","Port":27017}}]}]}"#,
+        TWO,
+    );
+    let want = [
+        "192.168.1.1:27017 -> db-2:27017",
+        "192.168.1.2:27017 -> db-1:27017",
+        "192.168.1.3:27017 -> db-3:27017",
+    ];
+    for db in ["db-1", "db-2", "db-3"] {
+        assert_eq!(links_of(&seen, db), want, "{db}");
+    }
+    assert_eq!(
+        (seen["db-1"].node.as_str(), seen["db-1"].publish[0]),
+        ("n2", (27017, Some(4001)))
+    );
+    assert_eq!(
+        (seen["db-2"].node.as_str(), seen["db-2"].publish[0]),
+        ("n1", (27017, Some(4002)))
+    );
+    // The new instance is the first one placed in this deploy: node 1.
+    assert_eq!(
+        (seen["db-3"].node.as_str(), seen["db-3"].publish[0]),
+        ("n1", (27017, None))
+    );
+}
+
+#[test]
+fn what_cannot_be_carried_over_is_a_warning_at_its_place() {
+    let imported = run(
+        "t.json",
+        r#"{"RandomizeIds":true,"containers":[
+            {"name":"web","count":1,"image":"w","affinity":"distribute","environment":"web.env",
+             "notify":true,"colour":"blue","publicports":[{"internal":80}]}]}"#,
+        TWO,
+    )
+    .unwrap();
+    assert_validates(&imported.toml);
+    let at: Vec<(&str, Severity)> = imported
+        .warnings
+        .iter()
+        .map(|w| (w.at.as_str(), w.severity))
+        .collect();
+    for place in [
+        "/RandomizeIds",
+        "/containers/0/affinity",
+        "/containers/0/environment",
+        "/containers/0/notify",
+        "/containers/0/colour",
+    ] {
+        assert!(
+            at.contains(&(place, Severity::Warning)),
+            "no warning at {place}: {:#?}",
+            imported.warnings
+        );
+    }
+    let env = imported
+        .warnings
+        .iter()
+        .find(|w| w.at == "/containers/0/environment")
+        .unwrap();
+    assert!(
+        env.to_string()
+            .starts_with("warning: /containers/0/environment: "),
+        "{env}"
+    );
+}
+
+#[test]
+fn a_link_to_a_container_without_public_ports_is_an_error_at_the_link() {
+    let errors = run(
+        "t.json",
+        r#"{"Containers":[{"Name":"app","Count":1,"Image":"a","Links":[{"To":"worker"}]},
+                          {"Name":"worker","Count":1,"Image":"w"}]}"#,
+        TWO,
+    )
+    .unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("error: /Containers/0/Links/0/To: ")
+                && e.contains("no PublicPorts")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let errors = run(
+        "t.json",
+        r#"{"Containers":[{"Name":"app","Count":1,"Image":"a","Links":[{"To":"nowhere"}]},
+                          {"Name":"web","Count":2,"Image":"w","PublicPorts":[{"Internal":80,"External":8080}]}],
+            "Instances":[{"Id":"old-1","From":"app","On":"10.9.9.9"}]}"#,
+        &["only=198.18.0.1"],
+    )
+    .unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("error: /Containers/0/Links/0/To: ")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("error: /Instances/0/On: ")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn two_replicas_on_one_node_cannot_publish_one_host_port() {
+    let errors = run(
+        "t.json",
+        r#"{"Containers":[{"Name":"web","Count":2,"Image":"w","PublicPorts":[{"Internal":80,"External":8080}]}]}"#,
+        &["only=198.18.0.1"],
+    )
+    .unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("error: /Containers/0/PublicPorts/0/External: ")),
+        "{errors:#?}"
+    );
+    // Over two nodes the same descriptor is fine.
+    let seen = means(
+        r#"{"Containers":[{"Name":"web","Count":2,"Image":"w","PublicPorts":[{"Internal":80,"External":8080}]}]}"#,
+        TWO,
+    );
+    assert_eq!(seen["web-2"].publish, [(80, Some(8080))]);
+}
+
+#[test]
+fn a_port_the_target_does_not_publish_is_an_error() {
+    let errors = run(
+        "t.json",
+        r#"{"Containers":[{"Name":"app","Count":1,"Image":"a","Links":[{"To":"db","Ports":[9999]}]},
+                          {"Name":"db","Count":1,"Image":"m","PublicPorts":[{"Internal":27017}]}]}"#,
+        TWO,
+    )
+    .unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("error: /Containers/0/Links/0/Ports/0: ")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn the_output_is_toml_a_person_reads() {
+    let t = run_fixture("redis_martini_deploy.json", TWO).toml;
+    // Tables, one per container, in file order; no machine-only noise.
+    let web = t.find("[containers.martini-web-1]").expect(&t);
+    let redis = t.find("[containers.martini-redis-1]").expect(&t);
+    assert!(web < redis, "{t}");
+    assert!(
+        t.contains("links = [{ to = \"martini-redis-1:6379\" }]"),
+        "{t}"
+    );
+    assert!(t.lines().all(|l| l.len() <= 100), "{t}");
+    assert!(
+        t.starts_with("# "),
+        "a header says where it came from:\n{t}"
+    );
+}
+
+#[test]
+fn a_lone_instance_linking_to_itself_on_its_own_port_needs_no_link() {
+    // geard's notify_deploy.json shape: web-1 saw itself at 127.0.0.1:8080 through
+    // the node; in geartopo it reaches itself there with no rule at all.
+    let json = r#"{"containers":[{"name":"web","count":1,"image":"w",
+        "publicports":[{"internal":8080,"external":0}],"links":[{"to":"web"}]}]}"#;
+    let imported = run("notify.json", json, TWO).unwrap();
+    assert!(
+        imported
+            .toml
+            .contains("# geard's link from `web-1` to itself at 127.0.0.1:8080"),
+        "{}",
+        imported.toml
+    );
+    let seen = means(json, TWO);
+    assert!(seen["web-1"].links.is_empty());
+}
+
+#[test]
+fn loopback_match_port_self_links_stay_links_not_a_view() {
+    // 127.0.0.i would be a view subnet in 127.0.0.0/8, which validate refuses.
+    let imported = run(
+        "t.json",
+        r#"{"Containers":[{"Name":"pg","Count":2,"Image":"p","PublicPorts":[{"Internal":5432}],
+            "Links":[{"To":"pg","MatchPort":true}]}]}"#,
+        TWO,
+    )
+    .unwrap();
+    let doc: toml::Table = imported.toml.parse().unwrap();
+    assert!(doc.get("views").is_none(), "{}", imported.toml);
+    let seen = effective(&imported.toml).unwrap();
+    assert_eq!(
+        links_of(&seen, "pg-2"),
+        ["127.0.0.1:5432 -> pg-1:5432", "127.0.0.2:5432 -> pg-2:5432"]
+    );
+}
+
+#[test]
+fn the_readme_example_is_what_import_prints() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let toml = run_fixture("lb_eap_mongo.json", TWO).toml;
+    assert!(
+        readme.contains(&format!("$ cat geartopo.toml\n{toml}$ geartopo validate")),
+        "README's import example is stale:\n{toml}"
+    );
+}
+
+#[test]
+fn instances_geard_would_delete_or_skip_are_warnings_not_silence() {
+    let imported = run(
+        "t.json",
+        r#"{"Containers":[{"Name":"db","Count":1,"Image":"m","PublicPorts":[{"Internal":27017}]}],
+            "Instances":[
+              {"Id":"db-1","From":"db","On":"n1"},
+              {"Id":"db-2","From":"db","On":"n2"},
+              {"Id":"cache-1","From":"cache","On":"n1"},
+              {"Id":"db-9","From":"db"}]}"#,
+        TWO,
+    )
+    .unwrap();
+    let w: Vec<String> = imported.warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        w.iter().any(|w| w.starts_with("warning: /Containers/0: ")
+            && w.contains("`db-2` is beyond `Count` 1")),
+        "{w:#?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("warning: /Instances/2: ") && w.contains("`cache`")),
+        "{w:#?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.starts_with("warning: /Instances/3: ") && w.contains("no `On`")),
+        "{w:#?}"
+    );
+    let seen = effective(&imported.toml).unwrap();
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["db-1"]);
+}
+
+#[test]
+fn two_spellings_of_one_key_are_an_error_not_a_guess() {
+    let errors = run("t.json", r#"{"Containers":[],"containers":[]}"#, TWO).unwrap_err();
+    assert!(
+        errors.iter().any(|e| e.starts_with("error: /: keys ")),
+        "{errors:#?}"
+    );
+}
