@@ -1,11 +1,7 @@
-//! What the lab needs from a topology file: its name and each node's IPv4 address
-//! and SSH port, checked for what a lab can host. No I/O beyond reading the file.
-//!
-//! Until `topology::load` lands, the file is read with a minimal, tolerant TOML
-//! parse of `name`, `[defaults].port` and `[nodes.*]` only; `from_topology` is the
-//! path once the validated model is available.
+//! What the lab needs from a topology: its name and each node's IPv4 address and
+//! SSH port, checked for what a lab can host. The file is read and validated by
+//! `topology::load`, as for every other command; no other I/O here.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -33,43 +29,17 @@ pub struct LabSpec {
 const PODMAN_DEFAULT_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 88, 0, 0), 16);
 
 impl LabSpec {
-    /// Reads the lab's view of a topology file.
+    /// Reads the lab's view of a topology file: loaded and validated like any
+    /// other command's (`topology::load`), then checked for what a lab can host.
     pub fn from_file(path: &Path) -> Result<LabSpec, LabError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| LabError::Spec(format!("cannot read {}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| LabError::Spec(format!("{}: {e}", path.display())))
-    }
-
-    /// Parses topology text (only the parts the lab needs) and checks it.
-    pub fn parse(text: &str) -> Result<LabSpec, String> {
-        #[derive(serde::Deserialize)]
-        struct File {
-            name: Option<String>,
-            #[serde(default)]
-            defaults: Defaults,
-            #[serde(default)]
-            nodes: BTreeMap<String, RawNode>,
-        }
-        #[derive(serde::Deserialize, Default)]
-        struct Defaults {
-            port: Option<u16>,
-        }
-        #[derive(serde::Deserialize)]
-        struct RawNode {
-            address: Option<String>,
-            port: Option<u16>,
-        }
-        let file: File = toml::from_str(text).map_err(|e| e.message().to_string())?;
-        let name = file
-            .name
-            .ok_or("no `name`: the lab is named after the topology")?;
-        let default_port = file.defaults.port.unwrap_or(22);
-        let mut nodes = Vec::new();
-        for (node, raw) in file.nodes {
-            let address = raw.address.ok_or(format!("node {node} has no `address`"))?;
-            nodes.push((node, address, raw.port.unwrap_or(default_port)));
-        }
-        Self::checked(name, nodes)
+        let topology = crate::topology::load(path).map_err(|invalid| {
+            LabError::Spec(format!(
+                "{} is not a valid topology; no lab was touched\n{}",
+                path.display(),
+                invalid.to_string().trim_end()
+            ))
+        })?;
+        Self::from_topology(&topology)
     }
 
     /// The lab's view of a validated topology.
@@ -180,6 +150,12 @@ fn in_subnet(address: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
 mod tests {
     use super::*;
 
+    fn spec(text: &str) -> Result<LabSpec, String> {
+        let topology =
+            crate::topology::parse("t.toml", text.as_bytes()).map_err(|e| e.to_string())?;
+        LabSpec::from_topology(&topology).map_err(|e| e.to_string())
+    }
+
     const FOUR: &str = r#"
 name = "e2e"
 [defaults]
@@ -196,7 +172,7 @@ image = "i"
 
     #[test]
     fn reads_name_nodes_and_ports_in_name_order() {
-        let spec = LabSpec::parse(FOUR).unwrap();
+        let spec = spec(FOUR).unwrap();
         assert_eq!(spec.name, "e2e");
         let nodes: Vec<_> = spec
             .nodes
@@ -213,24 +189,29 @@ image = "i"
     }
 
     #[test]
+    fn a_file_with_nodes_only_is_a_lab() {
+        let spec = spec("name = \"e2e\"\n[nodes.n]\naddress = \"198.18.0.9\"\n").unwrap();
+        assert_eq!(spec.nodes.len(), 1);
+    }
+
+    #[test]
     fn default_port_applies_to_nodes_without_one() {
         let spec =
-            LabSpec::parse("name='a'\n[defaults]\nport=2200\n[nodes.n]\naddress='198.18.0.9'\n")
-                .unwrap();
+            spec("name='a'\n[defaults]\nport=2200\n[nodes.n]\naddress='198.18.0.9'\n").unwrap();
         assert_eq!(spec.nodes[0].port, 2200);
     }
 
     #[test]
     fn control_address_sits_beside_the_nodes_and_avoids_them() {
-        let spec = LabSpec::parse(FOUR).unwrap();
-        assert_eq!(spec.control_address(), Ipv4Addr::new(198, 18, 0, 254));
-        let taken = LabSpec::parse("name='a'\n[nodes.n]\naddress='198.18.0.254'\n").unwrap();
+        let spec4 = spec(FOUR).unwrap();
+        assert_eq!(spec4.control_address(), Ipv4Addr::new(198, 18, 0, 254));
+        let taken = spec("name='a'\n[nodes.n]\naddress='198.18.0.254'\n").unwrap();
         assert_eq!(taken.control_address(), Ipv4Addr::new(198, 18, 0, 253));
     }
 
     #[test]
     fn refuses_what_a_lab_cannot_host() {
-        let err = |t: &str| LabSpec::parse(t).unwrap_err();
+        let err = |t: &str| spec(t).unwrap_err();
         assert!(err("name='a'\n[nodes.n]\naddress='local'\n").contains("not an IPv4 address"));
         assert!(
             err("name='a'\n[nodes.n]\naddress='db.example.com'\n").contains("not an IPv4 address")
@@ -243,9 +224,14 @@ image = "i"
             "name='a'\n[nodes.n]\naddress='198.18.0.1'\n[nodes.m]\naddress='198.18.0.1'\n"
         )
         .contains("both have address"));
-        assert!(err("name='a'\n").contains("at least one node"));
-        assert!(err("[nodes.n]\naddress='198.18.0.1'\n").contains("no `name`"));
-        assert!(err("name='a b'\n[nodes.n]\naddress='198.18.0.1'\n").contains("topology name"));
-        assert!(err("name='a'\n[nodes.'n;x']\naddress='198.18.0.1'\n").contains("node name"));
+    }
+
+    #[test]
+    fn names_that_could_climb_out_of_the_lab_directory_are_refused() {
+        assert!(check_name("topology name", "../etc").is_err());
+        assert!(check_name("topology name", "a/b").is_err());
+        assert!(check_name("topology name", "..").is_err());
+        assert!(check_name("topology name", "").is_err());
+        assert!(check_name("topology name", "e2e-123").is_ok());
     }
 }
