@@ -8,9 +8,11 @@ set -euo pipefail
 
 # netavark is named because the lab's podman configuration selects it.
 lab=(iptables openssh-server openssh-client iproute2 podman runc netavark busybox-static socat util-linux tar)
+# The same-view cluster tests pack a real clustered server: etcd, from Debian.
+cluster=(etcd-server etcd-client)
 # Building geartopo: the ssh2 crate compiles libssh2 against OpenSSL and zlib.
 build=(gcc libc6-dev make pkg-config libssl-dev zlib1g-dev)
-packages=("${lab[@]}" "${build[@]}")
+packages=("${lab[@]}" "${cluster[@]}" "${build[@]}")
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/install-deps.sh: run as root (sudo $0)" >&2

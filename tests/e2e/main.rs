@@ -5,9 +5,11 @@
 //! To add cases: write `pub fn case(ctx: &Ctx) -> Outcome` in a module here and
 //! add one line per case to `CASES`.
 
+mod core_cases;
 mod harness;
 mod lab_cases;
 mod topology_cases;
+mod views;
 
 use harness::Case;
 
@@ -31,6 +33,17 @@ const CASES: &[Case] = &[
     ("two_topologies_independent", topology_cases::two_topologies_independent),
     ("udp_link", topology_cases::udp_link),
     ("env_passed_verbatim", topology_cases::env_passed_verbatim),
+    // plan and apply themselves: round trips, host keys, saved plans, locks, failures.
+    ("plan_reads_each_node_in_one_round_trip", core_cases::plan_reads_each_node_in_one_round_trip),
+    ("host_keys_are_verified", core_cases::host_keys_are_verified),
+    ("stale_saved_plan_is_refused", core_cases::stale_saved_plan_is_refused),
+    ("apply_lock_names_the_holder", core_cases::apply_lock_names_the_holder),
+    ("failure_half_way_then_converges", core_cases::failure_half_way_then_converges),
+    ("unreachable_node_is_named", core_cases::unreachable_node_is_named),
+    ("show_reports_links_in_force", core_cases::show_reports_links_in_force),
+    // Same-view clusters: a real etcd cluster through view addresses.
+    ("views_example_links", views::example_links),
+    ("views_etcd_cluster_forms_and_scales", views::etcd_cluster_forms_and_scales),
     // Last, after everything above ran: the machine's own namespace is untouched.
     ("lab_root_namespace_untouched", lab_cases::root_namespace_untouched),
 ];
