@@ -150,6 +150,16 @@ pub(crate) fn applied(t: &Topology) -> ObservedState {
     s
 }
 
+/// One observed container, to change it the way a person on the node would.
+fn observed_mut<'a>(s: &'a mut ObservedState, node: &str, name: &str) -> &'a mut ObservedContainer {
+    s.nodes
+        .get_mut(node)
+        .unwrap()
+        .containers
+        .get_mut(name)
+        .unwrap()
+}
+
 fn actions(p: &Plan) -> Vec<(String, Action)> {
     p.changes
         .iter()
@@ -246,13 +256,7 @@ fn a_link_added_updates_rules_without_restart() {
 fn a_rule_deleted_by_hand_is_drift_and_restored() {
     let t = redis_todo();
     let mut s = applied(&t);
-    let app = s
-        .nodes
-        .get_mut("node1")
-        .unwrap()
-        .containers
-        .get_mut("app1")
-        .unwrap();
+    let app = observed_mut(&mut s, "node1", "app1");
     app.chains.as_mut().unwrap().rules.remove(0);
     let p = plan(&t, &s, None).unwrap();
     assert_eq!(actions(&p), vec![("app1".into(), Action::Update)]);
@@ -264,13 +268,7 @@ fn a_rule_deleted_by_hand_is_drift_and_restored() {
 fn a_missing_jump_is_drift() {
     let t = redis_todo();
     let mut s = applied(&t);
-    let app = s
-        .nodes
-        .get_mut("node1")
-        .unwrap()
-        .containers
-        .get_mut("app1")
-        .unwrap();
+    let app = observed_mut(&mut s, "node1", "app1");
     app.chains
         .as_mut()
         .unwrap()
@@ -302,13 +300,7 @@ fn a_container_removed_from_the_file_is_destroyed() {
 fn a_stopped_container_is_started_and_called_drift() {
     let t = redis_todo();
     let mut s = applied(&t);
-    let r = s
-        .nodes
-        .get_mut("node4")
-        .unwrap()
-        .containers
-        .get_mut("redisdb")
-        .unwrap();
+    let r = observed_mut(&mut s, "node4", "redisdb");
     r.state = RunState::Stopped("exited".into());
     r.pid = None;
     r.chains = None;
@@ -322,13 +314,7 @@ fn a_stopped_container_is_started_and_called_drift() {
 fn a_created_but_not_started_container_converges_without_drift() {
     let t = redis_todo();
     let mut s = applied(&t);
-    let r = s
-        .nodes
-        .get_mut("node4")
-        .unwrap()
-        .containers
-        .get_mut("redisdb")
-        .unwrap();
+    let r = observed_mut(&mut s, "node4", "redisdb");
     r.state = RunState::Created;
     r.chains = Some(OwnedChains::default());
     let p = plan(&t, &s, None).unwrap();
@@ -352,13 +338,7 @@ fn a_moved_container_is_deleted_there_and_created_here() {
 fn sysctl_changed_by_hand_is_drift() {
     let t = redis_todo();
     let mut s = applied(&t);
-    let app = s
-        .nodes
-        .get_mut("node1")
-        .unwrap()
-        .containers
-        .get_mut("app1")
-        .unwrap();
+    let app = observed_mut(&mut s, "node1", "app1");
     app.sysctls
         .insert("net.ipv4.conf.all.route_localnet".into(), "0".into());
     let p = plan(&t, &s, None).unwrap();
