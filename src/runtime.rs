@@ -137,7 +137,14 @@ pub fn create_script(runtime: Runtime, spec: &CreateSpec, replace: Option<&str>)
 
 fn init_lines(runtime: Runtime, name: &str) -> String {
     match runtime {
-        Runtime::Podman => format!("podman init {} >/dev/null\n", quote(name)),
+        // `podman init` refuses a container that is initialized already (a
+        // previous apply stopped after init): only init what needs it.
+        Runtime::Podman => {
+            let n = quote(name);
+            format!(
+                "case \"$(podman inspect -f '{{{{.State.Status}}}}' {n})\" in initialized|running) ;; *) podman init {n} >/dev/null ;; esac\n"
+            )
+        }
         Runtime::Docker => String::new(),
     }
 }
@@ -216,7 +223,7 @@ mod tests {
         let s = create_script(Runtime::Podman, &spec(), None);
         assert_eq!(
             s,
-            "set -e\npodman create --name todo-app1 --label geartopo.topology=todo --sysctl net.ipv4.ip_forward=1 --sysctl net.ipv4.conf.all.route_localnet=1 --publish 50000:6379/tcp --env 'X=$(touch /tmp/x); echo' localhost/geartopo-busybox:latest sleep 1000000 >/dev/null\npodman init todo-app1 >/dev/null\n"
+            "set -e\npodman create --name todo-app1 --label geartopo.topology=todo --sysctl net.ipv4.ip_forward=1 --sysctl net.ipv4.conf.all.route_localnet=1 --publish 50000:6379/tcp --env 'X=$(touch /tmp/x); echo' localhost/geartopo-busybox:latest sleep 1000000 >/dev/null\ncase \"$(podman inspect -f '{{.State.Status}}' todo-app1)\" in initialized|running) ;; *) podman init todo-app1 >/dev/null ;; esac\n"
         );
     }
 

@@ -88,7 +88,7 @@ pub fn host_keys_are_verified(ctx: &Ctx) -> Outcome {
 d={dir}; rm -rf "$d"; mkdir -p "$d"; trap 'rm -rf "$d"' EXIT
 : > "$d/known_hosts"
 echo "== unknown"
-GEARTOPO_KNOWN_HOSTS="$d/known_hosts" {bin} plan {f}; echo "rc=$?"
+GEARTOPO_KNOWN_HOSTS="$d/known_hosts" {bin} plan {f} 2>&1; echo "rc=$?"
 echo "== accept"
 GEARTOPO_KNOWN_HOSTS="$d/known_hosts" {bin} plan {f} --accept-new-host-keys >/dev/null; echo "rc=$?"
 echo "recorded=$(wc -l < "$d/known_hosts")"
@@ -98,11 +98,11 @@ echo "== changed"
 ssh-keygen -q -t ed25519 -N '' -f "$d/other" >/dev/null
 grep -v '^198.18.0.1 ' "$d/known_hosts" > "$d/kh2"
 echo "198.18.0.1 $(cut -d' ' -f1,2 "$d/other.pub")" >> "$d/kh2"
-GEARTOPO_KNOWN_HOSTS="$d/kh2" {bin} plan {f} --accept-new-host-keys; echo "rc=$?"
+GEARTOPO_KNOWN_HOSTS="$d/kh2" {bin} plan {f} --accept-new-host-keys 2>&1; echo "rc=$?"
 "#
     );
     let run = ctx.in_control(&script).ok()?;
-    let out = run.output();
+    let out = run.stdout.clone();
     let section = |from: &str, to: &str| -> String {
         let a = out.find(from).unwrap_or(0);
         let b = out[a..].find(to).map(|b| a + b).unwrap_or(out.len());
