@@ -332,7 +332,10 @@ pub fn destroy_leaves_nothing(ctx: &Ctx) -> Outcome {
     // (Its parent may take a moment to reap it.)
     let gone = (0..50).any(|_| {
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|st| st.rsplit_once(')').is_some_and(|(_, r)| !r.trim_start().starts_with('Z')))
+            .map(|st| {
+                st.rsplit_once(')')
+                    .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+            })
             .unwrap_or(false);
         if alive {
             std::thread::sleep(std::time::Duration::from_millis(100));
