@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use geartopo::plan::{plan, Plan};
-use geartopo::rules::{rules_hash, CHAINS};
+use geartopo::rules::{render_rules, rules_hash, CHAINS};
 use geartopo::state::{
     NodeState, ObservedContainer, ObservedState, OwnedChains, PublishedPort, RunState,
 };
@@ -238,6 +238,28 @@ fn fastest<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     (best, last.expect("at least one run"))
 }
 
+/// Hands freed heap back to the system and sets the peak RSS (VmHWM) to the
+/// current RSS, so that the next VmHWM read is what the next step needed, resident.
+fn reset_peak() {
+    // SAFETY: malloc_trim only releases free memory of the C allocator.
+    unsafe { libc::malloc_trim(0) };
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The columns, in the order a child prints them.
+const COLUMNS: [&str; 10] = [
+    "containers",
+    "rules",
+    "create s",
+    "heap MB",
+    "no-op s",
+    "heap MB",
+    "RSS MB",
+    "fingerprint s",
+    "render s",
+    "no-op s/ctr",
+];
+
 /// One size, in this (child) process: prints one tab-separated result line.
 fn child(containers: usize) {
     let runs = if containers >= 10_000 { 3 } else { 10 };
@@ -248,19 +270,38 @@ fn child(containers: usize) {
     let state = applied(&t, &first);
     drop(first);
     let (create, _) = fastest(runs, || plan(&t, &empty, None).expect("plans"));
-    let inputs_mb = LIVE.load(Ordering::Relaxed) as f64 / 1e6;
+
+    // What a `geartopo plan` process holds at its peak: the model, the observed
+    // state and the plan, resident.
+    reset_peak();
     let (p, noop_mb) = heap_peak(|| plan(&t, &state, None).expect("plans"));
+    let rss_mb = status_kb("VmHWM") as f64 / 1024.0;
     assert!(!p.has_changes(), "as applied: no changes");
     let rules: usize = p.desired.iter().map(|d| d.rules.len()).sum();
     drop(p);
-    let (noop, _) = fastest(runs, || plan(&t, &state, None).expect("plans"));
-    // The whole process: model, observed state, every plan made, allocator slack.
-    let process_mb = status_kb("VmHWM") as f64 / 1024.0;
-    println!(
-        "{containers}\t{rules}\t{:.4}\t{create_mb:.1}\t{:.4}\t{noop_mb:.1}\t{inputs_mb:.1}\t{process_mb:.1}",
-        create.as_secs_f64(),
-        noop.as_secs_f64()
-    )
+    let (noop, p) = fastest(runs, || plan(&t, &state, None).expect("plans"));
+    // Two parts of the no-op plan that grow with the data, not with lookups: the
+    // fingerprint of the whole observed state (saved plans) and rendering every rule.
+    let (fingerprint, _) = fastest(runs, || state.fingerprint());
+    let (render, _) = fastest(runs, || {
+        p.desired
+            .iter()
+            .map(|d| render_rules(&t.name, &d.container, &d.links).len())
+            .sum::<usize>()
+    });
+    let row = [
+        containers.to_string(),
+        rules.to_string(),
+        format!("{:.4}", create.as_secs_f64()),
+        format!("{create_mb:.1}"),
+        format!("{:.4}", noop.as_secs_f64()),
+        format!("{noop_mb:.1}"),
+        format!("{rss_mb:.1}"),
+        format!("{:.4}", fingerprint.as_secs_f64()),
+        format!("{:.4}", render.as_secs_f64()),
+        format!("{:.2e}", noop.as_secs_f64() / containers as f64),
+    ];
+    println!("{}", row.join("\t"));
 }
 
 fn main() {
@@ -276,22 +317,24 @@ fn main() {
         sizes = vec![100, 1_000, 10_000];
     }
     let exe = std::env::current_exe().expect("own path");
-    println!("plan::plan in memory, {LINKS} links per container, {NODES} nodes (fastest of several runs)");
-    println!("  create: plan against empty nodes; no-op: against the state an apply leaves");
-    println!("  heap MB: the plan's own peak heap; inputs MB: model + observed state;");
-    println!("  process MB: the bench process's peak RSS (VmHWM), everything included");
     println!(
-        "{:>10} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10} {:>12}",
-        "containers",
-        "rules",
-        "create s",
-        "heap MB",
-        "no-op s",
-        "heap MB",
-        "inputs MB",
-        "process MB",
-        "no-op s/ctr"
+        "plan::plan in memory: {LINKS} links per container, {NODES} nodes, fastest of several runs"
     );
+    println!(
+        "  create: against empty nodes (first apply); no-op: against the state an apply leaves"
+    );
+    println!("  heap MB: the plan's own peak heap; RSS MB: peak resident size of model + observed");
+    println!("  state + no-op plan; fingerprint, render: parts of the no-op time");
+    let widths = [10, 7, 9, 8, 9, 8, 7, 13, 9, 12];
+    let line = |cells: &[&str]| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("{}", line(&COLUMNS));
     let mut rows: Vec<(usize, f64)> = Vec::new();
     for n in sizes {
         let out = Command::new(&exe)
@@ -302,29 +345,17 @@ fn main() {
             eprintln!("{n}: {}", String::from_utf8_lossy(&out.stderr));
             std::process::exit(1);
         }
-        let line = String::from_utf8_lossy(&out.stdout);
-        let f: Vec<&str> = line.trim().split('\t').collect();
-        let noop: f64 = f[4].parse().unwrap_or(f64::NAN);
-        println!(
-            "{:>10} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>10} {:>12.2e}",
-            f[0],
-            f[1],
-            f[2],
-            f[3],
-            f[4],
-            f[5],
-            f[6],
-            f[7],
-            noop / n as f64
-        );
-        rows.push((n, noop));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let cells: Vec<&str> = text.trim().split('\t').collect();
+        println!("{}", line(&cells));
+        rows.push((n, cells[4].parse().unwrap_or(f64::NAN)));
     }
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         if last.0 > first.0 {
             let growth = (last.1 / first.1) / (last.0 as f64 / first.0 as f64);
             println!(
-                "no-op plan time grows {:.2}x per container from {} to {} (1.00 = linear)",
-                growth, first.0, last.0
+                "no-op time per container grows {growth:.2}x from {} to {} containers (1.00: linear)",
+                first.0, last.0
             );
         }
     }
