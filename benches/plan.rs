@@ -5,6 +5,7 @@
 //! in a child process of its own, so its peak memory (VmHWM) is its own.
 //!
 //! Run: `cargo bench --bench plan` (optionally `-- 100 1000` for chosen sizes).
+//! Profile: see `PROFILE` below.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -27,6 +28,9 @@ use geartopo::topology::model::{
 const LINKS: usize = 10;
 const NODES: usize = 20;
 const CHILD: &str = "GEARTOPO_BENCH_PLAN_CHILD";
+/// Set to a size: make exactly one no-op plan of it, for
+/// `valgrind --tool=callgrind --toggle-collect='geartopo::plan::plan'`.
+const PROFILE: &str = "GEARTOPO_BENCH_PLAN_PROFILE";
 
 /// `containers` containers on 20 nodes, each publishing 6379 on a host port left to
 /// the plan to pick (then kept), each linking to the next 10 containers' 6379.
@@ -305,6 +309,14 @@ fn child(containers: usize) {
 }
 
 fn main() {
+    if let Ok(n) = std::env::var(PROFILE) {
+        let t = topology(n.parse().expect("a container count"));
+        let first = plan(&t, &empty_state(&t), None).expect("plans");
+        let state = applied(&t, &first);
+        drop(first);
+        assert!(!plan(&t, &state, None).expect("plans").has_changes());
+        return;
+    }
     if let Ok(n) = std::env::var(CHILD) {
         child(n.parse().expect("a container count"));
         return;
