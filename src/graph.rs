@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
-use crate::topology::model::{LinkOrigin, LinkTarget, Topology};
+use crate::topology::model::{Container, LinkOrigin, LinkTarget, Topology};
 
 /// One thing apply does to one container (named by its concrete name).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Ord, PartialOrd)]
@@ -55,7 +55,8 @@ enum Why {
     Own,
     /// A declared link: the target exists (create) / runs (start) first.
     Link,
-    /// A view link: the target exists before the rules pointing at it.
+    /// A view link, or a link between replicas of one container: the target exists
+    /// before the rules pointing at it, and nothing more.
     View,
 }
 
@@ -109,11 +110,16 @@ impl DepGraph {
                     .or_default()
                     .insert(target.clone());
                 match l.origin {
-                    LinkOrigin::Declared { .. } => {
+                    LinkOrigin::Declared { .. } if !replica_peers(t, c, target) => {
                         g.edge(tc, cr, Why::Link);
                         g.edge(ts, cs, Why::Link);
                     }
-                    LinkOrigin::View { .. } => g.edge(tc, cr, Why::View),
+                    // Replicas of one container linking to each other (geard's
+                    // self-link) are peers, like view members: each must exist
+                    // before rules point at it, but they start in any order.
+                    LinkOrigin::Declared { .. } | LinkOrigin::View { .. } => {
+                        g.edge(tc, cr, Why::View)
+                    }
                 }
             }
         }
@@ -286,7 +292,8 @@ impl DepGraph {
         self.index.keys().collect()
     }
 
-    /// Graphviz: one node per step, declared-link edges bold, view-link edges dashed.
+    /// Graphviz: one node per step, declared-link edges bold, view-link (and
+    /// replica-peer) edges dashed.
     pub fn to_dot(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "digraph {} {{", dot_quote(&self.name));
@@ -331,6 +338,14 @@ impl DepGraph {
     }
 }
 
+/// Whether `c` is a replica and `target` another replica of the same declared
+/// container: their declared links to each other set no start order.
+fn replica_peers(t: &Topology, c: &Container, target: &str) -> bool {
+    c.replica.is_some()
+        && t.container(target)
+            .is_some_and(|x| x.replica.is_some() && x.declared == c.declared)
+}
+
 /// A DOT ID in double quotes. Names are `[A-Za-z0-9_.-]` already; quote anyway.
 fn dot_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -342,7 +357,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::topology::model::{Container, Link, Protocol};
+    use crate::topology::model::{Link, Protocol};
 
     fn container(name: &str, links: &[(&str, LinkOrigin)]) -> Container {
         Container {
@@ -406,6 +421,84 @@ mod tests {
         assert_eq!(
             order.iter().map(Step::label).collect::<Vec<_>>(),
             ["create a", "create b", "rules a", "rules b", "start a", "start b"]
+        );
+    }
+
+    fn replica(declared: &str, i: u32, links: &[(&str, LinkOrigin)]) -> Container {
+        Container {
+            declared: declared.into(),
+            replica: Some(i),
+            ..container(&format!("{declared}-{i}"), links)
+        }
+    }
+
+    #[test]
+    fn replicas_of_one_container_linking_each_other_start_in_any_order() {
+        // geard's self-link on a replicated container: web-1 and web-2 see each other.
+        let t = topology(vec![
+            replica("web", 1, &[("web-2", DECLARED)]),
+            replica("web", 2, &[("web-1", DECLARED)]),
+        ]);
+        let g = DepGraph::build(&t).expect("replica peers are not a start-order cycle");
+        // No start edge between the peers: each start waits only for its own rules.
+        assert_eq!(
+            g.dependencies(&Step::Start("web-1".into())),
+            [Step::Rules("web-1".into())]
+        );
+        assert_eq!(
+            g.dependencies(&Step::Start("web-2".into())),
+            [Step::Rules("web-2".into())]
+        );
+        // But the peer exists before the rules that point at it.
+        assert_eq!(
+            g.dependencies(&Step::Rules("web-1".into())),
+            [Step::Create("web-1".into()), Step::Create("web-2".into())]
+        );
+        assert_eq!(
+            g.dependencies(&Step::Rules("web-2".into())),
+            [Step::Create("web-1".into()), Step::Create("web-2".into())]
+        );
+        assert!(g
+            .to_dot()
+            .contains("\"create web-2\" -> \"rules web-1\" [style=dashed];"));
+        // Each still needs the other (for `plan --target`).
+        assert_eq!(
+            g.needed_by(&["web-1".into()])
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["web-1", "web-2"]
+        );
+    }
+
+    #[test]
+    fn a_replica_linking_to_a_replica_of_another_container_waits_for_it_to_start() {
+        let t = topology(vec![
+            replica("db", 1, &[]),
+            replica("web", 1, &[("db-1", DECLARED)]),
+        ]);
+        let g = DepGraph::build(&t).unwrap();
+        assert_eq!(
+            g.dependencies(&Step::Start("web-1".into())),
+            [Step::Rules("web-1".into()), Step::Start("db-1".into())]
+        );
+    }
+
+    #[test]
+    fn replica_peer_links_order_no_starts_but_links_through_others_still_do() {
+        // web-1 -> web-2 is a peer link, but web-2 -> app -> web-1 orders starts.
+        let t = topology(vec![
+            replica("web", 1, &[("web-2", DECLARED)]),
+            replica("web", 2, &[("app", DECLARED)]),
+            container("app", &[("web-1", DECLARED)]),
+        ]);
+        assert!(DepGraph::build(&t).is_ok(), "a chain, not a cycle");
+        let t = topology(vec![
+            replica("web", 1, &[("app", DECLARED)]),
+            container("app", &[("web-1", DECLARED)]),
+        ]);
+        assert_eq!(
+            DepGraph::build(&t).unwrap_err().path,
+            ["app", "web-1", "app"]
         );
     }
 

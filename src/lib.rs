@@ -8,6 +8,7 @@ pub mod apply;
 pub mod cli;
 pub mod graph;
 pub mod import;
+pub mod lab;
 pub mod observe;
 pub mod plan;
 pub mod render;

@@ -20,7 +20,7 @@ use crate::transport::{ConnectOptions, Transport, TransportError};
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
     #[error(transparent)]
-    Transport(#[from] TransportError),
+    Transport(Box<TransportError>),
     #[error("node {node}: another apply holds the lock: {holder}")]
     Locked { node: String, holder: String },
     #[error("node {node}: reading state failed (exit {status}): {stderr}")]
@@ -33,6 +33,20 @@ pub enum ObserveError {
     Parse { node: String, reason: String },
     #[error("cannot resolve {name}: {reason}")]
     Resolve { name: String, reason: String },
+}
+
+impl From<TransportError> for ObserveError {
+    fn from(e: TransportError) -> Self {
+        ObserveError::Transport(Box::new(e))
+    }
+}
+
+/// What was read of one container's namespace.
+#[derive(Default)]
+struct NamespaceRead {
+    pid: Option<u32>,
+    sysctls: Option<String>,
+    save: Option<String>,
 }
 
 /// Open connections, one per node, in node-name order.
@@ -216,8 +230,7 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
     }
     let mut state = NodeState::default();
     let mut inspected: Vec<Value> = Vec::new();
-    let mut namespaces: BTreeMap<String, (Option<u32>, Option<String>, Option<String>)> =
-        BTreeMap::new();
+    let mut namespaces: BTreeMap<String, NamespaceRead> = BTreeMap::new();
     let mut current_ns: Option<String> = None;
     for (head, body) in &sections {
         let words: Vec<&str> = head.split_whitespace().collect();
@@ -237,14 +250,20 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
             }
             ["ns", id, pid] => {
                 let pid = pid.parse::<u32>().ok().filter(|p| *p > 0);
-                namespaces.insert(id.to_string(), (pid, None, None));
+                namespaces.insert(
+                    id.to_string(),
+                    NamespaceRead {
+                        pid,
+                        ..Default::default()
+                    },
+                );
                 current_ns = Some(id.to_string());
             }
             ["sysctl", rest @ ..] => {
                 if let Some(id) = &current_ns {
                     let e = namespaces.get_mut(id).expect("ns before sysctl");
-                    e.1 = Some(rest.join(" "));
-                    e.2 = Some(body.clone());
+                    e.sysctls = Some(rest.join(" "));
+                    e.save = Some(body.clone());
                 }
             }
             ["end"] => {}
@@ -262,9 +281,9 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
             continue;
         }
         let mut c = c;
-        if let Some((pid, sysctls, save)) = namespaces.get(&c.id) {
-            c.pid = *pid;
-            if let (Some(sysctls), Some(save)) = (sysctls, save) {
+        if let Some(ns) = namespaces.get(&c.id) {
+            c.pid = ns.pid;
+            if let (Some(sysctls), Some(save)) = (&ns.sysctls, &ns.save) {
                 let values: Vec<&str> = sysctls.split_whitespace().collect();
                 if let [fwd, localnet] = values.as_slice() {
                     c.sysctls

@@ -203,14 +203,14 @@ pub fn plan(
         return Err(errors);
     }
 
-    let in_scope = |name: &str| needed.map_or(true, |n| n.contains(name));
+    let in_scope = |name: &str| needed.is_none_or(|n| n.contains(name));
     let mut changes = Vec::new();
     let mut drift = Vec::new();
     // Owned containers no longer in the file, or found on another node than planned.
     for (node, ns) in &state.nodes {
         for (name, oc) in &ns.containers {
             let wanted_here = by_name.get(name.as_str()).is_some_and(|c| &c.node == node);
-            if !wanted_here && needed.map_or(true, |n| n.contains(name)) {
+            if !wanted_here && needed.is_none_or(|n| n.contains(name)) {
                 changes.push(delete_change(node, oc));
             }
         }
@@ -552,8 +552,13 @@ fn resolve(
         "command".to_string(),
         short_hash(&serde_json::to_string(&c.command).unwrap()),
     );
+    // A view's member list changes whenever the view is scaled; that must not
+    // replace (restart, and for a database wipe) every member already running.
+    // Only a container's own identity forces a replacement; its members list is
+    // read at first start, and clustered servers learn of new members themselves.
     let env_text: Vec<String> = env
         .iter()
+        .filter(|(k, _)| !is_view_members_env(k))
         .map(|(k, v)| format!("{k}={}", v.value))
         .collect();
     spec.insert(
@@ -579,6 +584,11 @@ fn resolve(
         rules,
         spec,
     })
+}
+
+/// `GEARTOPO_VIEW_<NAME>_MEMBERS`: the view's member list, not the container's identity.
+fn is_view_members_env(key: &str) -> bool {
+    key.starts_with("GEARTOPO_VIEW_") && key.ends_with("_MEMBERS")
 }
 
 #[cfg(test)]

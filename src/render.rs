@@ -57,15 +57,11 @@ fn link_lines(d: &Desired) -> Vec<String> {
     d.links
         .iter()
         .map(|l| {
-            format!(
-                "{}:{}/{} -> {} ({}:{})",
-                l.listen_ip,
-                l.listen_port,
-                l.protocol.as_str(),
-                l.describe,
-                l.dest_ip,
-                l.dest_port
-            )
+            let listen = format!("{}:{}/{}", l.listen_ip, l.listen_port, l.protocol.as_str());
+            match l.describe.strip_suffix(" (itself)") {
+                Some(me) => format!("{listen} -> {me} (itself, {}:{})", l.dest_ip, l.dest_port),
+                None => format!("{listen} -> {} ({}:{})", l.describe, l.dest_ip, l.dest_port),
+            }
         })
         .collect()
 }
@@ -263,6 +259,15 @@ fn attributes(d: &Desired, sym: &str) -> String {
         out.push_str("        ]\n");
     }
     out
+}
+
+/// Why no plan was made: every node that failed, by name, and no partial plan.
+pub fn no_plan<E: std::fmt::Display>(what: &str, errors: &[E]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+    format!(
+        "{what}; no plan was made (a plan needs every node):\n{}",
+        lines.join("\n")
+    )
 }
 
 /// The plan as JSON (format_version 1; documented in the README).

@@ -9,6 +9,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
 use geartopo::import::{import, Imported, NodeArg, Options, Severity};
+use geartopo::topology::model::{LinkTarget, Protocol};
+use geartopo::topology::Topology;
 use toml::Value;
 
 fn fixtures() -> PathBuf {
@@ -37,155 +39,66 @@ fn run_fixture(file: &str, node_spec: &[&str]) -> Imported {
 }
 
 // ---------------------------------------------------------------------------
-// Validation. Until `geartopo::topology::parse` lands on main this checks the
-// rules of DESIGN.md "The topology file" that an import can break; then the
-// body becomes: `geartopo::topology::parse("import", toml.as_bytes()).unwrap();`
+// Validation: the real parser, and its model must mean what the TOML says.
 // ---------------------------------------------------------------------------
 
+/// Parses `toml` with geartopo's own validator; on failure, shows its full report.
+fn validate(toml: &str) -> Topology {
+    geartopo::topology::parse("import.toml", toml.as_bytes()).unwrap_or_else(|e| {
+        panic!(
+            "topology does not validate:\n{}\n---\n{toml}",
+            e.render_with(true)
+        )
+    })
+}
+
+/// The topology validates, and the validated model places, publishes and links
+/// every container as [`effective`] reads the TOML (which the hand-worked
+/// expectations are compared with). The model drops a replica's link to itself at
+/// 127.0.0.1 on its own port (no rule needed) and leads other links to itself back
+/// inside it (loopback).
 fn assert_validates(toml: &str) {
-    let errors = check(toml);
-    assert!(
-        errors.is_empty(),
-        "topology does not validate:\n{}\n---\n{toml}",
-        errors.join("\n")
+    let model = validate(toml);
+    let from_toml = effective(toml).unwrap();
+    let from_model: BTreeMap<String, Seen> = model
+        .containers
+        .iter()
+        .map(|c| {
+            let links = c
+                .links
+                .iter()
+                .map(|l| {
+                    assert_eq!(l.protocol, Protocol::Tcp, "geard links are tcp");
+                    let (to, port) = match &l.target {
+                        LinkTarget::Container { container, port } => (container.clone(), *port),
+                        LinkTarget::Loopback { port } => (c.name.clone(), *port),
+                        LinkTarget::Raw { host, port } => (host.clone(), *port),
+                    };
+                    (SocketAddrV4::new(l.listen_ip, l.listen_port), to, port)
+                })
+                .collect();
+            let seen = Seen {
+                node: c.node.clone(),
+                image: c.image.clone(),
+                publish: c.publish.iter().map(|p| (p.port, p.host_port)).collect(),
+                links,
+            };
+            (c.name.clone(), seen)
+        })
+        .collect();
+    let without_identity: BTreeMap<String, Seen> = from_toml
+        .into_iter()
+        .map(|(name, mut seen)| {
+            seen.links.retain(|(listen, to, port)| {
+                *to != name || *listen != SocketAddrV4::new(Ipv4Addr::LOCALHOST, *port)
+            });
+            (name, seen)
+        })
+        .collect();
+    assert_eq!(
+        from_model, without_identity,
+        "the validated model differs from the TOML's meaning:\n{toml}"
     );
-}
-
-fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-}
-
-fn check(toml: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    let doc: toml::Table = match toml.parse() {
-        Ok(t) => t,
-        Err(e) => return vec![format!("not TOML: {e}")],
-    };
-    for k in doc.keys() {
-        if !["name", "defaults", "nodes", "containers", "views"].contains(&k.as_str()) {
-            errs.push(format!("unknown top-level key {k}"));
-        }
-    }
-    match doc.get("name").and_then(Value::as_str) {
-        Some(n)
-            if !n.is_empty()
-                && n.len() <= 32
-                && n.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') => {}
-        other => errs.push(format!("bad topology name {other:?}")),
-    }
-    let empty = toml::Table::new();
-    let node_tab = doc.get("nodes").and_then(Value::as_table).unwrap_or(&empty);
-    for (n, v) in node_tab {
-        if !is_name(n) {
-            errs.push(format!("bad node name {n}"));
-        }
-        let t = v.as_table().unwrap();
-        if t.keys().any(|k| {
-            ![
-                "address",
-                "user",
-                "port",
-                "identity",
-                "known_hosts",
-                "runtime",
-                "host_ports",
-            ]
-            .contains(&k.as_str())
-        }) {
-            errs.push(format!("node {n}: unknown key"));
-        }
-        if t.get("address")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            errs.push(format!("node {n}: no address"));
-        }
-    }
-    let containers = doc
-        .get("containers")
-        .and_then(Value::as_table)
-        .unwrap_or(&empty);
-    for (c, v) in containers {
-        if !is_name(c) {
-            errs.push(format!("bad container name {c}"));
-        }
-        let t = v.as_table().unwrap();
-        for k in t.keys() {
-            if ![
-                "node", "nodes", "replicas", "image", "command", "env", "publish", "links",
-            ]
-            .contains(&k.as_str())
-            {
-                errs.push(format!("container {c}: unknown key {k}"));
-            }
-        }
-        let on: Vec<&str> = match (t.get("node"), t.get("replicas"), t.get("nodes")) {
-            (Some(n), None, None) => vec![n.as_str().unwrap()],
-            (None, Some(r), Some(ns)) => {
-                if r.as_integer().is_none_or(|r| r < 1) {
-                    errs.push(format!("container {c}: bad replicas"));
-                }
-                ns.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|n| n.as_str().unwrap())
-                    .collect()
-            }
-            _ => {
-                errs.push(format!("container {c}: needs node, or replicas with nodes"));
-                vec![]
-            }
-        };
-        for n in on {
-            if !node_tab.contains_key(n) {
-                errs.push(format!("container {c}: unknown node {n}"));
-            }
-        }
-        if t.get("image")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            errs.push(format!("container {c}: no image"));
-        }
-    }
-    // Meaning-level rules on the expanded containers.
-    let eff = match effective(toml) {
-        Ok(e) => e,
-        Err(e) => {
-            errs.push(e);
-            return errs;
-        }
-    };
-    let mut host_ports = BTreeSet::new();
-    for (name, c) in &eff {
-        for (port, host) in &c.publish {
-            if let Some(h) = host {
-                if !host_ports.insert((c.node.clone(), *h)) {
-                    errs.push(format!("host port {h} published twice on {}", c.node));
-                }
-            }
-            if *port == 0 {
-                errs.push(format!("{name}: port 0"));
-            }
-        }
-        let mut listens = BTreeSet::new();
-        for (listen, to, port) in &c.links {
-            if !listens.insert(*listen) {
-                errs.push(format!("{name}: two links listen on {listen}"));
-            }
-            match eff.get(to) {
-                None => errs.push(format!("{name}: link to unknown container {to}")),
-                Some(t) if !t.publish.iter().any(|(p, _)| p == port) => errs.push(format!(
-                    "{name}: link to {to}:{port}, which it does not publish"
-                )),
-                _ => {}
-            }
-        }
-    }
-    errs
 }
 
 // ---------------------------------------------------------------------------
@@ -764,18 +677,18 @@ fn one_placement_counter_runs_across_containers_in_file_order() {
     );
 }
 
+/// A mongo replica set whose db-1 and db-2 swapped addresses in an earlier deploy.
+const SWAPPED_INSTANCES: &str = r#"{"Containers":[{"Name":"db","Count":3,"Image":"m","PublicPorts":[{"Internal":27017}],
+      "Links":[{"To":"db","NonLocal":true,"MatchPort":true}]}],
+    "Instances":[
+      {"Id":"db-1","From":"db","On":"198.18.0.2:43273","Ports":[{"Internal":27017,"External":4001,"Target":{"Host":"192.168.1.2","Port":27017}}]},
+      {"Id":"db-2","From":"db","On":"n1","Ports":[{"Internal":27017,"External":4002,"Target":{"Host":"192.168.1.1","Port":27017}}]}]}"#;
+
 #[test]
 fn existing_instances_keep_their_link_addresses_even_when_geard_would_now_choose_others() {
     // db-1 and db-2 swapped addresses in an earlier deploy; a third instance is
     // new (Count 3) and gets the next free address, 192.168.1.3, on the next node.
-    let seen = means(
-        r#"{"Containers":[{"Name":"db","Count":3,"Image":"m","PublicPorts":[{"Internal":27017}],
-              "Links":[{"To":"db","NonLocal":true,"MatchPort":true}]}],
-            "Instances":[
-              {"Id":"db-1","From":"db","On":"198.18.0.2:43273","Ports":[{"Internal":27017,"External":4001,"Target":{"Host":"192.168.1.2","Port":27017}}]},
-              {"Id":"db-2","From":"db","On":"n1","Ports":[{"Internal":27017,"External":4002,"Target":{"Host":"192.168.1.1","Port":27017}}]}]}"#,
-        TWO,
-    );
+    let seen = means(SWAPPED_INSTANCES, TWO);
     let want = [
         "192.168.1.1:27017 -> db-2:27017",
         "192.168.1.2:27017 -> db-1:27017",
@@ -796,6 +709,79 @@ fn existing_instances_keep_their_link_addresses_even_when_geard_would_now_choose
     assert_eq!(
         (seen["db-3"].node.as_str(), seen["db-3"].publish[0]),
         ("n1", (27017, None))
+    );
+}
+
+#[test]
+fn instances_with_swapped_addresses_are_a_view_listed_in_address_order() {
+    // Each instance is its own table (their host ports differ); as plain links they
+    // would link both ways, which validate refuses. A view says it, members in the
+    // order of their addresses.
+    let imported = run("t.json", SWAPPED_INSTANCES, TWO).unwrap();
+    let doc: toml::Table = imported.toml.parse().unwrap();
+    let view = doc["views"]["db"].as_table().expect(&imported.toml);
+    assert_eq!(
+        view["members"].as_array().unwrap(),
+        &vec![
+            Value::from("db-2"),
+            Value::from("db-1"),
+            Value::from("db-3")
+        ]
+    );
+    for db in ["db-1", "db-2", "db-3"] {
+        assert!(
+            doc["containers"][db].get("links").is_none(),
+            "{}",
+            imported.toml
+        );
+    }
+    assert!(
+        imported
+            .toml
+            .contains("in this order, the addresses 192.168.1.1, .2, ..."),
+        "{}",
+        imported.toml
+    );
+}
+
+#[test]
+fn instances_that_cannot_be_replicas_or_a_view_cannot_link_to_one_another() {
+    // Loopback self-links at counted-up ports between two tables (host ports
+    // differ): no view (127/8), no replicas, and links both ways have no start order.
+    let errors = run(
+        "t.json",
+        r#"{"Containers":[{"Name":"web","Count":2,"Image":"w","PublicPorts":[{"Internal":8080}],
+              "Links":[{"To":"web"}]}],
+            "Instances":[
+              {"Id":"web-1","From":"web","On":"n1","Ports":[{"Internal":8080,"External":4001}]},
+              {"Id":"web-2","From":"web","On":"n2","Ports":[{"Internal":8080,"External":4002}]}]}"#,
+        TWO,
+    )
+    .unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with(
+            "error: /Containers/0/Links/0: the instances of `web` would link to one another"
+        ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn a_lone_instance_seeing_itself_on_another_port_is_an_error_not_an_invalid_file() {
+    let errors = run(
+        "t.json",
+        r#"{"Containers":[{"Name":"web","Count":1,"Image":"w","PublicPorts":[{"Internal":8080}],
+              "Links":[{"To":"web","AliasPorts":[{"Internal":8080,"External":9090}]}]}]}"#,
+        TWO,
+    )
+    .unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with(
+            "error: /Containers/0/Links/0: `web-1` would see itself at 127.0.0.1:9090 (its port 8080)"
+        ),
+        "{errors:#?}"
     );
 }
 

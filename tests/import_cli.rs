@@ -154,3 +154,108 @@ fn a_bad_node_argument_or_bad_json_is_an_error_with_exit_1() {
         text(&o.stderr)
     );
 }
+
+/// Imports every fixture to a file (three nodes; the one whose instances sit on
+/// `localhost` gets a local node) and returns (fixture, topology path).
+fn import_every_fixture(dir: &std::path::Path) -> Vec<(String, PathBuf)> {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/geard-fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 9, "fixtures: {names:?}");
+    let mut out = Vec::new();
+    for name in names {
+        let toml = dir.join(name.replace(".json", ".toml"));
+        let nodes: &[&str] = if name == "mongo_deploy_existing.json" {
+            &["n1=198.18.0.1", "here=local"]
+        } else {
+            &["n1=198.18.0.1", "n2=198.18.0.2", "n3=198.18.0.3"]
+        };
+        let descriptor = fixtures.join(&name).display().to_string();
+        let output = toml.display().to_string();
+        let mut args = vec!["import", &descriptor, "-o", &output];
+        for n in nodes {
+            args.extend(["--node", n]);
+        }
+        let o = geartopo(&args);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        out.push((name, toml));
+    }
+    out
+}
+
+#[test]
+fn every_imported_fixture_validates_and_its_links_can_be_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, toml) in import_every_fixture(dir.path()) {
+        let toml = toml.to_str().unwrap();
+        let o = geartopo(&["validate", toml]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains("is valid"), "{name}");
+
+        let o = geartopo(&["links", "--json", toml]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let containers = json["containers"].as_array().unwrap();
+        assert!(!containers.is_empty(), "{name}");
+        let names: Vec<&str> = containers
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+
+        let o = geartopo(&["links", toml]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        let listing = text(&o.stdout);
+        for (c, n) in containers.iter().zip(&names) {
+            let header = format!("{n} ({})", c["node"].as_str().unwrap());
+            assert!(
+                listing.lines().any(|l| l == header),
+                "{name}: {header}\n{listing}"
+            );
+            // Every link leads into the topology or back into the container itself.
+            for l in c["links"].as_array().unwrap() {
+                match l["target"]["kind"].as_str() {
+                    Some("container") => assert!(
+                        names.contains(&l["target"]["container"].as_str().unwrap()),
+                        "{name}: {l}"
+                    ),
+                    Some("loopback") => {}
+                    other => panic!("{name}: geard links lead to containers, not {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn replicas_that_link_to_each_other_see_themselves_at_their_counted_up_port() {
+    // geard's simple_deploy: web-1 at 127.0.0.1:8080, web-2 at 127.0.0.1:8081, in
+    // both replicas. web-2 reaching itself at :8081 is a loopback link; web-1 at
+    // :8080 is where it already listens, so no link at all.
+    let dir = tempfile::tempdir().unwrap();
+    let toml = import_every_fixture(dir.path())
+        .into_iter()
+        .find(|(n, _)| n == "simple_deploy.json")
+        .unwrap()
+        .1;
+    let o = geartopo(&["links", toml.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "web-1 (n1)\n  127.0.0.1:8081/tcp -> web-2:8080 (n2 198.18.0.2:host port picked at apply)\n\
+         web-2 (n2)\n  127.0.0.1:8080/tcp -> web-1:8080 (n1 198.18.0.1:host port picked at apply)\n  \
+         127.0.0.1:8081/tcp -> web-2:8080 (itself, 127.0.0.1:8080)\n"
+    );
+    // And they start in any order: no bold (start-order) edge between them.
+    let o = geartopo(&["graph", toml.to_str().unwrap()]);
+    let dot = text(&o.stdout);
+    assert!(
+        dot.contains("\"create web-2\" -> \"rules web-1\" [style=dashed];"),
+        "{dot}"
+    );
+    assert!(!dot.contains("start web-1\" -> \"start web-2"), "{dot}");
+    assert!(!dot.contains("start web-2\" -> \"start web-1"), "{dot}");
+}

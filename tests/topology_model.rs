@@ -318,3 +318,71 @@ fn reports_are_plain_ascii_unless_for_a_terminal() {
     assert!(tty.contains('\u{1b}'), "colour for a terminal: {tty}");
     assert!(tty.contains("invalid topology name"));
 }
+
+/// geard's plain self-link on a replicated container, as `geartopo import` writes it.
+const REPLICAS_SEE_EACH_OTHER: &str = r#"
+name = "web"
+[nodes.n1]
+address = "198.18.0.1"
+[nodes.n2]
+address = "198.18.0.2"
+[containers.web]
+replicas = 2
+nodes = ["n1", "n2"]
+image = "busybox"
+publish = [{ port = 8080 }]
+links = [
+  { to = "web-1:8080" },
+  { to = "web-2:8080", listen = "127.0.0.1:8081" },
+]
+"#;
+
+#[test]
+fn a_replica_linking_to_itself_is_a_loopback_link_or_no_link_at_all() {
+    let t = parse(REPLICAS_SEE_EACH_OTHER);
+    let seen = |c: &str| -> Vec<(Ipv4Addr, u16, LinkTarget)> {
+        t.container(c)
+            .unwrap()
+            .links
+            .iter()
+            .map(|l| (l.listen_ip, l.listen_port, l.target.clone()))
+            .collect()
+    };
+    let web = |i: u32| LinkTarget::Container {
+        container: format!("web-{i}"),
+        port: 8080,
+    };
+    // web-1 is already at 127.0.0.1:8080 inside itself: that link needs no rule.
+    assert_eq!(seen("web-1"), [(Ipv4Addr::LOCALHOST, 8081, web(2))]);
+    // web-2 sees itself at 127.0.0.1:8081: DNAT to its own 8080.
+    assert_eq!(
+        seen("web-2"),
+        [
+            (Ipv4Addr::LOCALHOST, 8080, web(1)),
+            (
+                Ipv4Addr::LOCALHOST,
+                8081,
+                LinkTarget::Loopback { port: 8080 }
+            ),
+        ]
+    );
+    let l = &t.container("web-2").unwrap().links[1];
+    assert_eq!(l.origin, LinkOrigin::Declared { index: 1 });
+}
+
+#[test]
+fn a_replica_linking_to_itself_on_another_address_keeps_the_loopback_link() {
+    let t = parse(&REPLICAS_SEE_EACH_OTHER.replace(
+        "{ to = \"web-1:8080\" }",
+        "{ to = \"web-1:8080\", listen = \"127.0.0.2:8080\" }",
+    ));
+    let l = &t.container("web-1").unwrap().links[0];
+    assert_eq!(
+        (l.listen_ip, l.listen_port, &l.target),
+        (
+            Ipv4Addr::new(127, 0, 0, 2),
+            8080,
+            &LinkTarget::Loopback { port: 8080 }
+        )
+    );
+}

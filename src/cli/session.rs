@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use crate::graph::DepGraph;
 use crate::observe::{connect_all, observe_with_prefix, Connections};
 use crate::plan::{plan, Plan};
+use crate::render::no_plan;
 use crate::state::ObservedState;
 use crate::topology::{self, Topology};
 
@@ -48,13 +49,8 @@ impl Session {
         args: &super::ConnectArgs,
     ) -> Result<Session> {
         let parallelism = args.parallelism as usize;
-        let conns = connect_all(&topology, &args.options(), parallelism).map_err(|errors| {
-            let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
-            anyhow!(
-                "cannot reach every node; no plan was made:\n{}",
-                lines.join("\n")
-            )
-        })?;
+        let conns = connect_all(&topology, &args.options(), parallelism)
+            .map_err(|errors| anyhow!(no_plan("cannot reach every node", &errors)))?;
         Ok(Session {
             topology,
             graph,
@@ -66,15 +62,8 @@ impl Session {
 
     /// Reads every node (with `prefix` in the same round trip, e.g. the lock).
     pub fn observe(&mut self, prefix: &str) -> Result<ObservedState> {
-        observe_with_prefix(&self.topology, &mut self.conns, self.parallelism, prefix).map_err(
-            |errors| {
-                let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
-                anyhow!(
-                    "cannot read every node; no plan was made:\n{}",
-                    lines.join("\n")
-                )
-            },
-        )
+        observe_with_prefix(&self.topology, &mut self.conns, self.parallelism, prefix)
+            .map_err(|errors| anyhow!(no_plan("cannot read every node", &errors)))
     }
 
     /// The plan against `state`, limited to `targets` and what they need.

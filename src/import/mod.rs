@@ -3,8 +3,9 @@
 //!
 //! `descriptor` reads the JSON (keys in any case, as geard's Go decoder did),
 //! `deploy` replays geard's `Deployment.Describe` (instances, round-robin
-//! placement, link address reservation), `render` writes the TOML. Pure: no file
-//! or network I/O here; the command line (`cli::import`) reads and writes files.
+//! placement, link address reservation), `render` writes the TOML, which is then
+//! validated like any topology file. Pure: no file or network I/O here; the
+//! command line (`cli::import`) reads and writes files.
 
 use std::fmt;
 
@@ -155,6 +156,18 @@ pub fn import(source: &[u8], options: &Options) -> Result<Imported, Failed> {
             .and_then(|deployed| render::render(&desc, &deployed, &name, options, &mut d)),
         _ => None,
     };
+    if let Some(toml) = result.as_ref().filter(|_| !d.has_errors()) {
+        // The file is only as good as `validate` finds it: never hand over one it
+        // refuses. Anything caught here is an importer bug, not the user's.
+        if let Err(invalid) = crate::topology::parse("the imported topology", toml.as_bytes()) {
+            for line in invalid.lines() {
+                d.error(
+                    "/",
+                    format!("{line} (geartopo import wrote a topology validate refuses: please report it)"),
+                );
+            }
+        }
+    }
     match result {
         Some(toml) if !d.has_errors() => Ok(Imported {
             toml,

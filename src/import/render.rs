@@ -34,6 +34,8 @@ struct View {
     container: usize,
     subnet: Ipv4Addr,
     ports: Vec<u16>,
+    /// Instance indices in member order: `order[k]` is at `subnet` + k + 1.
+    order: Vec<usize>,
     /// Descriptor containers that see the whole view.
     observers: Vec<usize>,
 }
@@ -94,13 +96,18 @@ fn shape(desc: &Descriptor, deployed: &Deployed, ci: usize, node_count: usize) -
 }
 
 /// Finds the view geard's addresses for container `ci` form, if its instances
-/// link to one another at x.y.z.1, x.y.z.2, ... on unchanged ports.
-fn find_view(deployed: &Deployed, ci: usize) -> Option<View> {
+/// link to one another at x.y.z.1, x.y.z.2, ... on unchanged ports. Instance i
+/// need not be at x.y.z.i when `any_order` (each instance is its own table, so
+/// the members can be listed in address order); a replicated container's
+/// members are its replicas in order, so there it must be.
+fn find_view(deployed: &Deployed, ci: usize, any_order: bool) -> Option<View> {
     let c = &deployed.containers[ci];
     let n = c.instances.len();
     let self_links: Vec<&InstanceLink> = c.links.iter().filter(|l| l.target == ci).collect();
     let ports: BTreeSet<u16> = self_links.iter().map(|l| l.port).collect();
-    let mut subnet = None;
+    // (subnet, member order) of the first port that forms a view; later ports join
+    // only with the same ones.
+    let mut found: Option<(Ipv4Addr, Vec<usize>)> = None;
     let mut view_ports = Vec::new();
     for port in ports {
         let addr = |i: usize| {
@@ -110,35 +117,49 @@ fn find_view(deployed: &Deployed, ci: usize) -> Option<View> {
                 .map(|l| l.listen)
         };
         let Some(first) = addr(0) else { continue };
-        let [a, b, cc, d] = first.ip().octets();
+        let [a, b, cc, _] = first.ip().octets();
         // validate refuses view subnets in 127.0.0.0/8 (DESIGN: views are
         // addresses every member routes to); loopback self-links stay explicit.
-        if d != 1 || a == 127 || first.port() != port || n > 254 {
+        if a == 127 || n > 254 {
             continue;
         }
         let base = Ipv4Addr::new(a, b, cc, 0);
+        // order[k]: the instance at x.y.z.(k+1).
+        let mut order: Vec<Option<usize>> = vec![None; n];
         let fits = (0..n).all(|i| {
-            addr(i)
-                == Some(SocketAddrV4::new(
-                    Ipv4Addr::new(a, b, cc, i as u8 + 1),
-                    port,
-                ))
+            let Some(at) = addr(i) else { return false };
+            let [a2, b2, c2, d] = at.ip().octets();
+            let k = usize::from(d).wrapping_sub(1);
+            if (a2, b2, c2) != (a, b, cc) || at.port() != port || k >= n || order[k].is_some() {
+                return false;
+            }
+            order[k] = Some(i);
+            any_order || k == i
         });
-        if fits && subnet.is_none_or(|s| s == base) {
-            subnet = Some(base);
-            view_ports.push(port);
+        let order: Vec<usize> = order.into_iter().flatten().collect();
+        if !fits || order.len() != n {
+            continue;
+        }
+        match &found {
+            None => {
+                found = Some((base, order));
+                view_ports.push(port);
+            }
+            Some(f) if *f == (base, order) => view_ports.push(port),
+            Some(_) => {}
         }
     }
-    let subnet = subnet?;
+    let (subnet, order) = found?;
     let mut view = View {
         container: ci,
         subnet,
         ports: view_ports,
+        order,
         observers: Vec::new(),
     };
     for (si, s) in deployed.containers.iter().enumerate() {
         let sees_all = |v: &InstanceLink| s.links.iter().any(|l| same_meaning(l, v));
-        if si != ci && !s.instances.is_empty() && view_links(&view, deployed).iter().all(sees_all) {
+        if si != ci && !s.instances.is_empty() && view_links(&view).iter().all(sees_all) {
             view.observers.push(si);
         }
     }
@@ -147,17 +168,16 @@ fn find_view(deployed: &Deployed, ci: usize) -> Option<View> {
 
 /// The links a view gives each member and observer (the `link` index is not
 /// part of what they mean and is matched separately).
-fn view_links(view: &View, deployed: &Deployed) -> Vec<InstanceLink> {
+fn view_links(view: &View) -> Vec<InstanceLink> {
     let [a, b, c, _] = view.subnet.octets();
-    let n = deployed.containers[view.container].instances.len();
     let mut out = Vec::new();
-    for i in 0..n {
+    for (k, &instance) in view.order.iter().enumerate() {
         for &port in &view.ports {
             out.push(InstanceLink {
                 link: usize::MAX,
-                listen: SocketAddrV4::new(Ipv4Addr::new(a, b, c, i as u8 + 1), port),
+                listen: SocketAddrV4::new(Ipv4Addr::new(a, b, c, k as u8 + 1), port),
                 target: view.container,
-                instance: i,
+                instance,
                 port,
             });
         }
@@ -288,7 +308,7 @@ pub(crate) fn render(
 
     // Views first: they take links off the explicit lists.
     let views: Vec<View> = (0..desc.containers.len())
-        .filter_map(|ci| find_view(deployed, ci))
+        .filter_map(|ci| find_view(deployed, ci, shapes[ci] == Shape::PerInstance))
         .collect();
     let mut explicit: Vec<Vec<InstanceLink>> = deployed
         .containers
@@ -296,7 +316,7 @@ pub(crate) fn render(
         .map(|c| c.links.clone())
         .collect();
     for view in &views {
-        let covered = view_links(view, deployed);
+        let covered = view_links(view);
         for si in std::iter::once(view.container).chain(view.observers.iter().copied()) {
             explicit[si].retain(|l| !covered.iter().any(|v| same_meaning(v, l)));
         }
@@ -323,6 +343,7 @@ pub(crate) fn render(
         }
         *links = kept;
     }
+    peer_links_between_tables(desc, deployed, &shapes, &explicit, d);
     if d.has_errors() {
         return None;
     }
@@ -474,13 +495,29 @@ pub(crate) fn render(
             _ => format!("{}{}", desc.id_prefix, spec.name),
         };
         let [a, b, c, _] = view.subnet.octets();
-        let _ = writeln!(
-            out,
-            "\n# `{}` links to itself: geard gave its instance i the address {a}.{b}.{c}.i.",
-            spec.name
-        );
+        if view.order.iter().enumerate().all(|(k, &i)| k == i) {
+            let _ = writeln!(
+                out,
+                "\n# `{}` links to itself: geard gave its instance i the address {a}.{b}.{c}.i.",
+                spec.name
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "\n# `{}` links to itself: geard gave the members, in this order, \
+                 the addresses {a}.{b}.{c}.1, .2, ...",
+                spec.name
+            );
+        }
         let _ = writeln!(out, "[views.{}]", key(&view_name));
-        let members: Vec<String> = table_names(ci).iter().map(|s| string(s)).collect();
+        let members: Vec<String> = match &shapes[ci] {
+            Shape::Replicated { declared, .. } => vec![string(declared)],
+            _ => view
+                .order
+                .iter()
+                .map(|&i| string(&instance_name(ci, i)))
+                .collect(),
+        };
         let _ = writeln!(out, "members = {}", list(&members));
         let _ = writeln!(out, "subnet = {}", string(&format!("{}/24", view.subnet)));
         let ports: Vec<String> = view.ports.iter().map(u16::to_string).collect();
@@ -496,6 +533,52 @@ pub(crate) fn render(
         }
     }
     Some(out)
+}
+
+/// Instances written one table each are plain containers to validate: one may
+/// not link to itself (but at 127.0.0.1 on its own port, which needs no rule), and
+/// two may not link both ways (a start-order cycle). Views and replicas are how
+/// geartopo says that; where neither fits, the descriptor cannot be carried over.
+fn peer_links_between_tables(
+    desc: &Descriptor,
+    deployed: &Deployed,
+    shapes: &[Shape],
+    explicit: &[Vec<InstanceLink>],
+    d: &mut Diagnostics,
+) {
+    for (ci, shape) in shapes.iter().enumerate() {
+        if *shape != Shape::PerInstance {
+            continue;
+        }
+        let instances = &deployed.containers[ci].instances;
+        let spec = &desc.containers[ci];
+        let mut reported = BTreeSet::new();
+        for l in explicit[ci].iter().filter(|l| l.target == ci) {
+            let identity = l.listen == SocketAddrV4::new(Ipv4Addr::LOCALHOST, l.port);
+            if (instances.len() == 1 && identity) || !reported.insert(l.link) {
+                continue;
+            }
+            let Some(at) = spec.links.get(l.link) else {
+                continue;
+            };
+            let message = if instances.len() == 1 {
+                format!(
+                    "`{}` would see itself at {} (its port {}): a container reaches itself \
+                     only at 127.0.0.1 on its own port, or at its address in a view",
+                    instances[0].id, l.listen, l.port
+                )
+            } else {
+                format!(
+                    "the instances of `{}` would link to one another, but they cannot be \
+                     replicas here (their ids, nodes, host ports or images differ), and \
+                     containers linking both ways have no start order; with `NonLocal` and \
+                     `MatchPort` (addresses x.y.z.1, x.y.z.2, ...) they become a view",
+                    spec.name
+                )
+            };
+            d.error(&at.ptr, message);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -150,6 +150,16 @@ pub(crate) fn applied(t: &Topology) -> ObservedState {
     s
 }
 
+/// One observed container, to change it the way a person on the node would.
+fn observed_mut<'a>(s: &'a mut ObservedState, node: &str, name: &str) -> &'a mut ObservedContainer {
+    s.nodes
+        .get_mut(node)
+        .unwrap()
+        .containers
+        .get_mut(name)
+        .unwrap()
+}
+
 fn actions(p: &Plan) -> Vec<(String, Action)> {
     p.changes
         .iter()
@@ -246,13 +256,7 @@ fn a_link_added_updates_rules_without_restart() {
 fn a_rule_deleted_by_hand_is_drift_and_restored() {
     let t = redis_todo();
     let mut s = applied(&t);
-    let app = s
-        .nodes
-        .get_mut("node1")
-        .unwrap()
-        .containers
-        .get_mut("app1")
-        .unwrap();
+    let app = observed_mut(&mut s, "node1", "app1");
     app.chains.as_mut().unwrap().rules.remove(0);
     let p = plan(&t, &s, None).unwrap();
     assert_eq!(actions(&p), vec![("app1".into(), Action::Update)]);
@@ -264,13 +268,7 @@ fn a_rule_deleted_by_hand_is_drift_and_restored() {
 fn a_missing_jump_is_drift() {
     let t = redis_todo();
     let mut s = applied(&t);
-    let app = s
-        .nodes
-        .get_mut("node1")
-        .unwrap()
-        .containers
-        .get_mut("app1")
-        .unwrap();
+    let app = observed_mut(&mut s, "node1", "app1");
     app.chains
         .as_mut()
         .unwrap()
@@ -302,13 +300,7 @@ fn a_container_removed_from_the_file_is_destroyed() {
 fn a_stopped_container_is_started_and_called_drift() {
     let t = redis_todo();
     let mut s = applied(&t);
-    let r = s
-        .nodes
-        .get_mut("node4")
-        .unwrap()
-        .containers
-        .get_mut("redisdb")
-        .unwrap();
+    let r = observed_mut(&mut s, "node4", "redisdb");
     r.state = RunState::Stopped("exited".into());
     r.pid = None;
     r.chains = None;
@@ -322,13 +314,7 @@ fn a_stopped_container_is_started_and_called_drift() {
 fn a_created_but_not_started_container_converges_without_drift() {
     let t = redis_todo();
     let mut s = applied(&t);
-    let r = s
-        .nodes
-        .get_mut("node4")
-        .unwrap()
-        .containers
-        .get_mut("redisdb")
-        .unwrap();
+    let r = observed_mut(&mut s, "node4", "redisdb");
     r.state = RunState::Created;
     r.chains = Some(OwnedChains::default());
     let p = plan(&t, &s, None).unwrap();
@@ -352,13 +338,7 @@ fn a_moved_container_is_deleted_there_and_created_here() {
 fn sysctl_changed_by_hand_is_drift() {
     let t = redis_todo();
     let mut s = applied(&t);
-    let app = s
-        .nodes
-        .get_mut("node1")
-        .unwrap()
-        .containers
-        .get_mut("app1")
-        .unwrap();
+    let app = observed_mut(&mut s, "node1", "app1");
     app.sysctls
         .insert("net.ipv4.conf.all.route_localnet".into(), "0".into());
     let p = plan(&t, &s, None).unwrap();
@@ -573,4 +553,120 @@ fn golden_plans() {
     let mut t4 = t.clone();
     t4.containers.retain(|c| c.name == "redisdb");
     golden("removed-from-file", &plan(&t4, &s, None).unwrap());
+}
+
+#[test]
+fn golden_unreachable_node() {
+    use crate::transport::TransportError;
+    let errors = vec![
+        TransportError::ConnectTimeout {
+            node: "node4".into(),
+            address: "198.18.0.4:22".into(),
+            secs: 10,
+        },
+        TransportError::Connect {
+            node: "node2".into(),
+            address: "198.18.0.2:22".into(),
+            reason: "Connection refused (os error 111)".into(),
+        },
+    ];
+    let text = crate::render::no_plan("cannot reach every node", &errors) + "\n";
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/plan/unreachable-node.txt");
+    if std::env::var_os("GEARTOPO_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    assert_eq!(text, std::fs::read_to_string(&path).unwrap());
+}
+
+/// The etcd example (examples/etcd-cluster.toml) with `replicas` members, parsed.
+fn etcd_view(replicas: usize) -> Topology {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/etcd-cluster.toml"),
+    )
+    .unwrap();
+    let three = "replicas = 3\nnodes = [\"node1\", \"node2\", \"node3\"]";
+    assert!(text.contains(three), "the example changed shape");
+    let text = match replicas {
+        3 => text,
+        _ => text.replace(
+            three,
+            "replicas = 4\nnodes = [\"node1\", \"node2\", \"node3\", \"node4\"]",
+        ),
+    };
+    crate::topology::parse("etcd-cluster.toml", text.as_bytes()).unwrap()
+}
+
+/// Issue 6: scaling a view changes every member's GEARTOPO_VIEW_<NAME>_MEMBERS,
+/// but must only add (or remove) the member and update the others' rules in
+/// place; replacing them would restart the whole cluster.
+#[test]
+fn scaling_a_view_updates_the_other_members_in_place() {
+    let (three, four) = (etcd_view(3), etcd_view(4));
+    let up = plan(&four, &applied(&three), None).unwrap();
+    let update = |n: &str| (n.to_string(), Action::Update);
+    assert_eq!(
+        actions(&up),
+        vec![
+            update("etcd-1"),
+            update("etcd-2"),
+            update("etcd-3"),
+            ("etcd-4".to_string(), Action::Create),
+            update("client"),
+        ]
+    );
+    for c in up.changes.iter().filter(|c| c.action == Action::Update) {
+        assert_eq!(c.reasons, ["rules"], "{}", c.container);
+        let added: Vec<&String> = c
+            .rules_after
+            .iter()
+            .filter(|r| !c.rules_before.as_ref().unwrap().contains(r))
+            .collect();
+        assert!(
+            added
+                .iter()
+                .filter(|r| r.contains("-d 192.168.1.4/32"))
+                .count()
+                == 2,
+            "{}: {added:?}",
+            c.container
+        );
+    }
+    assert!(!plan(&four, &applied(&four), None).unwrap().has_changes());
+
+    let down = plan(&three, &applied(&four), None).unwrap();
+    assert_eq!(
+        actions(&down),
+        vec![
+            ("etcd-4".to_string(), Action::Delete),
+            update("etcd-1"),
+            update("etcd-2"),
+            update("etcd-3"),
+            update("client"),
+        ]
+    );
+    assert!(down
+        .changes
+        .iter()
+        .all(|c| c.rules_after.iter().all(|r| !r.contains("192.168.1.4"))));
+}
+
+/// A member's own view address is its identity: moving it still replaces it.
+#[test]
+fn a_member_whose_own_view_address_changes_is_replaced() {
+    let three = etcd_view(3);
+    let mut moved = three.clone();
+    let e2 = moved
+        .containers
+        .iter_mut()
+        .find(|c| c.name == "etcd-2")
+        .unwrap();
+    e2.env.get_mut("GEARTOPO_VIEW_ETCD").unwrap().value = "192.168.1.9".into();
+    let p = plan(&moved, &applied(&three), None).unwrap();
+    assert!(actions(&p).contains(&(
+        "etcd-2".to_string(),
+        Action::Replace {
+            forced_by: vec!["env".into()]
+        }
+    )));
 }

@@ -929,20 +929,26 @@ impl Checker<'_> {
                 // (link, span, label) in order; for duplicate-listen reports.
                 let mut links: Vec<(Link, Range<usize>, String)> = Vec::new();
                 for (link, span) in &resolved {
-                    if let LinkTarget::Container { container, .. } = &link.target {
+                    let mut link = link.clone();
+                    if let LinkTarget::Container { container, port } = &link.target {
                         if container == cname {
-                            self.push(
-                                Problem::at(
-                                    format!("`{cname}` links to itself"),
-                                    span.clone(),
-                                    "this link",
-                                )
-                                .help("a container reaches itself at 127.0.0.1; inside a view, its own view address works too"),
-                            );
-                            continue;
+                            if replica.is_none() {
+                                self.push(
+                                    Problem::at(
+                                        format!("`{cname}` links to itself"),
+                                        span.clone(),
+                                        "this link",
+                                    )
+                                    .help("a container reaches itself at 127.0.0.1; inside a view, its own view address works too"),
+                                );
+                                continue;
+                            }
+                            // Replicas share one list of links to every replica (geard's
+                            // self-link); the one to itself leads back inside it.
+                            link.target = LinkTarget::Loopback { port: *port };
                         }
                     }
-                    links.push((link.clone(), span.clone(), "this link listens there".into()));
+                    links.push((link, span.clone(), "this link listens there".into()));
                 }
                 for x in views {
                     let v = &x.view;
@@ -991,6 +997,10 @@ impl Checker<'_> {
                     }
                 }
                 self.duplicate_listens(d, cname, &links, &mut reported);
+                // A loopback link at 127.0.0.1 on its own port is already where it
+                // leads: no rule. It stays in the duplicate check above, since another
+                // link there would hide the container from itself.
+                links.retain(|(l, _, _)| !is_identity(l));
                 containers.push(Container {
                     name: cname.clone(),
                     declared: d.name.clone(),
@@ -1357,6 +1367,15 @@ struct Expanded<'d> {
     env_name: String,
     view: View,
     _raw: &'d RawView,
+}
+
+/// A link from `127.0.0.1:PORT` to the container itself on `PORT`.
+fn is_identity(l: &Link) -> bool {
+    l.target
+        == LinkTarget::Loopback {
+            port: l.listen_port,
+        }
+        && l.listen_ip == Ipv4Addr::LOCALHOST
 }
 
 fn declared_of<'a, 'b>(

@@ -1,0 +1,53 @@
+//! End-to-end tests on real hosts: one shared lab (tests/e2e/lab.toml, nodes
+//! node1..node4 at 198.18.0.1..4) for every case; see `harness` for the helpers.
+//! Run with `cargo test --test e2e [-- FILTER...]` as root (`.ci/run` does).
+//!
+//! To add cases: write `pub fn case(ctx: &Ctx) -> Outcome` in a module here and
+//! add one line per case to `CASES`.
+
+mod core_cases;
+mod harness;
+mod lab_cases;
+mod topology_cases;
+mod views;
+
+use harness::Case;
+
+// One line per case; keep them so (hence no rustfmt here).
+#[rustfmt::skip]
+const CASES: &[Case] = &[
+    // The lab itself.
+    ("lab_ssh_with_verified_host_key", lab_cases::ssh_with_verified_host_key),
+    ("lab_node_stores_are_separate", lab_cases::node_stores_are_separate),
+    ("lab_published_port_between_nodes", lab_cases::published_port_between_nodes),
+    ("lab_load_rootfs_tarball", lab_cases::load_rootfs_tarball),
+    ("lab_refuses_second_up_and_non_root", lab_cases::refuses_second_up_and_non_root),
+    ("lab_down_after_interrupted_up", lab_cases::down_after_interrupted_up),
+    ("lab_failed_up_cleans_up", lab_cases::failed_up_cleans_up),
+    // plan / apply / destroy on the lab's nodes.
+    ("redis_todo_shape", topology_cases::redis_todo_shape),
+    ("drift_is_shown_and_repaired", topology_cases::drift_is_shown_and_repaired),
+    ("link_added_in_place", topology_cases::link_added_in_place),
+    ("foreign_rules_untouched", topology_cases::foreign_rules_untouched),
+    ("destroy_leaves_nothing", topology_cases::destroy_leaves_nothing),
+    ("two_topologies_independent", topology_cases::two_topologies_independent),
+    ("udp_link", topology_cases::udp_link),
+    ("env_passed_verbatim", topology_cases::env_passed_verbatim),
+    // plan and apply themselves: round trips, host keys, saved plans, locks, failures.
+    ("plan_reads_each_node_in_one_round_trip", core_cases::plan_reads_each_node_in_one_round_trip),
+    ("host_keys_are_verified", core_cases::host_keys_are_verified),
+    ("stale_saved_plan_is_refused", core_cases::stale_saved_plan_is_refused),
+    ("apply_lock_names_the_holder", core_cases::apply_lock_names_the_holder),
+    ("failure_half_way_then_converges", core_cases::failure_half_way_then_converges),
+    ("unreachable_node_is_named", core_cases::unreachable_node_is_named),
+    ("show_reports_links_in_force", core_cases::show_reports_links_in_force),
+    // Same-view clusters: a real etcd cluster through view addresses.
+    ("views_example_links", views::example_links),
+    ("views_etcd_cluster_forms_and_scales", views::etcd_cluster_forms_and_scales),
+    // Last, after everything above ran: the machine's own namespace is untouched.
+    ("lab_root_namespace_untouched", lab_cases::root_namespace_untouched),
+];
+
+fn main() {
+    std::process::exit(harness::main(CASES));
+}
