@@ -3,7 +3,7 @@
 //! addresses, rules rendered) and compares it with what was observed. No I/O here,
 //! so every case is unit-testable on captured state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
@@ -185,10 +185,16 @@ pub fn plan(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let ports = assign_host_ports(topology, state, &mut errors);
-    let mut desired = Vec::new();
+    // Containers by name: a plan looks one up per link and per observed container,
+    // and a scan of the list each time made planning quadratic.
+    let mut by_name: ByName = HashMap::with_capacity(topology.containers.len());
     for c in &topology.containers {
-        match resolve(topology, state, c, &ports) {
+        by_name.entry(c.name.as_str()).or_insert(c);
+    }
+    let ports = assign_host_ports(topology, state, &mut errors);
+    let mut desired = Vec::with_capacity(topology.containers.len());
+    for c in &topology.containers {
+        match resolve(topology, &by_name, state, c, &ports) {
             Ok(d) => desired.push(d),
             Err(e) => errors.push(e),
         }
@@ -203,7 +209,7 @@ pub fn plan(
     // Owned containers no longer in the file, or found on another node than planned.
     for (node, ns) in &state.nodes {
         for (name, oc) in &ns.containers {
-            let wanted_here = topology.container(name).is_some_and(|c| &c.node == node);
+            let wanted_here = by_name.get(name.as_str()).is_some_and(|c| &c.node == node);
             if !wanted_here && needed.is_none_or(|n| n.contains(name)) {
                 changes.push(delete_change(node, oc));
             }
@@ -249,25 +255,24 @@ fn diff_one(
     observed: Option<&ObservedContainer>,
     drift: &mut Vec<Drift>,
 ) -> Option<Change> {
-    let mut change = Change {
+    // Built only when there is a change: a no-op plan of a large topology would
+    // otherwise copy every container's rules and resolved form to throw them away.
+    let change = |action: Action, start: bool, reasons: Vec<String>| Change {
         container: d.container.clone(),
         node: d.node.clone(),
         runtime_name: d.runtime_name.clone(),
-        action: Action::Create,
-        start: true,
-        rules_before: None,
+        action,
+        start,
+        rules_before: observed.and_then(|oc| oc.chains.as_ref().map(|c| c.rules.clone())),
         rules_after: d.rules.clone(),
-        reasons: Vec::new(),
-        observed_id: None,
-        observed_image: None,
+        reasons,
+        observed_id: observed.map(|oc| oc.id.clone()),
+        observed_image: observed.map(|oc| oc.image.clone()),
         desired: Some(d.clone()),
     };
     let Some(oc) = observed else {
-        return Some(change);
+        return Some(change(Action::Create, true, Vec::new()));
     };
-    change.observed_id = Some(oc.id.clone());
-    change.observed_image = Some(oc.image.clone());
-    change.rules_before = oc.chains.as_ref().map(|c| c.rules.clone());
 
     let forced_by: Vec<String> = d
         .spec
@@ -276,8 +281,7 @@ fn diff_one(
         .map(|(k, _)| k.clone())
         .collect();
     if !forced_by.is_empty() {
-        change.action = Action::Replace { forced_by };
-        return Some(change);
+        return Some(change(Action::Replace { forced_by }, true, Vec::new()));
     }
 
     let mut note = |what: String| {
@@ -287,19 +291,19 @@ fn diff_one(
             what,
         })
     };
-    change.action = Action::Update;
-    change.start = oc.state != RunState::Running;
+    let start = oc.state != RunState::Running;
+    let mut reasons: Vec<String> = Vec::new();
     if let RunState::Stopped(s) = &oc.state {
         note(format!(
             "{} is {s}: it was stopped outside geartopo",
             d.runtime_name
         ));
-        change.reasons.push("start".into());
+        reasons.push("start".into());
     } else if oc.state == RunState::Created {
-        change.reasons.push("start".into());
+        reasons.push("start".into());
     }
     match &oc.chains {
-        None => change.reasons.push("rules".into()),
+        None => reasons.push("rules".into()),
         Some(chains) => {
             if !chains.intact() {
                 let mut what = Vec::new();
@@ -319,9 +323,9 @@ fn diff_one(
                 if !what.is_empty() && oc.state == RunState::Running {
                     note(what.join("; "));
                 }
-                change.reasons.push("rules".into());
+                reasons.push("rules".into());
             } else if chains.rules != d.rules {
-                change.reasons.push("rules".into());
+                reasons.push("rules".into());
             }
             let wrong: Vec<String> = crate::runtime::SYSCTLS
                 .iter()
@@ -338,29 +342,36 @@ fn diff_one(
                 .collect();
             if !wrong.is_empty() {
                 note(wrong.join("; "));
-                change.reasons.push("sysctls".into());
+                reasons.push("sysctls".into());
             }
         }
     }
-    change.reasons.dedup();
-    if change.reasons.is_empty() {
+    reasons.dedup();
+    if reasons.is_empty() {
         None
     } else {
-        Some(change)
+        Some(change(Action::Update, start, reasons))
     }
 }
 
-type PortKey = (String, Protocol, u16);
+/// Containers of the topology by name.
+type ByName<'a> = HashMap<&'a str, &'a Container>;
+
+/// (container, protocol, container port).
+type PortKey<'a> = (&'a str, Protocol, u16);
 
 /// Host ports for every published port: given, else kept from the running
 /// container, else the lowest free one in the node's range. Picked ports avoid every
 /// port taken on the node and every port given or kept in the file.
-fn assign_host_ports(
-    topology: &Topology,
+fn assign_host_ports<'a>(
+    topology: &'a Topology,
     state: &ObservedState,
     errors: &mut Vec<PlanError>,
-) -> BTreeMap<PortKey, u16> {
-    let mut assigned: BTreeMap<PortKey, u16> = BTreeMap::new();
+) -> HashMap<PortKey<'a>, u16> {
+    let mut assigned: HashMap<PortKey, u16> = HashMap::new();
+    // (node, protocol, host port) of every port in `assigned`, so that "is this host
+    // port already given to another container on this node" is one lookup.
+    let mut held: HashSet<(&str, Protocol, u16)> = HashSet::new();
     let mut used: BTreeMap<String, BTreeSet<(ProtocolName, u16)>> = BTreeMap::new();
     for (name, ns) in &state.nodes {
         used.insert(name.clone(), ns.taken_ports.clone());
@@ -401,7 +412,8 @@ fn assign_host_ports(
                     });
                 }
                 used.get_mut(&c.node).unwrap().insert(key);
-                assigned.insert((c.name.clone(), p.protocol, p.port), hp);
+                assigned.insert((&c.name, p.protocol, p.port), hp);
+                held.insert((&c.node, p.protocol, hp));
             }
         }
     }
@@ -409,32 +421,37 @@ fn assign_host_ports(
         let observed = state.nodes[&c.node].containers.get(&c.name);
         for p in c.publish.iter().filter(|p| p.host_port.is_none()) {
             if let Some(hp) = observed.and_then(|oc| oc.host_port(p.protocol, p.port)) {
-                let given_elsewhere = assigned.iter().any(|((n, pr, _), v)| {
-                    *v == hp
-                        && *pr == p.protocol
-                        && topology.container(n).is_some_and(|o| o.node == c.node)
-                });
+                let given_elsewhere = held.contains(&(c.node.as_str(), p.protocol, hp));
                 if !given_elsewhere {
                     used.get_mut(&c.node)
                         .unwrap()
                         .insert((p.protocol.into(), hp));
-                    assigned.insert((c.name.clone(), p.protocol, p.port), hp);
+                    assigned.insert((&c.name, p.protocol, p.port), hp);
+                    held.insert((&c.node, p.protocol, hp));
                 }
             }
         }
     }
+    // Where the search for the lowest free port starts, per node and protocol: this
+    // pass only takes ports, so every port below the last pick stays taken.
+    let mut lowest: HashMap<(&str, Protocol), u16> = HashMap::new();
     for c in &topology.containers {
         let range = topology.nodes[&c.node].host_ports;
         for p in c.publish.iter().filter(|p| p.host_port.is_none()) {
-            let key = (c.name.clone(), p.protocol, p.port);
+            let key = (c.name.as_str(), p.protocol, p.port);
             if assigned.contains_key(&key) {
                 continue;
             }
             let taken = used.get_mut(&c.node).unwrap();
-            match (range.first..=range.last).find(|hp| !taken.contains(&(p.protocol.into(), *hp))) {
+            let from = lowest
+                .get(&(c.node.as_str(), p.protocol))
+                .copied()
+                .unwrap_or(range.first);
+            match (from..=range.last).find(|hp| !taken.contains(&(p.protocol.into(), *hp))) {
                 Some(hp) => {
                     taken.insert((p.protocol.into(), hp));
                     assigned.insert(key, hp);
+                    lowest.insert((&c.node, p.protocol), hp);
                 }
                 None => errors.push(PlanError::NoFreePort {
                     node: c.node.clone(),
@@ -462,9 +479,10 @@ fn address_of(state: &ObservedState, name: &str) -> Result<Ipv4Addr, PlanError> 
 /// Resolves one container: host ports, links, rules, spec hashes.
 fn resolve(
     topology: &Topology,
+    by_name: &ByName,
     state: &ObservedState,
     c: &Container,
-    ports: &BTreeMap<PortKey, u16>,
+    ports: &HashMap<PortKey, u16>,
 ) -> Result<Desired, PlanError> {
     let node = &topology.nodes[&c.node];
     let publish: Vec<(Protocol, u16, u16)> = c
@@ -472,7 +490,7 @@ fn resolve(
         .iter()
         .filter_map(|p| {
             ports
-                .get(&(c.name.clone(), p.protocol, p.port))
+                .get(&(c.name.as_str(), p.protocol, p.port))
                 .map(|hp| (p.protocol, p.port, *hp))
         })
         .collect();
@@ -488,8 +506,8 @@ fn resolve(
                 (address_of(state, host)?, *port, format!("{host}:{port}"))
             }
             LinkTarget::Container { container, port } => {
-                let t = topology
-                    .container(container)
+                let t = by_name
+                    .get(container.as_str())
                     .expect("validated link target");
                 let tnode = &topology.nodes[&t.node];
                 let addr = match &tnode.address {
@@ -502,7 +520,7 @@ fn resolve(
                     }
                     NodeAddress::Remote(a) => address_of(state, a)?,
                 };
-                let hp = ports.get(&(container.clone(), l.protocol, *port)).copied();
+                let hp = ports.get(&(container.as_str(), l.protocol, *port)).copied();
                 let Some(hp) = hp else {
                     // The target's port could not be assigned; that error is already reported.
                     return Err(PlanError::NoFreePort {

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::state::{short_hash, OwnedChains};
+use sha2::{Digest, Sha256};
+
+use crate::state::{hex, OwnedChains};
 use crate::topology::model::Protocol;
 
 /// Built-in nat chains and the chain geartopo owns beside each.
@@ -43,17 +45,73 @@ pub fn render_rules(topology: &str, container: &str, links: &[ResolvedLink]) -> 
     let mut masqueraded = Vec::new();
     for link in links {
         let p = link.protocol.as_str();
-        by_chain.entry("GEARTOPO-OUTPUT").or_default().push(format!(
-            "-A GEARTOPO-OUTPUT -d {}/32 -p {p} -m {p} --dport {} -m comment --comment \"geartopo {topology} {container} {}:{}/{p} to {}\" -j DNAT --to-destination {}:{}",
-            link.listen_ip, link.listen_port, link.listen_ip, link.listen_port, link.describe, link.dest_ip, link.dest_port
-        ));
+        // Pieces joined by `concat` (one allocation per rule): every plan renders
+        // every rule of every container, and `format!` with four addresses per
+        // rule was most of a large no-op plan. The forms, as iptables-save prints:
+        // -A GEARTOPO-OUTPUT -d L/32 -p P -m P --dport LP -m comment --comment
+        //   "geartopo T C L:LP/P to DESCRIBE" -j DNAT --to-destination D:DP
+        // -A GEARTOPO-POSTROUTING -d D/32 -p P -m P --dport DP -m comment --comment
+        //   "geartopo T C source for D:DP/P" -j MASQUERADE
+        let listen = link.listen_ip.to_string();
+        let listen_port = link.listen_port.to_string();
+        let dest = link.dest_ip.to_string();
+        let dest_port = link.dest_port.to_string();
+        by_chain.entry("GEARTOPO-OUTPUT").or_default().push(
+            [
+                "-A GEARTOPO-OUTPUT -d ",
+                &listen,
+                "/32 -p ",
+                p,
+                " -m ",
+                p,
+                " --dport ",
+                &listen_port,
+                " -m comment --comment \"geartopo ",
+                topology,
+                " ",
+                container,
+                " ",
+                &listen,
+                ":",
+                &listen_port,
+                "/",
+                p,
+                " to ",
+                &link.describe,
+                "\" -j DNAT --to-destination ",
+                &dest,
+                ":",
+                &dest_port,
+            ]
+            .concat(),
+        );
         let key = (link.dest_ip, link.dest_port, link.protocol);
         if !link.is_loopback() && !masqueraded.contains(&key) {
             masqueraded.push(key);
-            by_chain.entry("GEARTOPO-POSTROUTING").or_default().push(format!(
-                "-A GEARTOPO-POSTROUTING -d {}/32 -p {p} -m {p} --dport {} -m comment --comment \"geartopo {topology} {container} source for {}:{}/{p}\" -j MASQUERADE",
-                link.dest_ip, link.dest_port, link.dest_ip, link.dest_port
-            ));
+            by_chain.entry("GEARTOPO-POSTROUTING").or_default().push(
+                [
+                    "-A GEARTOPO-POSTROUTING -d ",
+                    &dest,
+                    "/32 -p ",
+                    p,
+                    " -m ",
+                    p,
+                    " --dport ",
+                    &dest_port,
+                    " -m comment --comment \"geartopo ",
+                    topology,
+                    " ",
+                    container,
+                    " source for ",
+                    &dest,
+                    ":",
+                    &dest_port,
+                    "/",
+                    p,
+                    "\" -j MASQUERADE",
+                ]
+                .concat(),
+            );
         }
     }
     by_chain.into_values().flatten().collect()
@@ -61,7 +119,16 @@ pub fn render_rules(topology: &str, container: &str, links: &[ResolvedLink]) -> 
 
 /// The hash a marker records: of the owned rules, in order.
 pub fn rules_hash(rules: &[String]) -> String {
-    short_hash(&rules.join("\n"))
+    // The hash of the rules joined by newlines, without making the joined text:
+    // every plan checks every container's marker with it.
+    let mut hasher = Sha256::new();
+    for (i, rule) in rules.iter().enumerate() {
+        if i > 0 {
+            hasher.update(b"\n");
+        }
+        hasher.update(rule.as_bytes());
+    }
+    hex(&hasher.finalize())[..16].to_string()
 }
 
 /// The marker rule: the last rule of GEARTOPO-POSTROUTING, recording what the last
@@ -164,6 +231,7 @@ impl OwnedChains {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::short_hash;
 
     fn redis_link() -> ResolvedLink {
         ResolvedLink {
@@ -202,6 +270,14 @@ COMMIT
             rules_hash(&rules)
         );
         assert_eq!(doc, expected);
+    }
+
+    #[test]
+    fn rules_hash_is_the_short_hash_of_the_joined_rules() {
+        // Markers written by earlier applies must still match.
+        let rules = render_rules("todo", "app1", &[redis_link()]);
+        assert_eq!(rules_hash(&rules), short_hash(&rules.join("\n")));
+        assert_eq!(rules_hash(&[]), short_hash(""));
     }
 
     #[test]

@@ -128,14 +128,36 @@ pub struct OwnedChains {
 impl ObservedState {
     /// A stable fingerprint of everything observed (empty state included), for saved plans.
     pub fn fingerprint(&self) -> String {
-        let json = serde_json::to_vec(self).expect("observed state serializes");
-        hex(&Sha256::digest(&json))[..32].to_string()
+        // The JSON is hashed as it is written: at 10,000 containers it is tens of
+        // megabytes that need never be held at once.
+        let mut hasher = HashWriter(Sha256::new());
+        serde_json::to_writer(&mut hasher, self).expect("observed state serializes");
+        hex(&hasher.0.finalize())[..32].to_string()
+    }
+}
+
+/// Feeds what is written into a hash.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// A short stable hash of text.
@@ -154,5 +176,27 @@ mod tests {
         let mut other = ObservedState::default();
         other.nodes.insert("node1".into(), NodeState::default());
         assert_ne!(empty.fingerprint(), other.fingerprint());
+    }
+
+    #[test]
+    fn fingerprint_is_the_hash_of_the_state_as_json() {
+        // Saved plans record it: hashing as the JSON is written must give what
+        // hashing the whole JSON at once gave.
+        let mut state = ObservedState::default();
+        state.nodes.insert("node1".into(), NodeState::default());
+        state
+            .resolved
+            .insert("db.example".into(), Ipv4Addr::new(198, 18, 0, 9));
+        let json = serde_json::to_vec(&state).unwrap();
+        let whole: String = Sha256::digest(&json)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(state.fingerprint(), whole[..32]);
+    }
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
     }
 }
