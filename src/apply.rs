@@ -61,6 +61,12 @@ fn runtime_of(topology: &Topology, node: &str) -> Runtime {
         .unwrap_or(Runtime::Podman)
 }
 
+/// Secret values go through an env file; one with a line break cannot, and is
+/// passed as `--env` like any other (README, design notes).
+fn in_file(v: &crate::topology::model::EnvValue) -> bool {
+    v.secret && !v.value.contains('\n')
+}
+
 fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
     let d = c.desired.as_ref().expect("create has a desired container");
     CreateSpec {
@@ -78,6 +84,13 @@ fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
         env: d
             .env
             .iter()
+            .filter(|(_, v)| !in_file(v))
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect(),
+        secret_env: d
+            .env
+            .iter()
+            .filter(|(_, v)| in_file(v))
             .map(|(k, v)| (k.clone(), v.value.clone()))
             .collect(),
         image: d.image.clone(),
@@ -85,12 +98,23 @@ fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
     }
 }
 
-/// The tasks that carry out `plan`, in an order every node can follow: deletes of
-/// containers no longer wanted first, then create, rules and start per the graph.
+/// The tasks that carry out `plan`, in an order every node can follow: first the
+/// removals (containers no longer wanted, and the old side of every replace, so
+/// that host ports they hold are free whichever container takes them next), then
+/// create, rules and start per the graph. Steps on a container that exists act on
+/// its observed id, never on a name another owner could hold.
 pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Task> {
     let mut tasks: Vec<Task> = Vec::new();
     let mut deletes_on: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for c in plan.changes.iter().filter(|c| c.action == Action::Delete) {
+    for c in plan.changes.iter() {
+        let label = match c.action {
+            Action::Delete => format!("destroy {}", c.runtime_name),
+            Action::Replace { .. } => format!("remove {} to replace it", c.runtime_name),
+            _ => continue,
+        };
+        let Some(id) = c.observed_id.as_deref() else {
+            continue;
+        };
         let rt = runtime_of(topology, &c.node);
         deletes_on
             .entry(c.node.clone())
@@ -98,8 +122,8 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
             .push(tasks.len());
         tasks.push(Task {
             node: c.node.clone(),
-            label: format!("destroy {}", c.runtime_name),
-            script: runtime::remove_script(rt, c.observed_id.as_deref().unwrap_or(&c.runtime_name)),
+            label,
+            script: runtime::remove_script(rt, id),
             deps: vec![],
         });
     }
@@ -116,19 +140,22 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
             continue;
         };
         let rt = runtime_of(topology, &c.node);
+        // A new container is ours by the name we just gave it; an existing one
+        // is addressed by the id observe found under our labels.
+        let existing = c.action == Action::Update;
+        let target = match (existing, c.observed_id.as_deref()) {
+            (true, Some(id)) => id,
+            _ => c.runtime_name.as_str(),
+        };
         let (label, script) = match &step {
             Step::Create(_) => match &c.action {
-                Action::Create => (
+                Action::Create | Action::Replace { .. } => (
                     format!("create {}", c.runtime_name),
-                    runtime::create_script(rt, &create_spec(topology, c), None),
-                ),
-                Action::Replace { .. } => (
-                    format!("replace {}", c.runtime_name),
-                    runtime::create_script(rt, &create_spec(topology, c), c.observed_id.as_deref()),
+                    runtime::create_script(rt, &create_spec(topology, c)),
                 ),
                 _ if c.start && rt == Runtime::Podman => (
                     format!("init {}", c.runtime_name),
-                    runtime::init_script(rt, &c.runtime_name),
+                    runtime::init_script(rt, target),
                 ),
                 _ => continue,
             },
@@ -136,7 +163,7 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
                 let restore = render_restore(&topology.name, &c.container, &c.rules_after);
                 (
                     format!("rules {}", c.runtime_name),
-                    runtime::rules_script(rt, &c.runtime_name, &restore),
+                    runtime::rules_script(rt, target, &restore),
                 )
             }
             Step::Start(_) => {
@@ -145,7 +172,7 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
                 }
                 (
                     format!("start {}", c.runtime_name),
-                    runtime::start_script(rt, &c.runtime_name),
+                    runtime::start_script(rt, target),
                 )
             }
         };

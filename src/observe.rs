@@ -149,6 +149,8 @@ pub fn observe_with_prefix(
     for r in results {
         match r {
             Ok((name, s)) => {
+                let mut s = s;
+                keep_relevant_ports(topology, &name, &mut s);
                 state.nodes.insert(name, s);
             }
             Err(e) => errors.push(e),
@@ -163,6 +165,24 @@ pub fn observe_with_prefix(
     } else {
         Err(errors)
     }
+}
+
+/// Keeps only the taken ports a plan can care about: those in the node's
+/// `host_ports` range and those the file gives explicitly. The rest (ephemeral
+/// sockets elsewhere) would only make saved plans go stale for nothing.
+fn keep_relevant_ports(topology: &Topology, node: &str, state: &mut NodeState) {
+    let Some(n) = topology.nodes.get(node) else {
+        return;
+    };
+    let given: Vec<u16> = topology
+        .containers
+        .iter()
+        .filter(|c| c.node == node)
+        .flat_map(|c| c.publish.iter().filter_map(|p| p.host_port))
+        .collect();
+    state
+        .taken_ports
+        .retain(|(_, p)| (n.host_ports.first..=n.host_ports.last).contains(p) || given.contains(p));
 }
 
 /// Resolves the DNS names that rules need as addresses: node addresses that are
@@ -197,10 +217,13 @@ fn resolve_names(topology: &Topology) -> Result<BTreeMap<String, Ipv4Addr>, Obse
                 name: name.clone(),
                 reason: e.to_string(),
             })?
-            .find_map(|a| match a.ip() {
+            .filter_map(|a| match a.ip() {
                 std::net::IpAddr::V4(v4) => Some(v4),
                 _ => None,
             })
+            // Round-robin DNS answers in any order: take the lowest, so the
+            // rules (and the plan's fingerprint) do not change from run to run.
+            .min()
             .ok_or_else(|| ObserveError::Resolve {
                 name: name.clone(),
                 reason: "no IPv4 address".into(),
@@ -241,9 +264,15 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
             ["udp"] => state
                 .taken_ports
                 .extend(listening(body, ProtocolName::Udp, "07")),
-            ["ports"] => state
-                .taken_ports
-                .extend(body.lines().flat_map(published_in_ps)),
+            ["ports"] => {
+                for line in body.lines() {
+                    let (name, ports) = line.split_once('|').unwrap_or(("", line));
+                    if !name.is_empty() {
+                        state.names.insert(name.trim().to_string());
+                    }
+                    state.taken_ports.extend(published_in_ps(ports));
+                }
+            }
             ["inspect"] => {
                 inspected = serde_json::from_str(body)
                     .map_err(|e| err(format!("inspect output is not JSON: {e}")))?;
@@ -299,7 +328,11 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
         if c.pid.is_none() {
             c.chains = None;
         }
-        state.containers.insert(c.container.clone(), c);
+        if state.containers.contains_key(&c.container) {
+            state.extras.push(c);
+        } else {
+            state.containers.insert(c.container.clone(), c);
+        }
     }
     Ok(state)
 }
@@ -449,9 +482,9 @@ mod tests {
   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
   7: 00000000:1388 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 0
 @@geartopo ports
-0.0.0.0:50000->6379/tcp
-
-0.0.0.0:4000->80/tcp, 0.0.0.0:4001-4002->81-82/udp
+todo-redisdb|0.0.0.0:50000->6379/tcp
+other-idle|
+other-web|0.0.0.0:4000->80/tcp, 0.0.0.0:4001-4002->81-82/udp
 @@geartopo inspect
 [{"Id":"abc123","Name":"todo-redisdb","State":{"Status":"running","Pid":4242},"Config":{"Image":"localhost/geartopo-busybox:latest","Labels":{"geartopo.topology":"todo","geartopo.container":"redisdb","geartopo.spec":"command=1,env=2,image=3,publish=4"}},"HostConfig":{"PortBindings":{"6379/tcp":[{"HostIp":"","HostPort":"50000"}]}}}]
 @@geartopo ns abc123 4242
@@ -479,6 +512,8 @@ COMMIT
                 (ProtocolName::Udp, 5000)
             ]
         );
+        let names: Vec<&str> = s.names.iter().map(String::as_str).collect();
+        assert_eq!(names, ["other-idle", "other-web", "todo-redisdb"]);
         let c = &s.containers["redisdb"];
         assert_eq!(c.runtime_name, "todo-redisdb");
         assert_eq!(c.pid, Some(4242));

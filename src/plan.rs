@@ -165,6 +165,8 @@ pub enum PlanError {
     },
     #[error("{name} was not resolved to an IPv4 address")]
     Unresolved { name: String },
+    #[error("node {node}: a container named {name} exists that this topology does not own; rename one of them")]
+    NameTaken { node: String, name: String },
     #[error("node {node} was not read")]
     NotObserved { node: String },
 }
@@ -199,6 +201,22 @@ pub fn plan(
             Err(e) => errors.push(e),
         }
     }
+    // A container of another owner with the name ours would get: creating ours
+    // would fail, and acting on it by name would touch what is not ours.
+    for d in &desired {
+        let ns = &state.nodes[&d.node];
+        let ours = ns
+            .containers
+            .values()
+            .chain(&ns.extras)
+            .any(|oc| oc.runtime_name == d.runtime_name);
+        if !ours && ns.names.contains(&d.runtime_name) {
+            errors.push(PlanError::NameTaken {
+                node: d.node.clone(),
+                name: d.runtime_name.clone(),
+            });
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -211,6 +229,12 @@ pub fn plan(
         for (name, oc) in &ns.containers {
             let wanted_here = by_name.get(name.as_str()).is_some_and(|c| &c.node == node);
             if !wanted_here && needed.is_none_or(|n| n.contains(name)) {
+                changes.push(delete_change(node, oc));
+            }
+        }
+        // Copies carrying the label of a container that is already there.
+        for oc in &ns.extras {
+            if needed.is_none_or(|n| n.contains(&oc.container)) {
                 changes.push(delete_change(node, oc));
             }
         }

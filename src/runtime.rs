@@ -26,7 +26,7 @@ cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
 echo "{MARK} udp"
 cat /proc/net/udp /proc/net/udp6 2>/dev/null
 echo "{MARK} ports"
-{rt} ps -a --format '{{{{.Ports}}}}' || {{ echo "geartopo: '{rt} ps' failed on this node" >&2; exit 3; }}
+{rt} ps -a --format '{{{{.Names}}}}|{{{{.Ports}}}}' || {{ echo "geartopo: '{rt} ps' failed on this node" >&2; exit 3; }}
 ids=$({rt} ps -a -q --no-trunc --filter {label}) || exit 3
 echo "{MARK} inspect"
 if [ -n "$ids" ]; then {rt} inspect $ids || exit 3; else echo '[]'; fi
@@ -82,6 +82,8 @@ pub struct CreateSpec {
     /// (protocol, container port, host port)
     pub publish: Vec<(&'static str, u16, u16)>,
     pub env: Vec<(String, String)>,
+    /// Secret values without a line break: passed in a root-only file.
+    pub secret_env: Vec<(String, String)>,
     pub image: String,
     pub command: Vec<String>,
 }
@@ -92,7 +94,7 @@ pub const SYSCTLS: [(&str, &str); 2] = [
     ("net.ipv4.conf.all.route_localnet", "1"),
 ];
 
-fn create_command(runtime: Runtime, spec: &CreateSpec) -> String {
+fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String {
     let mut args: Vec<String> = vec![
         runtime.binary().into(),
         "create".into(),
@@ -115,21 +117,32 @@ fn create_command(runtime: Runtime, spec: &CreateSpec) -> String {
         args.push("--env".into());
         args.push(format!("{k}={v}"));
     }
-    args.push(spec.image.clone());
-    args.extend(spec.command.iter().cloned());
-    join(&args)
+    let mut line = join(&args);
+    if env_file {
+        line.push_str(" --env-file \"$envfile\"");
+    }
+    line.push(' ');
+    line.push_str(&join(std::iter::once(&spec.image).chain(&spec.command)));
+    line
 }
 
-/// Creates a container, replacing `replace` (a runtime id) first if given, and
-/// prepares its namespace without starting its process (podman `init`; docker has
-/// no init, so there the process starts in `rules_script` instead, see README).
-pub fn create_script(runtime: Runtime, spec: &CreateSpec, replace: Option<&str>) -> String {
-    let rt = runtime.binary();
+/// Creates a container and prepares its namespace without starting its process
+/// (podman `init`; docker has no init, so there the process starts in
+/// `rules_script` instead, see README). Secret values go through a file only root
+/// can read, written by the shell's own printf, so that they never stand on a
+/// command line that `ps` shows on the node.
+pub fn create_script(runtime: Runtime, spec: &CreateSpec) -> String {
     let mut s = String::from("set -e\n");
-    if let Some(id) = replace {
-        s.push_str(&format!("{rt} rm -f {} >/dev/null\n", quote(id)));
+    if !spec.secret_env.is_empty() {
+        s.push_str("umask 077\nenvfile=$(mktemp)\ntrap 'rm -f \"$envfile\"' EXIT\n");
+        for (k, v) in &spec.secret_env {
+            s.push_str(&format!(
+                "printf '%s\\n' {} >> \"$envfile\"\n",
+                quote(&format!("{k}={v}"))
+            ));
+        }
     }
-    s.push_str(&create_command(runtime, spec));
+    s.push_str(&create_command(runtime, spec, !spec.secret_env.is_empty()));
     s.push_str(" >/dev/null\n");
     s.push_str(&init_lines(runtime, &spec.runtime_name));
     s
@@ -165,7 +178,7 @@ pub fn rules_script(runtime: Runtime, name: &str, restore: &str) -> String {
         s.push_str(&format!("[ \"$(docker inspect -f '{{{{.State.Running}}}}' {n})\" = true ] || docker start {n} >/dev/null\n"));
     }
     s.push_str(&format!(
-        "pid=$({rt} inspect -f '{{{{.State.Pid}}}}' {n})\n[ \"$pid\" -gt 0 ] || {{ echo \"{name} has no network namespace (state: $({rt} inspect -f '{{{{.State.Status}}}}' {n}))\" >&2; exit 1; }}\n"
+        "pid=$({rt} inspect -f '{{{{.State.Pid}}}}' {n})\n[ \"$pid\" -gt 0 ] || {{ echo {n}\" has no network namespace (state: $({rt} inspect -f '{{{{.State.Status}}}}' {n}))\" >&2; exit 1; }}\n"
     ));
     for (k, v) in SYSCTLS {
         s.push_str(&format!("nsenter -t \"$pid\" -n sysctl -q -w {k}={v}\n"));
@@ -217,6 +230,7 @@ mod tests {
             labels: vec![("geartopo.topology".into(), "todo".into())],
             publish: vec![("tcp", 6379, 50000)],
             env: vec![("X".into(), "$(touch /tmp/x); echo".into())],
+            secret_env: vec![],
             image: "localhost/geartopo-busybox:latest".into(),
             command: vec!["sleep".into(), "1000000".into()],
         }
@@ -224,7 +238,7 @@ mod tests {
 
     #[test]
     fn podman_create_quotes_env_and_inits() {
-        let s = create_script(Runtime::Podman, &spec(), None);
+        let s = create_script(Runtime::Podman, &spec());
         assert_eq!(
             s,
             "set -e\npodman create --name todo-app1 --label geartopo.topology=todo --sysctl net.ipv4.ip_forward=1 --sysctl net.ipv4.conf.all.route_localnet=1 --publish 50000:6379/tcp --env 'X=$(touch /tmp/x); echo' localhost/geartopo-busybox:latest sleep 1000000 >/dev/null\ncase \"$(podman inspect -f '{{.State.Status}}' todo-app1)\" in initialized|running) ;; *) podman init todo-app1 >/dev/null ;; esac\n"
@@ -232,11 +246,27 @@ mod tests {
     }
 
     #[test]
-    fn docker_create_has_no_init_and_starts_before_rules() {
-        let s = create_script(Runtime::Docker, &spec(), Some("abc"));
+    fn secrets_go_through_a_root_only_file_not_the_command_line() {
+        let mut spec = spec();
+        spec.secret_env = vec![("API_KEY".into(), "it's secret".into())];
+        let s = create_script(Runtime::Podman, &spec);
+        let create = s.lines().find(|l| l.starts_with("podman create")).unwrap();
+        assert!(!create.contains("secret"), "{create}");
         assert!(
-            s.starts_with("set -e\ndocker rm -f abc >/dev/null\ndocker create --name todo-app1")
+            create.contains("--env-file \"$envfile\" localhost/geartopo-busybox:latest"),
+            "{create}"
         );
+        assert!(s.contains("umask 077\n"));
+        assert!(
+            s.contains("printf '%s\\n' 'API_KEY=it'\\''s secret' >> \"$envfile\"\n"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn docker_create_has_no_init_and_starts_before_rules() {
+        let s = create_script(Runtime::Docker, &spec());
+        assert!(s.starts_with("set -e\ndocker create --name todo-app1"));
         assert!(!s.contains("init"));
         let r = rules_script(Runtime::Docker, "todo-app1", "*nat\nCOMMIT\n");
         let start = r.find("docker start").unwrap();
@@ -248,6 +278,6 @@ mod tests {
     fn observe_filters_by_the_topology_label() {
         let s = observe_script(Runtime::Docker, "todo");
         assert!(s.contains("docker ps -a -q --no-trunc --filter label=geartopo.topology=todo"));
-        assert!(s.contains("'{{.Ports}}'"));
+        assert!(s.contains("'{{.Names}}|{{.Ports}}'"));
     }
 }

@@ -28,6 +28,13 @@ pub struct NodeState {
     /// Host ports taken on the node: listening sockets and every container's
     /// published ports (any owner).
     pub taken_ports: BTreeSet<(ProtocolName, u16)>,
+    /// The name of every container on the node, whoever owns it.
+    #[serde(default)]
+    pub names: BTreeSet<String>,
+    /// Further containers carrying this topology's label and a container name
+    /// already in `containers` (copies made outside geartopo): to be removed.
+    #[serde(default)]
+    pub extras: Vec<ObservedContainer>,
 }
 
 /// `tcp` / `udp`, serializable.

@@ -670,3 +670,34 @@ fn a_member_whose_own_view_address_changes_is_replaced() {
         }
     )));
 }
+
+#[test]
+fn a_container_of_another_owner_with_our_name_is_an_error() {
+    let t = redis_todo();
+    let mut s = empty_state(&t);
+    s.nodes
+        .get_mut("node1")
+        .unwrap()
+        .names
+        .insert("todo-app1".into());
+    assert_eq!(
+        plan(&t, &s, None).unwrap_err(),
+        vec![PlanError::NameTaken {
+            node: "node1".into(),
+            name: "todo-app1".into()
+        }]
+    );
+}
+
+#[test]
+fn a_copy_carrying_our_labels_is_removed() {
+    let t = redis_todo();
+    let mut s = applied(&t);
+    let mut copy = observed_mut(&mut s, "node1", "app1").clone();
+    copy.id = "copy-of-app1".into();
+    copy.runtime_name = "app1-copy".into();
+    s.nodes.get_mut("node1").unwrap().extras.push(copy);
+    let p = plan(&t, &s, None).unwrap();
+    assert_eq!(actions(&p), vec![("app1".into(), Action::Delete)]);
+    assert_eq!(p.changes[0].observed_id.as_deref(), Some("copy-of-app1"));
+}
