@@ -530,6 +530,30 @@ COMMIT
     }
 
     #[test]
+    fn another_topology_whose_name_starts_alike_is_not_ours() {
+        let out = PODMAN_SAMPLE.replace(
+            r#"[{"Id":"abc123""#,
+            r#"[{"Id":"x1","Name":"todo-x-app1","State":{"Status":"running","Pid":7},"Config":{"Image":"i","Labels":{"geartopo.topology":"todo-x","geartopo.container":"app1"}},"HostConfig":{}},{"Id":"abc123""#,
+        );
+        let s = parse_node("node4", "todo", &out).unwrap();
+        assert_eq!(s.containers.keys().collect::<Vec<_>>(), ["redisdb"]);
+        assert!(s.extras.is_empty());
+        let plan = crate::plan::destroy(
+            "todo",
+            &crate::state::ObservedState {
+                nodes: [("node4".to_string(), s)].into(),
+                ..Default::default()
+            },
+        );
+        let ids: Vec<_> = plan
+            .changes
+            .iter()
+            .map(|c| c.observed_id.clone().unwrap())
+            .collect();
+        assert_eq!(ids, ["abc123"]);
+    }
+
+    #[test]
     fn truncated_output_is_an_error_naming_the_node() {
         let cut = &PODMAN_SAMPLE[..PODMAN_SAMPLE.len() - 20];
         let e = parse_node("node4", "todo", cut).unwrap_err();

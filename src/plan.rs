@@ -257,6 +257,28 @@ pub fn plan(
     })
 }
 
+/// The plan for `destroy`: every container observed under this topology's label,
+/// on every node (also ones no longer in the file, and copies), to delete.
+pub fn destroy(topology: &str, state: &ObservedState) -> Plan {
+    let changes = state
+        .nodes
+        .iter()
+        .flat_map(|(node, ns)| {
+            ns.containers
+                .values()
+                .chain(&ns.extras)
+                .map(move |oc| delete_change(node, oc))
+        })
+        .collect();
+    Plan {
+        topology: topology.to_string(),
+        fingerprint: state.fingerprint(),
+        changes,
+        drift: vec![],
+        desired: vec![],
+    }
+}
+
 fn delete_change(node: &str, oc: &ObservedContainer) -> Change {
     Change {
         container: oc.container.clone(),

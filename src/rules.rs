@@ -56,6 +56,16 @@ pub fn render_rules(topology: &str, container: &str, links: &[ResolvedLink]) -> 
         let listen_port = link.listen_port.to_string();
         let dest = link.dest_ip.to_string();
         let dest_port = link.dest_port.to_string();
+        // iptables keeps at most 255 bytes of a comment; a long raw DNS target
+        // would make the restore fail at apply time, so its description is cut.
+        let fixed = "geartopo ".len()
+            + topology.len()
+            + container.len()
+            + listen.len()
+            + listen_port.len()
+            + p.len()
+            + 8;
+        let describe = shorten(&link.describe, COMMENT_MAX.saturating_sub(fixed));
         by_chain.entry("GEARTOPO-OUTPUT").or_default().push(
             [
                 "-A GEARTOPO-OUTPUT -d ",
@@ -77,7 +87,7 @@ pub fn render_rules(topology: &str, container: &str, links: &[ResolvedLink]) -> 
                 "/",
                 p,
                 " to ",
-                &link.describe,
+                describe,
                 "\" -j DNAT --to-destination ",
                 &dest,
                 ":",
@@ -115,6 +125,15 @@ pub fn render_rules(topology: &str, container: &str, links: &[ResolvedLink]) -> 
         }
     }
     by_chain.into_values().flatten().collect()
+}
+
+/// The longest comment iptables keeps.
+const COMMENT_MAX: usize = 255;
+
+/// `text`, cut to at most `max` bytes. Rule text is ASCII (names are
+/// validated), so any byte is a character boundary.
+fn shorten(text: &str, max: usize) -> &str {
+    &text[..text.len().min(max)]
 }
 
 /// The hash a marker records: of the owned rules, in order.
@@ -278,6 +297,23 @@ COMMIT
         let rules = render_rules("todo", "app1", &[redis_link()]);
         assert_eq!(rules_hash(&rules), short_hash(&rules.join("\n")));
         assert_eq!(rules_hash(&[]), short_hash(""));
+    }
+
+    #[test]
+    fn a_long_raw_host_keeps_the_comment_within_what_iptables_keeps() {
+        let mut link = redis_link();
+        link.describe = format!("{}.example:53", "a".repeat(240));
+        let name = "c".repeat(63);
+        let rules = render_rules(&"t".repeat(32), &name, &[link]);
+        for rule in &rules {
+            let start = rule.find("--comment \"").unwrap() + "--comment \"".len();
+            let comment = &rule[start..start + rule[start..].find('"').unwrap()];
+            assert!(
+                comment.len() <= COMMENT_MAX,
+                "{} bytes: {comment}",
+                comment.len()
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::session::{load, load_source, stdout_style, Session};
 use crate::apply::{
     apply_tasks, destroy_tasks, execute, lock_holder, Outcome, PlainProgress, Progress, Task,
 };
-use crate::plan::{Action, Change, Plan};
+use crate::plan::Plan;
 use crate::render::plan_text;
 use crate::runtime::{lock_script, unlock_script, SHELL};
 
@@ -53,6 +53,9 @@ pub fn run_apply(args: ApplyArgs) -> Result<i32> {
     let bytes =
         std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let saved = SavedPlan::read(&bytes);
+    if saved.is_some() && !args.targets.is_empty() {
+        bail!("--target cannot be given with a saved plan: the plan carries the targets it was made with");
+    }
     let (topology, graph, source) = match &saved {
         Some(s) => load_source(&s.topology_path, s.topology_source.clone().into_bytes())?,
         None => load(&path)?,
@@ -74,6 +77,13 @@ pub fn run_apply(args: ApplyArgs) -> Result<i32> {
         }
     }
     let plan = session.plan(&state, &targets)?;
+    if let Some(s) = &saved {
+        // Same inputs, same plan, unless this geartopo plans differently from the
+        // one that saved it: then carry out nothing rather than something else.
+        if crate::render::plan_json(&plan) != s.plan {
+            bail!("{} was made by a geartopo that plans differently from this one; nothing was changed. Run `geartopo plan` again.", path.display());
+        }
+    }
     print!("{}", plan_text(&plan, stdout_style()));
     if !plan.has_changes() {
         return Ok(0);
@@ -92,7 +102,7 @@ pub fn run_destroy(args: DestroyArgs) -> Result<i32> {
     let (topology, graph, source) = load(&path)?;
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
     let state = session.observe("")?;
-    let plan = destroy_plan(&session, &state);
+    let plan = crate::plan::destroy(&session.topology.name, &state);
     print!("{}", plan_text(&plan, stdout_style()));
     if !plan.has_changes() {
         return Ok(0);
@@ -110,36 +120,6 @@ pub fn run_destroy(args: DestroyArgs) -> Result<i32> {
     run_locked(&mut session, &plan, tasks, "Destroy")
 }
 
-/// Every container carrying this topology's labels, on every node, to delete.
-fn destroy_plan(session: &Session, state: &crate::state::ObservedState) -> Plan {
-    let changes: Vec<Change> = state
-        .nodes
-        .iter()
-        .flat_map(|(node, ns)| {
-            ns.containers.values().map(move |oc| Change {
-                container: oc.container.clone(),
-                node: node.clone(),
-                runtime_name: oc.runtime_name.clone(),
-                action: Action::Delete,
-                start: false,
-                rules_before: oc.chains.as_ref().map(|c| c.rules.clone()),
-                rules_after: vec![],
-                reasons: vec![],
-                observed_id: Some(oc.id.clone()),
-                observed_image: Some(oc.image.clone()),
-                desired: None,
-            })
-        })
-        .collect();
-    Plan {
-        topology: session.topology.name.clone(),
-        fingerprint: state.fingerprint(),
-        changes,
-        drift: vec![],
-        desired: vec![],
-    }
-}
-
 /// Locks every node (re-reading it in the same round trip), checks the state did
 /// not move since `plan` was shown, executes, unlocks, and reports.
 fn run_locked(session: &mut Session, plan: &Plan, tasks: Vec<Task>, what: &str) -> Result<i32> {
@@ -151,10 +131,16 @@ fn run_locked(session: &mut Session, plan: &Plan, tasks: Vec<Task>, what: &str) 
             "the live state changed while the plan was shown; nothing was changed. Run the command again."
         )),
         // Same state and same inputs give the same plan: the one shown still holds.
-        Ok(_) => Ok(run_tasks(session, &tasks)),
+        // Should anything in there panic, the locks are still released first.
+        Ok(_) => Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_tasks(session, &tasks)
+        }))),
     };
     unlock(session, &holder);
-    let outcomes = result?;
+    let outcomes = match result? {
+        Ok(outcomes) => outcomes,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     report(plan, &tasks, &outcomes, what)
 }
 

@@ -70,7 +70,7 @@ pub fn run(args: PlanArgs) -> Result<i32> {
             fingerprint: plan.fingerprint.clone(),
             plan: plan_json(&plan),
         };
-        std::fs::write(out, serde_json::to_vec_pretty(&saved)?)
+        write_private(out, &serde_json::to_vec_pretty(&saved)?)
             .with_context(|| format!("cannot write {}", out.display()))?;
         if !args.json {
             println!(
@@ -85,4 +85,19 @@ pub fn run(args: PlanArgs) -> Result<i32> {
     } else {
         0
     })
+}
+
+/// Writes a file only its owner can read: a saved plan carries the topology,
+/// secret values included.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
 }

@@ -75,7 +75,13 @@ impl Session {
                 bail!("--target {t}: no such container in the topology or on its nodes");
             }
         }
-        let needed = (!targets.is_empty()).then(|| self.graph.needed_by(targets));
+        // A target no longer in the file (only on a node) has no graph entry:
+        // keep it, so that `--target old` plans its removal.
+        let needed = (!targets.is_empty()).then(|| {
+            let mut needed = self.graph.needed_by(targets);
+            needed.extend(targets.iter().cloned());
+            needed
+        });
         plan(&self.topology, state, needed.as_ref()).map_err(|errors| {
             let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
             anyhow!("no plan can be made:\n{}", lines.join("\n"))
