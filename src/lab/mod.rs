@@ -488,7 +488,12 @@ fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabError> {
     //    If the node's namespace is gone, an empty one stands in for it.
     for node in &nodes {
         let nl = layout.node(node);
-        if !nl.containers_conf().exists() || sys::find_program("podman").is_none() {
+        // Both files, or podman would fall back to the machine's own store: an
+        // `up` killed between writing them leaves no containers of its own anyway.
+        if !nl.containers_conf().exists()
+            || !nl.storage_conf().exists()
+            || sys::find_program("podman").is_none()
+        {
             continue;
         }
         let ns = layout.node_ns(node);
