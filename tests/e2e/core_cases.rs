@@ -360,3 +360,46 @@ pub fn show_reports_links_in_force(ctx: &Ctx) -> Outcome {
     ensure!(s["published"][0]["host_port"] == 51601, "s: {s}");
     Ok(())
 }
+
+/// A secret value reaches the container exactly, through a root-only file, and is
+/// shown in no plan.
+pub fn secret_env_reaches_the_container_unshown(ctx: &Ctx) -> Outcome {
+    let name = "e2e-secret";
+    let secret = "s3cr3t 'quoted' $(touch /tmp/geartopo-e2e-pwned)";
+    let body = format!(
+        "[containers.c]\nnode = \"node2\"\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"inf\"]\nenv = {{ TOKEN = {{ value = {secret:?}, secret = true }}, PLAIN = \"visible\" }}\n\n"
+    );
+    let file = ctx.topology(name, &body);
+    let _guard = Guard::new(ctx, &file, name);
+    let plan = ctx.plan(&file).expect(2)?;
+    ensure!(
+        !plan.output().contains("s3cr3t"),
+        "the plan shows the secret:\n{}",
+        plan.describe()
+    );
+    ensure!(
+        plan.stdout.contains("TOKEN = (sensitive value)"),
+        "the plan does not mark the secret:\n{}",
+        plan.describe()
+    );
+    let run = ctx.apply(&file)?;
+    ensure!(
+        !run.output().contains("s3cr3t"),
+        "apply shows the secret:\n{}",
+        run.describe()
+    );
+    let env = ctx
+        .on_node(
+            "node2",
+            r#"podman exec e2e-secret-c sh -c 'printf "%s" "$TOKEN"'"#,
+        )
+        .ok()?;
+    ensure!(env.stdout == secret, "TOKEN inside is {:?}", env.stdout);
+    ctx.on_node("node2", "test ! -e /tmp/geartopo-e2e-pwned")
+        .ok()?;
+    ensure!(
+        !std::path::Path::new("/tmp/geartopo-e2e-pwned").exists(),
+        "the secret ran as a command"
+    );
+    Ok(())
+}

@@ -41,6 +41,7 @@ const CASES: &[Case] = &[
     ("failure_half_way_then_converges", core_cases::failure_half_way_then_converges),
     ("unreachable_node_is_named", core_cases::unreachable_node_is_named),
     ("show_reports_links_in_force", core_cases::show_reports_links_in_force),
+    ("secret_env_reaches_the_container_unshown", core_cases::secret_env_reaches_the_container_unshown),
     // Same-view clusters: a real etcd cluster through view addresses.
     ("views_example_links", views::example_links),
     ("views_etcd_cluster_forms_and_scales", views::etcd_cluster_forms_and_scales),
