@@ -15,11 +15,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use geartopo::plan::{plan, Plan};
-use geartopo::rules::{render_rules, rules_hash, CHAINS};
-use geartopo::state::{
-    NodeState, ObservedContainer, ObservedState, OwnedChains, PublishedPort, RunState,
-};
+use geartopo::plan::plan;
+use geartopo::rules::render_rules;
 use geartopo::topology::model::{
     Container, EnvValue, Link, LinkOrigin, LinkTarget, Node, NodeAddress, PortRange, Protocol,
     Publish, Runtime, Topology,
@@ -110,65 +107,7 @@ fn topology(containers: usize) -> Topology {
     }
 }
 
-fn empty_state(t: &Topology) -> ObservedState {
-    ObservedState {
-        nodes: t
-            .nodes
-            .keys()
-            .map(|n| (n.clone(), NodeState::default()))
-            .collect(),
-        resolved: BTreeMap::new(),
-    }
-}
-
-/// What `observe` reads back after a successful apply of `p` (as the plan tests'
-/// `applied()` builds it): every container running, its ports kept, its chains
-/// intact and marked, its sysctls set.
-fn applied(t: &Topology, p: &Plan) -> ObservedState {
-    let mut s = empty_state(t);
-    for (i, d) in p.desired.iter().enumerate() {
-        let ns = s.nodes.get_mut(&d.node).expect("node observed");
-        let published: Vec<PublishedPort> = d
-            .publish
-            .iter()
-            .map(|(p, port, hp)| PublishedPort {
-                protocol: (*p).into(),
-                port: *port,
-                host_port: *hp,
-            })
-            .collect();
-        for p in &published {
-            ns.taken_ports.insert((p.protocol, p.host_port));
-        }
-        ns.containers.insert(
-            d.container.clone(),
-            ObservedContainer {
-                id: format!("id-{}", d.container),
-                runtime_name: d.runtime_name.clone(),
-                container: d.container.clone(),
-                spec: d.spec.clone(),
-                image: d.image.clone(),
-                state: RunState::Running,
-                pid: Some(1000 + i as u32),
-                published,
-                chains: Some(OwnedChains {
-                    declared: CHAINS.iter().map(|(_, o)| o.to_string()).collect(),
-                    rules: d.rules.clone(),
-                    marker: Some(rules_hash(&d.rules)),
-                    jumps: CHAINS.iter().map(|(b, _)| (b.to_string(), 1)).collect(),
-                }),
-                sysctls: [
-                    ("net.ipv4.ip_forward", "1"),
-                    ("net.ipv4.conf.all.route_localnet", "1"),
-                ]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            },
-        );
-    }
-    s
-}
+use geartopo::testing::{applied_state as applied, empty_state};
 
 /// The system allocator, counting live heap bytes and their peak, so that a step's
 /// own peak is measured exactly (RSS cannot: freed pages stay with the process).

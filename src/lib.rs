@@ -15,5 +15,7 @@ pub mod render;
 pub mod rules;
 pub mod runtime;
 pub mod state;
+#[doc(hidden)]
+pub mod testing;
 pub mod topology;
 pub mod transport;

@@ -7,10 +7,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use super::*;
-use crate::rules::{rules_hash, CHAINS};
-use crate::state::{
-    NodeState, ObservedContainer, ObservedState, OwnedChains, PublishedPort, RunState,
-};
+use crate::rules::rules_hash;
+use crate::state::{ObservedContainer, ObservedState, OwnedChains, PublishedPort, RunState};
 use crate::topology::model::*;
 
 fn node(name: &str, ip: &str) -> Node {
@@ -97,57 +95,11 @@ pub(crate) fn redis_todo() -> Topology {
     }
 }
 
-pub(crate) fn empty_state(t: &Topology) -> ObservedState {
-    let mut s = ObservedState::default();
-    for n in t.nodes.keys() {
-        s.nodes.insert(n.clone(), NodeState::default());
-    }
-    s
-}
+pub(crate) use crate::testing::empty_state;
 
 /// The state a successful apply of `t` leaves behind.
 pub(crate) fn applied(t: &Topology) -> ObservedState {
-    let p = plan(t, &empty_state(t), None).unwrap();
-    let mut s = empty_state(t);
-    for (i, d) in p.desired.iter().enumerate() {
-        let ns = s.nodes.get_mut(&d.node).unwrap();
-        let published: Vec<PublishedPort> = d
-            .publish
-            .iter()
-            .map(|(p, port, hp)| PublishedPort {
-                protocol: (*p).into(),
-                port: *port,
-                host_port: *hp,
-            })
-            .collect();
-        for p in &published {
-            ns.taken_ports.insert((p.protocol, p.host_port));
-        }
-        ns.containers.insert(
-            d.container.clone(),
-            ObservedContainer {
-                id: format!("id-{}", d.container),
-                runtime_name: d.runtime_name.clone(),
-                container: d.container.clone(),
-                spec: d.spec.clone(),
-                image: d.image.clone(),
-                state: RunState::Running,
-                pid: Some(1000 + i as u32),
-                published,
-                chains: Some(OwnedChains {
-                    declared: CHAINS.iter().map(|(_, o)| o.to_string()).collect(),
-                    rules: d.rules.clone(),
-                    marker: Some(rules_hash(&d.rules)),
-                    jumps: CHAINS.iter().map(|(b, _)| (b.to_string(), 1)).collect(),
-                }),
-                sysctls: crate::runtime::SYSCTLS
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            },
-        );
-    }
-    s
+    crate::testing::applied_state(t, &plan(t, &empty_state(t), None).unwrap())
 }
 
 /// One observed container, to change it the way a person on the node would.
