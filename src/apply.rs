@@ -208,11 +208,11 @@ pub fn destroy_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<
         .iter()
         .filter(|c| c.action == Action::Delete)
         .collect();
+    let steps = graph.steps_in_order();
     let position = |name: &str| {
-        graph
-            .steps_in_order()
+        steps
             .iter()
-            .position(|s| *s == Step::Start(name.to_string()))
+            .position(|s| matches!(s, Step::Start(n) if n == name))
     };
     order.sort_by_key(|c| std::cmp::Reverse(position(&c.container)));
     for c in order {
