@@ -317,6 +317,21 @@ impl Sim {
     }
 }
 
+/// A simulated node set behind a fake transport; scripts containing the given
+/// text fail on the given node.
+fn simulated(failures: &[(&str, &str)]) -> (Arc<Mutex<Sim>>, FakeWorld) {
+    let sim = Sim {
+        fail: failures
+            .iter()
+            .map(|(n, what)| (n.to_string(), what.to_string()))
+            .collect(),
+        ..Sim::default()
+    };
+    let sim = Arc::new(Mutex::new(sim));
+    let w = world(sim.clone());
+    (sim, w)
+}
+
 fn world(sim: Arc<Mutex<Sim>>) -> FakeWorld {
     FakeWorld::new(move |node, _cmd, stdin| sim.lock().unwrap().run(node, stdin))
 }
@@ -377,8 +392,7 @@ fn tasks_follow_the_dependency_order() {
 #[test]
 fn apply_then_plan_again_is_no_change_and_runs_nothing_that_changes() {
     let t = redis_todo();
-    let sim = Arc::new(Mutex::new(Sim::default()));
-    let w = world(sim.clone());
+    let (_sim, w) = simulated(&[]);
     let (_, tasks, outcomes) = apply_once(&t, &w);
     assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
     assert_eq!(tasks.len(), 6);
@@ -396,8 +410,7 @@ fn apply_then_plan_again_is_no_change_and_runs_nothing_that_changes() {
 #[test]
 fn each_container_is_created_with_labels_sysctls_and_ports() {
     let t = redis_todo();
-    let sim = Arc::new(Mutex::new(Sim::default()));
-    let w = world(sim.clone());
+    let (_sim, w) = simulated(&[]);
     apply_once(&t, &w);
     let create = w
         .log()
@@ -440,12 +453,7 @@ fn each_container_is_created_with_labels_sysctls_and_ports() {
 #[test]
 fn a_failed_create_stops_what_depends_on_it_and_the_next_apply_converges() {
     let t = redis_todo();
-    let sim = Arc::new(Mutex::new(Sim::default()));
-    sim.lock()
-        .unwrap()
-        .fail
-        .push(("node4".into(), "podman create --name todo-redisdb".into()));
-    let w = world(sim.clone());
+    let (sim, w) = simulated(&[("node4", "podman create --name todo-redisdb")]);
     let (_, tasks, outcomes) = apply_once(&t, &w);
     let outcome = |label: &str| outcomes[position(&tasks, label)].clone();
     assert!(
@@ -486,8 +494,7 @@ fn a_failed_create_stops_what_depends_on_it_and_the_next_apply_converges() {
 #[test]
 fn a_node_gone_mid_run_skips_its_remaining_work_and_others_finish() {
     let t = redis_todo();
-    let sim = Arc::new(Mutex::new(Sim::default()));
-    let w = world(sim.clone());
+    let (sim, w) = simulated(&[]);
     let mut c = conns(&w, &t);
     let state = observe(&t, &mut c, 4).unwrap();
     let p = plan(&t, &state, None).unwrap();
@@ -509,8 +516,7 @@ fn a_node_gone_mid_run_skips_its_remaining_work_and_others_finish() {
 #[test]
 fn a_link_only_change_is_one_restore_and_no_restart() {
     let t = redis_todo();
-    let sim = Arc::new(Mutex::new(Sim::default()));
-    let w = world(sim.clone());
+    let (sim, w) = simulated(&[]);
     apply_once(&t, &w);
     let pid_before = sim.lock().unwrap().nodes["node1"][0].pid;
     let mut t2 = t.clone();
@@ -556,8 +562,7 @@ fn a_link_only_change_is_one_restore_and_no_restart() {
 #[test]
 fn destroy_removes_dependents_first_and_only_what_the_topology_owns() {
     let t = redis_todo();
-    let sim = Arc::new(Mutex::new(Sim::default()));
-    let w = world(sim.clone());
+    let (sim, w) = simulated(&[]);
     apply_once(&t, &w);
     // Another topology's container on the same node.
     sim.lock()
@@ -649,12 +654,7 @@ fn docker_nodes_get_the_same_behaviour_through_docker_commands() {
 #[test]
 fn an_initialized_container_is_not_initialized_again() {
     let t = redis_todo();
-    let sim = Arc::new(Mutex::new(Sim::default()));
-    sim.lock()
-        .unwrap()
-        .fail
-        .push(("node1".into(), "iptables-restore".into()));
-    let w = world(sim.clone());
+    let (sim, w) = simulated(&[("node1", "iptables-restore")]);
     apply_once(&t, &w);
     assert_eq!(sim.lock().unwrap().nodes["node1"][0].status, "initialized");
     sim.lock().unwrap().fail.clear();
@@ -673,8 +673,7 @@ fn an_initialized_container_is_not_initialized_again() {
 fn a_host_port_freed_by_a_replace_is_free_before_it_is_taken() {
     let mut t = redis_todo();
     t.containers[0].publish[0].host_port = None;
-    let sim = Arc::new(Mutex::new(Sim::default()));
-    let w = world(sim.clone());
+    let (sim, w) = simulated(&[]);
     apply_once(&t, &w);
     let held = sim.lock().unwrap().nodes["node4"][0].publish[0].0.clone();
     assert_eq!(held, "4000");
@@ -705,8 +704,7 @@ fn a_host_port_freed_by_a_replace_is_free_before_it_is_taken() {
 #[test]
 fn existing_containers_are_addressed_by_id() {
     let t = redis_todo();
-    let sim = Arc::new(Mutex::new(Sim::default()));
-    let w = world(sim.clone());
+    let (sim, w) = simulated(&[]);
     apply_once(&t, &w);
     let id = sim.lock().unwrap().nodes["node1"][0].id.clone();
     let mut t2 = t.clone();

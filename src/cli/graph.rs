@@ -2,7 +2,6 @@
 use std::path::PathBuf;
 
 use crate::graph::DepGraph;
-use crate::topology;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum GraphFormat {
@@ -20,12 +19,8 @@ pub struct GraphArgs {
 
 pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
     let path = super::topology_path(args.file);
-    let t = match topology::load(&path) {
-        Ok(t) => t,
-        Err(invalid) => {
-            eprint!("{}", invalid.render());
-            return Ok(1);
-        }
+    let Some(t) = super::load_or_report(&path) else {
+        return Ok(1);
     };
     // A cycle is a validation error, so a loaded topology always has a graph.
     let graph = DepGraph::build(&t)?;

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::topology;
 use crate::topology::model::{LinkOrigin, LinkTarget, NodeAddress, Topology};
 
 #[derive(Debug, clap::Args)]
@@ -18,12 +17,8 @@ pub struct LinksArgs {
 
 pub fn run(args: LinksArgs) -> anyhow::Result<i32> {
     let path = super::topology_path(args.file);
-    let t = match topology::load(&path) {
-        Ok(t) => t,
-        Err(invalid) => {
-            eprint!("{}", invalid.render());
-            return Ok(1);
-        }
+    let Some(t) = super::load_or_report(&path) else {
+        return Ok(1);
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json(&t))?);

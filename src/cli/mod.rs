@@ -70,6 +70,14 @@ impl ConnectArgs {
     }
 }
 
+/// Loads a topology for a command that needs no network; on failure prints every
+/// diagnostic and returns `None` (the command exits 1).
+pub fn load_or_report(path: &std::path::Path) -> Option<crate::topology::Topology> {
+    crate::topology::load(path)
+        .map_err(|invalid| eprint!("{}", invalid.render()))
+        .ok()
+}
+
 /// The topology file argument, `./geartopo.toml` when omitted.
 pub fn topology_path(file: Option<PathBuf>) -> PathBuf {
     file.unwrap_or_else(|| PathBuf::from("geartopo.toml"))

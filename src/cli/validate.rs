@@ -12,15 +12,12 @@ pub struct ValidateArgs {
 /// Exit 0 with a one-line summary on stdout, or 1 with the full report on stderr.
 pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     let path = super::topology_path(args.file);
-    match topology::load(&path) {
-        Ok(t) => {
+    match super::load_or_report(&path) {
+        Some(t) => {
             println!("{}", summary(&path.display().to_string(), &t));
             Ok(0)
         }
-        Err(invalid) => {
-            eprint!("{}", invalid.render());
-            Ok(1)
-        }
+        None => Ok(1),
     }
 }
 
