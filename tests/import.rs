@@ -963,14 +963,14 @@ fn loopback_match_port_self_links_stay_links_not_a_view() {
 }
 
 #[test]
-fn the_readme_example_is_what_import_prints() {
-    let readme =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+fn the_docs_example_is_what_import_prints() {
+    let doc =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/import.md"))
             .unwrap();
     let toml = run_fixture("lb_eap_mongo.json", TWO).toml;
     assert!(
-        readme.contains(&format!("$ cat geartopo.toml\n{toml}$ geartopo validate")),
-        "README's import example is stale:\n{toml}"
+        doc.contains(&format!("$ cat geartopo.toml\n{toml}$ geartopo validate")),
+        "docs/import.md's import example is stale:\n{toml}"
     );
 }
 
