@@ -7,12 +7,12 @@
 #          containers, 40 links) and its no-op re-apply vs an equivalent Ansible
 #          playbook (ansible-core from PyPI in bench/.venv, iptables and command
 #          modules over SSH, pipelining on, host keys checked)
-# Usage: sudo bash bench/run.sh [plan] [rules] [lab]   (default: all three)
+# Usage, as root: bash bench/run.sh [plan] [rules] [lab]   (default: all three)
 # Needs root. Everything networked lives in namespaces: the lab's, and for `rules`
 # a fresh one per trial. Idempotent; takes down what it made, also on failure.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
-require_root
+require_root "$@"
 cd "$repo"
 parts=${*:-plan rules lab}
 find_cargo

@@ -1,4 +1,5 @@
-# Shared by scripts/demo.sh, scripts/test.sh and .ci/run (sourced, not run).
+# Shared by scripts/demo.sh, scripts/test.sh, scripts/install-deps.sh, .ci/run and
+# bench/run.sh (sourced, not run).
 # Finds (or installs) cargo, builds geartopo, and says what it does.
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,11 +13,20 @@ step() {
   fi
 }
 
+# Returns when run as root (and never calls sudo then: a machine where you are root
+# may have none). Otherwise says how to run the script as root and exits 1.
+# Arguments: the script's own, repeated in the command shown; $root_needed_for
+# says why root is needed (default: the lab's).
 require_root() {
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "$0: needs root (network namespaces, sshd, podman): sudo bash $0" >&2
-    exit 1
-  fi
+  [ "$(id -u)" -eq 0 ] && return 0
+  local cmd
+  cmd="bash $(printf '%q' "$0")"
+  [ $# -eq 0 ] || cmd="$cmd$(printf ' %q' "$@")"
+  {
+    echo "$0 needs root (${root_needed_for:-network namespaces, sshd, podman})."
+    echo "Run it as root: \`sudo $cmd\`, or \`su -c '$cmd'\` where sudo is missing."
+  } >&2
+  exit 1
 }
 
 # cargo from PATH, from root's or the sudo user's rustup, or a fresh rustup install.

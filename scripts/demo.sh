@@ -5,7 +5,7 @@
 # Needs root. Everything lives in network namespaces the lab creates.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-require_root
+require_root "$@"
 cd "$repo"
 file=examples/redis-todo.toml
 image=localhost/geartopo-busybox:latest

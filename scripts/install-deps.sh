@@ -15,10 +15,8 @@ build=(gcc libc6-dev make pkg-config libssl-dev zlib1g-dev)
 images=(etcd-server etcd-client)
 packages=("${lab[@]}" "${build[@]}" "${images[@]}")
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "scripts/install-deps.sh: run as root (sudo $0)" >&2
-  exit 1
-fi
+source "$(dirname "$0")/common.sh"
+root_needed_for="it installs packages with apt-get" require_root
 if ! command -v apt-get >/dev/null; then
   echo "scripts/install-deps.sh: no apt-get; install by hand: ${packages[*]}" >&2
   exit 1

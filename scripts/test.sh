@@ -5,7 +5,7 @@
 # With arguments, runs `cargo test ARGS` instead (e.g. `--test e2e -- redis`).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-require_root
+require_root "$@"
 cd "$repo"
 
 step "dependencies"
