@@ -10,7 +10,7 @@ pub struct ImportArgs {
     /// A geard deployment descriptor (JSON), as given to `gear deploy` or written by it.
     pub descriptor: PathBuf,
     /// NAME=ADDRESS, once per node, in geard's host order (`gear deploy FILE HOST...`).
-    /// (Parsed in `run`, so that a bad one is an error with exit code 1 like the rest.)
+    // Parsed in `run`, so that a bad one is an error with exit code 1 like the rest.
     #[arg(long = "node", required = true, value_name = "NAME=ADDRESS")]
     pub nodes: Vec<String>,
     /// Where to write the topology (default: stdout). Nothing is written on error.

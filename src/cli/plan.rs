@@ -14,9 +14,10 @@ pub struct PlanArgs {
     /// Write the plan here, to apply it later exactly.
     #[arg(short = 'o', long)]
     pub out: Option<PathBuf>,
-    /// Exit 0: no changes, 1: error, 2: changes present.
+    /// Exit 0: no changes, 1: error, 2: changes present (docs/exit-codes.md).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Print the plan as JSON (the `plan --json` document).
     #[arg(long)]
     pub json: bool,
     /// Limit the plan to these containers and what they need.
