@@ -14,7 +14,7 @@ pub struct ImportArgs {
     #[arg(long = "node", required = true, value_name = "NAME=ADDRESS")]
     pub nodes: Vec<String>,
     /// Where to write the topology (default: stdout). Nothing is written on error.
-    #[arg(short = 'o', long)]
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// The topology name ([a-z0-9-], at most 32); default: from the file name.
     #[arg(long)]

@@ -45,7 +45,7 @@ pub enum Command {
     /// The topology's nodes as real local hosts (network namespaces, sshd, podman).
     #[command(subcommand)]
     Lab(lab::LabCommand),
-    /// Print a completion script for a shell (see docs/shell.md).
+    /// Print a completion script for bash, zsh or fish on stdout.
     Completions(shell::CompletionsArgs),
     /// Write manual pages for geartopo and each of its commands.
     Man(shell::ManArgs),
@@ -58,10 +58,10 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub accept_new_host_keys: bool,
     /// How many nodes to work on at once.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub parallelism: u32,
     /// Seconds to wait for a node to answer a connection.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub connect_timeout: u64,
 }
 
