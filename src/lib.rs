@@ -18,4 +18,5 @@ pub mod state;
 #[doc(hidden)]
 pub mod testing;
 pub mod topology;
+pub mod topology_graph;
 pub mod transport;

@@ -1,5 +1,6 @@
-//! Golden tests of `geartopo graph` on every example (dot and mermaid), and of the
-//! graph's order and queries that apply relies on.
+//! Golden tests of `geartopo graph` on every example (dot and mermaid, the step
+//! graph and `--view topology`), and of the graph's order and queries that apply
+//! relies on.
 //! `GEARTOPO_BLESS=1 cargo test --test graph` rewrites tests/graph/*.
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,72 @@ fn graph_output_of_every_example_matches_its_golden_file() {
             golden(&root().join(format!("tests/graph/{ex}.{ext}")), &stdout);
         }
     }
+}
+
+/// `--view topology` of every example, and of a file with raw endpoints, a UDP
+/// link and a node without containers: `tests/graph/NAME.topology.{dot,mmd}`.
+const TOPOLOGY_PICTURES: &[&str] = &[
+    "examples/redis-todo.toml",
+    "examples/cluster.toml",
+    "examples/mongo-replica-set.toml",
+    "examples/etcd-cluster.toml",
+    "tests/graph/external.toml",
+];
+
+#[test]
+fn topology_view_of_every_example_matches_its_golden_file() {
+    for file in TOPOLOGY_PICTURES {
+        let name = Path::new(file).file_stem().unwrap().to_str().unwrap();
+        for (format, ext) in [("dot", "dot"), ("mermaid", "mmd")] {
+            let (code, stdout, stderr) =
+                run(&["graph", file, "--view", "topology", "--format", format]);
+            assert_eq!(code, Some(0), "{file}: {stderr}");
+            golden(
+                &root().join(format!("tests/graph/{name}.topology.{ext}")),
+                &stdout,
+            );
+        }
+    }
+}
+
+#[test]
+fn topology_view_in_dot_is_accepted_by_graphviz() {
+    // Runs where graphviz is installed (`apt-get install graphviz`); says so otherwise.
+    if Command::new("dot").arg("-V").output().is_err() {
+        eprintln!("skipped: graphviz `dot` is not installed");
+        return;
+    }
+    for file in TOPOLOGY_PICTURES {
+        let (code, stdout, stderr) = run(&["graph", file, "--view", "topology"]);
+        assert_eq!(code, Some(0), "{file}: {stderr}");
+        let mut dot = Command::new("dot")
+            .arg("-Tsvg")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut dot.stdin.take().unwrap(), stdout.as_bytes()).unwrap();
+        let out = dot.wait_with_output().unwrap();
+        let svg = String::from_utf8_lossy(&out.stdout);
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{file}: dot failed: {warnings}");
+        assert!(warnings.is_empty(), "{file}: dot warned: {warnings}");
+        // Each node is drawn as a cluster with its label.
+        assert!(
+            svg.contains("<title>cluster_node1</title>"),
+            "{file}: {svg}"
+        );
+    }
+}
+
+#[test]
+fn graph_view_defaults_to_steps() {
+    let (_, default, _) = run(&["graph", "examples/redis-todo.toml"]);
+    let (code, steps, _) = run(&["graph", "examples/redis-todo.toml", "--view", "steps"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(default, steps);
+    assert!(steps.contains("\"create app1\""), "{steps}");
 }
 
 #[test]

@@ -1,20 +1,36 @@
-//! `geartopo graph`: print the dependency graph (create, rules, start per container).
+//! `geartopo graph`: print the topology (nodes, containers, links) or the
+//! dependency graph of its steps (create, rules, start per container).
 use std::path::PathBuf;
 
 use crate::graph::DepGraph;
+use crate::topology_graph;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum GraphFormat {
+    /// Graphviz (`dot -Tsvg`).
     Dot,
+    /// A Mermaid flowchart (renders in Markdown on GitHub and GitLab).
     Mermaid,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum GraphView {
+    /// The start order: create, rules and start of every container.
+    Steps,
+    /// Nodes as groups, their containers, and every link labelled with its addresses.
+    Topology,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct GraphArgs {
     /// Topology file (default ./geartopo.toml).
     pub file: Option<PathBuf>,
+    /// Output language.
     #[arg(long, value_enum, default_value = "dot")]
     pub format: GraphFormat,
+    /// What to draw.
+    #[arg(long, value_enum, default_value = "steps")]
+    pub view: GraphView,
 }
 
 pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
@@ -22,11 +38,18 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
     let Some(t) = super::load_or_report(&path) else {
         return Ok(1);
     };
-    // A cycle is a validation error, so a loaded topology always has a graph.
-    let graph = DepGraph::build(&t)?;
-    match args.format {
-        GraphFormat::Dot => print!("{}", graph.to_dot()),
-        GraphFormat::Mermaid => print!("{}", graph.to_mermaid()),
-    }
+    let text = match (args.view, args.format) {
+        (GraphView::Topology, GraphFormat::Dot) => topology_graph::to_dot(&t),
+        (GraphView::Topology, GraphFormat::Mermaid) => topology_graph::to_mermaid(&t),
+        (GraphView::Steps, format) => {
+            // A cycle is a validation error, so a loaded topology always has a graph.
+            let graph = DepGraph::build(&t)?;
+            match format {
+                GraphFormat::Dot => graph.to_dot(),
+                GraphFormat::Mermaid => graph.to_mermaid(),
+            }
+        }
+    };
+    print!("{text}");
     Ok(0)
 }

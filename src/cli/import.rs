@@ -10,11 +10,11 @@ pub struct ImportArgs {
     /// A geard deployment descriptor (JSON), as given to `gear deploy` or written by it.
     pub descriptor: PathBuf,
     /// NAME=ADDRESS, once per node, in geard's host order (`gear deploy FILE HOST...`).
-    /// (Parsed in `run`, so that a bad one is an error with exit code 1 like the rest.)
+    // Parsed in `run`, so that a bad one is an error with exit code 1 like the rest.
     #[arg(long = "node", required = true, value_name = "NAME=ADDRESS")]
     pub nodes: Vec<String>,
     /// Where to write the topology (default: stdout). Nothing is written on error.
-    #[arg(short = 'o', long)]
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// The topology name ([a-z0-9-], at most 32); default: from the file name.
     #[arg(long)]

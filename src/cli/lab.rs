@@ -6,9 +6,13 @@ use crate::lab::{self, LabSpec};
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
     /// Make every node of FILE a local host: namespace, sshd, podman store.
-    Up { file: Option<PathBuf> },
+    Up {
+        /// Topology file (default ./geartopo.toml).
+        file: Option<PathBuf>,
+    },
     /// Remove the lab and everything it made.
     Down {
+        /// Topology file (default ./geartopo.toml).
         file: Option<PathBuf>,
         /// Take down the lab of this topology name instead of reading FILE
         /// (when the file is gone or no longer parses).
@@ -16,20 +20,29 @@ pub enum LabCommand {
         name: Option<String>,
     },
     /// What the lab has running (exit 1 when it is not up or a node is broken).
-    Status { file: Option<PathBuf> },
+    Status {
+        /// Topology file (default ./geartopo.toml).
+        file: Option<PathBuf>,
+    },
     /// Run a command where the lab's nodes are reachable (or on one node with --node).
     Exec {
+        /// Topology file (default ./geartopo.toml).
         file: Option<PathBuf>,
+        /// Run the command on this node, as its sshd runs commands.
         #[arg(long)]
         node: Option<String>,
+        /// The command and its arguments, after `--`; its exit code is geartopo's.
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
     /// Load a rootfs or image tarball into every node's store as NAME.
     // FILE is required here: an optional positional cannot precede required ones.
     Load {
+        /// Topology file.
         file: PathBuf,
+        /// A rootfs tarball or an image archive (`podman save`).
         tarball: PathBuf,
+        /// The image name to give it, e.g. localhost/geartopo-test:latest.
         name: String,
     },
 }

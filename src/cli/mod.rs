@@ -12,6 +12,7 @@ pub mod lab;
 pub mod links;
 pub mod plan;
 pub mod session;
+pub mod shell;
 pub mod show;
 pub mod validate;
 
@@ -29,7 +30,7 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// What every container will see: each address and where it leads.
     Links(links::LinksArgs),
-    /// The dependency graph (start order).
+    /// Draw the topology (nodes, containers, links) or its start order, as DOT or Mermaid.
     Graph(graph::GraphArgs),
     /// Read live state from every node and show what apply would change.
     Plan(plan::PlanArgs),
@@ -44,6 +45,10 @@ pub enum Command {
     /// The topology's nodes as real local hosts (network namespaces, sshd, podman).
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Print a completion script for bash, zsh or fish on stdout.
+    Completions(shell::CompletionsArgs),
+    /// Write manual pages for geartopo and each of its commands.
+    Man(shell::ManArgs),
 }
 
 /// Options shared by every command that talks to nodes.
@@ -53,10 +58,10 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub accept_new_host_keys: bool,
     /// How many nodes to work on at once.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub parallelism: u32,
     /// Seconds to wait for a node to answer a connection.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub connect_timeout: u64,
 }
 
@@ -71,10 +76,20 @@ impl ConnectArgs {
 }
 
 /// Loads a topology for a command that needs no network; on failure prints every
-/// diagnostic and returns `None` (the command exits 1).
+/// diagnostic and returns `None` (the command exits 1). A file that cannot be read
+/// has no place to point at: it is one `error:` line, as on the commands that
+/// talk to nodes.
 pub fn load_or_report(path: &std::path::Path) -> Option<crate::topology::Topology> {
     crate::topology::load(path)
-        .map_err(|invalid| eprint!("{}", invalid.render()))
+        .map_err(|invalid| {
+            if invalid.problems.iter().all(|p| p.labels.is_empty()) {
+                for p in &invalid.problems {
+                    eprintln!("error: {}", p.message);
+                }
+            } else {
+                eprint!("{}", invalid.render());
+            }
+        })
         .ok()
 }
 
@@ -83,9 +98,12 @@ pub fn topology_path(file: Option<PathBuf>) -> PathBuf {
     file.unwrap_or_else(|| PathBuf::from("geartopo.toml"))
 }
 
-/// Runs the command line; returns the exit code.
+/// Runs the command line; returns the exit code (docs/exit-codes.md).
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e),
+    };
     let result = match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Links(a) => links::run(a),
@@ -96,12 +114,28 @@ pub fn main() -> i32 {
         Command::Show(a) => show::run(a),
         Command::Import(a) => import::run(a),
         Command::Lab(c) => lab::run(c),
+        Command::Completions(a) => shell::run_completions(a),
+        Command::Man(a) => shell::run_man(a),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("error: {e:#}");
             1
         }
+    }
+}
+
+/// Prints what clap has to say and returns the exit code: 0 for `--help` and
+/// `--version` (printed on stdout), 1 for a usage error. Not clap's own 2: with
+/// `plan --detailed-exitcode`, 2 means "changes present", and a mistyped flag
+/// must not read as that in a CI job.
+fn usage(e: &clap::Error) -> i32 {
+    // A closed stdout or stderr leaves nothing to report to.
+    let _ = e.print();
+    if e.use_stderr() {
+        1
+    } else {
+        0
     }
 }

@@ -12,15 +12,16 @@ pub struct PlanArgs {
     /// Topology file (default ./geartopo.toml).
     pub file: Option<PathBuf>,
     /// Write the plan here, to apply it later exactly.
-    #[arg(short = 'o', long)]
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Exit 0: no changes, 1: error, 2: changes present.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Print the plan as JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Limit the plan to these containers and what they need.
-    #[arg(long = "target")]
+    /// Limit the plan to this container and what it needs (repeat for more).
+    #[arg(long = "target", value_name = "CONTAINER")]
     pub targets: Vec<String>,
     #[command(flatten)]
     pub connect: super::ConnectArgs,
