@@ -9,6 +9,7 @@ pub mod cli;
 pub mod graph;
 pub mod import;
 pub mod lab;
+pub mod nft;
 pub mod observe;
 pub mod plan;
 pub mod render;
