@@ -10,6 +10,7 @@ pub mod graph;
 pub mod import;
 pub mod lab;
 pub mod observe;
+pub mod output;
 pub mod plan;
 pub mod render;
 pub mod rules;
