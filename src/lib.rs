@@ -11,6 +11,7 @@ pub mod import;
 pub mod lab;
 pub mod nft;
 pub mod observe;
+pub mod output;
 pub mod plan;
 pub mod render;
 pub mod rules;

@@ -1,10 +1,11 @@
 //! Plans and live status as a person reads them (terraform's symbols, a unified
-//! diff of the owned chains) and as stable JSON. Pure: renderers return text.
+//! diff of the owned chains); the JSON documents are typed in `crate::output`.
+//! Pure: renderers return text.
 //! Secret environment values never reach any output.
 
-use serde_json::{json, Value};
 use similar::TextDiff;
 
+use crate::output::plan::PlanDocument;
 use crate::plan::{Action, Change, Desired, Plan};
 
 /// Terminal colours, off when `NO_COLOR` is set or output is not a terminal.
@@ -270,57 +271,8 @@ pub fn no_plan<E: std::fmt::Display>(what: &str, errors: &[E]) -> String {
     )
 }
 
-/// The plan as JSON (format_version 1; documented in the README).
-pub fn plan_json(plan: &Plan) -> Value {
-    let changes: Vec<Value> = plan
-        .changes
-        .iter()
-        .map(|c| {
-            let (action, forced_by) = match &c.action {
-                Action::Create => ("create", vec![]),
-                Action::Replace { forced_by } => ("replace", forced_by.clone()),
-                Action::Update => ("update", vec![]),
-                Action::Delete => ("delete", vec![]),
-            };
-            let d = c.desired.as_ref();
-            json!({
-                "container": c.container,
-                "node": c.node,
-                "runtime_name": c.runtime_name,
-                "action": action,
-                "forced_by": forced_by,
-                "reasons": c.reasons,
-                "start": c.start,
-                "image": d.map(|d| d.image.clone()).or(c.observed_image.clone()),
-                "publish": d.map(|d| d.publish.iter().map(|(p, port, hp)| json!({"port": port, "protocol": p.as_str(), "host_port": hp})).collect::<Vec<_>>()).unwrap_or_default(),
-                "links": d.map(links_json).unwrap_or_default(),
-                "rules_before": c.rules_before,
-                "rules_after": c.rules_after,
-            })
-        })
-        .collect();
-    let s = plan.summary();
-    json!({
-        "format_version": 1,
-        "topology": plan.topology,
-        "fingerprint": plan.fingerprint,
-        "changes": changes,
-        "drift": plan.drift,
-        "summary": {"add": s.add, "change": s.change, "destroy": s.destroy},
-    })
-}
-
-/// A container's resolved links as JSON.
-pub fn links_json(d: &Desired) -> Vec<Value> {
-    d.links
-        .iter()
-        .map(|l| {
-            json!({
-                "listen": format!("{}:{}", l.listen_ip, l.listen_port),
-                "protocol": l.protocol.as_str(),
-                "to": l.describe,
-                "destination": format!("{}:{}", l.dest_ip, l.dest_port),
-            })
-        })
-        .collect()
+/// The plan as JSON (`crate::output::plan::PlanDocument`, docs/json.md), as a
+/// value: what a saved plan records and what apply compares it with.
+pub fn plan_json(plan: &Plan) -> serde_json::Value {
+    serde_json::to_value(PlanDocument::new(plan)).expect("a plan document serializes")
 }

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::session::{load, stdout_style, Session};
+use crate::output::plan::PlanDocument;
 use crate::render::{plan_json, plan_text};
 
 #[derive(Debug, clap::Args)]
@@ -58,7 +59,10 @@ pub fn run(args: PlanArgs) -> Result<i32> {
     let state = session.observe("")?;
     let plan = session.plan(&state, &args.targets)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan_json(&plan))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&PlanDocument::new(&plan))?
+        );
     } else {
         print!("{}", plan_text(&plan, stdout_style()));
     }

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use serde_json::json;
 
 use super::session::{load, Session};
-use crate::state::{ObservedContainer, RunState};
+use crate::output::show::{ShowContainer, ShowDocument};
 
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
@@ -18,125 +17,121 @@ pub struct ShowArgs {
     pub connect: super::ConnectArgs,
 }
 
-/// A DNAT rule of an owned chain as `listen -> destination`.
-fn link_in_force(rule: &str) -> Option<(String, String, String)> {
-    let words: Vec<&str> = rule.split_whitespace().collect();
-    let after = |flag: &str| {
-        words
-            .iter()
-            .position(|w| *w == flag)
-            .and_then(|i| words.get(i + 1))
-            .map(|s| s.to_string())
-    };
-    if !rule.starts_with("-A GEARTOPO-OUTPUT") || !rule.contains("-j DNAT") {
-        return None;
-    }
-    let ip = after("-d")?.trim_end_matches("/32").to_string();
-    Some((
-        format!("{ip}:{}", after("--dport")?),
-        after("-p")?,
-        after("--to-destination")?,
-    ))
-}
-
-fn state_word(oc: &ObservedContainer) -> String {
-    match &oc.state {
-        RunState::Running => "running".into(),
-        RunState::Created => "created (not started)".into(),
-        RunState::Stopped(s) => s.clone(),
-    }
-}
-
 pub fn run(args: ShowArgs) -> Result<i32> {
     let path = super::topology_path(args.file);
     let (topology, graph, source) = load(&path)?;
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
     let state = session.observe("")?;
     let plan = session.plan(&state, &[])?;
-    let mut items = Vec::new();
-    let mut text = String::new();
-    for d in &plan.desired {
-        let oc = state
-            .nodes
-            .get(&d.node)
-            .and_then(|n| n.containers.get(&d.container));
-        let Some(oc) = oc else {
-            text.push_str(&format!("{} on {}: not created\n", d.runtime_name, d.node));
-            items.push(json!({"container": d.container, "node": d.node, "runtime_name": d.runtime_name, "state": "absent"}));
-            continue;
-        };
-        items.push(container_status(oc, &d.node, Some(&d.rules), &mut text));
-    }
-    for (node, ns) in &state.nodes {
-        for oc in ns.containers.values() {
-            if !plan
-                .desired
-                .iter()
-                .any(|d| d.container == oc.container && &d.node == node)
-            {
-                text.push_str("(not in the file) ");
-                items.push(container_status(oc, node, None, &mut text));
-            }
-        }
-    }
+    let status = ShowDocument::new(&plan, &state);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"format_version": 1, "topology": session.topology.name, "containers": items})
-            )?
-        );
+        println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{text}");
+        print!("{}", text(&status));
     }
     Ok(0)
 }
 
-fn container_status(
-    oc: &ObservedContainer,
-    node: &str,
-    wanted: Option<&Vec<String>>,
-    text: &mut String,
-) -> serde_json::Value {
-    let pid = oc.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
-    text.push_str(&format!(
-        "{} on {node}: {}{pid}\n",
-        oc.runtime_name,
-        state_word(oc)
-    ));
-    let published: Vec<String> = oc
-        .published
-        .iter()
-        .map(|p| format!("{} -> {}/{:?}", p.host_port, p.port, p.protocol).to_lowercase())
-        .collect();
-    if !published.is_empty() {
-        text.push_str(&format!("  published: {}\n", published.join(", ")));
+/// The status as a person reads it: one block per container.
+fn text(status: &ShowDocument) -> String {
+    let mut text = String::new();
+    for c in &status.containers {
+        let oc = match c {
+            ShowContainer::Absent(a) => {
+                text.push_str(&format!("{} on {}: not created\n", a.runtime_name, a.node));
+                continue;
+            }
+            ShowContainer::Observed(oc) => oc,
+        };
+        if !oc.in_file {
+            text.push_str("(not in the file) ");
+        }
+        let pid = oc.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
+        text.push_str(&format!(
+            "{} on {}: {}{pid}\n",
+            oc.runtime_name, oc.node, oc.state
+        ));
+        let published: Vec<String> = oc
+            .published
+            .iter()
+            .map(|p| format!("{} -> {}/{}", p.host_port, p.port, p.protocol.as_str()))
+            .collect();
+        if !published.is_empty() {
+            text.push_str(&format!("  published: {}\n", published.join(", ")));
+        }
+        for l in &oc.links {
+            text.push_str(&format!(
+                "  link {}/{} -> {}\n",
+                l.listen, l.protocol, l.destination
+            ));
+        }
+        match oc.matches_file {
+            Some(true) => text.push_str("  links match the file\n"),
+            Some(false) => text.push_str("  links differ from the file (see `geartopo plan`)\n"),
+            None => {}
+        }
     }
-    let links: Vec<(String, String, String)> = oc
-        .chains
-        .iter()
-        .flat_map(|c| c.rules.iter().filter_map(|r| link_in_force(r)))
-        .collect();
-    for (listen, proto, dest) in &links {
-        text.push_str(&format!("  link {listen}/{proto} -> {dest}\n"));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::show::{Absent, AbsentContainer, ObservedStatus, ShowLink, ShowPublished};
+    use crate::output::{FormatVersion, Protocol};
+
+    fn observed(name: &str, in_file: bool) -> ObservedStatus {
+        ObservedStatus {
+            container: name.into(),
+            links: vec![],
+            matches_file: None,
+            node: "node1".into(),
+            pid: None,
+            published: vec![],
+            runtime_name: format!("todo-{name}"),
+            state: "exited".into(),
+            in_file,
+        }
     }
-    let matches = match (wanted, &oc.chains) {
-        (Some(w), Some(c)) => Some(c.intact() && &c.rules == w),
-        _ => None,
-    };
-    match matches {
-        Some(true) => text.push_str("  links match the file\n"),
-        Some(false) => text.push_str("  links differ from the file (see `geartopo plan`)\n"),
-        None => {}
+
+    #[test]
+    fn text_says_each_container_state_ports_links_and_match() {
+        let mut app = observed("app1", true);
+        app.state = "running".into();
+        app.pid = Some(42);
+        app.published = vec![ShowPublished {
+            host_port: 50000,
+            port: 6379,
+            protocol: Protocol::Tcp,
+        }];
+        app.links = vec![ShowLink {
+            destination: "198.18.0.4:50000".into(),
+            listen: "127.0.0.1:6379".into(),
+            protocol: "tcp".into(),
+        }];
+        app.matches_file = Some(false);
+        let doc = ShowDocument {
+            containers: vec![
+                ShowContainer::Absent(AbsentContainer {
+                    container: "redisdb".into(),
+                    node: "node4".into(),
+                    runtime_name: "todo-redisdb".into(),
+                    state: Absent::Absent,
+                }),
+                ShowContainer::Observed(app),
+                ShowContainer::Observed(observed("old", false)),
+            ],
+            format_version: FormatVersion,
+            topology: "todo".into(),
+        };
+        assert_eq!(
+            text(&doc),
+            "todo-redisdb on node4: not created\n\
+             todo-app1 on node1: running, pid 42\n  \
+             published: 50000 -> 6379/tcp\n  \
+             link 127.0.0.1:6379/tcp -> 198.18.0.4:50000\n  \
+             links differ from the file (see `geartopo plan`)\n\
+             (not in the file) todo-old on node1: exited\n"
+        );
     }
-    json!({
-        "container": oc.container,
-        "node": node,
-        "runtime_name": oc.runtime_name,
-        "state": state_word(oc),
-        "pid": oc.pid,
-        "published": oc.published.iter().map(|p| json!({"port": p.port, "protocol": p.protocol, "host_port": p.host_port})).collect::<Vec<_>>(),
-        "links": links.iter().map(|(l, p, d)| json!({"listen": l, "protocol": p, "destination": d})).collect::<Vec<_>>(),
-        "matches_file": matches,
-    })
 }
