@@ -90,6 +90,23 @@ fn formatted_output_has_no_trailing_whitespace_and_one_final_newline() {
     }
 }
 
+#[test]
+fn every_example_is_formatted_and_formats_to_itself() {
+    for example in files("examples", ".toml") {
+        let name = example.display().to_string();
+        let text = std::fs::read_to_string(&example).unwrap();
+        let formatted = format(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_idempotent(&name, &formatted);
+        let (code, stdout, stderr) = run(&["fmt", "--check", &name], None);
+        assert_eq!(
+            code,
+            Some(0),
+            "{name} is not formatted: run `geartopo fmt {name}`\n{stdout}{stderr}"
+        );
+        assert_eq!(stdout, "");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The command line.
 
