@@ -442,3 +442,14 @@ proptest! {
         prop_assert_eq!(value(&once), before);
     }
 }
+
+#[test]
+fn the_style_example_in_the_docs_is_formatted() {
+    let docs = std::fs::read_to_string(root().join("docs/fmt.md")).unwrap();
+    let start = docs
+        .find("```toml\n")
+        .expect("a toml example in docs/fmt.md")
+        + 8;
+    let example = &docs[start..start + docs[start..].find("```").unwrap()];
+    assert_eq!(format(example).unwrap(), example);
+}
