@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod fmt;
 pub mod graph;
 pub mod import;
 pub mod lab;

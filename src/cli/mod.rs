@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod apply;
+pub mod fmt;
 pub mod graph;
 pub mod import;
 pub mod lab;
@@ -40,6 +41,8 @@ pub enum Command {
     Destroy(apply::DestroyArgs),
     /// Live status: containers, published ports, links in force.
     Show(show::ShowArgs),
+    /// Rewrite a topology file in the canonical layout (`--check`: only show the diff).
+    Fmt(fmt::FmtArgs),
     /// Turn a geard deployment descriptor into a topology.
     Import(import::ImportArgs),
     /// The topology's nodes as real local hosts (network namespaces, sshd, podman).
@@ -112,6 +115,7 @@ pub fn main() -> i32 {
         Command::Apply(a) => apply::run_apply(a),
         Command::Destroy(a) => apply::run_destroy(a),
         Command::Show(a) => show::run(a),
+        Command::Fmt(a) => fmt::run(a),
         Command::Import(a) => import::run(a),
         Command::Lab(c) => lab::run(c),
         Command::Completions(a) => shell::run_completions(a),

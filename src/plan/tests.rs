@@ -537,7 +537,7 @@ fn etcd_view(replicas: usize) -> Topology {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/etcd-cluster.toml"),
     )
     .unwrap();
-    let three = "replicas = 3\nnodes = [\"node1\", \"node2\", \"node3\"]";
+    let three = "replicas = 3\nnodes    = [\"node1\", \"node2\", \"node3\"]";
     assert!(text.contains(three), "the example changed shape");
     let text = match replicas {
         3 => text,

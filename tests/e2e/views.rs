@@ -21,7 +21,7 @@ const SQUATTED_PORT: u16 = 40000;
 /// The host port the example gives for the peer port (2379's is picked).
 const GIVEN_PEER_PORT: u16 = 40380;
 const PICK_RANGE: std::ops::RangeInclusive<u16> = 40000..=40999;
-const THREE: &str = "replicas = 3\nnodes = [\"node1\", \"node2\", \"node3\"]";
+const THREE: &str = "replicas = 3\nnodes    = [\"node1\", \"node2\", \"node3\"]";
 const FOUR: &str = "replicas = 4\nnodes = [\"node1\", \"node2\", \"node3\", \"node4\"]";
 
 fn manifest_dir() -> PathBuf {
