@@ -1,9 +1,12 @@
 //! Golden tests of `geartopo validate`: every `tests/validate/<case>.toml` is a bad
 //! file whose exact report (NO_COLOR, fixed width) is in `<case>.stderr` next to it.
-//! `GEARTOPO_BLESS=1 cargo test --test validate` rewrites the .stderr files.
+//! The same cases with `--json` are compared with `<case>.json` (docs/validate-json.md).
+//! `GEARTOPO_BLESS=1 cargo test --test validate` rewrites the .stderr and .json files.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use serde_json::Value;
 
 fn geartopo() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_geartopo"));
@@ -67,6 +70,247 @@ fn every_bad_file_reports_exactly_its_golden_diagnostics() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_bad_file_gives_exactly_its_golden_json_and_nothing_on_stderr() {
+    let cases = cases();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let file_name = case.file_name().unwrap().to_str().unwrap();
+        let out = geartopo()
+            .current_dir(case.parent().unwrap())
+            .args(["validate", "--json", file_name])
+            .output()
+            .expect("geartopo runs");
+        if out.status.code() != Some(1) {
+            failures.push(format!(
+                "{file_name}: exit {:?}, expected 1",
+                out.status.code()
+            ));
+        }
+        if !out.stderr.is_empty() {
+            failures.push(format!(
+                "{file_name}: printed on stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let stdout = String::from_utf8(out.stdout).expect("JSON is UTF-8");
+        // The whole of stdout is one document.
+        match serde_json::from_str::<Value>(&stdout) {
+            Ok(doc) => {
+                let n = doc["diagnostics"].as_array().map_or(0, Vec::len);
+                if doc["valid"] != false || doc["error_count"] != n || n == 0 {
+                    failures.push(format!("{file_name}: valid/error_count wrong"));
+                }
+            }
+            Err(e) => failures.push(format!("{file_name}: stdout is not one JSON document: {e}")),
+        }
+        // The JSON points where the text report points: its `,-[file:line:column]`.
+        let text_places: Vec<String> = std::fs::read_to_string(case.with_extension("stderr"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(",-[")?.strip_suffix(']'))
+            .map(|place| place.split(':').skip(1).collect::<Vec<_>>().join(":"))
+            .collect();
+        let json_places: Vec<String> = serde_json::from_str::<Value>(&stdout)
+            .ok()
+            .and_then(|doc| doc["diagnostics"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|d| d.get("range").is_some())
+            .map(|d| {
+                format!(
+                    "{}:{}",
+                    d["range"]["start"]["line"], d["range"]["start"]["column"]
+                )
+            })
+            .collect();
+        if text_places != json_places {
+            failures.push(format!(
+                "{file_name}: text report at {text_places:?}, JSON at {json_places:?}"
+            ));
+        }
+        let golden = case.with_extension("json");
+        if bless() {
+            std::fs::write(&golden, &stdout).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&golden).unwrap_or_default();
+        if stdout != want {
+            let diff = similar::TextDiff::from_lines(&want, &stdout)
+                .unified_diff()
+                .header(&golden.display().to_string(), "actual")
+                .to_string();
+            failures.push(format!("{file_name}: JSON differs\n{diff}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs `validate --json` on `text` written to `t.toml`; exit code and document.
+fn validate_json(text: &[u8]) -> (Option<i32>, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.toml"), text).unwrap();
+    let out = geartopo()
+        .current_dir(dir.path())
+        .args(["validate", "--json", "t.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
+/// The text a range covers, found twice: by its byte offsets in the file, and by
+/// its line and column counted in characters.
+fn covered(text: &str, range: &Value) -> (String, String) {
+    let (start, end) = (&range["start"], &range["end"]);
+    let by_bytes = text
+        [start["byte"].as_u64().unwrap() as usize..end["byte"].as_u64().unwrap() as usize]
+        .to_owned();
+    assert_eq!(start["line"], end["line"], "one-line range expected");
+    let line = text
+        .lines()
+        .nth(start["line"].as_u64().unwrap() as usize - 1)
+        .unwrap();
+    let (c0, c1) = (
+        start["column"].as_u64().unwrap() as usize,
+        end["column"].as_u64().unwrap() as usize,
+    );
+    let by_columns: String = line.chars().skip(c0 - 1).take(c1 - c0).collect();
+    (by_bytes, by_columns)
+}
+
+const ONE_NODE: &str = "name = \"t\"\n\n[nodes.node1]\naddress = \"198.18.0.1\"\n\n";
+
+#[test]
+fn json_line_and_column_count_characters_after_a_multibyte_one() {
+    const PREFIX: &str = "a = { node = \"node1\", image = \"busybox\", env = { G = \"hé☕\" }, ";
+    let text = format!("{ONE_NODE}[containers]\n# café ☕ first\n{PREFIX}imge = \"x\" }}\n");
+    let (code, doc) = validate_json(text.as_bytes());
+    assert_eq!(code, Some(1));
+    let d = &doc["diagnostics"][0];
+    assert_eq!(d["summary"], "unknown key `imge`");
+    let range = &d["range"];
+    assert_eq!(range["start"]["line"], 8);
+    // PREFIX is 62 characters but 65 bytes: the column counts characters.
+    assert_eq!((PREFIX.chars().count(), PREFIX.len()), (62, 65));
+    assert_eq!(range["start"]["column"], 63);
+    assert_eq!(range["start"]["byte"], text.find("imge").unwrap());
+    assert_eq!(covered(&text, range), ("imge".into(), "imge".into()));
+    let snippet = &d["snippet"];
+    let code: String = snippet["code"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .skip(snippet["highlight_start_offset"].as_u64().unwrap() as usize)
+        .take(4)
+        .collect();
+    assert_eq!(code, "imge");
+}
+
+#[test]
+fn json_never_shows_a_secret_value_and_counts_columns_in_the_real_file() {
+    let text = format!(
+        "{ONE_NODE}[containers.a]\nnode = \"node1\"\nimage = \"busybox\"\nenv = {{ PASSWORD = {{ value = \"sécrét-☕\", secrte = true }} }}\n"
+    );
+    let (code, doc) = validate_json(text.as_bytes());
+    assert_eq!(code, Some(1));
+    let json = doc.to_string();
+    for piece in ["sécrét", "☕"] {
+        assert!(!json.contains(piece), "{piece} leaked: {json}");
+    }
+    let d = &doc["diagnostics"][0];
+    assert_eq!(
+        covered(&text, &d["range"]),
+        ("secrte".into(), "secrte".into())
+    );
+    assert!(d["snippet"]["code"]
+        .as_str()
+        .unwrap()
+        .contains("value = \"*"));
+}
+
+#[test]
+fn json_of_a_valid_file_has_no_diagnostics_and_the_summary_counts() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/redis-todo.toml");
+    let out = geartopo()
+        .args(["validate", "--json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty());
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({
+            "format_version": 1,
+            "valid": true,
+            "error_count": 0,
+            "warning_count": 0,
+            "diagnostics": [],
+            "topology": {"name": "todo", "nodes": 2, "containers": 2, "views": 0, "links": 1},
+        })
+    );
+}
+
+#[test]
+fn json_of_an_unreadable_file_is_one_diagnostic_without_a_range() {
+    let out = geartopo()
+        .args(["validate", "--json", "/nonexistent/geartopo.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.is_empty());
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["error_count"], 1);
+    let diags = doc["diagnostics"].as_array().unwrap();
+    assert_eq!(diags.len(), 1);
+    assert!(diags[0]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("cannot read /nonexistent/geartopo.toml"));
+    assert!(diags[0].get("range").is_none(), "{}", diags[0]);
+    assert_eq!(diags[0]["labels"], serde_json::json!([]));
+}
+
+#[test]
+fn json_keeps_every_label_of_a_problem() {
+    // A host port taken twice on one node: the text report points at both.
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate/host-port-conflict.toml");
+    let text = std::fs::read_to_string(&case).unwrap();
+    let (code, doc) = validate_json(text.as_bytes());
+    assert_eq!(code, Some(1));
+    let d = &doc["diagnostics"][0];
+    let labels = d["labels"].as_array().unwrap();
+    assert!(labels.len() >= 2, "{d}");
+    assert_eq!(labels[0]["range"], d["range"]);
+    assert_eq!(labels[0]["text"], d["detail"]);
+}
+
+#[test]
+fn the_json_schema_describes_the_document() {
+    let schema: Value =
+        serde_json::from_str(&geartopo::topology::diag_json::json_schema()).unwrap();
+    let props = schema["properties"].as_object().unwrap();
+    for key in [
+        "format_version",
+        "valid",
+        "error_count",
+        "warning_count",
+        "diagnostics",
+    ] {
+        assert!(props.contains_key(key), "{key}");
+    }
 }
 
 #[test]

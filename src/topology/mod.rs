@@ -6,6 +6,7 @@ use std::path::Path;
 
 pub mod check;
 pub mod diag;
+pub mod diag_json;
 pub mod model;
 pub mod raw;
 
