@@ -1,5 +1,5 @@
 //! The committed JSON Schemas are generated from the types: schema/geartopo.schema.json
-//! (the topology file) from the raw serde types, schema/{plan,show,links}.schema.json
+//! (the topology file) from the raw serde types, schema/{plan,show,links,validate}.schema.json
 //! (the `--json` documents) from `geartopo::output`; this fails when one is out of date.
 //! `GEARTOPO_BLESS=1 cargo test --test schema` regenerates them.
 
@@ -110,7 +110,7 @@ fn assert_valid(v: &jsonschema::Validator, path: &Path) {
     );
 }
 
-/// The golden outputs (what `plan --json` and `links --json` print) fit the
+/// The golden outputs (what `plan --json`, `links --json` and `validate --json` print) fit the
 /// committed schemas.
 #[test]
 fn golden_outputs_fit_their_schemas() {
@@ -121,6 +121,10 @@ fn golden_outputs_fit_their_schemas() {
     let links = validator("links.schema.json");
     for path in goldens("tests/links") {
         assert_valid(&links, &path);
+    }
+    let validate = validator("validate.schema.json");
+    for path in goldens("tests/validate") {
+        assert_valid(&validate, &path);
     }
 }
 

@@ -95,5 +95,9 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         ("plan.schema.json", schema_text::<plan::PlanDocument>()),
         ("show.schema.json", schema_text::<show::ShowDocument>()),
         ("links.schema.json", schema_text::<links::LinksDocument>()),
+        (
+            "validate.schema.json",
+            schema_text::<crate::topology::diag_json::ValidateDocument>(),
+        ),
     ]
 }

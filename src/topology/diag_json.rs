@@ -259,12 +259,13 @@ fn chars_in(bytes: &[u8]) -> usize {
         .sum()
 }
 
-/// The JSON Schema of [`ValidateDocument`], generated from the types above.
+/// The JSON Schema of [`ValidateDocument`] (committed as schema/validate.schema.json).
 pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(ValidateDocument);
-    let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
-    s.push('\n');
-    s
+    crate::output::schemas()
+        .into_iter()
+        .find(|(file, _)| *file == "validate.schema.json")
+        .map(|(_, schema)| schema)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
