@@ -8,7 +8,7 @@
 //! Run: `cargo bench --bench rules` (optionally `-- 10 100` for chosen sizes).
 //!
 //! Ways compared, all ending in the same owned chains (checked after each trial):
-//! - `geartopo`: geartopo's rules step as a node runs it (`runtime::rules_script`:
+//! - `geartopo`: geartopo's rules step as a node runs it (`NodeOp::Rules` rendered:
 //!   one `sh`, the two sysctls, one restore, the jump checks), with a stand-in
 //!   `podman` that names this namespace;
 //! - `restore`: the restore document alone, one `iptables-restore --noflush`;
@@ -22,8 +22,9 @@ use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use geartopo::node::script::{render, SHELL};
+use geartopo::node::{NodeOp, NodeProfile, OwnedRules};
 use geartopo::rules::{jump_rule, parse_owned, render_restore, render_rules, ResolvedLink, CHAINS};
-use geartopo::runtime::{rules_script, SHELL};
 use geartopo::topology::model::{Protocol, Runtime};
 
 const CHILD: &str = "GEARTOPO_BENCH_RULES_CHILD";
@@ -111,7 +112,15 @@ fn child(way: &str, n: usize) {
                 dir.path().display(),
                 std::env::var("PATH").unwrap_or_default()
             );
-            let script = rules_script(Runtime::Podman, "bench-app1", &restore);
+            let op = NodeOp::Rules {
+                container: "bench-app1".into(),
+                rules: OwnedRules {
+                    topology: topology.into(),
+                    container: container.into(),
+                    rules: rules.clone(),
+                },
+            };
+            let script = render(&NodeProfile::for_runtime(Runtime::Podman), &[op]);
             let (sh, args) = SHELL.split_once(' ').expect("sh -s");
             // Timing starts after the stand-in is written: the script is what a node runs.
             let start = Instant::now();

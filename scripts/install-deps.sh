@@ -2,7 +2,7 @@
 # Installs what the lab, the demo, the end-to-end tests and the build need on Debian/Ubuntu:
 # namespaces (iproute2), sshd per node (openssh-server), containers (podman with
 # runc: crun fails on these machines), iptables, what the test images are built
-# from (busybox-static, socat, etcd) and the C parts of the build. Starts no
+# from (busybox-static, socat, etcd), the C parts of the build and shellcheck. Starts no
 # service. Idempotent, and quick when all is there already: apt is only called
 # for what is missing.
 set -euo pipefail
@@ -13,7 +13,9 @@ lab=(iptables openssh-server openssh-client iproute2 podman runc netavark busybo
 build=(gcc libc6-dev make pkg-config libssl-dev zlib1g-dev)
 # The same-view end-to-end case packs a real etcd cluster image (images/etcd).
 images=(etcd-server etcd-client)
-packages=("${lab[@]}" "${build[@]}" "${images[@]}")
+# CI reads the golden node scripts (tests/golden/scripts) with shellcheck.
+checks=(shellcheck)
+packages=("${lab[@]}" "${build[@]}" "${images[@]}" "${checks[@]}")
 
 source "$(dirname "$0")/common.sh"
 root_needed_for="it installs packages with apt-get" require_root
@@ -47,7 +49,7 @@ else
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-for b in ip nsenter sshd ssh ssh-keygen podman runc iptables iptables-save socat busybox; do
+for b in ip nsenter sshd ssh ssh-keygen podman runc iptables iptables-save socat busybox shellcheck; do
   if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$b" >/dev/null; then
     echo "scripts/install-deps.sh: $b still missing after install" >&2
     exit 1

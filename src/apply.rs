@@ -1,25 +1,29 @@
-//! Executing a plan: turning its changes into tasks (one script, one round trip
+//! Executing a plan: turning its changes into tasks (one `NodeOp`, one round trip
 //! each) ordered by the dependency graph, and running them with one connection per
 //! node, nodes in parallel. A failed task stops what depends on it; everything else
-//! finishes. The plan is decided before this runs; nothing here re-plans.
+//! finishes. The plan is decided before this runs; nothing here re-plans, and no
+//! shell text is written here (`node::script` renders the operations).
+//! `session` wraps a run in the apply lock.
 
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
 
 use crate::graph::{DepGraph, Step};
+use crate::node::{CreateSpec, NodeConnection, NodeOp, OwnedRules};
 use crate::plan::{Action, Change, Plan};
-use crate::rules::render_restore;
-use crate::runtime::{self, CreateSpec, SHELL};
 use crate::topology::model::{Runtime, Topology};
-use crate::transport::Transport;
 
-/// One remote script on one node.
+pub mod session;
+#[cfg(test)]
+mod sim;
+
+/// One operation on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
     pub node: String,
     /// What it does, for progress and the report (`create todo-app1`).
     pub label: String,
-    pub script: String,
+    pub op: NodeOp,
     /// Indexes of tasks that must be done first.
     pub deps: Vec<usize>,
 }
@@ -35,14 +39,21 @@ pub enum Outcome {
 
 /// Where progress goes.
 pub trait Progress: Sync {
+    /// The tasks are about to run (in a session: every node locked, nothing moved).
+    fn begin(&self) {}
     fn started(&self, node: &str, label: &str);
     fn finished(&self, node: &str, label: &str, outcome: &Outcome);
+    /// The apply lock of `node` could not be released.
+    fn unlock_failed(&self, node: &str, error: &crate::transport::TransportError);
 }
 
 /// Plain lines, for logs and pipes.
 pub struct PlainProgress;
 
 impl Progress for PlainProgress {
+    fn begin(&self) {
+        println!();
+    }
     fn started(&self, _node: &str, _label: &str) {}
     fn finished(&self, node: &str, label: &str, outcome: &Outcome) {
         match outcome {
@@ -50,6 +61,9 @@ impl Progress for PlainProgress {
             Outcome::Failed(e) => println!("{node}: {label}: FAILED: {e}"),
             Outcome::Skipped(why) => println!("{node}: {label}: not started ({why})"),
         }
+    }
+    fn unlock_failed(&self, node: &str, error: &crate::transport::TransportError) {
+        eprintln!("warning: could not release the lock on node {node}: {error}");
     }
 }
 
@@ -115,7 +129,6 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
         let Some(id) = c.observed_id.as_deref() else {
             continue;
         };
-        let rt = runtime_of(topology, &c.node);
         deletes_on
             .entry(c.node.clone())
             .or_default()
@@ -123,7 +136,9 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
         tasks.push(Task {
             node: c.node.clone(),
             label,
-            script: runtime::remove_script(rt, id),
+            op: NodeOp::Remove {
+                container: id.to_string(),
+            },
             deps: vec![],
         });
     }
@@ -147,32 +162,38 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
             (true, Some(id)) => id,
             _ => c.runtime_name.as_str(),
         };
-        let (label, script) = match &step {
+        let container = target.to_string();
+        let (label, op) = match &step {
             Step::Create(_) => match &c.action {
                 Action::Create | Action::Replace { .. } => (
                     format!("create {}", c.runtime_name),
-                    runtime::create_script(rt, &create_spec(topology, c)),
+                    NodeOp::Create(create_spec(topology, c)),
                 ),
+                // Only podman has a step between create and start (README).
                 _ if c.start && rt == Runtime::Podman => (
                     format!("init {}", c.runtime_name),
-                    runtime::init_script(rt, target),
+                    NodeOp::Init { container },
                 ),
                 _ => continue,
             },
-            Step::Rules(_) => {
-                let restore = render_restore(&topology.name, &c.container, &c.rules_after);
-                (
-                    format!("rules {}", c.runtime_name),
-                    runtime::rules_script(rt, target, &restore),
-                )
-            }
+            Step::Rules(_) => (
+                format!("rules {}", c.runtime_name),
+                NodeOp::Rules {
+                    container,
+                    rules: OwnedRules {
+                        topology: topology.name.clone(),
+                        container: c.container.clone(),
+                        rules: c.rules_after.clone(),
+                    },
+                },
+            ),
             Step::Start(_) => {
                 if !c.start {
                     continue;
                 }
                 (
                     format!("start {}", c.runtime_name),
-                    runtime::start_script(rt, target),
+                    NodeOp::Start { container },
                 )
             }
         };
@@ -190,7 +211,7 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
         tasks.push(Task {
             node: c.node.clone(),
             label,
-            script,
+            op,
             deps,
         });
     }
@@ -216,7 +237,6 @@ pub fn destroy_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<
     };
     order.sort_by_key(|c| std::cmp::Reverse(position(&c.container)));
     for c in order {
-        let rt = runtime_of(topology, &c.node);
         let mut deps = Vec::new();
         // Wait for every container that starts after this one and needs it.
         for other in &topology.containers {
@@ -233,7 +253,12 @@ pub fn destroy_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<
         tasks.push(Task {
             node: c.node.clone(),
             label: format!("destroy {}", c.runtime_name),
-            script: runtime::remove_script(rt, c.observed_id.as_deref().unwrap_or(&c.runtime_name)),
+            op: NodeOp::Remove {
+                container: c
+                    .observed_id
+                    .clone()
+                    .unwrap_or_else(|| c.runtime_name.clone()),
+            },
             deps,
         });
     }
@@ -252,7 +277,7 @@ enum Status {
 /// skipped); a failed task skips what depends on it. Returns one outcome per task.
 pub fn execute(
     tasks: &[Task],
-    conns: &mut [Box<dyn Transport>],
+    conns: &mut [Box<dyn NodeConnection>],
     parallelism: usize,
     progress: &dyn Progress,
 ) -> Vec<Outcome> {
@@ -322,7 +347,7 @@ pub fn execute(
                                 }
                                 *p -= 1;
                             }
-                            let result = conn.run(SHELL, task.script.as_bytes());
+                            let result = conn.run(std::slice::from_ref(&task.op));
                             *permits.lock().unwrap() += 1;
                             permit_freed.notify_one();
                             match result {
@@ -378,22 +403,6 @@ impl Drop for PanicGuard<'_> {
             self.changed.notify_all();
         }
     }
-}
-
-/// Who holds a lock: shown to a second apply.
-pub fn lock_holder(topology: &str) -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".into());
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!(
-        "geartopo apply of {topology} by {user}@{host} pid {} since unix time {since}",
-        std::process::id()
-    )
 }
 
 #[cfg(test)]

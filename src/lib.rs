@@ -2,6 +2,9 @@
 //!
 //! Pipeline: `topology` (file -> validated model) -> `graph` (start order) ->
 //! `observe` (live state over a `transport`) -> `plan` (pure diff) -> `apply`.
+//! `node` holds the operations on a node as values, and their one renderer.
+//! Test-only code (`testing`, the fakes) is built only under `cfg(test)` or the
+//! `testing` feature, never into the release binary.
 //! `lab` makes local hosts to try it on; `import` reads geard descriptors.
 
 pub mod apply;
@@ -11,13 +14,14 @@ pub mod graph;
 pub mod import;
 pub mod lab;
 pub mod nft;
+pub mod node;
 pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod render;
 pub mod rules;
-pub mod runtime;
 pub mod state;
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 pub mod topology;

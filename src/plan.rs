@@ -373,7 +373,7 @@ fn diff_one(
             } else if chains.rules != d.rules {
                 reasons.push("rules".into());
             }
-            let wrong: Vec<String> = crate::runtime::SYSCTLS
+            let wrong: Vec<String> = crate::node::SYSCTLS
                 .iter()
                 .filter(|(k, v)| oc.sysctls.get(*k).map(String::as_str) != Some(*v))
                 .map(|(k, v)| {

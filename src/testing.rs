@@ -1,6 +1,7 @@
 //! Captured states for tests and benchmarks: what empty nodes and a successful
 //! apply look like to `observe`. Pure data builders, no I/O; not part of the
-//! tool's surface (hidden from the docs).
+//! tool's surface (hidden from the docs), and built only for tests and benches
+//! (`cfg(test)` or the `testing` feature).
 
 use crate::plan::Plan;
 use crate::rules::{rules_hash, CHAINS};
@@ -53,7 +54,7 @@ pub fn applied_state(t: &Topology, p: &Plan) -> ObservedState {
                     marker: Some(rules_hash(&d.rules)),
                     jumps: CHAINS.iter().map(|(b, _)| (b.to_string(), 1)).collect(),
                 }),
-                sysctls: crate::runtime::SYSCTLS
+                sysctls: crate::node::SYSCTLS
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),

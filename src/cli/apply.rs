@@ -1,6 +1,6 @@
-//! `geartopo apply` and `geartopo destroy`: plan, confirm, lock every node (reading
-//! it again in the same round trip), check nothing moved since the plan was shown,
-//! execute, unlock, report what was done and what was not.
+//! `geartopo apply` and `geartopo destroy`: read the arguments, plan, confirm,
+//! then hand the plan to the apply session (`apply::session::run_locked`: lock,
+//! re-read, compare, execute, unlock) and print what it reports.
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -8,12 +8,11 @@ use anyhow::{bail, Result};
 
 use super::plan::SavedPlan;
 use super::session::{load, load_source, stdout_style, Session};
-use crate::apply::{
-    apply_tasks, destroy_tasks, execute, lock_holder, Outcome, PlainProgress, Progress, Task,
-};
+use crate::apply::session::{lock_holder, report, run_locked, SessionError};
+use crate::apply::{apply_tasks, destroy_tasks, Outcome, PlainProgress, Progress, Task};
 use crate::plan::Plan;
-use crate::render::plan_text;
-use crate::runtime::{lock_script, unlock_script, SHELL};
+use crate::render::{no_plan, plan_text};
+use crate::transport::TransportError;
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
@@ -65,7 +64,7 @@ pub fn run_apply(args: ApplyArgs) -> Result<i32> {
         .map(|s| s.targets.clone())
         .unwrap_or(args.targets.clone());
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
-    let state = session.observe("")?;
+    let state = session.observe()?;
     if let Some(s) = &saved {
         if s.fingerprint != state.fingerprint() {
             bail!(
@@ -94,14 +93,14 @@ pub fn run_apply(args: ApplyArgs) -> Result<i32> {
         return Ok(1);
     }
     let tasks = apply_tasks(&session.topology, &session.graph, &plan);
-    run_locked(&mut session, &plan, tasks, "Apply")
+    run_session(&mut session, &plan, &tasks, "Apply")
 }
 
 pub fn run_destroy(args: DestroyArgs) -> Result<i32> {
     let path = super::topology_path(args.file);
     let (topology, graph, source) = load(&path)?;
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
-    let state = session.observe("")?;
+    let state = session.observe()?;
     let plan = crate::plan::destroy(&session.topology.name, &state);
     print!("{}", plan_text(&plan, stdout_style()));
     if !plan.has_changes() {
@@ -117,128 +116,111 @@ pub fn run_destroy(args: DestroyArgs) -> Result<i32> {
         return Ok(1);
     }
     let tasks = destroy_tasks(&session.topology, &session.graph, &plan);
-    run_locked(&mut session, &plan, tasks, "Destroy")
+    run_session(&mut session, &plan, &tasks, "Destroy")
 }
 
-/// Locks every node (re-reading it in the same round trip), checks the state did
-/// not move since `plan` was shown, executes, unlocks, and reports.
-fn run_locked(session: &mut Session, plan: &Plan, tasks: Vec<Task>, what: &str) -> Result<i32> {
+/// Runs the apply session with progress fit for stdout, and prints its report.
+fn run_session(session: &mut Session, plan: &Plan, tasks: &[Task], what: &str) -> Result<i32> {
     let holder = lock_holder(&session.topology.name);
-    let locked = session.observe(&lock_script(&holder));
-    let result = match locked {
-        Err(e) => Err(e),
-        Ok(state) if state.fingerprint() != plan.fingerprint => Err(anyhow::anyhow!(
-            "the live state changed while the plan was shown; nothing was changed. Run the command again."
-        )),
-        // Same state and same inputs give the same plan: the one shown still holds.
-        // Should anything in there panic, the locks are still released first.
-        Ok(_) => Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_tasks(session, &tasks)
-        }))),
-    };
-    unlock(session, &holder);
-    let outcomes = match result? {
-        Ok(outcomes) => outcomes,
-        Err(panic) => std::panic::resume_unwind(panic),
-    };
-    report(plan, &tasks, &outcomes, what)
-}
-
-fn run_tasks(session: &mut Session, tasks: &[Task]) -> Vec<Outcome> {
-    println!();
-    if std::io::stdout().is_terminal() {
-        let progress =
-            BarProgress::new(session.conns.iter().map(|c| c.node().to_string()).collect());
-        let outcomes = execute(tasks, &mut session.conns, session.parallelism, &progress);
-        progress.bars.clear().ok();
+    let terminal = std::io::stdout().is_terminal();
+    let bars = BarProgress::new(session.conns.iter().map(|c| c.node().to_string()).collect());
+    let progress: &dyn Progress = if terminal { &bars } else { &PlainProgress };
+    let outcomes = run_locked(
+        &session.topology,
+        &mut session.conns,
+        session.parallelism,
+        plan,
+        tasks,
+        &holder,
+        progress,
+    )
+    .map_err(|e| match e {
+        SessionError::Read(errors) => anyhow::anyhow!(no_plan("cannot read every node", &errors)),
+        moved @ SessionError::Moved { .. } => anyhow::anyhow!(moved),
+    })?;
+    if terminal {
+        bars.clear();
         for (t, o) in tasks.iter().zip(&outcomes) {
             PlainProgress.finished(&t.node, &t.label, o);
         }
-        outcomes
-    } else {
-        execute(
-            tasks,
-            &mut session.conns,
-            session.parallelism,
-            &PlainProgress,
-        )
     }
+    let report = report(plan, tasks, &outcomes, what);
+    print!("{}", report.text);
+    Ok(if report.complete { 0 } else { 1 })
 }
 
-/// Releases the lock on every node that can still be reached.
-fn unlock(session: &mut Session, holder: &str) {
-    let script = unlock_script(holder);
-    for conn in session.conns.iter_mut() {
-        if let Err(e) = conn.run(SHELL, script.as_bytes()) {
-            eprintln!(
-                "warning: could not release the lock on node {}: {e}",
-                conn.node()
-            );
-        }
-    }
-}
-
-fn report(plan: &Plan, tasks: &[Task], outcomes: &[Outcome], what: &str) -> Result<i32> {
-    let failed = outcomes.iter().any(|o| *o != Outcome::Done);
-    if !failed {
-        let s = plan.summary();
-        println!(
-            "\n{what} complete! Containers: {} added, {} changed, {} destroyed.",
-            s.add, s.change, s.destroy
-        );
-        return Ok(0);
-    }
-    println!("\n{what} failed. What was done and what was not:");
-    for (t, o) in tasks.iter().zip(outcomes) {
-        let line = match o {
-            Outcome::Done => format!("  done        {}: {}", t.node, t.label),
-            Outcome::Failed(e) => format!("  FAILED      {}: {}: {}", t.node, t.label, e),
-            Outcome::Skipped(why) => format!("  not started {}: {} ({why})", t.node, t.label),
-        };
-        println!("{line}");
-    }
-    println!("\nNothing was left half-way; run `geartopo apply` again once the cause is fixed and it will converge.");
-    Ok(1)
-}
-
-/// One spinner per node, for terminals.
+/// One spinner per node, for terminals; drawn from `begin` (once the session
+/// holds every lock) until `clear`.
 struct BarProgress {
+    nodes: Vec<String>,
+    shown: std::sync::OnceLock<Bars>,
+}
+
+struct Bars {
     bars: indicatif::MultiProgress,
     by_node: std::collections::BTreeMap<String, indicatif::ProgressBar>,
 }
 
 impl BarProgress {
     fn new(nodes: Vec<String>) -> Self {
-        let bars = indicatif::MultiProgress::new();
-        let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:>10} {msg}")
-            .expect("valid template");
-        let by_node = nodes
-            .into_iter()
-            .map(|n| {
-                let bar = bars.add(indicatif::ProgressBar::new_spinner());
-                bar.set_style(style.clone());
-                bar.set_prefix(n.clone());
-                bar.enable_steady_tick(std::time::Duration::from_millis(120));
-                (n, bar)
-            })
-            .collect();
-        BarProgress { bars, by_node }
+        BarProgress {
+            nodes,
+            shown: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn bar(&self, node: &str) -> Option<&indicatif::ProgressBar> {
+        self.shown.get()?.by_node.get(node)
+    }
+
+    fn clear(&self) {
+        if let Some(shown) = self.shown.get() {
+            shown.bars.clear().ok();
+        }
     }
 }
 
 impl Progress for BarProgress {
+    fn begin(&self) {
+        println!();
+        self.shown.get_or_init(|| {
+            let bars = indicatif::MultiProgress::new();
+            let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:>10} {msg}")
+                .expect("valid template");
+            let by_node = self
+                .nodes
+                .iter()
+                .map(|n| {
+                    let bar = bars.add(indicatif::ProgressBar::new_spinner());
+                    bar.set_style(style.clone());
+                    bar.set_prefix(n.clone());
+                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                    (n.clone(), bar)
+                })
+                .collect();
+            Bars { bars, by_node }
+        });
+    }
     fn started(&self, node: &str, label: &str) {
-        if let Some(b) = self.by_node.get(node) {
+        if let Some(b) = self.bar(node) {
             b.set_message(format!("{label}..."));
         }
     }
     fn finished(&self, node: &str, label: &str, outcome: &Outcome) {
-        if let Some(b) = self.by_node.get(node) {
+        if let Some(b) = self.bar(node) {
             b.set_message(match outcome {
                 Outcome::Done => format!("{label}: done"),
                 Outcome::Failed(_) => format!("{label}: FAILED"),
                 Outcome::Skipped(_) => format!("{label}: not started"),
             });
+        }
+    }
+    fn unlock_failed(&self, node: &str, error: &TransportError) {
+        match self.shown.get() {
+            Some(shown) => shown
+                .bars
+                .suspend(|| PlainProgress.unlock_failed(node, error)),
+            None => PlainProgress.unlock_failed(node, error),
         }
     }
 }

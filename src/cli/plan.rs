@@ -56,7 +56,7 @@ pub fn run(args: PlanArgs) -> Result<i32> {
     let path = super::topology_path(args.file);
     let (topology, graph, source) = load(&path)?;
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
-    let state = session.observe("")?;
+    let state = session.observe()?;
     let plan = session.plan(&state, &args.targets)?;
     if args.json {
         println!(

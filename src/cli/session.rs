@@ -8,7 +8,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Result};
 
 use crate::graph::DepGraph;
-use crate::observe::{connect_all, observe_with_prefix, Connections};
+use crate::node::Connections;
+use crate::observe::{connect_all, observe};
 use crate::plan::{plan, Plan};
 use crate::render::no_plan;
 use crate::state::ObservedState;
@@ -60,9 +61,9 @@ impl Session {
         })
     }
 
-    /// Reads every node (with `prefix` in the same round trip, e.g. the lock).
-    pub fn observe(&mut self, prefix: &str) -> Result<ObservedState> {
-        observe_with_prefix(&self.topology, &mut self.conns, self.parallelism, prefix)
+    /// Reads every node.
+    pub fn observe(&mut self) -> Result<ObservedState> {
+        observe(&self.topology, &mut self.conns, self.parallelism)
             .map_err(|errors| anyhow!(no_plan("cannot read every node", &errors)))
     }
 

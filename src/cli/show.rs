@@ -21,7 +21,7 @@ pub fn run(args: ShowArgs) -> Result<i32> {
     let path = super::topology_path(args.file);
     let (topology, graph, source) = load(&path)?;
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
-    let state = session.observe("")?;
+    let state = session.observe()?;
     let plan = session.plan(&state, &[])?;
     let status = ShowDocument::new(&plan, &state);
     if args.json {

@@ -1,6 +1,7 @@
-//! A fake transport for unit tests of observe, plan and apply: it records every
-//! command with its stdin and answers through a handler, which can inject failures.
-//! No I/O happens here.
+//! A fake transport: it records every command line with its stdin and answers
+//! through a handler. For tests of what reaches a transport (`node::ScriptedNode`);
+//! tests of observe and apply use `node::fake`, which records operations. Built
+//! only for tests (`cfg(test)`, feature `testing`); no I/O happens here.
 
 use std::sync::{Arc, Mutex};
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::topology::model::{Node, NodeAddress};
 
+#[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod local;
 pub mod ssh;

@@ -1,236 +1,24 @@
-//! Reading live state: one connection per node, all nodes at once (bounded by
-//! `--parallelism`), one round trip per node (`runtime::observe_script`), and the
-//! parsing of what came back into `state`. Read-only: nothing here changes a node.
+//! The reader of the observe output: splits it by `Section` headers (the names
+//! the observe script writes, from the same definition) and turns each section
+//! into `state`. Pure: text in, state out.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, ToSocketAddrs};
-use std::sync::Mutex;
 
 use serde_json::Value;
 
+use super::ObserveError;
+use crate::node::section::Section;
+use crate::node::SYSCTLS;
 use crate::rules::parse_owned;
-use crate::runtime::{observe_script, MARK, SHELL};
-use crate::state::{
-    NodeState, ObservedContainer, ObservedState, ProtocolName, PublishedPort, RunState,
-};
-use crate::topology::model::{LinkTarget, NodeAddress, Topology};
-use crate::transport::{ConnectOptions, Transport, TransportError};
-
-/// Why a node could not be read. Names the node.
-#[derive(Debug, thiserror::Error)]
-pub enum ObserveError {
-    #[error(transparent)]
-    Transport(Box<TransportError>),
-    #[error("node {node}: another apply holds the lock: {holder}")]
-    Locked { node: String, holder: String },
-    #[error("node {node}: reading state failed (exit {status}): {stderr}")]
-    Failed {
-        node: String,
-        status: i32,
-        stderr: String,
-    },
-    #[error("node {node}: unexpected output while reading state: {reason}")]
-    Parse { node: String, reason: String },
-    #[error("cannot resolve {name}: {reason}")]
-    Resolve { name: String, reason: String },
-}
-
-impl From<TransportError> for ObserveError {
-    fn from(e: TransportError) -> Self {
-        ObserveError::Transport(Box::new(e))
-    }
-}
+use crate::state::{NodeState, ObservedContainer, ProtocolName, PublishedPort, RunState};
 
 /// What was read of one container's namespace.
 #[derive(Default)]
 struct NamespaceRead {
     pid: Option<u32>,
-    sysctls: Option<String>,
+    /// The values of `SYSCTLS`, in that order.
+    sysctls: Vec<String>,
     save: Option<String>,
-}
-
-/// Open connections, one per node, in node-name order.
-pub type Connections = Vec<Box<dyn Transport>>;
-
-/// Runs `f` over `items` on at most `parallelism` threads at once, keeping order.
-pub fn parallel_map<T: Send, R: Send>(
-    items: Vec<T>,
-    parallelism: usize,
-    f: impl Fn(T) -> R + Sync,
-) -> Vec<R> {
-    let n = items.len();
-    let queue = Mutex::new(items.into_iter().enumerate().collect::<Vec<_>>());
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..n).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..parallelism.max(1).min(n.max(1)) {
-            scope.spawn(|| loop {
-                let next = queue.lock().unwrap().pop();
-                let Some((i, item)) = next else { break };
-                let r = f(item);
-                results.lock().unwrap()[i] = Some(r);
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
-}
-
-/// Connects to every node of the topology at once. Every failure is returned, each
-/// naming its node; no partial set of connections is handed out.
-pub fn connect_all(
-    topology: &Topology,
-    options: &ConnectOptions,
-    parallelism: usize,
-) -> Result<Connections, Vec<TransportError>> {
-    let nodes: Vec<_> = topology.nodes.values().collect();
-    let results = parallel_map(nodes, parallelism, |node| {
-        crate::transport::connect(node, options)
-    });
-    let mut conns = Vec::new();
-    let mut errors = Vec::new();
-    for r in results {
-        match r {
-            Ok(c) => conns.push(c),
-            Err(e) => errors.push(e),
-        }
-    }
-    if errors.is_empty() {
-        Ok(conns)
-    } else {
-        Err(errors)
-    }
-}
-
-/// Reads every node (one round trip each, all at once) and resolves DNS names.
-pub fn observe(
-    topology: &Topology,
-    conns: &mut Connections,
-    parallelism: usize,
-) -> Result<ObservedState, Vec<ObserveError>> {
-    observe_with_prefix(topology, conns, parallelism, "")
-}
-
-/// As `observe`, with `prefix` run first in the same round trip (the apply lock).
-pub fn observe_with_prefix(
-    topology: &Topology,
-    conns: &mut Connections,
-    parallelism: usize,
-    prefix: &str,
-) -> Result<ObservedState, Vec<ObserveError>> {
-    let jobs: Vec<&mut Box<dyn Transport>> = conns.iter_mut().collect();
-    let results = parallel_map(jobs, parallelism, |conn| {
-        let node = topology
-            .nodes
-            .get(conn.node())
-            .expect("connections are the topology's nodes");
-        let script = format!("{prefix}{}", observe_script(node.runtime, &topology.name));
-        let out = conn.run(SHELL, script.as_bytes())?;
-        if out.status == crate::runtime::LOCK_HELD && !prefix.is_empty() {
-            return Err(ObserveError::Locked {
-                node: node.name.clone(),
-                holder: out.stderr_str().trim().to_string(),
-            });
-        }
-        if !out.success() {
-            return Err(ObserveError::Failed {
-                node: node.name.clone(),
-                status: out.status,
-                stderr: out.stderr_str().trim().to_string(),
-            });
-        }
-        parse_node(&node.name, &topology.name, &out.stdout_str()).map(|s| (node.name.clone(), s))
-    });
-    let mut state = ObservedState::default();
-    let mut errors = Vec::new();
-    for r in results {
-        match r {
-            Ok((name, s)) => {
-                let mut s = s;
-                keep_relevant_ports(topology, &name, &mut s);
-                state.nodes.insert(name, s);
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    match resolve_names(topology) {
-        Ok(resolved) => state.resolved = resolved,
-        Err(e) => errors.push(e),
-    }
-    if errors.is_empty() {
-        Ok(state)
-    } else {
-        Err(errors)
-    }
-}
-
-/// Keeps only the taken ports a plan can care about: those in the node's
-/// `host_ports` range and those the file gives explicitly. The rest (ephemeral
-/// sockets elsewhere) would only make saved plans go stale for nothing.
-fn keep_relevant_ports(topology: &Topology, node: &str, state: &mut NodeState) {
-    let Some(n) = topology.nodes.get(node) else {
-        return;
-    };
-    let given: Vec<u16> = topology
-        .containers
-        .iter()
-        .filter(|c| c.node == node)
-        .flat_map(|c| c.publish.iter().filter_map(|p| p.host_port))
-        .collect();
-    state
-        .taken_ports
-        .retain(|(_, p)| (n.host_ports.first..=n.host_ports.last).contains(p) || given.contains(p));
-}
-
-/// Resolves the DNS names that rules need as addresses: node addresses that are
-/// not IPs (only for nodes a link targets) and raw link hosts.
-fn resolve_names(topology: &Topology) -> Result<BTreeMap<String, Ipv4Addr>, ObserveError> {
-    let mut names = Vec::new();
-    for c in &topology.containers {
-        for l in &c.links {
-            match &l.target {
-                LinkTarget::Raw { host, .. } => names.push(host.clone()),
-                LinkTarget::Container { container, .. } => {
-                    if let Some(t) = topology.container(container) {
-                        if let Some(NodeAddress::Remote(a)) =
-                            topology.nodes.get(&t.node).map(|n| &n.address)
-                        {
-                            names.push(a.clone());
-                        }
-                    }
-                }
-                LinkTarget::Loopback { .. } => {}
-            }
-        }
-    }
-    let mut resolved = BTreeMap::new();
-    for name in names {
-        if name.parse::<Ipv4Addr>().is_ok() || resolved.contains_key(&name) {
-            continue;
-        }
-        let addr = (name.as_str(), 0)
-            .to_socket_addrs()
-            .map_err(|e| ObserveError::Resolve {
-                name: name.clone(),
-                reason: e.to_string(),
-            })?
-            .filter_map(|a| match a.ip() {
-                std::net::IpAddr::V4(v4) => Some(v4),
-                _ => None,
-            })
-            // Round-robin DNS answers in any order: take the lowest, so the
-            // rules (and the plan's fingerprint) do not change from run to run.
-            .min()
-            .ok_or_else(|| ObserveError::Resolve {
-                name: name.clone(),
-                reason: "no IPv4 address".into(),
-            })?;
-        resolved.insert(name, addr);
-    }
-    Ok(resolved)
 }
 
 /// Parses one node's observe output.
@@ -239,32 +27,39 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
         node: node.to_string(),
         reason,
     };
-    let mut sections: Vec<(String, String)> = Vec::new();
+    let mut sections: Vec<(Section, Vec<&str>, String)> = Vec::new();
     for line in output.lines() {
-        if let Some(head) = line.strip_prefix(MARK) {
-            sections.push((head.trim().to_string(), String::new()));
-        } else if let Some((_, body)) = sections.last_mut() {
-            body.push_str(line);
-            body.push('\n');
+        match Section::parse_header(line) {
+            Some(Ok((section, args))) => sections.push((section, args, String::new())),
+            Some(Err(head)) => return Err(err(format!("unknown section {head:?}"))),
+            None => {
+                if let Some((_, _, body)) = sections.last_mut() {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+            }
         }
     }
-    if sections.last().map(|(h, _)| h.as_str()) != Some("end") {
+    if sections.last().map(|(s, _, _)| *s) != Some(Section::End) {
         return Err(err("output ended early".into()));
     }
     let mut state = NodeState::default();
     let mut inspected: Vec<Value> = Vec::new();
     let mut namespaces: BTreeMap<String, NamespaceRead> = BTreeMap::new();
     let mut current_ns: Option<String> = None;
-    for (head, body) in &sections {
-        let words: Vec<&str> = head.split_whitespace().collect();
-        match words.as_slice() {
-            ["tcp"] => state
-                .taken_ports
-                .extend(listening(body, ProtocolName::Tcp, "0A")),
-            ["udp"] => state
-                .taken_ports
-                .extend(listening(body, ProtocolName::Udp, "07")),
-            ["ports"] => {
+    for (section, args, body) in &sections {
+        match (section, args.as_slice()) {
+            (Section::Tcp, []) => {
+                state
+                    .taken_ports
+                    .extend(listening(body, ProtocolName::Tcp, "0A"))
+            }
+            (Section::Udp, []) => {
+                state
+                    .taken_ports
+                    .extend(listening(body, ProtocolName::Udp, "07"))
+            }
+            (Section::Ports, []) => {
                 for line in body.lines() {
                     let (name, ports) = line.split_once('|').unwrap_or(("", line));
                     if !name.is_empty() {
@@ -273,11 +68,11 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                     state.taken_ports.extend(published_in_ps(ports));
                 }
             }
-            ["inspect"] => {
+            (Section::Inspect, []) => {
                 inspected = serde_json::from_str(body)
                     .map_err(|e| err(format!("inspect output is not JSON: {e}")))?;
             }
-            ["ns", id, pid] => {
+            (Section::Namespace, [id, pid]) => {
                 let pid = pid.parse::<u32>().ok().filter(|p| *p > 0);
                 namespaces.insert(
                     id.to_string(),
@@ -288,15 +83,23 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                 );
                 current_ns = Some(id.to_string());
             }
-            ["sysctl", rest @ ..] => {
+            (Section::Sysctl, values) => {
                 if let Some(id) = &current_ns {
                     let e = namespaces.get_mut(id).expect("ns before sysctl");
-                    e.sysctls = Some(rest.join(" "));
+                    e.sysctls = values.iter().map(|v| v.to_string()).collect();
                     e.save = Some(body.clone());
                 }
             }
-            ["end"] => {}
-            _ => return Err(err(format!("unknown section {head:?}"))),
+            (Section::End, []) => {}
+            (section, args) => {
+                return Err(err(format!(
+                    "unknown section {:?}",
+                    std::iter::once(section.as_str())
+                        .chain(args.iter().copied())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )))
+            }
         }
     }
     for value in inspected {
@@ -312,15 +115,11 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
         let mut c = c;
         if let Some(ns) = namespaces.get(&c.id) {
             c.pid = ns.pid;
-            if let (Some(sysctls), Some(save)) = (&ns.sysctls, &ns.save) {
-                let values: Vec<&str> = sysctls.split_whitespace().collect();
-                if let [fwd, localnet] = values.as_slice() {
-                    c.sysctls
-                        .insert("net.ipv4.ip_forward".into(), fwd.to_string());
-                    c.sysctls.insert(
-                        "net.ipv4.conf.all.route_localnet".into(),
-                        localnet.to_string(),
-                    );
+            if let Some(save) = &ns.save {
+                if ns.sysctls.len() == SYSCTLS.len() {
+                    for ((name, _), value) in SYSCTLS.iter().zip(&ns.sysctls) {
+                        c.sysctls.insert(name.to_string(), value.clone());
+                    }
                 }
                 c.chains = Some(parse_owned(save));
             }

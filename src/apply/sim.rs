@@ -1,0 +1,298 @@
+//! Simulated nodes for apply tests: behind `node::fake`, each node keeps
+//! containers, their namespaces and owned chains, and its apply lock, and acts on
+//! the operations geartopo sends (observe, lock, create, init, rules, start,
+//! remove) as podman or docker would. It answers `Observe` in the observe output's
+//! own format, written with the same `Section` names the parser reads.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::node::fake::FakeNodes;
+use crate::node::section::Section;
+use crate::node::{CreateSpec, NodeOp, LOCK_HELD};
+use crate::rules::render_restore;
+use crate::topology::model::{Runtime, Topology};
+use crate::transport::{Output, TransportError};
+
+#[derive(Debug, Clone)]
+pub(crate) struct SimContainer {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub image: String,
+    /// (host port, container port, protocol)
+    pub publish: Vec<(String, String, String)>,
+    pub status: String,
+    pub pid: u32,
+    pub rules: Vec<String>,
+    pub jumps: usize,
+}
+
+#[derive(Default)]
+pub(crate) struct Sim {
+    pub nodes: BTreeMap<String, Vec<SimContainer>>,
+    pub runtimes: BTreeMap<String, Runtime>,
+    next: u32,
+    /// (node, operation kind) that fails with an error message.
+    pub fail: Vec<(String, String)>,
+    /// (node, operation kind) whose handling panics (a bug in geartopo).
+    pub panic_on: Vec<(String, String)>,
+    /// Nodes that drop the connection.
+    pub gone: Vec<String>,
+    /// Apply locks by node: the holder.
+    pub locks: BTreeMap<String, String>,
+}
+
+fn failure(status: i32, stderr: String) -> Output {
+    Output {
+        status,
+        stdout: vec![],
+        stderr: stderr.into_bytes(),
+    }
+}
+
+impl Sim {
+    fn runtime(&self, node: &str) -> Runtime {
+        self.runtimes.get(node).copied().unwrap_or(Runtime::Podman)
+    }
+
+    pub fn observe(&self, node: &str) -> String {
+        let line = |s: Section| s.header() + "\n";
+        let mut out = line(Section::Tcp) + &line(Section::Udp) + &line(Section::Ports);
+        let cs = self.nodes.get(node).cloned().unwrap_or_default();
+        for c in &cs {
+            let ports: Vec<String> = c
+                .publish
+                .iter()
+                .map(|(h, p, pr)| format!("0.0.0.0:{h}->{p}/{pr}"))
+                .collect();
+            out.push_str(&format!("{}|{}\n", c.name, ports.join(", ")));
+        }
+        let inspect: Vec<serde_json::Value> = cs
+            .iter()
+            .map(|c| {
+                let mut bindings = serde_json::Map::new();
+                for (h, p, pr) in &c.publish {
+                    bindings.insert(format!("{p}/{pr}"), serde_json::json!([{"HostIp": "", "HostPort": h}]));
+                }
+                serde_json::json!({"Id": c.id, "Name": c.name, "State": {"Status": c.status, "Pid": c.pid},
+                    "Config": {"Image": c.image, "Labels": c.labels}, "HostConfig": {"PortBindings": bindings}})
+            })
+            .collect();
+        out.push_str(&line(Section::Inspect));
+        out.push_str(&format!("{}\n", serde_json::Value::Array(inspect)));
+        for c in &cs {
+            out.push_str(&format!(
+                "{} {} {}\n",
+                Section::Namespace.header(),
+                c.id,
+                c.pid
+            ));
+            if c.pid > 0 {
+                out.push_str(&format!("{} 1 1\n*nat\n", Section::Sysctl.header()));
+                if !c.rules.is_empty() || c.jumps > 0 {
+                    out.push_str(":GEARTOPO-OUTPUT - [0:0]\n:GEARTOPO-POSTROUTING - [0:0]\n:GEARTOPO-PREROUTING - [0:0]\n");
+                }
+                for (b, o) in crate::rules::CHAINS {
+                    for _ in 0..c.jumps {
+                        out.push_str(&format!("-A {b} -j {o}\n"));
+                    }
+                }
+                for r in &c.rules {
+                    out.push_str(r);
+                    out.push('\n');
+                }
+                out.push_str("COMMIT\n");
+            }
+        }
+        out.push_str(&line(Section::End));
+        out
+    }
+
+    fn find(&mut self, node: &str, name_or_id: &str) -> Option<&mut SimContainer> {
+        self.nodes
+            .get_mut(node)?
+            .iter_mut()
+            .find(|c| c.name == name_or_id || c.id == name_or_id)
+    }
+
+    /// `podman init` of what is not initialized or running already (the script
+    /// checks first, as podman refuses a second init).
+    fn init(&mut self, node: &str, name: &str) {
+        self.next += 1;
+        let pid = 100 + self.next;
+        let c = self
+            .find(node, name)
+            .expect("init of an existing container");
+        if c.status != "initialized" && c.status != "running" {
+            c.status = "initialized".into();
+            c.pid = pid;
+        }
+    }
+
+    fn start(&mut self, node: &str, name: &str) {
+        self.next += 1;
+        let pid = 100 + self.next;
+        let c = self
+            .find(node, name)
+            .expect("start of an existing container");
+        if c.pid == 0 {
+            // Only docker starts a container that has no namespace yet.
+            c.pid = pid;
+        }
+        c.status = "running".into();
+    }
+
+    fn create(&mut self, node: &str, spec: &CreateSpec) -> Output {
+        let c = SimContainer {
+            id: format!("{node}-{}", self.next),
+            name: spec.runtime_name.clone(),
+            labels: spec.labels.iter().cloned().collect(),
+            image: spec.image.clone(),
+            publish: spec
+                .publish
+                .iter()
+                .map(|(pr, p, h)| (h.to_string(), p.to_string(), pr.to_string()))
+                .collect(),
+            status: "created".into(),
+            pid: 0,
+            rules: vec![],
+            jumps: 0,
+        };
+        self.next += 1;
+        // As the runtimes: names are unique on a node, and a host port another
+        // container publishes cannot be published again.
+        let others = self.nodes.entry(node.into()).or_default();
+        if others.iter().any(|o| o.name == c.name) {
+            return failure(
+                125,
+                format!("the container name {} is already in use", c.name),
+            );
+        }
+        if let Some(p) = c.publish.iter().find(|p| {
+            others
+                .iter()
+                .any(|o| o.publish.iter().any(|q| q.0 == p.0 && q.2 == p.2))
+        }) {
+            return failure(126, format!("port {} is already allocated", p.0));
+        }
+        others.push(c);
+        if self.runtime(node) == Runtime::Podman {
+            self.init(node, &spec.runtime_name);
+        }
+        Output::default()
+    }
+
+    /// One round trip: the operations in order, stopping at the first failure.
+    pub fn run(&mut self, node: &str, ops: &[NodeOp]) -> Result<Output, TransportError> {
+        if self.gone.iter().any(|n| n == node) {
+            return Err(TransportError::Io {
+                node: node.into(),
+                reason: "connection reset".into(),
+            });
+        }
+        let mut stdout = String::new();
+        for op in ops {
+            let kind = op.kind().to_string();
+            let here = (node.to_string(), kind.clone());
+            if self.panic_on.contains(&here) {
+                panic!("simulated bug at {kind} on {node}");
+            }
+            if self.fail.contains(&here) {
+                return Ok(failure(125, format!("simulated failure at {kind}")));
+            }
+            match op {
+                NodeOp::Observe { .. } => stdout.push_str(&self.observe(node)),
+                NodeOp::Lock { holder } => match self.locks.get(node) {
+                    Some(other) => {
+                        let held = format!("locked by: {other} (lock /run/geartopo/apply.lock)");
+                        return Ok(failure(LOCK_HELD, held));
+                    }
+                    None => {
+                        self.locks.insert(node.into(), holder.clone());
+                    }
+                },
+                NodeOp::Unlock { holder } => {
+                    if self.locks.get(node) == Some(holder) {
+                        self.locks.remove(node);
+                    }
+                }
+                NodeOp::Create(spec) => {
+                    let out = self.create(node, spec);
+                    if !out.success() {
+                        return Ok(out);
+                    }
+                }
+                NodeOp::Init { container } => self.init(node, container),
+                NodeOp::Rules { container, rules } => {
+                    if self.runtime(node) == Runtime::Docker {
+                        self.start(node, container);
+                    }
+                    let c = self
+                        .find(node, container)
+                        .expect("rules for an existing container");
+                    assert!(
+                        c.pid > 0,
+                        "rules restored into a container without a namespace"
+                    );
+                    // What iptables-save shows after the restore: its rules.
+                    let restore = render_restore(&rules.topology, &rules.container, &rules.rules);
+                    c.rules = restore
+                        .lines()
+                        .filter(|l| l.starts_with("-A "))
+                        .map(str::to_string)
+                        .collect();
+                    c.jumps = 1;
+                }
+                NodeOp::Start { container } => {
+                    let c = self
+                        .find(node, container)
+                        .expect("start of an existing container");
+                    assert!(c.pid > 0, "started without init");
+                    self.start(node, container);
+                }
+                NodeOp::Remove { container } => {
+                    self.nodes
+                        .entry(node.into())
+                        .or_default()
+                        .retain(|c| c.id != *container && c.name != *container);
+                }
+            }
+        }
+        Ok(Output {
+            status: 0,
+            stdout: stdout.into_bytes(),
+            stderr: vec![],
+        })
+    }
+}
+
+/// Simulated nodes with the runtimes `topology` gives them, behind fake
+/// connections; `failures` are (node, operation kind) that fail.
+pub(crate) fn simulated(
+    topology: &Topology,
+    failures: &[(&str, &str)],
+) -> (Arc<Mutex<Sim>>, FakeNodes) {
+    let sim = Sim {
+        fail: failures
+            .iter()
+            .map(|(n, what)| (n.to_string(), what.to_string()))
+            .collect(),
+        runtimes: topology
+            .nodes
+            .iter()
+            .map(|(name, n)| (name.clone(), n.runtime))
+            .collect(),
+        ..Sim::default()
+    };
+    let sim = Arc::new(Mutex::new(sim));
+    let shared = sim.clone();
+    // A simulated panic poisons the lock; the unlocks that follow still run.
+    let nodes = FakeNodes::new(move |node, ops| {
+        shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .run(node, ops)
+    });
+    (sim, nodes)
+}

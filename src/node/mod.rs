@@ -1,0 +1,187 @@
+//! What geartopo does to a node, as values: `NodeOp` (observe, lock, create,
+//! rules, start, remove, ...) is what apply tasks carry, what the fake records and
+//! what tests match on. `script` is the one place that turns operations into the
+//! shell text a node runs, for the node's `NodeProfile`; `section` names the parts
+//! of the observe output for its writer (the script) and its reader (`observe`).
+//! A `NodeConnection` runs operations on one node in one round trip. No shell text
+//! is built outside `script`, and nothing here parses what a node answered.
+
+use crate::topology::model::{Node, Runtime};
+use crate::transport::{Output, Transport, TransportError};
+
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
+pub mod script;
+pub mod section;
+
+/// The sysctls every container gets: forwarding, and DNAT to and from 127.0.0.0/8.
+pub const SYSCTLS: [(&str, &str); 2] = [
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv4.conf.all.route_localnet", "1"),
+];
+
+/// Exit status of a round trip whose `Lock` found the lock held by another apply;
+/// its stderr names the holder.
+pub const LOCK_HELD: i32 = 75;
+
+/// One thing to do on a node. Every string comes from the validated model or from
+/// what `observe` found; `script` quotes each one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeOp {
+    /// Reads the node: listening sockets, every container's published ports, this
+    /// topology's containers and their namespaces. Changes nothing.
+    Observe { topology: String },
+    /// Takes the node's apply lock, or ends the round trip with `LOCK_HELD`.
+    Lock { holder: String },
+    /// Releases the lock if `holder` holds it.
+    Unlock { holder: String },
+    /// Creates a container and prepares its namespace without starting its process
+    /// (podman `init`; docker has none, so there `Rules` starts it).
+    Create(CreateSpec),
+    /// Prepares the namespace of an existing, stopped container (podman only).
+    Init { container: String },
+    /// Puts the owned chains in the container's namespace, makes each jump into
+    /// them present once, sets the sysctls.
+    Rules {
+        container: String,
+        rules: OwnedRules,
+    },
+    /// Starts a prepared container.
+    Start { container: String },
+    /// Removes a container (and with it its namespace and owned chains).
+    Remove { container: String },
+}
+
+impl NodeOp {
+    /// A short name of the kind of operation (`create`), for golden files and tests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NodeOp::Observe { .. } => "observe",
+            NodeOp::Lock { .. } => "lock",
+            NodeOp::Unlock { .. } => "unlock",
+            NodeOp::Create(_) => "create",
+            NodeOp::Init { .. } => "init",
+            NodeOp::Rules { .. } => "rules",
+            NodeOp::Start { .. } => "start",
+            NodeOp::Remove { .. } => "remove",
+        }
+    }
+}
+
+/// What `Create` needs. In `container` fields of other operations, a container is
+/// its runtime name when just created, its observed id otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSpec {
+    pub runtime_name: String,
+    pub labels: Vec<(String, String)>,
+    /// (protocol, container port, host port)
+    pub publish: Vec<(&'static str, u16, u16)>,
+    pub env: Vec<(String, String)>,
+    /// Secret values without a line break: passed in a root-only file.
+    pub secret_env: Vec<(String, String)>,
+    pub image: String,
+    pub command: Vec<String>,
+}
+
+/// The owned chains' rules of one container, in iptables-save's form
+/// (`rules::render_rules`); the firewall backend renders the document around them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedRules {
+    pub topology: String,
+    /// The container's name in the topology (the marker rule names it).
+    pub container: String,
+    pub rules: Vec<String>,
+}
+
+/// How a node's firewall is driven. One backend today; another renders its own
+/// document in `script` and reads its own state in `observe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firewall {
+    /// `iptables-restore --noflush` of the nat table, `iptables-save` to read it.
+    Iptables,
+}
+
+/// Everything about a node that changes the text of its scripts (the container
+/// runtime, the firewall backend; later e.g. how root is obtained).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeProfile {
+    pub runtime: Runtime,
+    pub firewall: Firewall,
+}
+
+impl NodeProfile {
+    /// The profile of a node of the topology.
+    pub fn of(node: &Node) -> NodeProfile {
+        NodeProfile::for_runtime(node.runtime)
+    }
+
+    /// A node with `runtime` and the default of everything else.
+    pub fn for_runtime(runtime: Runtime) -> NodeProfile {
+        NodeProfile {
+            runtime,
+            firewall: Firewall::Iptables,
+        }
+    }
+}
+
+/// Runs operations on one node. One value holds one connection for its lifetime.
+pub trait NodeConnection: Send {
+    /// The node's name in the topology.
+    fn node(&self) -> &str;
+    /// Runs `ops` in order in one round trip and returns what it left behind.
+    fn run(&mut self, ops: &[NodeOp]) -> Result<Output, TransportError>;
+}
+
+/// Open connections, one per node, in node-name order.
+pub type Connections = Vec<Box<dyn NodeConnection>>;
+
+/// The real thing: renders the operations for the node's profile and runs the
+/// script through a transport (`sh -s`, the script on stdin).
+pub struct ScriptedNode {
+    transport: Box<dyn Transport>,
+    profile: NodeProfile,
+}
+
+impl ScriptedNode {
+    pub fn new(transport: Box<dyn Transport>, profile: NodeProfile) -> Self {
+        ScriptedNode { transport, profile }
+    }
+}
+
+impl NodeConnection for ScriptedNode {
+    fn node(&self) -> &str {
+        self.transport.node()
+    }
+
+    fn run(&mut self, ops: &[NodeOp]) -> Result<Output, TransportError> {
+        let text = script::render(&self.profile, ops);
+        self.transport.run(script::SHELL, text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::fake::FakeWorld;
+
+    #[test]
+    fn a_round_trip_is_one_script_on_stdin_of_the_same_command_line() {
+        let world = FakeWorld::succeeding();
+        let profile = NodeProfile::for_runtime(Runtime::Docker);
+        let mut node = ScriptedNode::new(Box::new(world.transport("node1")), profile);
+        let ops = [
+            NodeOp::Lock {
+                holder: "me".into(),
+            },
+            NodeOp::Observe {
+                topology: "todo".into(),
+            },
+        ];
+        node.run(&ops).unwrap();
+        let log = world.log();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].node, "node1");
+        assert_eq!(log[0].command, "sh -s");
+        assert_eq!(log[0].stdin, script::render(&profile, &ops));
+    }
+}

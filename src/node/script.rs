@@ -1,0 +1,411 @@
+//! The one renderer of node operations: `render` turns operations into the shell
+//! script a node runs, one script per round trip, for the node's `NodeProfile`
+//! (podman and docker differ only here; a firewall backend or a way to become
+//! root would too). Built from validated names with every argument quoted; sent on
+//! stdin to `sh -s`, so the command line itself is always the same. Pure text, no
+//! I/O. Every script is pinned by a golden file (tests/golden/scripts), which
+//! shellcheck reads in CI.
+
+use super::section::Section;
+use super::{CreateSpec, Firewall, NodeOp, NodeProfile, OwnedRules, LOCK_HELD, SYSCTLS};
+use crate::rules::{render_restore, CHAINS};
+use crate::topology::model::Runtime;
+use crate::transport::shell::{join, quote};
+
+/// The command line every script is run with: the script comes on stdin.
+pub const SHELL: &str = "sh -s";
+
+/// The script for `ops`, run in order in one round trip.
+pub fn render(profile: &NodeProfile, ops: &[NodeOp]) -> String {
+    ops.iter().map(|op| render_one(profile, op)).collect()
+}
+
+fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
+    let runtime = profile.runtime;
+    match op {
+        NodeOp::Observe { topology } => observe_script(profile, topology),
+        NodeOp::Lock { holder } => lock_script(holder),
+        NodeOp::Unlock { holder } => unlock_script(holder),
+        NodeOp::Create(spec) => create_script(runtime, spec),
+        NodeOp::Init { container } => init_script(runtime, container),
+        NodeOp::Rules { container, rules } => rules_script(profile, container, rules),
+        NodeOp::Start { container } => start_script(runtime, container),
+        NodeOp::Remove { container } => remove_script(runtime, container),
+    }
+}
+
+/// Reads a node in one round trip: listening sockets, every container's published
+/// ports, this topology's containers (inspect JSON), and for each one with a
+/// namespace its sysctls and its nat table, each under its `Section` header.
+fn observe_script(profile: &NodeProfile, topology: &str) -> String {
+    let rt = profile.runtime.binary();
+    let label = quote(&format!("label=geartopo.topology={topology}"));
+    let [tcp, udp, ports, inspect, ns, sysctl, end] = Section::ALL.map(Section::header);
+    // The values in the order `Section::Sysctl` promises: that of SYSCTLS.
+    let sysctls: Vec<String> = SYSCTLS
+        .iter()
+        .map(|(k, _)| format!("$(cat /proc/sys/{})", k.replace('.', "/")))
+        .collect();
+    let sysctl = format!("{sysctl} {}", sysctls.join(" "));
+    let save = match profile.firewall {
+        Firewall::Iptables => "iptables-save -t nat",
+    };
+    format!(
+        r#"set -u
+echo "{tcp}"
+cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
+echo "{udp}"
+cat /proc/net/udp /proc/net/udp6 2>/dev/null
+echo "{ports}"
+{rt} ps -a --format '{{{{.Names}}}}|{{{{.Ports}}}}' || {{ echo "geartopo: '{rt} ps' failed on this node" >&2; exit 3; }}
+ids=$({rt} ps -a -q --no-trunc --filter {label}) || exit 3
+echo "{inspect}"
+# shellcheck disable=SC2086 # $ids is split on purpose: one inspect for every id (hex, no glob)
+if [ -n "$ids" ]; then {rt} inspect $ids || exit 3; else echo '[]'; fi
+# One inspect for every pid, one nsenter per namespace: each podman run costs a
+# tenth of a CPU second or more, which is what bounds reading many nodes at once.
+pids=
+# shellcheck disable=SC2086 # as above
+if [ -n "$ids" ]; then pids=$({rt} inspect -f '{{{{.Id}}}} {{{{.State.Pid}}}}' $ids) || exit 3; fi
+[ -z "$pids" ] || printf '%s\n' "$pids" | while read -r id pid; do
+  echo "{ns} $id $pid"
+  if [ "$pid" -gt 0 ] 2>/dev/null; then
+    # shellcheck disable=SC2016 # expanded by the sh inside the namespace, not here
+    nsenter -t "$pid" -n sh -c 'echo "{sysctl}"; {save}' 2>/dev/null
+  fi
+done
+echo "{end}"
+"#
+    )
+}
+
+/// Where the apply lock lives on a node (the lab gives each node its own).
+const RUN_DIR: &str = r#"${GEARTOPO_RUN_DIR:-/run/geartopo}"#;
+
+/// Takes the node's apply lock, or fails naming the holder.
+fn lock_script(holder: &str) -> String {
+    format!(
+        r#"d="{RUN_DIR}"; mkdir -p "$d" || exit 1
+if mkdir "$d/apply.lock" 2>/dev/null; then
+  printf '%s\n' {holder} > "$d/apply.lock/holder"
+else
+  echo "locked by: $(cat "$d/apply.lock/holder" 2>/dev/null || echo unknown) (lock $d/apply.lock)" >&2
+  exit {LOCK_HELD}
+fi
+"#,
+        holder = quote(holder)
+    )
+}
+
+/// Releases the lock if this run holds it.
+fn unlock_script(holder: &str) -> String {
+    format!(
+        r#"d="{RUN_DIR}"
+if [ "$(cat "$d/apply.lock/holder" 2>/dev/null)" = {holder} ]; then rm -rf "$d/apply.lock"; fi
+"#,
+        holder = quote(holder)
+    )
+}
+
+fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String {
+    let mut args: Vec<String> = vec![
+        runtime.binary().into(),
+        "create".into(),
+        "--name".into(),
+        spec.runtime_name.clone(),
+    ];
+    for (k, v) in &spec.labels {
+        args.push("--label".into());
+        args.push(format!("{k}={v}"));
+    }
+    for (k, v) in SYSCTLS {
+        args.push("--sysctl".into());
+        args.push(format!("{k}={v}"));
+    }
+    for (proto, port, host_port) in &spec.publish {
+        args.push("--publish".into());
+        args.push(format!("{host_port}:{port}/{proto}"));
+    }
+    for (k, v) in &spec.env {
+        args.push("--env".into());
+        args.push(format!("{k}={v}"));
+    }
+    let mut line = join(&args);
+    if env_file {
+        line.push_str(" --env-file \"$envfile\"");
+    }
+    line.push(' ');
+    line.push_str(&join(std::iter::once(&spec.image).chain(&spec.command)));
+    line
+}
+
+/// Creates a container and prepares its namespace without starting its process
+/// (podman `init`; docker has no init, so there the process starts in
+/// `rules_script` instead, see README). Secret values go through a file only root
+/// can read, written by the shell's own printf, so that they never stand on a
+/// command line that `ps` shows on the node.
+fn create_script(runtime: Runtime, spec: &CreateSpec) -> String {
+    let mut s = String::from("set -e\n");
+    if !spec.secret_env.is_empty() {
+        s.push_str("umask 077\nenvfile=$(mktemp)\ntrap 'rm -f \"$envfile\"' EXIT\n");
+        for (k, v) in &spec.secret_env {
+            s.push_str(&format!(
+                "printf '%s\\n' {} >> \"$envfile\"\n",
+                quote(&format!("{k}={v}"))
+            ));
+        }
+    }
+    s.push_str(&create_command(runtime, spec, !spec.secret_env.is_empty()));
+    s.push_str(" >/dev/null\n");
+    s.push_str(&init_lines(runtime, &spec.runtime_name));
+    s
+}
+
+fn init_lines(runtime: Runtime, name: &str) -> String {
+    match runtime {
+        // `podman init` refuses a container that is initialized already (a
+        // previous apply stopped after init): only init what needs it.
+        Runtime::Podman => {
+            let n = quote(name);
+            format!(
+                "case \"$(podman inspect -f '{{{{.State.Status}}}}' {n})\" in initialized|running) ;; *) podman init {n} >/dev/null ;; esac\n"
+            )
+        }
+        Runtime::Docker => String::new(),
+    }
+}
+
+/// Prepares the namespace of an existing, stopped container (podman `init`).
+fn init_script(runtime: Runtime, name: &str) -> String {
+    format!("set -e\n{}", init_lines(runtime, name))
+}
+
+/// Puts the owned chains in place in the container's namespace with one
+/// `iptables-restore --noflush`, makes each jump present exactly once, and sets
+/// the sysctls. On docker, starts the container first (it has no `init`).
+fn rules_script(profile: &NodeProfile, name: &str, rules: &OwnedRules) -> String {
+    let rt = profile.runtime.binary();
+    let n = quote(name);
+    let mut s = String::from("set -e\n");
+    if profile.runtime == Runtime::Docker {
+        s.push_str(&format!("[ \"$(docker inspect -f '{{{{.State.Running}}}}' {n})\" = true ] || docker start {n} >/dev/null\n"));
+    }
+    s.push_str(&format!(
+        "pid=$({rt} inspect -f '{{{{.State.Pid}}}}' {n})\n[ \"$pid\" -gt 0 ] || {{ echo {n}\" has no network namespace (state: $({rt} inspect -f '{{{{.State.Status}}}}' {n}))\" >&2; exit 1; }}\n"
+    ));
+    for (k, v) in SYSCTLS {
+        s.push_str(&format!("nsenter -t \"$pid\" -n sysctl -q -w {k}={v}\n"));
+    }
+    match profile.firewall {
+        Firewall::Iptables => s.push_str(&iptables_lines(rules)),
+    }
+    s
+}
+
+/// One restore of the owned chains, then the jumps into them checked.
+fn iptables_lines(rules: &OwnedRules) -> String {
+    let mut s =
+        String::from("nsenter -t \"$pid\" -n iptables-restore --noflush <<'GEARTOPO_RESTORE'\n");
+    s.push_str(&render_restore(
+        &rules.topology,
+        &rules.container,
+        &rules.rules,
+    ));
+    s.push_str("GEARTOPO_RESTORE\n");
+    let chains: Vec<String> = CHAINS.iter().map(|(b, o)| format!("{b}:{o}")).collect();
+    // One iptables-save for the three checks: with a thousand rules in the table,
+    // each save is most of the step's time (bench rules). Fixing one chain's jumps
+    // does not change another's count, so the one saved copy stays true.
+    s.push_str(&format!(
+        r#"saved=$(nsenter -t "$pid" -n iptables-save -t nat)
+for pair in {}; do
+  b=${{pair%%:*}}; o=${{pair#*:}}
+  n=$(printf '%s\n' "$saved" | grep -c -x -e "-A $b -j $o" || true)
+  if [ "$n" -eq 0 ]; then nsenter -t "$pid" -n iptables -w -t nat -A "$b" -j "$o"; fi
+  while [ "$n" -gt 1 ]; do nsenter -t "$pid" -n iptables -w -t nat -D "$b" -j "$o"; n=$((n-1)); done
+done
+"#,
+        chains.join(" ")
+    ));
+    s
+}
+
+/// Starts a prepared container.
+fn start_script(runtime: Runtime, name: &str) -> String {
+    let rt = runtime.binary();
+    let n = quote(name);
+    format!("set -e\n[ \"$({rt} inspect -f '{{{{.State.Running}}}}' {n})\" = true ] || {rt} start {n} >/dev/null\n")
+}
+
+/// Removes a container (and with it its namespace and owned chains).
+fn remove_script(runtime: Runtime, id: &str) -> String {
+    format!(
+        "set -e\n{} rm -f {} >/dev/null\n",
+        runtime.binary(),
+        quote(id)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::rules::{render_rules, ResolvedLink};
+    use crate::topology::model::Protocol;
+
+    const HOLDER: &str = "geartopo apply of todo by root@host1 pid 42 since unix time 0";
+
+    fn spec(secret: bool) -> CreateSpec {
+        CreateSpec {
+            runtime_name: "todo-app1".into(),
+            labels: vec![
+                ("geartopo.topology".into(), "todo".into()),
+                ("geartopo.container".into(), "app1".into()),
+                ("geartopo.spec".into(), "command=1,env=2,image=3".into()),
+            ],
+            publish: vec![("tcp", 6379, 50000), ("udp", 53, 50001)],
+            env: vec![("X".into(), "$(touch /tmp/x); echo".into())],
+            secret_env: if secret {
+                vec![("API_KEY".into(), "it's secret".into())]
+            } else {
+                vec![]
+            },
+            image: "localhost/geartopo-busybox:latest".into(),
+            command: vec!["sleep".into(), "1000000".into()],
+        }
+    }
+
+    fn owned_rules() -> OwnedRules {
+        let link = ResolvedLink {
+            listen_ip: Ipv4Addr::new(127, 0, 0, 1),
+            listen_port: 6379,
+            protocol: Protocol::Tcp,
+            dest_ip: Ipv4Addr::new(198, 18, 0, 4),
+            dest_port: 50000,
+            describe: "redisdb:6379".into(),
+        };
+        OwnedRules {
+            topology: "todo".into(),
+            container: "app1".into(),
+            rules: render_rules("todo", "app1", &[link]),
+        }
+    }
+
+    /// Every round trip geartopo makes, from fixed inputs, by golden file name.
+    fn fixtures() -> Vec<(&'static str, Vec<NodeOp>)> {
+        let observe = NodeOp::Observe {
+            topology: "todo".into(),
+        };
+        let lock = NodeOp::Lock {
+            holder: HOLDER.into(),
+        };
+        // An observed id: steps on an existing container name it by id.
+        let id = "0123456789abcdef".to_string();
+        vec![
+            ("observe", vec![observe.clone()]),
+            ("lock", vec![lock.clone()]),
+            ("lock-observe", vec![lock, observe]),
+            (
+                "unlock",
+                vec![NodeOp::Unlock {
+                    holder: HOLDER.into(),
+                }],
+            ),
+            ("create", vec![NodeOp::Create(spec(false))]),
+            ("create-secret", vec![NodeOp::Create(spec(true))]),
+            (
+                "init",
+                vec![NodeOp::Init {
+                    container: id.clone(),
+                }],
+            ),
+            (
+                "rules",
+                vec![NodeOp::Rules {
+                    container: id.clone(),
+                    rules: owned_rules(),
+                }],
+            ),
+            (
+                "start",
+                vec![NodeOp::Start {
+                    container: id.clone(),
+                }],
+            ),
+            ("remove", vec![NodeOp::Remove { container: id }]),
+        ]
+    }
+
+    fn golden_dir(runtime: Runtime) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/scripts")
+            .join(runtime.binary())
+    }
+
+    /// Golden files of every script for every runtime; `GEARTOPO_BLESS=1` rewrites
+    /// them. CI runs shellcheck on them (.ci/run).
+    #[test]
+    fn every_script_matches_its_golden_file() {
+        let bless = std::env::var_os("GEARTOPO_BLESS").is_some_and(|v| v == "1");
+        let mut stale = Vec::new();
+        for runtime in [Runtime::Podman, Runtime::Docker] {
+            let dir = golden_dir(runtime);
+            let fixtures = fixtures();
+            for (name, ops) in &fixtures {
+                let path = dir.join(format!("{name}.sh"));
+                let text = render(&NodeProfile::for_runtime(runtime), ops);
+                if bless {
+                    std::fs::create_dir_all(&dir).unwrap();
+                    std::fs::write(&path, &text).unwrap();
+                    continue;
+                }
+                let golden = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                    panic!("{}: {e}; run with GEARTOPO_BLESS=1", path.display())
+                });
+                if golden != text {
+                    stale.push(path.display().to_string());
+                }
+            }
+            // A golden file no fixture writes would be checked by shellcheck only.
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let file = entry.unwrap().file_name().into_string().unwrap();
+                let known = fixtures.iter().any(|(n, _)| format!("{n}.sh") == file);
+                assert!(known, "{}/{file} is no script's golden file", dir.display());
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "scripts differ from their golden files (GEARTOPO_BLESS=1 rewrites them): {stale:?}"
+        );
+    }
+
+    #[test]
+    fn a_round_trip_of_several_operations_is_their_scripts_in_order() {
+        let profile = NodeProfile::for_runtime(Runtime::Podman);
+        let ops = &fixtures()[2].1;
+        assert_eq!(
+            render(&profile, ops),
+            render(&profile, &ops[..1]) + &render(&profile, &ops[1..])
+        );
+    }
+
+    /// What `ps` on the node shows must not carry a secret value: it is only in
+    /// the shell's own printf (a builtin, no process) into a root-only file.
+    #[test]
+    fn a_secret_is_on_no_command_line() {
+        for runtime in [Runtime::Podman, Runtime::Docker] {
+            let text = render(
+                &NodeProfile::for_runtime(runtime),
+                &[NodeOp::Create(spec(true))],
+            );
+            let with_secret: Vec<&str> = text.lines().filter(|l| l.contains("secret")).collect();
+            assert_eq!(
+                with_secret,
+                ["printf '%s\\n' 'API_KEY=it'\\''s secret' >> \"$envfile\""],
+                "{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Reading live state: one connection per node, all nodes at once (bounded by
+//! `--parallelism`), one round trip per node (`NodeOp::Observe`, after a `Lock`
+//! when apply asks), and the parsing of what came back into `state` (`parse`).
+//! Read-only: nothing here changes a node.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, ToSocketAddrs};
+use std::sync::Mutex;
+
+use crate::node::{Connections, NodeOp, NodeProfile, ScriptedNode, LOCK_HELD};
+use crate::state::{NodeState, ObservedState};
+use crate::topology::model::{LinkTarget, NodeAddress, Topology};
+use crate::transport::{ConnectOptions, TransportError};
+
+mod parse;
+pub use parse::parse_node;
+
+/// Why a node could not be read. Names the node.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error(transparent)]
+    Transport(Box<TransportError>),
+    #[error("node {node}: another apply holds the lock: {holder}")]
+    Locked { node: String, holder: String },
+    #[error("node {node}: reading state failed (exit {status}): {stderr}")]
+    Failed {
+        node: String,
+        status: i32,
+        stderr: String,
+    },
+    #[error("node {node}: unexpected output while reading state: {reason}")]
+    Parse { node: String, reason: String },
+    #[error("cannot resolve {name}: {reason}")]
+    Resolve { name: String, reason: String },
+}
+
+impl From<TransportError> for ObserveError {
+    fn from(e: TransportError) -> Self {
+        ObserveError::Transport(Box::new(e))
+    }
+}
+
+/// Runs `f` over `items` on at most `parallelism` threads at once, keeping order.
+pub fn parallel_map<T: Send, R: Send>(
+    items: Vec<T>,
+    parallelism: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    let n = items.len();
+    let queue = Mutex::new(items.into_iter().enumerate().collect::<Vec<_>>());
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..parallelism.max(1).min(n.max(1)) {
+            scope.spawn(|| loop {
+                let next = queue.lock().unwrap().pop();
+                let Some((i, item)) = next else { break };
+                let r = f(item);
+                results.lock().unwrap()[i] = Some(r);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
+/// Connects to every node of the topology at once. Every failure is returned, each
+/// naming its node; no partial set of connections is handed out.
+pub fn connect_all(
+    topology: &Topology,
+    options: &ConnectOptions,
+    parallelism: usize,
+) -> Result<Connections, Vec<TransportError>> {
+    let nodes: Vec<_> = topology.nodes.values().collect();
+    let results = parallel_map(nodes, parallelism, |node| {
+        crate::transport::connect(node, options).map(|t| {
+            Box::new(ScriptedNode::new(t, NodeProfile::of(node)))
+                as Box<dyn crate::node::NodeConnection>
+        })
+    });
+    let mut conns = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(c) => conns.push(c),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(conns)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads every node (one round trip each, all at once) and resolves DNS names.
+pub fn observe(
+    topology: &Topology,
+    conns: &mut Connections,
+    parallelism: usize,
+) -> Result<ObservedState, Vec<ObserveError>> {
+    observe_locking(topology, conns, parallelism, None)
+}
+
+/// As `observe`; with a `holder`, each node's lock is taken first in the same
+/// round trip, and a node locked by another is `ObserveError::Locked`.
+pub fn observe_locking(
+    topology: &Topology,
+    conns: &mut Connections,
+    parallelism: usize,
+    holder: Option<&str>,
+) -> Result<ObservedState, Vec<ObserveError>> {
+    let mut ops: Vec<NodeOp> = holder
+        .map(|h| NodeOp::Lock { holder: h.into() })
+        .into_iter()
+        .collect();
+    ops.push(NodeOp::Observe {
+        topology: topology.name.clone(),
+    });
+    let jobs: Vec<_> = conns.iter_mut().collect();
+    let results = parallel_map(jobs, parallelism, |conn| {
+        let node = topology
+            .nodes
+            .get(conn.node())
+            .expect("connections are the topology's nodes");
+        let out = conn.run(&ops)?;
+        if out.status == LOCK_HELD && holder.is_some() {
+            return Err(ObserveError::Locked {
+                node: node.name.clone(),
+                holder: out.stderr_str().trim().to_string(),
+            });
+        }
+        if !out.success() {
+            return Err(ObserveError::Failed {
+                node: node.name.clone(),
+                status: out.status,
+                stderr: out.stderr_str().trim().to_string(),
+            });
+        }
+        parse_node(&node.name, &topology.name, &out.stdout_str()).map(|s| (node.name.clone(), s))
+    });
+    let mut state = ObservedState::default();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok((name, s)) => {
+                let mut s = s;
+                keep_relevant_ports(topology, &name, &mut s);
+                state.nodes.insert(name, s);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    match resolve_names(topology) {
+        Ok(resolved) => state.resolved = resolved,
+        Err(e) => errors.push(e),
+    }
+    if errors.is_empty() {
+        Ok(state)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Keeps only the taken ports a plan can care about: those in the node's
+/// `host_ports` range and those the file gives explicitly. The rest (ephemeral
+/// sockets elsewhere) would only make saved plans go stale for nothing.
+fn keep_relevant_ports(topology: &Topology, node: &str, state: &mut NodeState) {
+    let Some(n) = topology.nodes.get(node) else {
+        return;
+    };
+    let given: Vec<u16> = topology
+        .containers
+        .iter()
+        .filter(|c| c.node == node)
+        .flat_map(|c| c.publish.iter().filter_map(|p| p.host_port))
+        .collect();
+    state
+        .taken_ports
+        .retain(|(_, p)| (n.host_ports.first..=n.host_ports.last).contains(p) || given.contains(p));
+}
+
+/// Resolves the DNS names that rules need as addresses: node addresses that are
+/// not IPs (only for nodes a link targets) and raw link hosts.
+fn resolve_names(topology: &Topology) -> Result<BTreeMap<String, Ipv4Addr>, ObserveError> {
+    let mut names = Vec::new();
+    for c in &topology.containers {
+        for l in &c.links {
+            match &l.target {
+                LinkTarget::Raw { host, .. } => names.push(host.clone()),
+                LinkTarget::Container { container, .. } => {
+                    if let Some(t) = topology.container(container) {
+                        if let Some(NodeAddress::Remote(a)) =
+                            topology.nodes.get(&t.node).map(|n| &n.address)
+                        {
+                            names.push(a.clone());
+                        }
+                    }
+                }
+                LinkTarget::Loopback { .. } => {}
+            }
+        }
+    }
+    let mut resolved = BTreeMap::new();
+    for name in names {
+        if name.parse::<Ipv4Addr>().is_ok() || resolved.contains_key(&name) {
+            continue;
+        }
+        let addr = (name.as_str(), 0)
+            .to_socket_addrs()
+            .map_err(|e| ObserveError::Resolve {
+                name: name.clone(),
+                reason: e.to_string(),
+            })?
+            .filter_map(|a| match a.ip() {
+                std::net::IpAddr::V4(v4) => Some(v4),
+                _ => None,
+            })
+            // Round-robin DNS answers in any order: take the lowest, so the
+            // rules (and the plan's fingerprint) do not change from run to run.
+            .min()
+            .ok_or_else(|| ObserveError::Resolve {
+                name: name.clone(),
+                reason: "no IPv4 address".into(),
+            })?;
+        resolved.insert(name, addr);
+    }
+    Ok(resolved)
+}

@@ -1,0 +1,24 @@
+set -u
+echo "@@geartopo tcp"
+cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
+echo "@@geartopo udp"
+cat /proc/net/udp /proc/net/udp6 2>/dev/null
+echo "@@geartopo ports"
+docker ps -a --format '{{.Names}}|{{.Ports}}' || { echo "geartopo: 'docker ps' failed on this node" >&2; exit 3; }
+ids=$(docker ps -a -q --no-trunc --filter label=geartopo.topology=todo) || exit 3
+echo "@@geartopo inspect"
+# shellcheck disable=SC2086 # $ids is split on purpose: one inspect for every id (hex, no glob)
+if [ -n "$ids" ]; then docker inspect $ids || exit 3; else echo '[]'; fi
+# One inspect for every pid, one nsenter per namespace: each podman run costs a
+# tenth of a CPU second or more, which is what bounds reading many nodes at once.
+pids=
+# shellcheck disable=SC2086 # as above
+if [ -n "$ids" ]; then pids=$(docker inspect -f '{{.Id}} {{.State.Pid}}' $ids) || exit 3; fi
+[ -z "$pids" ] || printf '%s\n' "$pids" | while read -r id pid; do
+  echo "@@geartopo ns $id $pid"
+  if [ "$pid" -gt 0 ] 2>/dev/null; then
+    # shellcheck disable=SC2016 # expanded by the sh inside the namespace, not here
+    nsenter -t "$pid" -n sh -c 'echo "@@geartopo sysctl $(cat /proc/sys/net/ipv4/ip_forward) $(cat /proc/sys/net/ipv4/conf/all/route_localnet)"; iptables-save -t nat' 2>/dev/null
+  fi
+done
+echo "@@geartopo end"
