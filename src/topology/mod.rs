@@ -7,6 +7,7 @@ use std::path::Path;
 pub mod check;
 pub mod diag;
 pub mod model;
+mod names;
 pub mod raw;
 
 pub use diag::{Invalid, Problem};

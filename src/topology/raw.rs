@@ -337,7 +337,7 @@ fn read_document(source: &str, problems: &mut Vec<Problem>) -> Option<Document> 
                     "not a topology key",
                 );
                 p = p.help(
-                    match super::check::closest(other, TOP_KEYS.iter().copied()) {
+                    match super::names::closest(other, TOP_KEYS.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => format!("the top-level keys are {}", TOP_KEYS.join(", ")),
                     },
@@ -430,7 +430,7 @@ fn shape_problem(message: &str, span: Range<usize>) -> (Problem, bool) {
     if let Some(rest) = m.strip_prefix("unknown field `") {
         if let Some((key, expected)) = rest.split_once('`') {
             let allowed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-            let help = match super::check::closest(key, allowed.iter().copied()) {
+            let help = match super::names::closest(key, allowed.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None if allowed.is_empty() => "no keys are allowed here".to_owned(),
                 None => format!("allowed keys here: {}", allowed.join(", ")),
