@@ -6,7 +6,6 @@
 
 pub mod apply;
 pub mod cli;
-pub mod graph;
 pub mod import;
 pub mod lab;
 pub mod observe;
@@ -18,4 +17,7 @@ pub mod state;
 #[doc(hidden)]
 pub mod testing;
 pub mod topology;
+/// The start-order graph of a validated topology (it lives in `topology`, whose
+/// checks use it to report cycles).
+pub use topology::graph;
 pub mod transport;

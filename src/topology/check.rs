@@ -1326,7 +1326,7 @@ impl Checker<'_> {
     }
 
     fn start_cycles(&mut self, t: &Topology, declared: &[Declared<'_>]) {
-        let Err(cycle) = crate::graph::DepGraph::build(t) else {
+        let Err(cycle) = super::graph::DepGraph::build(t) else {
             return;
         };
         let path = cycle.path.join(" -> ");
