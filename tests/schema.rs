@@ -30,11 +30,11 @@ fn schema_describes_every_section_and_rejects_unknown_keys() {
     }
     assert_eq!(schema["additionalProperties"], false);
     assert_eq!(schema["required"], serde_json::json!(["name"]));
-    let container = &schema["definitions"]["RawContainer"];
+    let container = &schema["$defs"]["RawContainer"];
     assert_eq!(container["additionalProperties"], false);
     assert_eq!(container["required"], serde_json::json!(["image"]));
     // A link is either geard's string form or a table.
-    let link = &schema["definitions"]["RawLink"];
+    let link = &schema["$defs"]["RawLink"];
     assert_eq!(link["anyOf"][0]["type"], "string");
 }
 
