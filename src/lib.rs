@@ -10,7 +10,6 @@
 pub mod apply;
 pub mod cli;
 pub mod fmt;
-pub mod graph;
 pub mod import;
 pub mod lab;
 pub mod nft;
@@ -26,4 +25,7 @@ pub mod state;
 pub mod testing;
 pub mod topology;
 pub mod topology_graph;
+/// The start-order graph of a validated topology (it lives in `topology`, whose
+/// checks use it to report cycles).
+pub use topology::graph;
 pub mod transport;

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::rules::rules_hash;
-use crate::state::{ObservedContainer, ObservedState, OwnedChains, PublishedPort, RunState};
+use crate::state::{
+    ObservedContainer, ObservedState, OwnedChains, ProtocolName, PublishedPort, RunState,
+};
 use crate::topology::model::*;
 
 fn node(name: &str, ip: &str) -> Node {

@@ -1,13 +1,16 @@
 //! The topology file: `raw` mirrors the TOML with spans (serde), `check` turns it
 //! into the validated `model` (expanding replicas and views) or into diagnostics
-//! (`diag`). Only `model` travels on; nothing after `load` sees raw input.
+//! (`diag`). Only `model` travels on; nothing after `load` sees raw input. `graph`
+//! is the start order of a validated model (check uses it to report cycles).
 
 use std::path::Path;
 
 pub mod check;
 pub mod diag;
 pub mod diag_json;
+pub mod graph;
 pub mod model;
+mod names;
 pub mod raw;
 
 pub use diag::{Invalid, Problem};

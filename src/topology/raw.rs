@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_spanned::Spanned;
-use toml_edit::{ImDocument, Item};
+use toml_edit::Item;
 
 use super::diag::Problem;
 
@@ -305,12 +305,27 @@ pub(crate) fn read(source: &str, problems: &mut Vec<Problem>) -> Option<Document
     doc
 }
 
+/// The label for a TOML syntax error. toml_edit 0.25's parser words some errors
+/// differently from the 0.22 one that users (and the golden reports) know; those
+/// keep their earlier wording and place. Any other error reads as the parser says.
+fn syntax_error(message: &str, span: Range<usize>) -> (String, Range<usize>) {
+    match message.trim_end() {
+        "integer number overflowed" => (
+            "number too large to fit in target type".to_owned(),
+            span.start..span.start + 1,
+        ),
+        "unclosed table, expected `]`" => {
+            ("invalid table header\nexpected `.`, `]`".to_owned(), span)
+        }
+        other => (other.to_owned(), span),
+    }
+}
+
 fn read_document(source: &str, problems: &mut Vec<Problem>) -> Option<Document> {
-    let doc = match ImDocument::parse(source.to_owned()) {
+    let doc = match toml_edit::Document::parse(source.to_owned()) {
         Ok(doc) => doc,
         Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim_end().to_owned();
+            let (message, span) = syntax_error(e.message(), e.span().unwrap_or(0..0));
             problems.push(Problem::at("this is not valid TOML", span, message));
             return None;
         }
@@ -337,7 +352,7 @@ fn read_document(source: &str, problems: &mut Vec<Problem>) -> Option<Document> 
                     "not a topology key",
                 );
                 p = p.help(
-                    match super::check::closest(other, TOP_KEYS.iter().copied()) {
+                    match super::names::closest(other, TOP_KEYS.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => format!("the top-level keys are {}", TOP_KEYS.join(", ")),
                     },
@@ -430,7 +445,7 @@ fn shape_problem(message: &str, span: Range<usize>) -> (Problem, bool) {
     if let Some(rest) = m.strip_prefix("unknown field `") {
         if let Some((key, expected)) = rest.split_once('`') {
             let allowed: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-            let help = match super::check::closest(key, allowed.iter().copied()) {
+            let help = match super::names::closest(key, allowed.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None if allowed.is_empty() => "no keys are allowed here".to_owned(),
                 None => format!("allowed keys here: {}", allowed.join(", ")),

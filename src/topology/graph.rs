@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
-use crate::topology::model::{Container, LinkOrigin, LinkTarget, Topology};
+use super::model::{Container, LinkOrigin, LinkTarget, Topology};
 
 /// One thing apply does to one container (named by its concrete name).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Ord, PartialOrd)]

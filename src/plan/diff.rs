@@ -1,0 +1,112 @@
+//! Comparing one resolved container with what was observed of it: the action
+//! (keep, create, replace, update rules, start) and the drift to report. Pure; it
+//! decides nothing about other containers.
+
+use crate::state::{ObservedContainer, RunState};
+
+use super::{Action, Change, Desired, Drift};
+
+/// Compares one desired container with what was observed of it.
+pub(super) fn diff_one(
+    d: &Desired,
+    observed: Option<&ObservedContainer>,
+    drift: &mut Vec<Drift>,
+) -> Option<Change> {
+    // Built only when there is a change: a no-op plan of a large topology would
+    // otherwise copy every container's rules and resolved form to throw them away.
+    let change = |action: Action, start: bool, reasons: Vec<String>| Change {
+        container: d.container.clone(),
+        node: d.node.clone(),
+        runtime_name: d.runtime_name.clone(),
+        action,
+        start,
+        rules_before: observed.and_then(|oc| oc.chains.as_ref().map(|c| c.rules.clone())),
+        rules_after: d.rules.clone(),
+        reasons,
+        observed_id: observed.map(|oc| oc.id.clone()),
+        observed_image: observed.map(|oc| oc.image.clone()),
+        desired: Some(d.clone()),
+    };
+    let Some(oc) = observed else {
+        return Some(change(Action::Create, true, Vec::new()));
+    };
+
+    let forced_by: Vec<String> = d
+        .spec
+        .iter()
+        .filter(|(k, v)| oc.spec.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if !forced_by.is_empty() {
+        return Some(change(Action::Replace { forced_by }, true, Vec::new()));
+    }
+
+    let mut note = |what: String| {
+        drift.push(Drift {
+            container: d.container.clone(),
+            node: d.node.clone(),
+            what,
+        })
+    };
+    let start = oc.state != RunState::Running;
+    let mut reasons: Vec<String> = Vec::new();
+    if let RunState::Stopped(s) = &oc.state {
+        note(format!(
+            "{} is {s}: it was stopped outside geartopo",
+            d.runtime_name
+        ));
+        reasons.push("start".into());
+    } else if oc.state == RunState::Created {
+        reasons.push("start".into());
+    }
+    match &oc.chains {
+        None => reasons.push("rules".into()),
+        Some(chains) => {
+            if !chains.intact() {
+                let mut what = Vec::new();
+                if chains.marker.is_none() && chains.rules.is_empty() {
+                    what.push("owned chains are missing".to_string());
+                } else if chains.marker.as_deref()
+                    != Some(crate::rules::rules_hash(&chains.rules).as_str())
+                {
+                    what.push("rules in the owned chains were changed".to_string());
+                }
+                for (builtin, owned) in crate::rules::CHAINS {
+                    let n = chains.jumps.get(builtin).copied().unwrap_or(0);
+                    if n != 1 {
+                        what.push(format!("{builtin} jumps to {owned} {n} times"));
+                    }
+                }
+                if !what.is_empty() && oc.state == RunState::Running {
+                    note(what.join("; "));
+                }
+                reasons.push("rules".into());
+            } else if chains.rules != d.rules {
+                reasons.push("rules".into());
+            }
+            let wrong: Vec<String> = crate::node::SYSCTLS
+                .iter()
+                .filter(|(k, v)| oc.sysctls.get(*k).map(String::as_str) != Some(*v))
+                .map(|(k, v)| {
+                    format!(
+                        "{k} is {} (want {v})",
+                        oc.sysctls
+                            .get(*k)
+                            .map(String::as_str)
+                            .unwrap_or("unreadable")
+                    )
+                })
+                .collect();
+            if !wrong.is_empty() {
+                note(wrong.join("; "));
+                reasons.push("sysctls".into());
+            }
+        }
+    }
+    reasons.dedup();
+    if reasons.is_empty() {
+        None
+    } else {
+        Some(change(Action::Update, start, reasons))
+    }
+}

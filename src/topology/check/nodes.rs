@@ -1,0 +1,170 @@
+//! Checks of `[defaults]` and `[nodes]`: addresses, users, ports, paths, host-port
+//! ranges and runtimes. Reports problems with spans; never reads the network or a
+//! file (only `$HOME`, for `~`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_spanned::Spanned;
+
+use super::Checker;
+use crate::topology::diag::Problem;
+use crate::topology::model::{Node, NodeAddress, PortRange, Runtime};
+use crate::topology::names::host_problem;
+use crate::topology::raw::{Document, Entry, RawRuntime};
+
+impl Checker<'_> {
+    pub(super) fn nodes(&mut self, doc: &Document) -> BTreeMap<String, Node> {
+        let d = &doc.defaults;
+        let default_user = self.user(d.user.as_ref()).unwrap_or_else(|| "root".into());
+        let default_port = self.port_value(d.port.as_ref()).unwrap_or(22);
+        let default_identity = self.path(d.identity.as_ref());
+        let default_known = self
+            .path(d.known_hosts.as_ref())
+            .unwrap_or_else(|| expand_tilde("~/.ssh/known_hosts"));
+        let default_runtime = d
+            .runtime
+            .as_ref()
+            .map(|r| runtime(*r.get_ref()))
+            .unwrap_or(Runtime::Podman);
+        let default_range = self.host_ports(d.host_ports.as_ref()).unwrap_or(PortRange {
+            first: 4000,
+            last: 60000,
+        });
+
+        let mut nodes = BTreeMap::new();
+        for Entry {
+            name,
+            key_span,
+            value,
+        } in &doc.nodes
+        {
+            self.node_names.insert(name.clone());
+            let good_name = self.entity_name("node", name, key_span.clone());
+            let Some(raw) = value else { continue };
+            let address = self.address(&raw.address);
+            let node = Node {
+                name: name.clone(),
+                address: address.unwrap_or(NodeAddress::Local),
+                user: self
+                    .user(raw.user.as_ref())
+                    .unwrap_or_else(|| default_user.clone()),
+                port: self.port_value(raw.port.as_ref()).unwrap_or(default_port),
+                identity: self
+                    .path(raw.identity.as_ref())
+                    .or_else(|| default_identity.clone()),
+                known_hosts: self
+                    .path(raw.known_hosts.as_ref())
+                    .unwrap_or_else(|| default_known.clone()),
+                runtime: raw
+                    .runtime
+                    .as_ref()
+                    .map(|r| runtime(*r.get_ref()))
+                    .unwrap_or(default_runtime),
+                host_ports: self
+                    .host_ports(raw.host_ports.as_ref())
+                    .unwrap_or(default_range),
+            };
+            if good_name {
+                nodes.insert(name.clone(), node);
+            }
+        }
+        nodes
+    }
+
+    pub(super) fn address(&mut self, a: &Spanned<String>) -> Option<NodeAddress> {
+        let s = a.get_ref();
+        if s == "local" {
+            return Some(NodeAddress::Local);
+        }
+        if let Some(why) = host_problem(s) {
+            self.push(
+                Problem::at(format!("invalid node address {s:?}"), a.span(), why).help(
+                    "an address is an IPv4 address, a DNS name, or \"local\" for this machine",
+                ),
+            );
+            return None;
+        }
+        Some(NodeAddress::Remote(s.clone()))
+    }
+
+    pub(super) fn user(&mut self, u: Option<&Spanned<String>>) -> Option<String> {
+        let u = u?;
+        let s = u.get_ref();
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && !s.starts_with('-');
+        if !ok {
+            self.push(Problem::at(
+                format!("invalid user name {s:?}"),
+                u.span(),
+                "must be 1 to 32 characters of A-Z a-z 0-9 _ . - (not starting with -)",
+            ));
+            return None;
+        }
+        Some(s.clone())
+    }
+
+    pub(super) fn port_value(&mut self, p: Option<&Spanned<u16>>) -> Option<u16> {
+        let p = p?;
+        if *p.get_ref() == 0 {
+            self.push(Problem::at(
+                "port 0 is not a port",
+                p.span(),
+                "expected 1 to 65535",
+            ));
+            return None;
+        }
+        Some(*p.get_ref())
+    }
+
+    pub(super) fn path(&mut self, p: Option<&Spanned<String>>) -> Option<PathBuf> {
+        let p = p?;
+        let s = p.get_ref();
+        if s.is_empty() || s.contains('\0') {
+            self.push(Problem::at(
+                "invalid path",
+                p.span(),
+                "must be non-empty, without NUL",
+            ));
+            return None;
+        }
+        Some(expand_tilde(s))
+    }
+
+    pub(super) fn host_ports(&mut self, r: Option<&Spanned<String>>) -> Option<PortRange> {
+        let r = r?;
+        let parsed = r.get_ref().split_once('-').and_then(|(a, b)| {
+            let first: u16 = a.trim().parse().ok()?;
+            let last: u16 = b.trim().parse().ok()?;
+            (first >= 1 && first <= last).then_some(PortRange { first, last })
+        });
+        if parsed.is_none() {
+            self.push(Problem::at(
+                format!("invalid host port range {:?}", r.get_ref()),
+                r.span(),
+                "expected \"FIRST-LAST\" with 1 <= FIRST <= LAST <= 65535",
+            ));
+        }
+        parsed
+    }
+}
+
+fn runtime(r: RawRuntime) -> Runtime {
+    match r {
+        RawRuntime::Podman => Runtime::Podman,
+        RawRuntime::Docker => Runtime::Docker,
+    }
+}
+
+/// `~` and `~/...` from `$HOME`; anything else as written.
+fn expand_tilde(p: &str) -> PathBuf {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    match (p, home) {
+        ("~", Some(h)) => PathBuf::from(h),
+        (p, Some(h)) if p.starts_with("~/") => PathBuf::from(h).join(&p[2..]),
+        (p, _) => PathBuf::from(p),
+    }
+}
