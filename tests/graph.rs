@@ -139,7 +139,9 @@ fn graph_of_an_invalid_file_reports_and_exits_1() {
 }
 
 fn load(ex: &str) -> geartopo::topology::Topology {
-    geartopo::topology::load(&root().join(format!("examples/{ex}.toml"))).unwrap()
+    geartopo::topology::load(&root().join(format!("examples/{ex}.toml")))
+        .unwrap()
+        .topology
 }
 
 fn position(order: &[Step], s: &Step) -> usize {

@@ -20,6 +20,7 @@ fn example(name: &str) -> Topology {
             .join(name),
     )
     .unwrap()
+    .topology
 }
 
 fn env<'a>(t: &'a Topology, c: &str, k: &str) -> Option<&'a str> {

@@ -2,7 +2,6 @@
 //! dependency graph of its steps (create, rules, start per container).
 use std::path::PathBuf;
 
-use crate::graph::DepGraph;
 use crate::topology_graph;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -35,20 +34,15 @@ pub struct GraphArgs {
 
 pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
     let path = super::topology_path(args.file);
-    let Some(t) = super::load_or_report(&path) else {
+    let Some(loaded) = super::load_or_report(&path) else {
         return Ok(1);
     };
+    let t = &loaded.topology;
     let text = match (args.view, args.format) {
-        (GraphView::Topology, GraphFormat::Dot) => topology_graph::to_dot(&t),
-        (GraphView::Topology, GraphFormat::Mermaid) => topology_graph::to_mermaid(&t),
-        (GraphView::Steps, format) => {
-            // A cycle is a validation error, so a loaded topology always has a graph.
-            let graph = DepGraph::build(&t)?;
-            match format {
-                GraphFormat::Dot => graph.to_dot(),
-                GraphFormat::Mermaid => graph.to_mermaid(),
-            }
-        }
+        (GraphView::Topology, GraphFormat::Dot) => topology_graph::to_dot(t),
+        (GraphView::Topology, GraphFormat::Mermaid) => topology_graph::to_mermaid(t),
+        (GraphView::Steps, GraphFormat::Dot) => loaded.graph.to_dot(),
+        (GraphView::Steps, GraphFormat::Mermaid) => loaded.graph.to_mermaid(),
     };
     print!("{text}");
     Ok(0)

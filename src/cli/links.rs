@@ -20,9 +20,12 @@ pub fn run(args: LinksArgs) -> anyhow::Result<i32> {
         return Ok(1);
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&LinksDocument::new(&t))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&LinksDocument::new(&t.topology))?
+        );
     } else {
-        print!("{}", text(&t));
+        print!("{}", text(&t.topology));
     }
     Ok(0)
 }

@@ -82,18 +82,20 @@ impl ConnectArgs {
 /// diagnostic and returns `None` (the command exits 1). A file that cannot be read
 /// has no place to point at: it is one `error:` line, as on the commands that
 /// talk to nodes.
-pub fn load_or_report(path: &std::path::Path) -> Option<crate::topology::Topology> {
-    crate::topology::load(path)
-        .map_err(|invalid| {
-            if invalid.problems.iter().all(|p| p.labels.is_empty()) {
-                for p in &invalid.problems {
-                    eprintln!("error: {}", p.message);
-                }
-            } else {
-                eprint!("{}", invalid.render());
-            }
-        })
-        .ok()
+pub fn load_or_report(path: &std::path::Path) -> Option<crate::topology::Loaded> {
+    crate::topology::load(path).map_err(report_invalid).ok()
+}
+
+/// How every command shows a file it cannot use: the full report with places, or,
+/// when no problem has a place (the file cannot be read), one `error:` line each.
+pub fn report_invalid(invalid: crate::topology::Invalid) {
+    if invalid.problems.iter().all(|p| p.labels.is_empty()) {
+        for p in &invalid.problems {
+            eprintln!("error: {}", p.message);
+        }
+    } else {
+        eprint!("{}", invalid.render());
+    }
 }
 
 /// The topology file argument, `./geartopo.toml` when omitted.

@@ -24,21 +24,40 @@ pub struct Session {
     pub parallelism: usize,
 }
 
-/// Loads and validates; prints every diagnostic on failure.
+/// Loads and validates (`topology::load`, as every command does); prints every
+/// diagnostic on failure.
 pub fn load(path: &Path) -> Result<(Topology, DepGraph, Vec<u8>)> {
-    let source = std::fs::read(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-    load_source(&path.display().to_string(), source)
+    loaded(&path.display().to_string(), topology::load(path))
 }
 
 /// As `load`, from text already read (a saved plan carries its topology).
 pub fn load_source(name: &str, source: Vec<u8>) -> Result<(Topology, DepGraph, Vec<u8>)> {
-    let topology = topology::parse(name, &source).map_err(|invalid| {
-        eprint!("{invalid}");
-        anyhow!("{name} is not a valid topology; nothing was changed")
-    })?;
-    let graph = DepGraph::build(&topology)
-        .map_err(|c| anyhow!("start-order cycle: {}", c.path.join(" -> ")))?;
-    Ok((topology, graph, source))
+    loaded(name, topology::load_source(name, source))
+}
+
+fn loaded(
+    name: &str,
+    result: Result<topology::Loaded, topology::Invalid>,
+) -> Result<(Topology, DepGraph, Vec<u8>)> {
+    match result {
+        Ok(l) => Ok((l.topology, l.graph, l.source)),
+        // Unreadable: the one `error:` line main prints, as on every command.
+        Err(invalid) if invalid.problems.iter().all(|p| p.labels.is_empty()) => Err(anyhow!(
+            "{}",
+            invalid
+                .problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+        Err(invalid) => {
+            super::report_invalid(invalid);
+            Err(anyhow!(
+                "{name} is not a valid topology; nothing was changed"
+            ))
+        }
+    }
 }
 
 impl Session {

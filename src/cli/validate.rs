@@ -28,24 +28,24 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     }
     match super::load_or_report(&path) {
         Some(t) => {
-            println!("{}", summary(&path.display().to_string(), &t));
+            println!("{}", summary(&path.display().to_string(), &t.topology));
             Ok(0)
         }
         None => Ok(1),
     }
 }
 
-/// `validate --json`. The file is read here rather than through `topology::load`
-/// because the document's columns are counted in the original bytes, which the
-/// `Invalid` report no longer has (its source is masked).
+/// `validate --json`. The file is read here and handed to `topology::load_source`
+/// (the one load path) because the document's columns are counted in the
+/// original bytes, which the `Invalid` report no longer has (its source is masked).
 fn run_json(path: &Path) -> anyhow::Result<i32> {
     let (doc, code) = match std::fs::read(path) {
         Err(e) => (
             ValidateDocument::invalid(&Invalid::unreadable(path, &e), b""),
             1,
         ),
-        Ok(bytes) => match topology::parse(&path.display().to_string(), &bytes) {
-            Ok(t) => (ValidateDocument::valid(&t), 0),
+        Ok(bytes) => match topology::load_source(&path.display().to_string(), bytes.clone()) {
+            Ok(loaded) => (ValidateDocument::valid(&loaded.topology), 0),
             Err(invalid) => (ValidateDocument::invalid(&invalid, &bytes), 1),
         },
     };

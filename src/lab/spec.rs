@@ -32,14 +32,14 @@ impl LabSpec {
     /// Reads the lab's view of a topology file: loaded and validated like any
     /// other command's (`topology::load`), then checked for what a lab can host.
     pub fn from_file(path: &Path) -> Result<LabSpec, LabError> {
-        let topology = crate::topology::load(path).map_err(|invalid| {
+        let loaded = crate::topology::load(path).map_err(|invalid| {
             LabError::Spec(format!(
                 "{} is not a valid topology; no lab was touched\n{}",
                 path.display(),
                 invalid.to_string().trim_end()
             ))
         })?;
-        Self::from_topology(&topology)
+        Self::from_topology(&loaded.topology)
     }
 
     /// The lab's view of a validated topology.

@@ -13,6 +13,7 @@ use serde_spanned::Spanned;
 
 pub use super::diag::Invalid;
 use super::diag::Problem;
+use super::graph::DepGraph;
 use super::model::{EnvValue, Protocol, Publish, Topology};
 use super::names::name_problem;
 use super::raw::{self, Document, RawContainer, RawProtocol};
@@ -24,7 +25,7 @@ mod views;
 mod whole_file;
 
 /// Parses and validates topology text. `name` is used in diagnostics.
-pub fn check(name: &str, source: &[u8]) -> Result<Topology, Invalid> {
+pub fn check(name: &str, source: &[u8]) -> Result<(Topology, DepGraph), Invalid> {
     let mut problems = Vec::new();
     let text = match std::str::from_utf8(source) {
         Ok(s) => s.to_owned(),
@@ -49,7 +50,7 @@ pub fn check(name: &str, source: &[u8]) -> Result<Topology, Invalid> {
         checker.topology(&doc)
     });
     match topology {
-        Some(t) if problems.is_empty() => Ok(t),
+        Some((t, Some(graph))) if problems.is_empty() => Ok((t, graph)),
         _ => Err(invalid(name, mask(text, &masked), problems)),
     }
 }
@@ -136,7 +137,7 @@ impl Checker<'_> {
         self.problems.push(p);
     }
 
-    fn topology(&mut self, doc: &Document) -> Option<Topology> {
+    fn topology(&mut self, doc: &Document) -> Option<(Topology, Option<DepGraph>)> {
         let name = self.topology_name(doc.name.as_ref());
         let nodes = self.nodes(doc);
         let declared = self.containers(doc);
@@ -152,8 +153,8 @@ impl Checker<'_> {
             containers,
             views: views.into_iter().map(|v| v.view).collect(),
         };
-        self.start_cycles(&topology, &declared);
-        Some(topology)
+        let graph = self.start_cycles(&topology, &declared);
+        Some((topology, graph))
     }
 
     fn topology_name(&mut self, name: Option<&Spanned<String>>) -> String {

@@ -47,9 +47,16 @@ impl Checker<'_> {
         }
     }
 
-    pub(super) fn start_cycles(&mut self, t: &Topology, declared: &[Declared<'_>]) {
-        let Err(cycle) = crate::topology::graph::DepGraph::build(t) else {
-            return;
+    /// The start-order graph, built once here for the whole run; a cycle is a
+    /// problem labelled on the links that make it.
+    pub(super) fn start_cycles(
+        &mut self,
+        t: &Topology,
+        declared: &[Declared<'_>],
+    ) -> Option<crate::topology::graph::DepGraph> {
+        let cycle = match crate::topology::graph::DepGraph::build(t) {
+            Ok(graph) => return Some(graph),
+            Err(cycle) => cycle,
         };
         let path = cycle.path.join(" -> ");
         let mut p = Problem::new(format!("start-order cycle: {path}"));
@@ -77,5 +84,6 @@ impl Checker<'_> {
         self.push(p.help(
             "links between containers set their start order; to link containers both ways, put them in a view",
         ));
+        None
     }
 }
