@@ -13,8 +13,11 @@ lab=(iptables openssh-server openssh-client iproute2 podman runc netavark busybo
 build=(gcc libc6-dev make pkg-config libssl-dev zlib1g-dev)
 # The same-view end-to-end case packs a real etcd cluster image (images/etcd).
 images=(etcd-server etcd-client)
-# CI reads the golden node scripts (tests/golden/scripts) with shellcheck.
-checks=(shellcheck)
+# CI reads the golden node scripts (tests/golden/scripts) with shellcheck; the
+# nftables renderer is loaded into scratch namespaces with nft; `graph` output is
+# drawn by graphviz's dot and the man pages rendered by man (groff) in tests/graph.rs
+# and tests/cli.rs, which would otherwise only say they skipped.
+checks=(shellcheck nftables graphviz man-db groff)
 packages=("${lab[@]}" "${build[@]}" "${images[@]}" "${checks[@]}")
 
 source "$(dirname "$0")/common.sh"
@@ -49,7 +52,7 @@ else
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-for b in ip nsenter sshd ssh ssh-keygen podman runc iptables iptables-save socat busybox shellcheck; do
+for b in ip nsenter sshd ssh ssh-keygen podman runc iptables iptables-save socat busybox shellcheck nft dot man groff; do
   if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$b" >/dev/null; then
     echo "scripts/install-deps.sh: $b still missing after install" >&2
     exit 1
