@@ -12,6 +12,7 @@ pub mod import;
 pub mod lab;
 pub mod links;
 pub mod plan;
+pub mod progress;
 pub mod session;
 pub mod shell;
 pub mod show;

@@ -1,6 +1,8 @@
 //! What plan, apply, destroy and show share: load the topology, connect to every
 //! node, read their state, and report errors the way an operator needs them
 //! (every node that failed, by name; no partial result presented as complete).
+//! While the nodes are connected to and read, each one's progress is on stderr
+//! when it is a terminal (`progress`), taken away before anything is printed.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -9,11 +11,13 @@ use anyhow::{anyhow, bail, Result};
 
 use crate::graph::DepGraph;
 use crate::node::Connections;
-use crate::observe::{connect_all, observe};
+use crate::observe::{connect_all, observe_with};
 use crate::plan::{plan, Plan};
 use crate::render::no_plan;
 use crate::state::ObservedState;
 use crate::topology::{self, Topology};
+
+use super::progress::{read_progress, ShownProgress};
 
 /// A topology with its graph, ready to talk to its nodes.
 pub struct Session {
@@ -22,6 +26,8 @@ pub struct Session {
     pub source: Vec<u8>,
     pub conns: Connections,
     pub parallelism: usize,
+    /// Shows the connect and the read; cleared once the read is over.
+    progress: Box<dyn ShownProgress>,
 }
 
 /// Loads and validates (`topology::load`, as every command does); prints every
@@ -69,21 +75,33 @@ impl Session {
         args: &super::ConnectArgs,
     ) -> Result<Session> {
         let parallelism = args.parallelism as usize;
-        let conns = connect_all(&topology, &args.options(), parallelism)
-            .map_err(|errors| anyhow!(no_plan("cannot reach every node", &errors)))?;
+        let progress = read_progress(topology.nodes.keys());
+        let conns =
+            connect_all(&topology, &args.options(), parallelism, &*progress).map_err(|errors| {
+                progress.clear();
+                anyhow!(no_plan("cannot reach every node", &errors))
+            })?;
         Ok(Session {
             topology,
             graph,
             source,
             conns,
             parallelism,
+            progress,
         })
     }
 
     /// Reads every node.
     pub fn observe(&mut self) -> Result<ObservedState> {
-        observe(&self.topology, &mut self.conns, self.parallelism)
-            .map_err(|errors| anyhow!(no_plan("cannot read every node", &errors)))
+        let read = observe_with(
+            &self.topology,
+            &mut self.conns,
+            self.parallelism,
+            None,
+            &*self.progress,
+        );
+        self.progress.clear();
+        read.map_err(|errors| anyhow!(no_plan("cannot read every node", &errors)))
     }
 
     /// The plan against `state`, limited to `targets` and what they need.

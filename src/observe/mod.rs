@@ -1,11 +1,13 @@
 //! Reading live state: one connection per node, all nodes at once (bounded by
 //! `--parallelism`), one round trip per node (`NodeOp::Observe`, after a `Lock`
 //! when apply asks), and the parsing of what came back into `state` (`parse`).
+//! Each node's steps are reported to a `ReadProgress` (`progress`) as they happen.
 //! Read-only: nothing here changes a node.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, ToSocketAddrs};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use crate::node::{Connections, NodeOp, NodeProfile, ScriptedNode, LOCK_HELD};
 use crate::state::{NodeState, ObservedState};
@@ -13,7 +15,9 @@ use crate::topology::model::{LinkTarget, NodeAddress, Topology};
 use crate::transport::{ConnectOptions, TransportError};
 
 mod parse;
+mod progress;
 pub use parse::parse_node;
+pub use progress::{NoProgress, ReadProgress};
 
 /// Why a node could not be read. Names the node.
 #[derive(Debug, thiserror::Error)]
@@ -68,15 +72,22 @@ pub fn parallel_map<T: Send, R: Send>(
 }
 
 /// Connects to every node of the topology at once. Every failure is returned, each
-/// naming its node; no partial set of connections is handed out.
+/// naming its node; no partial set of connections is handed out. Each node's
+/// `connecting` (and `failed`) goes to `progress`.
 pub fn connect_all(
     topology: &Topology,
     options: &ConnectOptions,
     parallelism: usize,
+    progress: &dyn ReadProgress,
 ) -> Result<Connections, Vec<TransportError>> {
     let nodes: Vec<_> = topology.nodes.values().collect();
     let results = parallel_map(nodes, parallelism, |node| {
-        crate::transport::connect(node, options).map(|t| {
+        progress.connecting(&node.name);
+        let connected = crate::transport::connect(node, options);
+        if let Err(e) = &connected {
+            progress.failed(&node.name, &e.to_string());
+        }
+        connected.map(|t| {
             Box::new(ScriptedNode::new(t, NodeProfile::of(node)))
                 as Box<dyn crate::node::NodeConnection>
         })
@@ -113,6 +124,18 @@ pub fn observe_locking(
     parallelism: usize,
     holder: Option<&str>,
 ) -> Result<ObservedState, Vec<ObserveError>> {
+    observe_with(topology, conns, parallelism, holder, &NoProgress)
+}
+
+/// As `observe_locking`, telling `progress` when each node's read starts and how
+/// it ended.
+pub fn observe_with(
+    topology: &Topology,
+    conns: &mut Connections,
+    parallelism: usize,
+    holder: Option<&str>,
+    progress: &dyn ReadProgress,
+) -> Result<ObservedState, Vec<ObserveError>> {
     let mut ops: Vec<NodeOp> = holder
         .map(|h| NodeOp::Lock { holder: h.into() })
         .into_iter()
@@ -126,21 +149,20 @@ pub fn observe_locking(
             .nodes
             .get(conn.node())
             .expect("connections are the topology's nodes");
-        let out = conn.run(&ops)?;
-        if out.status == LOCK_HELD && holder.is_some() {
-            return Err(ObserveError::Locked {
-                node: node.name.clone(),
-                holder: out.stderr_str().trim().to_string(),
-            });
+        progress.reading(&node.name);
+        let started = Instant::now();
+        let read = read_node(
+            conn.as_mut(),
+            &ops,
+            &node.name,
+            &topology.name,
+            holder.is_some(),
+        );
+        match &read {
+            Ok(s) => progress.read(&node.name, s.containers.len(), started.elapsed()),
+            Err(e) => progress.failed(&node.name, &e.to_string()),
         }
-        if !out.success() {
-            return Err(ObserveError::Failed {
-                node: node.name.clone(),
-                status: out.status,
-                stderr: out.stderr_str().trim().to_string(),
-            });
-        }
-        parse_node(&node.name, &topology.name, &out.stdout_str()).map(|s| (node.name.clone(), s))
+        read.map(|s| (node.name.clone(), s))
     });
     let mut state = ObservedState::default();
     let mut errors = Vec::new();
@@ -163,6 +185,31 @@ pub fn observe_locking(
     } else {
         Err(errors)
     }
+}
+
+/// One node's round trip and the parsing of its answer.
+fn read_node(
+    conn: &mut dyn crate::node::NodeConnection,
+    ops: &[NodeOp],
+    node: &str,
+    topology: &str,
+    locking: bool,
+) -> Result<NodeState, ObserveError> {
+    let out = conn.run(ops)?;
+    if out.status == LOCK_HELD && locking {
+        return Err(ObserveError::Locked {
+            node: node.to_string(),
+            holder: out.stderr_str().trim().to_string(),
+        });
+    }
+    if !out.success() {
+        return Err(ObserveError::Failed {
+            node: node.to_string(),
+            status: out.status,
+            stderr: out.stderr_str().trim().to_string(),
+        });
+    }
+    parse_node(node, topology, &out.stdout_str())
 }
 
 /// Keeps only the taken ports a plan can care about: those in the node's
@@ -230,3 +277,6 @@ fn resolve_names(topology: &Topology) -> Result<BTreeMap<String, Ipv4Addr>, Obse
     }
     Ok(resolved)
 }
+
+#[cfg(test)]
+mod tests;
