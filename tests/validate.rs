@@ -299,8 +299,7 @@ fn json_keeps_every_label_of_a_problem() {
 
 #[test]
 fn the_json_schema_describes_the_document() {
-    let schema: Value =
-        serde_json::from_str(&geartopo::topology::diag_json::json_schema()).unwrap();
+    let schema: Value = serde_json::from_str(&geartopo::output::validate::json_schema()).unwrap();
     let props = schema["properties"].as_object().unwrap();
     for key in [
         "format_version",

@@ -2,7 +2,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::topology::{self, diag_json::ValidateDocument, Invalid};
+use crate::output::validate::ValidateDocument;
+use crate::topology::{self, Invalid};
 
 #[derive(Debug, clap::Args)]
 #[command(

@@ -13,6 +13,7 @@ use serde::{Serialize, Serializer};
 pub mod links;
 pub mod plan;
 pub mod show;
+pub mod validate;
 
 /// A document's format version: serialized as the number `N`, and described in
 /// the schema as that constant, so a consumer can tell which shape it reads.
@@ -97,7 +98,7 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         ("links.schema.json", schema_text::<links::LinksDocument>()),
         (
             "validate.schema.json",
-            schema_text::<crate::topology::diag_json::ValidateDocument>(),
+            schema_text::<validate::ValidateDocument>(),
         ),
     ]
 }

@@ -7,7 +7,6 @@ use std::path::Path;
 
 pub mod check;
 pub mod diag;
-pub mod diag_json;
 pub mod graph;
 pub mod model;
 mod names;

@@ -10,7 +10,7 @@ use std::ops::Range as Span;
 
 use serde::Serialize;
 
-use super::{Invalid, Topology};
+use crate::topology::{Invalid, Topology};
 
 /// The version of this document's shape; fields are only ever added within it.
 pub const FORMAT_VERSION: u32 = 1;
