@@ -191,6 +191,12 @@ fn printed(golden: &str, doc: &ApplyDocument) -> serde_json::Value {
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let value = serde_json::to_value(doc).unwrap();
+    // Fields are declared in alphabetical order: printed as typed, the document
+    // reads as its sorted value (as plan --json, which it embeds).
+    assert_eq!(
+        serde_json::to_string_pretty(doc).unwrap(),
+        serde_json::to_string_pretty(&value).unwrap()
+    );
     let v = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = v
         .iter_errors(&value)
