@@ -1,5 +1,5 @@
 //! The committed JSON Schemas are generated from the types: schema/geartopo.schema.json
-//! (the topology file) from the raw serde types, schema/{plan,show,links,validate}.schema.json
+//! (the topology file) from the raw serde types, schema/{plan,show,links,validate,apply}.schema.json
 //! (the `--json` documents) from `geartopo::output`; this fails when one is out of date.
 //! `GEARTOPO_BLESS=1 cargo test --test schema` regenerates them.
 
@@ -126,6 +126,45 @@ fn golden_outputs_fit_their_schemas() {
     for path in goldens("tests/validate") {
         assert_valid(&validate, &path);
     }
+    // Written by the apply session's unit tests (src/apply/session/tests.rs)
+    // from documents of runs against simulated nodes.
+    let apply = validator("apply.schema.json");
+    for path in goldens("tests/golden/apply") {
+        assert_valid(&apply, &path);
+    }
+}
+
+/// The apply document's schema holds a consumer to what it may rely on: a step's
+/// outcome is one of three words, a result one of four, and the error is written
+/// (`null` when there is none).
+#[test]
+fn apply_schema_pins_outcomes_results_and_the_error_field() {
+    let apply = validator("apply.schema.json");
+    let failed = read_json(&root().join("tests/golden/apply/failed-half-way.json"));
+    assert!(apply.is_valid(&failed));
+    let outcomes: Vec<&str> = failed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["outcome"].as_str().unwrap())
+        .collect();
+    for o in ["done", "failed", "not_started"] {
+        assert!(outcomes.contains(&o), "the golden shows {o}: {outcomes:?}");
+    }
+    let mut skipped = failed.clone();
+    skipped["steps"][0]["outcome"] = "skipped".into();
+    assert!(!apply.is_valid(&skipped));
+    let mut partial = failed.clone();
+    partial["result"] = "partial".into();
+    assert!(!apply.is_valid(&partial));
+    let mut no_error = failed.clone();
+    no_error.as_object_mut().unwrap().remove("error");
+    assert!(!apply.is_valid(&no_error));
+    let locked = read_json(&root().join("tests/golden/apply/lock-held.json"));
+    assert!(apply.is_valid(&locked));
+    let mut unknown_kind = locked.clone();
+    unknown_kind["error"]["kind"] = "oops".into();
+    assert!(!apply.is_valid(&unknown_kind));
 }
 
 /// The schemas pin what a consumer relies on: the format version, and the

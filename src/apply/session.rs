@@ -87,6 +87,31 @@ pub fn lock_holder(topology: &str) -> String {
     )
 }
 
+/// The command a session runs for, whose words its report uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Apply,
+    Destroy,
+}
+
+impl Verb {
+    /// `Apply`, `Destroy`: how its closing lines begin.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verb::Apply => "Apply",
+            Verb::Destroy => "Destroy",
+        }
+    }
+
+    /// `apply`, `destroy`: the subcommand.
+    pub fn command(self) -> &'static str {
+        match self {
+            Verb::Apply => "apply",
+            Verb::Destroy => "destroy",
+        }
+    }
+}
+
 /// What a session did, for the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -95,16 +120,21 @@ pub struct Report {
     pub text: String,
 }
 
-/// The closing words of `what` ("Apply", "Destroy"): the summary when every task
-/// was done, otherwise every task with what became of it.
-pub fn report(plan: &Plan, tasks: &[Task], outcomes: &[Outcome], what: &str) -> Report {
+/// The closing words of `verb`: the summary when every task was done (as
+/// terraform says it: "Apply complete! ...", "Destroy complete! ..."),
+/// otherwise every task with what became of it.
+pub fn report(plan: &Plan, tasks: &[Task], outcomes: &[Outcome], verb: Verb) -> Report {
     let complete = outcomes.iter().all(|o| *o == Outcome::Done);
+    let what = verb.word();
     if complete {
         let s = plan.summary();
-        let text = format!(
-            "\n{what} complete! Containers: {} added, {} changed, {} destroyed.\n",
-            s.add, s.change, s.destroy
-        );
+        let text = match verb {
+            Verb::Apply => format!(
+                "\nApply complete! Containers: {} added, {} changed, {} destroyed.\n",
+                s.add, s.change, s.destroy
+            ),
+            Verb::Destroy => format!("\nDestroy complete! {} destroyed.\n", containers(s.destroy)),
+        };
         return Report { complete, text };
     }
     let mut text = format!("\n{what} failed. What was done and what was not:\n");
@@ -117,8 +147,20 @@ pub fn report(plan: &Plan, tasks: &[Task], outcomes: &[Outcome], what: &str) -> 
         text.push_str(&line);
         text.push('\n');
     }
-    text.push_str("\nNothing was left half-way; run `geartopo apply` again once the cause is fixed and it will converge.\n");
+    text.push_str(&format!(
+        "\nNothing was left half-way; run `geartopo {}` again once the cause is fixed and it will converge.\n",
+        verb.command()
+    ));
     Report { complete, text }
+}
+
+/// `1 container`, `5 containers`.
+fn containers(n: usize) -> String {
+    if n == 1 {
+        "1 container".into()
+    } else {
+        format!("{n} containers")
+    }
 }
 
 #[cfg(test)]

@@ -4,12 +4,13 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::plan::SavedPlan;
 use super::session::{load, load_source, stdout_style, Session};
-use crate::apply::session::{lock_holder, report, run_locked, SessionError};
+use crate::apply::session::{lock_holder, report, run_locked, SessionError, Verb};
 use crate::apply::{apply_tasks, destroy_tasks, Outcome, PlainProgress, Progress, Task};
+use crate::output::apply::{ApplyDocument, ApplyErrorKind, ApplyResult};
 use crate::plan::Plan;
 use crate::render::{no_plan, plan_text};
 use crate::transport::TransportError;
@@ -24,6 +25,10 @@ pub struct ApplyArgs {
     /// Limit the apply to these containers and what they need.
     #[arg(long = "target")]
     pub targets: Vec<String>,
+    /// Print what was done and not done as one JSON document on stdout (docs/json.md);
+    /// needs --auto-approve or a saved plan.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub connect: super::ConnectArgs,
 }
@@ -35,6 +40,10 @@ pub struct DestroyArgs {
     /// Skip the confirmation.
     #[arg(long)]
     pub auto_approve: bool,
+    /// Print what was done and not done as one JSON document on stdout (docs/json.md);
+    /// needs --auto-approve.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub connect: super::ConnectArgs,
 }
@@ -47,13 +56,76 @@ fn confirm(question: &str) -> Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
+/// Why an apply or destroy stopped before any change: the error, and its class
+/// for `--json`. `kind` is `None` for a usage error, which prints no document.
+struct Stop {
+    kind: Option<ApplyErrorKind>,
+    error: anyhow::Error,
+}
+
+impl From<anyhow::Error> for Stop {
+    fn from(error: anyhow::Error) -> Self {
+        Stop {
+            kind: Some(ApplyErrorKind::Input),
+            error,
+        }
+    }
+}
+
+fn stop(kind: ApplyErrorKind) -> impl FnOnce(anyhow::Error) -> Stop {
+    move |error| Stop {
+        kind: Some(kind),
+        error,
+    }
+}
+
+/// How a command that got past its checks ended.
+enum Ran {
+    NoChanges,
+    Cancelled,
+    Executed {
+        tasks: Vec<Task>,
+        outcomes: Vec<Outcome>,
+    },
+}
+
+/// `--json` cannot ask for a confirmation: as `terraform apply -json`, it needs
+/// the approval given beforehand.
+fn json_needs_approval(verb: Verb, how: &str) -> Stop {
+    Stop {
+        kind: None,
+        error: anyhow::anyhow!(
+            "{} --json needs {how}: there is no prompt to confirm at in JSON mode; nothing was changed",
+            verb.command()
+        ),
+    }
+}
+
 pub fn run_apply(args: ApplyArgs) -> Result<i32> {
-    let path = super::topology_path(args.file);
+    let mut plan = None;
+    let ran = apply(&args, &mut plan);
+    finish(Verb::Apply, args.json, plan.as_ref(), ran)
+}
+
+pub fn run_destroy(args: DestroyArgs) -> Result<i32> {
+    let mut plan = None;
+    let ran = destroy(&args, &mut plan);
+    finish(Verb::Destroy, args.json, plan.as_ref(), ran)
+}
+
+fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
+    let path = super::topology_path(args.file.clone());
     let bytes =
         std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let saved = SavedPlan::read(&bytes);
+    if args.json && saved.is_none() && !args.auto_approve {
+        return Err(json_needs_approval(
+            Verb::Apply,
+            "--auto-approve or a saved plan (geartopo plan -o PLAN, then geartopo apply --json PLAN)",
+        ));
+    }
     if saved.is_some() && !args.targets.is_empty() {
-        bail!("--target cannot be given with a saved plan: the plan carries the targets it was made with");
+        return Err(anyhow::anyhow!("--target cannot be given with a saved plan: the plan carries the targets it was made with").into());
     }
     let (topology, graph, source) = match &saved {
         Some(s) => load_source(&s.topology_path, s.topology_source.clone().into_bytes())?,
@@ -63,48 +135,66 @@ pub fn run_apply(args: ApplyArgs) -> Result<i32> {
         .as_ref()
         .map(|s| s.targets.clone())
         .unwrap_or(args.targets.clone());
-    let mut session = Session::connect(topology, graph, source, &args.connect)?;
-    let state = session.observe()?;
+    let mut session = Session::connect(topology, graph, source, &args.connect)
+        .map_err(stop(ApplyErrorKind::Unreachable))?;
+    let state = session
+        .observe()
+        .map_err(stop(ApplyErrorKind::Unreadable))?;
     if let Some(s) = &saved {
         if s.fingerprint != state.fingerprint() {
-            bail!(
+            return Err(stop(ApplyErrorKind::StalePlan)(anyhow::anyhow!(
                 "stale plan: the live state of the nodes has changed since {} was made (fingerprint {} then, {} now). Nothing was changed; run `geartopo plan` again.",
                 path.display(),
                 s.fingerprint,
                 state.fingerprint()
-            );
+            )));
         }
     }
-    let plan = session.plan(&state, &targets)?;
+    let plan = planned.insert(session.plan(&state, &targets)?);
     if let Some(s) = &saved {
         // Same inputs, same plan, unless this geartopo plans differently from the
         // one that saved it: then carry out nothing rather than something else.
-        if crate::render::plan_json(&plan) != s.plan {
-            bail!("{} was made by a geartopo that plans differently from this one; nothing was changed. Run `geartopo plan` again.", path.display());
+        if crate::render::plan_json(plan) != s.plan {
+            return Err(stop(ApplyErrorKind::StalePlan)(anyhow::anyhow!("{} was made by a geartopo that plans differently from this one; nothing was changed. Run `geartopo plan` again.", path.display())));
         }
     }
-    print!("{}", plan_text(&plan, stdout_style()));
+    if !args.json {
+        print!("{}", plan_text(plan, stdout_style()));
+    }
     if !plan.has_changes() {
-        return Ok(0);
+        return Ok(Ran::NoChanges);
     }
     if saved.is_none() && !args.auto_approve && !confirm("\nDo you want to perform these actions?")?
     {
-        println!("\nApply cancelled.");
-        return Ok(1);
+        return Ok(Ran::Cancelled);
     }
-    let tasks = apply_tasks(&session.topology, &session.graph, &plan);
-    run_session(&mut session, &plan, &tasks, "Apply")
+    let tasks = apply_tasks(&session.topology, &session.graph, plan);
+    run_session(&mut session, plan, tasks, args.json)
 }
 
-pub fn run_destroy(args: DestroyArgs) -> Result<i32> {
-    let path = super::topology_path(args.file);
+fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
+    if args.json && !args.auto_approve {
+        return Err(json_needs_approval(Verb::Destroy, "--auto-approve"));
+    }
+    let path = super::topology_path(args.file.clone());
     let (topology, graph, source) = load(&path)?;
-    let mut session = Session::connect(topology, graph, source, &args.connect)?;
-    let state = session.observe()?;
-    let plan = crate::plan::destroy(&session.topology.name, &state);
-    print!("{}", plan_text(&plan, stdout_style()));
+    let mut session = Session::connect(topology, graph, source, &args.connect)
+        .map_err(stop(ApplyErrorKind::Unreachable))?;
+    let state = session
+        .observe()
+        .map_err(stop(ApplyErrorKind::Unreadable))?;
+    let plan = planned.insert(crate::plan::destroy(&session.topology.name, &state));
     if !plan.has_changes() {
-        return Ok(0);
+        if !args.json {
+            println!(
+                "No changes. No container of topology {} to destroy.",
+                session.topology.name
+            );
+        }
+        return Ok(Ran::NoChanges);
+    }
+    if !args.json {
+        print!("{}", plan_text(plan, stdout_style()));
     }
     if !args.auto_approve
         && !confirm(&format!(
@@ -112,31 +202,87 @@ pub fn run_destroy(args: DestroyArgs) -> Result<i32> {
             session.topology.name
         ))?
     {
-        println!("\nDestroy cancelled.");
-        return Ok(1);
+        return Ok(Ran::Cancelled);
     }
-    let tasks = destroy_tasks(&session.topology, &session.graph, &plan);
-    run_session(&mut session, &plan, &tasks, "Destroy")
+    let tasks = destroy_tasks(&session.topology, &session.graph, plan);
+    run_session(&mut session, plan, tasks, args.json)
 }
 
-/// Runs the apply session with progress fit for stdout, and prints its report.
-fn run_session(session: &mut Session, plan: &Plan, tasks: &[Task], what: &str) -> Result<i32> {
+/// Prints how the command ended (text, or with `json` one document on stdout)
+/// and gives its exit code.
+fn finish(verb: Verb, json: bool, plan: Option<&Plan>, ran: Result<Ran, Stop>) -> Result<i32> {
+    let what = verb.word();
+    if !json {
+        return match ran.map_err(|s| s.error)? {
+            Ran::NoChanges => Ok(0),
+            Ran::Cancelled => {
+                println!("\n{what} cancelled.");
+                Ok(1)
+            }
+            Ran::Executed { tasks, outcomes } => {
+                let plan = plan.expect("a plan was made before anything ran");
+                let report = report(plan, &tasks, &outcomes, verb);
+                print!("{}", report.text);
+                Ok(if report.complete { 0 } else { 1 })
+            }
+        };
+    }
+    let doc = match ran {
+        Ok(Ran::NoChanges) => {
+            ApplyDocument::no_changes(verb, plan.expect("a plan was made before anything ran"))
+        }
+        Ok(Ran::Executed { tasks, outcomes }) => ApplyDocument::ran(
+            verb,
+            plan.expect("a plan was made before anything ran"),
+            &tasks,
+            &outcomes,
+        ),
+        Ok(Ran::Cancelled) => unreachable!("--json never asks for a confirmation"),
+        Err(Stop { kind: None, error }) => return Err(error),
+        Err(Stop {
+            kind: Some(kind),
+            error,
+        }) => ApplyDocument::error(verb, plan, kind, format!("{error:#}")),
+    };
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(match doc.result {
+        ApplyResult::Complete | ApplyResult::NoChanges => 0,
+        ApplyResult::Failed | ApplyResult::Error => 1,
+    })
+}
+
+/// Runs the apply session: with progress fit for stdout, or (for `--json`,
+/// whose stdout carries the document only) with none.
+fn run_session(
+    session: &mut Session,
+    plan: &Plan,
+    tasks: Vec<Task>,
+    json: bool,
+) -> Result<Ran, Stop> {
     let holder = lock_holder(&session.topology.name);
-    let terminal = std::io::stdout().is_terminal();
+    let terminal = !json && std::io::stdout().is_terminal();
     let bars = BarProgress::new(session.conns.iter().map(|c| c.node().to_string()).collect());
-    let progress: &dyn Progress = if terminal { &bars } else { &PlainProgress };
+    let progress: &dyn Progress = match (json, terminal) {
+        (true, _) => &SilentProgress,
+        (false, true) => &bars,
+        (false, false) => &PlainProgress,
+    };
     let outcomes = run_locked(
         &session.topology,
         &mut session.conns,
         session.parallelism,
         plan,
-        tasks,
+        &tasks,
         &holder,
         progress,
     )
-    .map_err(|e| match e {
-        SessionError::Read(errors) => anyhow::anyhow!(no_plan("cannot read every node", &errors)),
-        moved @ SessionError::Moved { .. } => anyhow::anyhow!(moved),
+    .map_err(|e| {
+        let kind = ApplyErrorKind::from(&e);
+        let message = match e {
+            SessionError::Read(errors) => no_plan("cannot read every node", &errors),
+            moved @ SessionError::Moved { .. } => moved.to_string(),
+        };
+        stop(kind)(anyhow::anyhow!(message))
     })?;
     if terminal {
         bars.clear();
@@ -144,9 +290,19 @@ fn run_session(session: &mut Session, plan: &Plan, tasks: &[Task], what: &str) -
             PlainProgress.finished(&t.node, &t.label, o);
         }
     }
-    let report = report(plan, tasks, &outcomes, what);
-    print!("{}", report.text);
-    Ok(if report.complete { 0 } else { 1 })
+    Ok(Ran::Executed { tasks, outcomes })
+}
+
+/// No progress at all, for `--json`: the document says what became of each
+/// step. A lock that cannot be released is still warned about, on stderr.
+struct SilentProgress;
+
+impl Progress for SilentProgress {
+    fn started(&self, _node: &str, _label: &str) {}
+    fn finished(&self, _node: &str, _label: &str, _outcome: &Outcome) {}
+    fn unlock_failed(&self, node: &str, error: &TransportError) {
+        PlainProgress.unlock_failed(node, error);
+    }
 }
 
 /// One spinner per node, for terminals; drawn from `begin` (once the session

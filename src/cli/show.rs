@@ -11,6 +11,7 @@ use crate::output::show::{ShowContainer, ShowDocument};
 pub struct ShowArgs {
     /// Topology file (default ./geartopo.toml).
     pub file: Option<PathBuf>,
+    /// Print the status as JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -1,5 +1,5 @@
 //! The JSON documents geartopo prints (`plan --json`, `show --json`,
-//! `links --json`), as typed structs. Each document carries a `format_version`;
+//! `links --json`, `apply --json` and `destroy --json`), as typed structs. Each document carries a `format_version`;
 //! within one version fields are only added, a removal or change bumps it
 //! (docs/json.md). Their JSON Schemas, generated from these same types, are
 //! committed under `schema/` (`schemas()`, checked by `tests/schema.rs`).
@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Serialize, Serializer};
 
+pub mod apply;
 pub mod links;
 pub mod plan;
 pub mod show;
@@ -96,6 +97,7 @@ pub fn schemas() -> Vec<(&'static str, String)> {
         ("plan.schema.json", schema_text::<plan::PlanDocument>()),
         ("show.schema.json", schema_text::<show::ShowDocument>()),
         ("links.schema.json", schema_text::<links::LinksDocument>()),
+        ("apply.schema.json", schema_text::<apply::ApplyDocument>()),
         (
             "validate.schema.json",
             schema_text::<validate::ValidateDocument>(),

@@ -301,7 +301,36 @@ pub fn destroy_leaves_nothing(ctx: &Ctx) -> Outcome {
         + &client("app2", "node2", &[r#"{ to = "db:6379" }"#]);
     let file = ctx.topology(name, &body);
     let _guard = Guard::new(ctx, &file, name);
-    ctx.apply(&file)?;
+    // apply --json: one document on stdout, every step done.
+    let applied = ctx
+        .geartopo(&[
+            "apply",
+            &file.display().to_string(),
+            "--auto-approve",
+            "--json",
+        ])
+        .ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&applied.stdout).map_err(|e| {
+        format!(
+            "apply --json printed no JSON document ({e}):\n{}",
+            applied.describe()
+        )
+    })?;
+    ensure!(
+        doc["format_version"] == 1 && doc["result"] == "complete",
+        "apply --json: {doc:#}"
+    );
+    let steps = doc["steps"].as_array().cloned().unwrap_or_default();
+    // Three containers, each created, given its rules and started (podman: no init for new ones).
+    ensure!(steps.len() == 9, "apply --json steps: {doc:#}");
+    ensure!(
+        steps.iter().all(|s| s["outcome"] == "done"),
+        "apply --json: a step not done: {doc:#}"
+    );
+    ensure!(
+        doc["summary"]["add"] == 3 && doc["summary"]["done"] == 9,
+        "apply --json summary: {doc:#}"
+    );
     ensure!(
         ask_retrying(ctx, "node2", "e2e-destroy-app2", "tcp", "127.0.0.1", 6379)?
             == "db-on-node4 hello",
@@ -309,8 +338,16 @@ pub fn destroy_leaves_nothing(ctx: &Ctx) -> Outcome {
     );
     let pid = ctx.container_pid("node1", "e2e-destroy-app")?;
 
-    ctx.geartopo(&["destroy", &file.display().to_string(), "--auto-approve"])
+    let destroyed = ctx
+        .geartopo(&["destroy", &file.display().to_string(), "--auto-approve"])
         .ok()?;
+    ensure!(
+        destroyed
+            .stdout
+            .ends_with("\nDestroy complete! 3 containers destroyed.\n"),
+        "destroy's summary:\n{}",
+        destroyed.describe()
+    );
     for (node, _) in &ctx.nodes {
         let left = ctx.containers_of(node, name)?;
         ensure!(left.is_empty(), "{node} still has {left:?}");

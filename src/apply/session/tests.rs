@@ -67,7 +67,7 @@ fn locks_and_reads_each_node_in_one_round_trip_runs_and_unlocks() {
         assert_eq!(kinds(mine.len() - 1), ["unlock"], "{node}");
     }
     assert!(sim(&s).locks.is_empty());
-    let r = report(&p, &tasks, &outcomes, "Apply");
+    let r = report(&p, &tasks, &outcomes, Verb::Apply);
     assert!(r.complete);
     assert_eq!(
         r.text,
@@ -156,7 +156,7 @@ fn a_node_failing_half_way_lets_the_others_finish_and_the_report_says_what_was_d
     let (s, nodes) = simulated(&t, &[("node1", "rules")]);
     let (p, tasks) = planned(&t, &nodes);
     let outcomes = session(&t, &nodes, &p, &tasks).unwrap();
-    let r = report(&p, &tasks, &outcomes, "Apply");
+    let r = report(&p, &tasks, &outcomes, Verb::Apply);
     assert!(!r.complete);
     for line in [
         "\nApply failed. What was done and what was not:\n",
@@ -176,5 +176,275 @@ fn a_node_failing_half_way_lets_the_others_finish_and_the_report_says_what_was_d
     assert_eq!(
         s.nodes["node1"][0].status, "initialized",
         "never started without its links"
+    );
+}
+
+// ---- apply --json and destroy --json: the document of a session --------------
+
+use crate::output::apply::{ApplyDocument, ApplyErrorKind, ApplyResult, StepOutcome};
+
+/// The document as printed, checked against the committed schema/apply.schema.json
+/// and compared with its golden file in tests/golden/apply/ (which tests/schema.rs
+/// validates too); `GEARTOPO_BLESS=1` rewrites the golden.
+fn printed(golden: &str, doc: &ApplyDocument) -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/apply.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let value = serde_json::to_value(doc).unwrap();
+    // Fields are declared in alphabetical order: printed as typed, the document
+    // reads as its sorted value (as plan --json, which it embeds).
+    assert_eq!(
+        serde_json::to_string_pretty(doc).unwrap(),
+        serde_json::to_string_pretty(&value).unwrap()
+    );
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v
+        .iter_errors(&value)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "does not fit the schema: {errors:?}\n{value:#}"
+    );
+    assert_eq!(value["format_version"], 1);
+    // The fingerprint after a run depends on the order the simulated nodes
+    // handed out ids and pids in: the golden keeps a placeholder.
+    let mut fixed = value.clone();
+    if fixed["plan"].is_object() {
+        fixed["plan"]["fingerprint"] = "FINGERPRINT".into();
+    }
+    let text = serde_json::to_string_pretty(&fixed).unwrap() + "\n";
+    let file = format!(
+        "{}/tests/golden/apply/{golden}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    if std::env::var_os("GEARTOPO_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(std::path::Path::new(&file).parent().unwrap()).unwrap();
+        std::fs::write(&file, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        committed == text,
+        "{file} differs (GEARTOPO_BLESS=1 rewrites it):\n{}",
+        similar::TextDiff::from_lines(committed.as_str(), text.as_str()).unified_diff()
+    );
+    value
+}
+
+#[test]
+fn the_document_of_a_complete_apply_lists_every_step_done_and_embeds_the_plan() {
+    let t = redis_todo();
+    let (_s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    let outcomes = session(&t, &nodes, &p, &tasks).unwrap();
+    let doc = printed(
+        "complete",
+        &ApplyDocument::ran(Verb::Apply, &p, &tasks, &outcomes),
+    );
+    assert_eq!(doc["command"], "apply");
+    assert_eq!(doc["result"], "complete");
+    assert_eq!(doc["error"], serde_json::Value::Null);
+    assert_eq!(
+        doc["plan"],
+        crate::render::plan_json(&p),
+        "the plan --json document"
+    );
+    let steps: Vec<(String, String, String, String)> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let f = |k: &str| s[k].as_str().unwrap().to_string();
+            (f("node"), f("container"), f("operation"), f("outcome"))
+        })
+        .collect();
+    let expected: Vec<(String, String, String, String)> = [
+        ("node4", "redisdb", "create"),
+        ("node4", "redisdb", "rules"),
+        ("node4", "redisdb", "start"),
+        ("node1", "app1", "create"),
+        ("node1", "app1", "rules"),
+        ("node1", "app1", "start"),
+    ]
+    .iter()
+    .map(|(n, c, o)| {
+        (
+            n.to_string(),
+            c.to_string(),
+            o.to_string(),
+            "done".to_string(),
+        )
+    })
+    .collect();
+    let mut sorted = steps.clone();
+    sorted.sort();
+    let mut expected_sorted = expected;
+    expected_sorted.sort();
+    assert_eq!(sorted, expected_sorted);
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({"add": 2, "change": 0, "destroy": 0, "done": 6, "failed": 0, "not_started": 0})
+    );
+}
+
+#[test]
+fn the_document_of_a_failure_half_way_says_done_failed_and_not_started() {
+    let t = redis_todo();
+    let (_s, nodes) = simulated(&t, &[("node1", "rules")]);
+    let (p, tasks) = planned(&t, &nodes);
+    let outcomes = session(&t, &nodes, &p, &tasks).unwrap();
+    let typed = ApplyDocument::ran(Verb::Apply, &p, &tasks, &outcomes);
+    assert_eq!(typed.result, ApplyResult::Failed);
+    let doc = printed("failed-half-way", &typed);
+    assert_eq!(doc["result"], "failed");
+    let app1: Vec<&serde_json::Value> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["container"] == "app1")
+        .collect();
+    let shape: Vec<(&str, &str)> = app1
+        .iter()
+        .map(|s| {
+            (
+                s["operation"].as_str().unwrap(),
+                s["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("create", "done"),
+            ("rules", "failed"),
+            ("start", "not_started")
+        ]
+    );
+    assert_eq!(app1[1]["error"], "simulated failure at rules");
+    assert_eq!(app1[1]["reason"], serde_json::Value::Null);
+    assert_eq!(app1[2]["reason"], "rules todo-app1 did not complete");
+    assert_eq!(app1[2]["error"], serde_json::Value::Null);
+    assert_eq!(app1[0]["runtime_name"], "todo-app1");
+    assert!(typed
+        .steps
+        .iter()
+        .filter(|s| s.container == "redisdb")
+        .all(|s| s.outcome == StepOutcome::Done));
+    // redisdb was added; app1 was not (its links are not in force).
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({"add": 1, "change": 0, "destroy": 0, "done": 4, "failed": 1, "not_started": 1})
+    );
+}
+
+#[test]
+fn the_document_of_a_held_lock_names_the_holder_and_lists_no_step() {
+    let t = redis_todo();
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    let other = "geartopo apply of todo by alice@elsewhere pid 7 since unix time 1";
+    sim(&s).locks.insert("node4".into(), other.into());
+    let e = session(&t, &nodes, &p, &tasks).unwrap_err();
+    let kind = ApplyErrorKind::from(&e);
+    assert_eq!(kind, ApplyErrorKind::Locked);
+    let message = match &e {
+        SessionError::Read(errors) => crate::render::no_plan("cannot read every node", errors),
+        other => other.to_string(),
+    };
+    let doc = printed(
+        "lock-held",
+        &ApplyDocument::error(Verb::Apply, Some(&p), kind, message),
+    );
+    assert_eq!(doc["result"], "error");
+    assert_eq!(doc["error"]["kind"], "locked");
+    let text = doc["error"]["message"].as_str().unwrap();
+    assert!(text.contains("node4") && text.contains(other), "{text}");
+    assert_eq!(doc["steps"], serde_json::json!([]));
+    assert_eq!(
+        doc["plan"]["summary"]["add"], 2,
+        "the plan that was not carried out"
+    );
+    assert!(changes(&nodes).is_empty());
+}
+
+#[test]
+fn moved_state_is_its_own_kind_of_error() {
+    let t = redis_todo();
+    let (_s, nodes) = simulated(&t, &[]);
+    let (mut p, tasks) = planned(&t, &nodes);
+    p.fingerprint = "0".into();
+    let e = session(&t, &nodes, &p, &tasks).unwrap_err();
+    assert_eq!(ApplyErrorKind::from(&e), ApplyErrorKind::StateChanged);
+}
+
+#[test]
+fn an_apply_with_nothing_to_do_says_so() {
+    let t = redis_todo();
+    let (_s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    session(&t, &nodes, &p, &tasks).unwrap();
+    let (again, none) = planned(&t, &nodes);
+    assert!(!again.has_changes() && none.is_empty());
+    let doc = printed(
+        "no-changes",
+        &ApplyDocument::no_changes(Verb::Apply, &again),
+    );
+    assert_eq!(doc["result"], "no_changes");
+    assert_eq!(doc["steps"], serde_json::json!([]));
+}
+
+#[test]
+fn destroy_reports_in_its_own_words_and_its_document_removes_every_container() {
+    let t = redis_todo();
+    let (_s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    session(&t, &nodes, &p, &tasks).unwrap();
+    let state = observe(&t, &mut nodes.connections(&t), 4).unwrap();
+    let d = crate::plan::destroy(&t.name, &state);
+    let tasks = crate::apply::destroy_tasks(&t, &DepGraph::build(&t).unwrap(), &d);
+    let outcomes = session(&t, &nodes, &d, &tasks).unwrap();
+    let r = report(&d, &tasks, &outcomes, Verb::Destroy);
+    assert!(r.complete);
+    assert_eq!(r.text, "\nDestroy complete! 2 containers destroyed.\n");
+    let doc = printed(
+        "destroy",
+        &ApplyDocument::ran(Verb::Destroy, &d, &tasks, &outcomes),
+    );
+    assert_eq!(doc["command"], "destroy");
+    assert_eq!(doc["result"], "complete");
+    let mut removed: Vec<(&str, &str)> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["container"].as_str().unwrap(),
+                s["operation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    removed.sort();
+    assert_eq!(removed, [("app1", "remove"), ("redisdb", "remove")]);
+    assert_eq!(doc["summary"]["destroy"], 2);
+}
+
+#[test]
+fn a_failed_destroy_tells_to_run_destroy_again() {
+    let t = redis_todo();
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    session(&t, &nodes, &p, &tasks).unwrap();
+    sim(&s).fail.push(("node1".into(), "remove".into()));
+    let state = observe(&t, &mut nodes.connections(&t), 4).unwrap();
+    let d = crate::plan::destroy(&t.name, &state);
+    let tasks = crate::apply::destroy_tasks(&t, &DepGraph::build(&t).unwrap(), &d);
+    let outcomes = session(&t, &nodes, &d, &tasks).unwrap();
+    let r = report(&d, &tasks, &outcomes, Verb::Destroy);
+    assert!(!r.complete);
+    assert!(r.text.starts_with("\nDestroy failed."), "{}", r.text);
+    assert!(
+        r.text.contains("run `geartopo destroy` again"),
+        "{}",
+        r.text
     );
 }
