@@ -10,7 +10,7 @@ use super::plan::SavedPlan;
 use super::session::{load, load_source, stdout_style, Session};
 use crate::apply::session::{lock_holder, report, run_locked, SessionError};
 use crate::apply::{apply_tasks, destroy_tasks, Outcome, PlainProgress, Progress, Task};
-use crate::plan::Plan;
+use crate::plan::{Plan, Scope};
 use crate::render::{no_plan, plan_text};
 use crate::transport::TransportError;
 
@@ -21,9 +21,8 @@ pub struct ApplyArgs {
     /// Skip the confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Limit the apply to these containers and what they need.
-    #[arg(long = "target")]
-    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub scope: super::plan::ScopeArgs,
     #[command(flatten)]
     pub connect: super::ConnectArgs,
 }
@@ -35,6 +34,14 @@ pub struct DestroyArgs {
     /// Skip the confirmation.
     #[arg(long)]
     pub auto_approve: bool,
+    /// Destroy only this container and what links to it, transitively (repeat for
+    /// more). A declared name means all its replicas, `db-2` one replica.
+    #[arg(long = "target", value_name = "CONTAINER")]
+    pub targets: Vec<String>,
+    /// Keep this container and what it links to, transitively; destroy the rest
+    /// (repeat for more; not with --target).
+    #[arg(long = "exclude", value_name = "CONTAINER")]
+    pub excludes: Vec<String>,
     #[command(flatten)]
     pub connect: super::ConnectArgs,
 }
@@ -52,17 +59,17 @@ pub fn run_apply(args: ApplyArgs) -> Result<i32> {
     let bytes =
         std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let saved = SavedPlan::read(&bytes);
-    if saved.is_some() && !args.targets.is_empty() {
-        bail!("--target cannot be given with a saved plan: the plan carries the targets it was made with");
+    if saved.is_some() && args.scope.any() {
+        bail!("--target, --exclude and --replace cannot be given with a saved plan: the plan carries the ones it was made with");
     }
     let (topology, graph, source) = match &saved {
         Some(s) => load_source(&s.topology_path, s.topology_source.clone().into_bytes())?,
         None => load(&path)?,
     };
-    let targets = saved
+    let scope = saved
         .as_ref()
-        .map(|s| s.targets.clone())
-        .unwrap_or(args.targets.clone());
+        .map(SavedPlan::scope)
+        .unwrap_or_else(|| args.scope.scope());
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
     let state = session.observe()?;
     if let Some(s) = &saved {
@@ -75,7 +82,10 @@ pub fn run_apply(args: ApplyArgs) -> Result<i32> {
             );
         }
     }
-    let plan = session.plan(&state, &targets)?;
+    let plan = session.plan_scoped(&state, &scope)?;
+    if let Some(warning) = scope.targeting_warning() {
+        eprintln!("{warning}");
+    }
     if let Some(s) = &saved {
         // Same inputs, same plan, unless this geartopo plans differently from the
         // one that saved it: then carry out nothing rather than something else.
@@ -101,17 +111,31 @@ pub fn run_destroy(args: DestroyArgs) -> Result<i32> {
     let (topology, graph, source) = load(&path)?;
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
     let state = session.observe()?;
-    let plan = crate::plan::destroy(&session.topology.name, &state);
+    let scope = Scope {
+        targets: args.targets.clone(),
+        excludes: args.excludes.clone(),
+        replace: Vec::new(),
+    };
+    let plan = session.destroy_plan(&state, &scope)?;
+    if let Some(warning) = scope.targeting_warning() {
+        eprintln!("{warning}");
+    }
     print!("{}", plan_text(&plan, stdout_style()));
     if !plan.has_changes() {
         return Ok(0);
     }
-    if !args.auto_approve
-        && !confirm(&format!(
+    let question = if scope.targets.is_empty() && scope.excludes.is_empty() {
+        format!(
             "\nDo you really want to destroy everything topology {} owns?",
             session.topology.name
-        ))?
-    {
+        )
+    } else {
+        format!(
+            "\nDo you really want to destroy these containers of topology {}?",
+            session.topology.name
+        )
+    };
+    if !args.auto_approve && !confirm(&question)? {
         println!("\nDestroy cancelled.");
         return Ok(1);
     }

@@ -10,7 +10,7 @@ pub mod diag;
 pub mod diag_json;
 pub mod graph;
 pub mod model;
-mod names;
+pub(crate) mod names;
 pub mod raw;
 
 pub use diag::{Invalid, Problem};
