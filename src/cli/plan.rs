@@ -159,3 +159,39 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `apply PLAN` carries out the plan with the names it was made with; a plan
+    /// saved before `--exclude` and `--replace` existed still reads, without them.
+    #[test]
+    fn a_saved_plan_carries_its_targets_exclusions_and_replacements() {
+        let saved = SavedPlan {
+            geartopo_plan: 1,
+            topology_path: "t.toml".into(),
+            topology_source: String::new(),
+            targets: vec![],
+            excludes: vec!["app1".into()],
+            replace: vec!["db-2".into()],
+            fingerprint: "f".into(),
+            plan: serde_json::Value::Null,
+        };
+        let read = SavedPlan::read(&serde_json::to_vec(&saved).unwrap()).unwrap();
+        assert_eq!(
+            read.scope(),
+            Scope {
+                targets: vec![],
+                excludes: vec!["app1".into()],
+                replace: vec!["db-2".into()],
+            }
+        );
+        let old = br#"{"geartopo_plan": 1, "topology_path": "t.toml", "topology_source": "",
+            "targets": ["redisdb"], "fingerprint": "f", "plan": null}"#;
+        assert_eq!(
+            SavedPlan::read(old).unwrap().scope(),
+            Scope::targets(&["redisdb".into()])
+        );
+    }
+}
