@@ -93,7 +93,7 @@ fn destroy_target_removes_what_links_to_it_too() {
 
 #[test]
 fn destroy_target_of_a_container_only_on_the_nodes_removes_it() {
-    let (t, g) = cluster();
+    let (t, _) = cluster();
     let s = applied(&t);
     let mut smaller = t.clone();
     smaller.containers.retain(|c| c.name != "redis");
@@ -103,7 +103,6 @@ fn destroy_target_of_a_container_only_on_the_nodes_removes_it() {
     let g2 = DepGraph::build(&smaller).unwrap();
     let p = destroy_plan(&smaller, &g2, &s, targets(&["redis"]));
     assert_eq!(deleted(&p), set(&["redis"]));
-    drop(g);
 }
 
 #[test]
@@ -137,7 +136,7 @@ fn exclude_leaves_it_and_its_dependents_alone() {
 
 #[test]
 fn exclude_keeps_an_excluded_container_that_would_be_replaced_or_removed() {
-    let (t, g) = cluster();
+    let (t, _) = cluster();
     let s = applied(&t);
     let mut changed = t.clone();
     for c in &mut changed.containers {
@@ -155,7 +154,6 @@ fn exclude_keeps_an_excluded_container_that_would_be_replaced_or_removed() {
         vec!["api", "app-2", "mysql"]
     );
     assert_eq!(got[1].1, Action::Delete);
-    drop(g);
 }
 
 #[test]
