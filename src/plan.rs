@@ -16,9 +16,11 @@ use crate::topology::model::{EnvValue, Protocol, Runtime, Topology};
 
 mod diff;
 mod resolve;
+pub mod select;
 
-use diff::diff_one;
+use diff::{diff_one, replace_requested};
 use resolve::{assign_host_ports, resolve, ByName};
+pub use select::{select, Limit, Mode, Scope, SelectError, Selection};
 
 /// What a container should be, fully resolved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -177,12 +179,26 @@ pub enum PlanError {
     NotObserved { node: String },
 }
 
-/// Computes the plan. `targets` (container names, possibly empty) limits it to those
-/// containers and what they need (`needed`, from the dependency graph).
+/// Computes the plan. `needed` (when given) limits it to those containers (a
+/// target and what it needs, from the dependency graph).
 pub fn plan(
     topology: &Topology,
     state: &ObservedState,
     needed: Option<&BTreeSet<String>>,
+) -> Result<Plan, Vec<PlanError>> {
+    let selection = Selection {
+        limit: needed.map_or(Limit::All, |n| Limit::Only(n.clone())),
+        replace: BTreeSet::new(),
+    };
+    plan_selected(topology, state, &selection)
+}
+
+/// Computes the plan for the containers `selection` allows (`--target`,
+/// `--exclude`), replacing those it names for replacement (`--replace`).
+pub fn plan_selected(
+    topology: &Topology,
+    state: &ObservedState,
+    selection: &Selection,
 ) -> Result<Plan, Vec<PlanError>> {
     let mut errors = Vec::new();
     for node in topology.nodes.keys() {
@@ -227,20 +243,20 @@ pub fn plan(
         return Err(errors);
     }
 
-    let in_scope = |name: &str| needed.is_none_or(|n| n.contains(name));
+    let in_scope = |name: &str| selection.limit.allows(name);
     let mut changes = Vec::new();
     let mut drift = Vec::new();
     // Owned containers no longer in the file, or found on another node than planned.
     for (node, ns) in &state.nodes {
         for (name, oc) in &ns.containers {
             let wanted_here = by_name.get(name.as_str()).is_some_and(|c| &c.node == node);
-            if !wanted_here && needed.is_none_or(|n| n.contains(name)) {
+            if !wanted_here && in_scope(name) {
                 changes.push(delete_change(node, oc));
             }
         }
         // Copies carrying the label of a container that is already there.
         for oc in &ns.extras {
-            if needed.is_none_or(|n| n.contains(&oc.container)) {
+            if in_scope(&oc.container) {
                 changes.push(delete_change(node, oc));
             }
         }
@@ -250,9 +266,11 @@ pub fn plan(
             continue;
         }
         let observed = state.nodes[&d.node].containers.get(&d.container);
-        if let Some(change) = diff_one(d, observed, &mut drift) {
-            changes.push(change);
+        let mut change = diff_one(d, observed, &mut drift);
+        if selection.replace.contains(&d.container) {
+            change = replace_requested(d, observed, change);
         }
+        changes.extend(change);
     }
     Ok(Plan {
         topology: topology.name.clone(),
@@ -266,6 +284,12 @@ pub fn plan(
 /// The plan for `destroy`: every container observed under this topology's label,
 /// on every node (also ones no longer in the file, and copies), to delete.
 pub fn destroy(topology: &str, state: &ObservedState) -> Plan {
+    destroy_selected(topology, state, &Limit::All)
+}
+
+/// The plan for `destroy --target` / `--exclude`: as [`destroy`], only for the
+/// containers `limit` allows (see `select` for what it pulls in).
+pub fn destroy_selected(topology: &str, state: &ObservedState, limit: &Limit) -> Plan {
     let changes = state
         .nodes
         .iter()
@@ -273,6 +297,7 @@ pub fn destroy(topology: &str, state: &ObservedState) -> Plan {
             ns.containers
                 .values()
                 .chain(&ns.extras)
+                .filter(|oc| limit.allows(&oc.container))
                 .map(move |oc| delete_change(node, oc))
         })
         .collect();

@@ -137,6 +137,11 @@ fn change_text(c: &Change, style: Style) -> String {
     let mut out = String::new();
     let (verb, symbol) = match &c.action {
         Action::Create => ("will be created", style.green("+")),
+        // Terraform's words for `-replace`.
+        Action::Replace { .. } if c.reasons.iter().any(|r| r == "replace requested") => (
+            "will be replaced, as requested",
+            format!("{}/{}", style.red("-"), style.green("+")),
+        ),
         Action::Replace { .. } => (
             "must be replaced",
             format!("{}/{}", style.red("-"), style.green("+")),

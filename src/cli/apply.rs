@@ -11,7 +11,7 @@ use super::session::{load, load_source, stdout_style, Session};
 use crate::apply::session::{lock_holder, report, run_locked, SessionError, Verb};
 use crate::apply::{apply_tasks, destroy_tasks, Outcome, PlainProgress, Progress, Task};
 use crate::output::apply::{ApplyDocument, ApplyErrorKind, ApplyResult};
-use crate::plan::Plan;
+use crate::plan::{Plan, Scope};
 use crate::render::{no_plan, plan_text};
 use crate::transport::TransportError;
 
@@ -22,9 +22,8 @@ pub struct ApplyArgs {
     /// Skip the confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Limit the apply to these containers and what they need.
-    #[arg(long = "target")]
-    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub scope: super::plan::ScopeArgs,
     /// Print what was done and not done as one JSON document on stdout (docs/json.md);
     /// needs --auto-approve or a saved plan.
     #[arg(long)]
@@ -44,6 +43,14 @@ pub struct DestroyArgs {
     /// needs --auto-approve.
     #[arg(long)]
     pub json: bool,
+    /// Destroy only this container and what links to it, transitively (repeat for
+    /// more). A declared name means all its replicas, `db-2` one replica.
+    #[arg(long = "target", value_name = "CONTAINER")]
+    pub targets: Vec<String>,
+    /// Keep this container and what it links to, transitively; destroy the rest
+    /// (repeat for more; not with --target).
+    #[arg(long = "exclude", value_name = "CONTAINER")]
+    pub excludes: Vec<String>,
     #[command(flatten)]
     pub connect: super::ConnectArgs,
 }
@@ -124,17 +131,17 @@ fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
             "--auto-approve or a saved plan (geartopo plan -o PLAN, then geartopo apply --json PLAN)",
         ));
     }
-    if saved.is_some() && !args.targets.is_empty() {
-        return Err(anyhow::anyhow!("--target cannot be given with a saved plan: the plan carries the targets it was made with").into());
+    if saved.is_some() && args.scope.any() {
+        return Err(anyhow::anyhow!("--target, --exclude and --replace cannot be given with a saved plan: the plan carries the ones it was made with").into());
     }
     let (topology, graph, source) = match &saved {
         Some(s) => load_source(&s.topology_path, s.topology_source.clone().into_bytes())?,
         None => load(&path)?,
     };
-    let targets = saved
+    let scope = saved
         .as_ref()
-        .map(|s| s.targets.clone())
-        .unwrap_or(args.targets.clone());
+        .map(SavedPlan::scope)
+        .unwrap_or_else(|| args.scope.scope());
     let mut session = Session::connect(topology, graph, source, &args.connect)
         .map_err(stop(ApplyErrorKind::Unreachable))?;
     let state = session
@@ -150,7 +157,10 @@ fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
             )));
         }
     }
-    let plan = planned.insert(session.plan(&state, &targets)?);
+    let plan = planned.insert(session.plan_scoped(&state, &scope)?);
+    if let Some(warning) = scope.targeting_warning() {
+        eprintln!("{warning}");
+    }
     if let Some(s) = &saved {
         // Same inputs, same plan, unless this geartopo plans differently from the
         // one that saved it: then carry out nothing rather than something else.
@@ -183,7 +193,15 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
     let state = session
         .observe()
         .map_err(stop(ApplyErrorKind::Unreadable))?;
-    let plan = planned.insert(crate::plan::destroy(&session.topology.name, &state));
+    let scope = Scope {
+        targets: args.targets.clone(),
+        excludes: args.excludes.clone(),
+        replace: Vec::new(),
+    };
+    let plan = planned.insert(session.destroy_plan(&state, &scope)?);
+    if let Some(warning) = scope.targeting_warning() {
+        eprintln!("{warning}");
+    }
     if !plan.has_changes() {
         if !args.json {
             println!(
@@ -196,12 +214,18 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
     if !args.json {
         print!("{}", plan_text(plan, stdout_style()));
     }
-    if !args.auto_approve
-        && !confirm(&format!(
+    let question = if scope.targets.is_empty() && scope.excludes.is_empty() {
+        format!(
             "\nDo you really want to destroy everything topology {} owns?",
             session.topology.name
-        ))?
-    {
+        )
+    } else {
+        format!(
+            "\nDo you really want to destroy these containers of topology {}?",
+            session.topology.name
+        )
+    };
+    if !args.auto_approve && !confirm(&question)? {
         return Ok(Ran::Cancelled);
     }
     let tasks = destroy_tasks(&session.topology, &session.graph, plan);

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::session::{load, stdout_style, Session};
 use crate::output::plan::PlanDocument;
+use crate::plan::Scope;
 use crate::render::{plan_json, plan_text};
 
 #[derive(Debug, clap::Args)]
@@ -21,11 +22,42 @@ pub struct PlanArgs {
     /// Print the plan as JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Limit the plan to this container and what it needs (repeat for more).
-    #[arg(long = "target", value_name = "CONTAINER")]
-    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     #[command(flatten)]
     pub connect: super::ConnectArgs,
+}
+
+/// `--target`, `--exclude` and `--replace` of plan and apply (terraform's habits).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScopeArgs {
+    /// Limit the plan to this container and what it links to, transitively (repeat
+    /// for more). A declared name means all its replicas, `db-2` one replica.
+    #[arg(long = "target", value_name = "CONTAINER")]
+    pub targets: Vec<String>,
+    /// Leave this container and what links to it, transitively, alone: nothing is
+    /// created, changed, replaced or removed for them (repeat for more; not with --target).
+    #[arg(long = "exclude", value_name = "CONTAINER")]
+    pub excludes: Vec<String>,
+    /// Replace this container (all its replicas) or one replica (`db-2`) even when
+    /// nothing changed (repeat for more).
+    #[arg(long = "replace", value_name = "CONTAINER")]
+    pub replace: Vec<String>,
+}
+
+impl ScopeArgs {
+    pub fn scope(&self) -> Scope {
+        Scope {
+            targets: self.targets.clone(),
+            excludes: self.excludes.clone(),
+            replace: self.replace.clone(),
+        }
+    }
+
+    /// Whether any of the three was given.
+    pub fn any(&self) -> bool {
+        !(self.targets.is_empty() && self.excludes.is_empty() && self.replace.is_empty())
+    }
 }
 
 /// A saved plan: the topology it was made from, the targets, and the fingerprint
@@ -38,12 +70,27 @@ pub struct SavedPlan {
     pub topology_path: String,
     pub topology_source: String,
     pub targets: Vec<String>,
+    /// `--exclude` (absent in plans saved before it existed).
+    #[serde(default)]
+    pub excludes: Vec<String>,
+    /// `--replace` (absent in plans saved before it existed).
+    #[serde(default)]
+    pub replace: Vec<String>,
     pub fingerprint: String,
     /// The plan as shown (`plan --json`), for the record.
     pub plan: serde_json::Value,
 }
 
 impl SavedPlan {
+    /// The names the plan was made with.
+    pub fn scope(&self) -> Scope {
+        Scope {
+            targets: self.targets.clone(),
+            excludes: self.excludes.clone(),
+            replace: self.replace.clone(),
+        }
+    }
+
     /// Reads a saved plan, or `None` when the file is not one (a topology).
     pub fn read(bytes: &[u8]) -> Option<SavedPlan> {
         serde_json::from_slice::<SavedPlan>(bytes)
@@ -57,7 +104,11 @@ pub fn run(args: PlanArgs) -> Result<i32> {
     let (topology, graph, source) = load(&path)?;
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
     let state = session.observe()?;
-    let plan = session.plan(&state, &args.targets)?;
+    let scope = args.scope.scope();
+    let plan = session.plan_scoped(&state, &scope)?;
+    if let Some(warning) = scope.targeting_warning() {
+        eprintln!("{warning}");
+    }
     if args.json {
         println!(
             "{}",
@@ -71,7 +122,9 @@ pub fn run(args: PlanArgs) -> Result<i32> {
             geartopo_plan: 1,
             topology_path: path.display().to_string(),
             topology_source: String::from_utf8_lossy(&session.source).into_owned(),
-            targets: args.targets.clone(),
+            targets: scope.targets.clone(),
+            excludes: scope.excludes.clone(),
+            replace: scope.replace.clone(),
             fingerprint: plan.fingerprint.clone(),
             plan: plan_json(&plan),
         };
@@ -105,4 +158,40 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `apply PLAN` carries out the plan with the names it was made with; a plan
+    /// saved before `--exclude` and `--replace` existed still reads, without them.
+    #[test]
+    fn a_saved_plan_carries_its_targets_exclusions_and_replacements() {
+        let saved = SavedPlan {
+            geartopo_plan: 1,
+            topology_path: "t.toml".into(),
+            topology_source: String::new(),
+            targets: vec![],
+            excludes: vec!["app1".into()],
+            replace: vec!["db-2".into()],
+            fingerprint: "f".into(),
+            plan: serde_json::Value::Null,
+        };
+        let read = SavedPlan::read(&serde_json::to_vec(&saved).unwrap()).unwrap();
+        assert_eq!(
+            read.scope(),
+            Scope {
+                targets: vec![],
+                excludes: vec!["app1".into()],
+                replace: vec!["db-2".into()],
+            }
+        );
+        let old = br#"{"geartopo_plan": 1, "topology_path": "t.toml", "topology_source": "",
+            "targets": ["redisdb"], "fingerprint": "f", "plan": null}"#;
+        assert_eq!(
+            SavedPlan::read(old).unwrap().scope(),
+            Scope::targets(&["redisdb".into()])
+        );
+    }
 }

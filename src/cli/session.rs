@@ -7,12 +7,12 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 
 use crate::graph::DepGraph;
 use crate::node::Connections;
 use crate::observe::{connect_all, observe_with};
-use crate::plan::{plan, Plan};
+use crate::plan::{destroy_selected, plan_selected, select, Mode, Plan, Scope};
 use crate::render::no_plan;
 use crate::state::ObservedState;
 use crate::topology::{self, Topology};
@@ -106,24 +106,26 @@ impl Session {
 
     /// The plan against `state`, limited to `targets` and what they need.
     pub fn plan(&self, state: &ObservedState, targets: &[String]) -> Result<Plan> {
-        for t in targets {
-            if self.topology.container(t).is_none()
-                && !state.nodes.values().any(|n| n.containers.contains_key(t))
-            {
-                bail!("--target {t}: no such container in the topology or on its nodes");
-            }
-        }
-        // A target no longer in the file (only on a node) has no graph entry:
-        // keep it, so that `--target old` plans its removal.
-        let needed = (!targets.is_empty()).then(|| {
-            let mut needed = self.graph.needed_by(targets);
-            needed.extend(targets.iter().cloned());
-            needed
-        });
-        plan(&self.topology, state, needed.as_ref()).map_err(|errors| {
+        self.plan_scoped(state, &Scope::targets(targets))
+    }
+
+    /// The plan against `state` within `scope` (`--target`, `--exclude`, `--replace`).
+    pub fn plan_scoped(&self, state: &ObservedState, scope: &Scope) -> Result<Plan> {
+        let selection = select(&self.topology, &self.graph, state, scope, Mode::Apply)?;
+        plan_selected(&self.topology, state, &selection).map_err(|errors| {
             let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
             anyhow!("no plan can be made:\n{}", lines.join("\n"))
         })
+    }
+
+    /// The destroy plan against `state` within `scope` (`--target`, `--exclude`).
+    pub fn destroy_plan(&self, state: &ObservedState, scope: &Scope) -> Result<Plan> {
+        let selection = select(&self.topology, &self.graph, state, scope, Mode::Destroy)?;
+        Ok(destroy_selected(
+            &self.topology.name,
+            state,
+            &selection.limit,
+        ))
     }
 }
 

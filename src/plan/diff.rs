@@ -6,15 +6,17 @@ use crate::state::{ObservedContainer, RunState};
 
 use super::{Action, Change, Desired, Drift};
 
-/// Compares one desired container with what was observed of it.
-pub(super) fn diff_one(
+/// The reason a replace carries when the operator asked for it (`--replace`).
+pub(crate) const REPLACE_REQUESTED: &str = "replace requested";
+
+fn make_change(
     d: &Desired,
     observed: Option<&ObservedContainer>,
-    drift: &mut Vec<Drift>,
-) -> Option<Change> {
-    // Built only when there is a change: a no-op plan of a large topology would
-    // otherwise copy every container's rules and resolved form to throw them away.
-    let change = |action: Action, start: bool, reasons: Vec<String>| Change {
+    action: Action,
+    start: bool,
+    reasons: Vec<String>,
+) -> Change {
+    Change {
         container: d.container.clone(),
         node: d.node.clone(),
         runtime_name: d.runtime_name.clone(),
@@ -26,7 +28,42 @@ pub(super) fn diff_one(
         observed_id: observed.map(|oc| oc.id.clone()),
         observed_image: observed.map(|oc| oc.image.clone()),
         desired: Some(d.clone()),
+    }
+}
+
+/// `--replace`: turns what `diff_one` planned for `d` into a replace, whatever it
+/// was (nothing, an update in place, a replace forced by an attribute). A
+/// container that does not exist yet is created, as planned.
+pub(super) fn replace_requested(
+    d: &Desired,
+    observed: Option<&ObservedContainer>,
+    planned: Option<Change>,
+) -> Option<Change> {
+    if observed.is_none() {
+        return planned;
+    }
+    let forced_by = match planned.map(|c| c.action) {
+        Some(Action::Replace { forced_by }) => forced_by,
+        _ => Vec::new(),
     };
+    Some(make_change(
+        d,
+        observed,
+        Action::Replace { forced_by },
+        true,
+        vec![REPLACE_REQUESTED.to_string()],
+    ))
+}
+
+/// Compares one desired container with what was observed of it.
+pub(super) fn diff_one(
+    d: &Desired,
+    observed: Option<&ObservedContainer>,
+    drift: &mut Vec<Drift>,
+) -> Option<Change> {
+    // Built only when there is a change: a no-op plan of a large topology would
+    // otherwise copy every container's rules and resolved form to throw them away.
+    let change = |action, start, reasons| make_change(d, observed, action, start, reasons);
     let Some(oc) = observed else {
         return Some(change(Action::Create, true, Vec::new()));
     };

@@ -507,6 +507,23 @@ fn golden_plans() {
     let mut t4 = t.clone();
     t4.containers.retain(|c| c.name == "redisdb");
     golden("removed-from-file", &plan(&t4, &s, None).unwrap());
+    // `apply --replace redisdb` with nothing changed, and `destroy --target redisdb`
+    // (app1 links to it, so it goes first).
+    let g = crate::graph::DepGraph::build(&t).unwrap();
+    let asked = |scope: Scope, mode| select(&t, &g, &s, &scope, mode).unwrap();
+    let replace = Scope {
+        replace: vec!["redisdb".into()],
+        ..Scope::default()
+    };
+    golden(
+        "replace-requested",
+        &plan_selected(&t, &s, &asked(replace, Mode::Apply)).unwrap(),
+    );
+    let target = Scope::targets(&["redisdb".into()]);
+    golden(
+        "destroy-target",
+        &destroy_selected(&t.name, &s, &asked(target, Mode::Destroy).limit),
+    );
 }
 
 #[test]

@@ -275,6 +275,29 @@ impl DepGraph {
         out
     }
 
+    /// The containers that need `containers`: themselves and, transitively, every
+    /// container whose links (declared or view) lead to one of them. The inverse of
+    /// [`DepGraph::needed_by`]; unknown names are left out.
+    pub fn dependents_of(&self, containers: &[String]) -> BTreeSet<String> {
+        let mut by_target: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+        for (source, targets) in &self.targets {
+            for t in targets {
+                by_target.entry(t.as_str()).or_default().push(source);
+            }
+        }
+        let mut out = BTreeSet::new();
+        let mut todo: Vec<&String> = containers.iter().collect();
+        while let Some(c) = todo.pop() {
+            if !self.targets.contains_key(c) {
+                continue;
+            }
+            if out.insert(c.clone()) {
+                todo.extend(by_target.get(c.as_str()).into_iter().flatten());
+            }
+        }
+        out
+    }
+
     fn edges_sorted(&self) -> Vec<(&Step, &Step, Why)> {
         let mut edges: Vec<(&Step, &Step, Why)> = self
             .graph

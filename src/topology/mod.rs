@@ -9,7 +9,7 @@ pub mod check;
 pub mod diag;
 pub mod graph;
 pub mod model;
-mod names;
+pub(crate) mod names;
 pub mod raw;
 
 pub use diag::{Invalid, Problem};

@@ -8,6 +8,7 @@
 mod core_cases;
 mod harness;
 mod lab_cases;
+mod targeting_cases;
 mod topology_cases;
 mod views;
 
@@ -42,6 +43,8 @@ const CASES: &[Case] = &[
     ("unreachable_node_is_named", core_cases::unreachable_node_is_named),
     ("show_reports_links_in_force", core_cases::show_reports_links_in_force),
     ("secret_env_reaches_the_container_unshown", core_cases::secret_env_reaches_the_container_unshown),
+    // terraform's targeting habits: --replace, destroy --target.
+    ("replace_and_destroy_target", targeting_cases::replace_and_destroy_target),
     // Same-view clusters: a real etcd cluster through view addresses.
     ("views_example_links", views::example_links),
     ("views_etcd_cluster_forms_and_scales", views::etcd_cluster_forms_and_scales),
