@@ -279,7 +279,7 @@ fn json_of_an_unreadable_file_is_one_diagnostic_without_a_range() {
         .as_str()
         .unwrap()
         .starts_with("cannot read /nonexistent/geartopo.toml"));
-    assert!(diags[0].get("range").is_none(), "{}", diags[0]);
+    assert!(diags[0]["range"].is_null(), "{}", diags[0]);
     assert_eq!(diags[0]["labels"], serde_json::json!([]));
 }
 

@@ -12,14 +12,12 @@ use serde::Serialize;
 
 use crate::topology::{Invalid, Topology};
 
-/// The version of this document's shape; fields are only ever added within it.
-pub const FORMAT_VERSION: u32 = 1;
 
 /// The whole output of `geartopo validate --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ValidateDocument {
     /// Always 1 for this shape (an integer, as in geartopo's other JSON documents).
-    pub format_version: u32,
+    pub format_version: super::FormatVersion<1>,
     /// True when the file is a valid topology (no error).
     pub valid: bool,
     /// How many diagnostics have severity `error`.
@@ -28,8 +26,7 @@ pub struct ValidateDocument {
     pub warning_count: usize,
     /// Every problem, in the order of their place in the file.
     pub diagnostics: Vec<Diagnostic>,
-    /// What a valid file holds (the text mode's summary line); absent when invalid.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// What a valid file holds (the text mode's summary line); `null` when invalid.
     pub topology: Option<TopologySummary>,
 }
 
@@ -60,11 +57,9 @@ pub struct Diagnostic {
     pub summary: String,
     /// What is wrong at `range` (the primary label's text); empty without a range.
     pub detail: String,
-    /// The primary place of the problem; absent when it has none (unreadable file).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The primary place of the problem; `null` when it has none (unreadable file).
     pub range: Option<SourceRange>,
-    /// The source lines of `range`, with secret values masked; absent with `range`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The source lines of `range`, with secret values masked; `null` with `range`.
     pub snippet: Option<Snippet>,
     /// Every labelled place, the primary one first (the same as `range` and `detail`).
     pub labels: Vec<DiagnosticLabel>,
@@ -118,7 +113,7 @@ impl ValidateDocument {
     /// The document for a valid topology.
     pub fn valid(t: &Topology) -> Self {
         ValidateDocument {
-            format_version: FORMAT_VERSION,
+            format_version: super::FormatVersion,
             valid: true,
             error_count: 0,
             warning_count: 0,
@@ -164,7 +159,7 @@ impl ValidateDocument {
             })
             .collect();
         ValidateDocument {
-            format_version: FORMAT_VERSION,
+            format_version: super::FormatVersion,
             valid: false,
             error_count: diagnostics.len(),
             warning_count: 0,
@@ -374,7 +369,7 @@ mod tests {
         let doc = ValidateDocument::invalid(&inv, b"");
         let v = serde_json::to_value(&doc).unwrap();
         let d = &v["diagnostics"][0];
-        assert!(d.get("range").is_none() && d.get("snippet").is_none());
+        assert!(d["range"].is_null() && d["snippet"].is_null());
         assert_eq!(d["labels"], serde_json::json!([]));
         assert_eq!(d["detail"], "");
         assert_eq!(v["error_count"], 1);
