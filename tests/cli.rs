@@ -219,7 +219,18 @@ fn the_walk_above_sees_positional_arguments_and_flags_of_nested_commands() {
 // ---- completions and man pages --------------------------------------------------
 
 const SUBCOMMANDS: &[&str] = &[
-    "validate", "links", "graph", "plan", "apply", "destroy", "show", "import", "lab",
+    "validate",
+    "links",
+    "graph",
+    "plan",
+    "apply",
+    "destroy",
+    "show",
+    "import",
+    "lab",
+    "fmt",
+    "completions",
+    "man",
 ];
 
 #[test]
@@ -402,4 +413,23 @@ fn apply_json_reports_an_invalid_file_as_an_input_error() {
         .contains("not a valid topology"));
     // The problems themselves go to stderr, as without --json.
     assert!(stderr.contains("nowhere"), "{stderr}");
+}
+
+/// `--target` and `--exclude` together are a usage error (terraform and OpenTofu
+/// refuse the pair), said before any node is contacted: an unreachable node must
+/// not hide the mistake.
+#[test]
+fn target_with_exclude_is_a_usage_error_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = unreachable_topology(&dir);
+    for command in ["plan", "apply", "destroy"] {
+        let (code, stdout, stderr) = run(&[command, &file, "--target", "app", "--exclude", "app"]);
+        assert_eq!(code, Some(1), "{command}: {stderr}");
+        assert!(stdout.is_empty(), "{command}: {stdout}");
+        assert!(
+            stderr.contains("cannot be used with"),
+            "{command}: {stderr}"
+        );
+        assert!(!stderr.contains("cannot reach"), "{command}: {stderr}");
+    }
 }

@@ -49,7 +49,7 @@ pub struct DestroyArgs {
     pub targets: Vec<String>,
     /// Keep this container and what it links to, transitively; destroy the rest
     /// (repeat for more; not with --target).
-    #[arg(long = "exclude", value_name = "CONTAINER")]
+    #[arg(long = "exclude", value_name = "CONTAINER", conflicts_with = "targets")]
     pub excludes: Vec<String>,
     #[command(flatten)]
     pub connect: super::ConnectArgs,

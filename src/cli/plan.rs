@@ -37,7 +37,7 @@ pub struct ScopeArgs {
     pub targets: Vec<String>,
     /// Leave this container and what links to it, transitively, alone: nothing is
     /// created, changed, replaced or removed for them (repeat for more; not with --target).
-    #[arg(long = "exclude", value_name = "CONTAINER")]
+    #[arg(long = "exclude", value_name = "CONTAINER", conflicts_with = "targets")]
     pub excludes: Vec<String>,
     /// Replace this container (all its replicas) or one replica (`db-2`) even when
     /// nothing changed (repeat for more).

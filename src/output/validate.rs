@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use crate::topology::{Invalid, Topology};
 
-
 /// The whole output of `geartopo validate --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ValidateDocument {
