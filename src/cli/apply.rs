@@ -24,8 +24,8 @@ pub struct ApplyArgs {
     pub auto_approve: bool,
     #[command(flatten)]
     pub scope: super::plan::ScopeArgs,
-    /// Print what was done and not done as one JSON document on stdout (docs/json.md);
-    /// needs --auto-approve or a saved plan.
+    /// Print what was done and not done as one JSON document on stdout (the plan,
+    /// every step with its outcome, the counts); needs --auto-approve or a saved plan.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -39,8 +39,8 @@ pub struct DestroyArgs {
     /// Skip the confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-    /// Print what was done and not done as one JSON document on stdout (docs/json.md);
-    /// needs --auto-approve.
+    /// Print what was done and not done as one JSON document on stdout (the plan,
+    /// every step with its outcome, the counts); needs --auto-approve.
     #[arg(long)]
     pub json: bool,
     /// Destroy only this container and what links to it, transitively (repeat for
@@ -122,8 +122,7 @@ pub fn run_destroy(args: DestroyArgs) -> Result<i32> {
 
 fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
     let path = super::topology_path(args.file.clone());
-    let bytes =
-        std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let bytes = super::read_file(&path)?;
     let saved = SavedPlan::read(&bytes);
     if args.json && saved.is_none() && !args.auto_approve {
         return Err(json_needs_approval(
@@ -136,7 +135,7 @@ fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
     }
     let (topology, graph, source) = match &saved {
         Some(s) => load_source(&s.topology_path, s.topology_source.clone().into_bytes())?,
-        None => load(&path)?,
+        None => load_source(&path.display().to_string(), bytes)?,
     };
     let scope = saved
         .as_ref()

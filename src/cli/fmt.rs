@@ -25,7 +25,10 @@ the file is not formatted: the same code as `terraform fmt -check`, so that a CI
 can tell a file that needs `geartopo fmt` from a broken one, and not 2, which `plan \
 --detailed-exitcode` uses for \"changes present\".
 
-The layout is described in docs/fmt.md.")]
+The layout: `key = value` with consecutive lines aligned on `=`, trailing comments \
+aligned, one blank line between tables, two-space indents in multi-line arrays with a \
+comma after each element, inline tables as `{ a = 1 }`, bare keys where possible; \
+comments, the order of keys and tables, numbers and escapes are kept.")]
 pub struct FmtArgs {
     /// Change nothing: print the diff the formatting would make and exit 3 if there is one.
     #[arg(long)]

@@ -90,13 +90,36 @@ pub fn load_or_report(path: &std::path::Path) -> Option<crate::topology::Loaded>
 /// How every command shows a file it cannot use: the full report with places, or,
 /// when no problem has a place (the file cannot be read), one `error:` line each.
 pub fn report_invalid(invalid: crate::topology::Invalid) {
-    if invalid.problems.iter().all(|p| p.labels.is_empty()) {
-        for p in &invalid.problems {
-            eprintln!("error: {}", p.message);
-        }
-    } else {
-        eprint!("{}", invalid.render());
+    match without_place(&invalid) {
+        Some(message) => eprintln!("error: {message}"),
+        None => eprint!("{}", invalid.render()),
     }
+}
+
+/// The message of a file that has no place to point at (it cannot be read), or
+/// `None` when its problems have places and want the full report.
+pub fn without_place(invalid: &crate::topology::Invalid) -> Option<String> {
+    invalid
+        .problems
+        .iter()
+        .all(|p| p.labels.is_empty())
+        .then(|| {
+            invalid
+                .problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+}
+
+/// Reads a file a command was given, failing with the same message as every
+/// other command's (`cannot read FILE: REASON`).
+pub fn read_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        let invalid = crate::topology::Invalid::unreadable(path, &e);
+        anyhow::anyhow!("{}", without_place(&invalid).unwrap_or_default())
+    })
 }
 
 /// The topology file argument, `./geartopo.toml` when omitted.

@@ -47,17 +47,11 @@ fn loaded(
 ) -> Result<(Topology, DepGraph, Vec<u8>)> {
     match result {
         Ok(l) => Ok((l.topology, l.graph, l.source)),
-        // Unreadable: the one `error:` line main prints, as on every command.
-        Err(invalid) if invalid.problems.iter().all(|p| p.labels.is_empty()) => Err(anyhow!(
-            "{}",
-            invalid
-                .problems
-                .iter()
-                .map(|p| p.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        )),
         Err(invalid) => {
+            // Unreadable: the one `error:` line main prints, as on every command.
+            if let Some(message) = super::without_place(&invalid) {
+                return Err(anyhow!("{message}"));
+            }
             super::report_invalid(invalid);
             Err(anyhow!(
                 "{name} is not a valid topology; nothing was changed"

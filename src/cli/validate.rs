@@ -9,7 +9,9 @@ use crate::topology::{self, Invalid};
 #[command(
     after_help = "With --json, stdout carries only the JSON document and stderr stays empty; \
     exit codes are unchanged (0 valid, 1 invalid or unreadable). Lines and columns are 1-based, \
-    columns counted in characters; byte offsets are 0-based. Shape: docs/validate-json.md."
+    columns counted in characters; byte offsets are 0-based. The document has format_version, valid, \
+    error_count, warning_count, diagnostics (severity, summary, detail, range, snippet, labels, help) \
+    and topology, like `terraform validate -json`; `geartopo man` has the same text."
 )]
 pub struct ValidateArgs {
     /// Topology file (default ./geartopo.toml).

@@ -37,7 +37,7 @@ pub const ENV_KNOWN_HOSTS: &str = "GEARTOPO_KNOWN_HOSTS";
 /// Everything that can go wrong in the lab; each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
-    #[error("the lab needs root (it creates network namespaces and runs sshd and podman); run it with sudo")]
+    #[error("the lab needs root (it creates network namespaces and runs sshd and podman); run it as root: `sudo geartopo lab ...` (with the full path of geartopo when ~/.cargo/bin is not on root's PATH), or `su -c` where sudo is missing")]
     NotRoot,
     #[error("{0}")]
     Missing(String),
