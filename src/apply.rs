@@ -13,6 +13,7 @@ use crate::node::{CreateSpec, NodeConnection, NodeOp, OwnedRules};
 use crate::plan::{Action, Change, Plan};
 use crate::topology::model::{Runtime, Topology};
 
+pub mod saved;
 pub mod session;
 #[cfg(test)]
 mod sim;

@@ -147,25 +147,16 @@ fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
         .observe()
         .map_err(stop(ApplyErrorKind::Unreadable))?;
     if let Some(s) = &saved {
-        if s.fingerprint != state.fingerprint() {
-            return Err(stop(ApplyErrorKind::StalePlan)(anyhow::anyhow!(
-                "stale plan: the live state of the nodes has changed since {} was made (fingerprint {} then, {} now). Nothing was changed; run `geartopo plan` again.",
-                path.display(),
-                s.fingerprint,
-                state.fingerprint()
-            )));
-        }
+        crate::apply::saved::check_fingerprint(&path.display().to_string(), &s.fingerprint, &state)
+            .map_err(|e| stop(ApplyErrorKind::StalePlan)(e.into()))?;
     }
     let plan = planned.insert(session.plan_scoped(&state, &scope)?);
     if let Some(warning) = scope.targeting_warning() {
         eprintln!("{warning}");
     }
     if let Some(s) = &saved {
-        // Same inputs, same plan, unless this geartopo plans differently from the
-        // one that saved it: then carry out nothing rather than something else.
-        if crate::render::plan_json(plan) != s.plan {
-            return Err(stop(ApplyErrorKind::StalePlan)(anyhow::anyhow!("{} was made by a geartopo that plans differently from this one; nothing was changed. Run `geartopo plan` again.", path.display())));
-        }
+        crate::apply::saved::check_same_plan(&path.display().to_string(), &s.plan, plan)
+            .map_err(|e| stop(ApplyErrorKind::StalePlan)(e.into()))?;
     }
     if !args.json {
         print!("{}", plan_text(plan, stdout_style()));

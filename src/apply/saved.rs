@@ -1,0 +1,109 @@
+//! The safety checks of a saved plan (`plan -o PLAN`, then `apply PLAN`): the
+//! nodes must be as they were when the plan was made, and this geartopo must plan
+//! exactly what was saved. Either failure means nothing is changed. Pure: the
+//! caller reads the nodes and computes the plan; nothing here does I/O.
+
+use crate::plan::Plan;
+use crate::state::ObservedState;
+
+/// Why a saved plan cannot be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error("stale plan: the live state of the nodes has changed since {file} was made (fingerprint {then} then, {now} now). Nothing was changed; run `geartopo plan` again.")]
+    Stale {
+        file: String,
+        then: String,
+        now: String,
+    },
+    #[error("{file} was made by a geartopo that plans differently from this one; nothing was changed. Run `geartopo plan` again.")]
+    PlansDifferently { file: String },
+}
+
+/// The nodes read now must have the fingerprint the plan was made against.
+/// Checked before planning, so a plan is never made from a state that moved.
+pub fn check_fingerprint(
+    file: &str,
+    saved_fingerprint: &str,
+    state: &ObservedState,
+) -> Result<(), SavedPlanError> {
+    let now = state.fingerprint();
+    if now == saved_fingerprint {
+        Ok(())
+    } else {
+        Err(SavedPlanError::Stale {
+            file: file.to_string(),
+            then: saved_fingerprint.to_string(),
+            now,
+        })
+    }
+}
+
+/// Same inputs give the same plan, unless this geartopo plans differently from
+/// the one that saved it: then carry out nothing rather than something else.
+pub fn check_same_plan(
+    file: &str,
+    saved_plan: &serde_json::Value,
+    plan: &Plan,
+) -> Result<(), SavedPlanError> {
+    if crate::render::plan_json(plan) == *saved_plan {
+        Ok(())
+    } else {
+        Err(SavedPlanError::PlansDifferently {
+            file: file.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::plan;
+    use crate::testing::{applied_state, empty_state};
+
+    fn topology() -> crate::topology::Topology {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/redis-todo.toml"),
+        )
+        .unwrap();
+        crate::topology::parse("redis-todo.toml", text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_plan_saved_against_the_state_read_now_holds() {
+        let t = topology();
+        let state = empty_state(&t);
+        let p = plan(&t, &state, None).unwrap();
+        let saved = crate::render::plan_json(&p);
+        assert_eq!(check_fingerprint("p", &state.fingerprint(), &state), Ok(()));
+        assert_eq!(check_same_plan("p", &saved, &p), Ok(()));
+    }
+
+    #[test]
+    fn a_state_that_moved_since_the_plan_is_stale() {
+        let t = topology();
+        let before = empty_state(&t);
+        let p = plan(&t, &before, None).unwrap();
+        // Somebody applied in between: the nodes now run the containers.
+        let after = applied_state(&t, &p);
+        let err = check_fingerprint("p.plan", &before.fingerprint(), &after).unwrap_err();
+        assert!(matches!(err, SavedPlanError::Stale { .. }), "{err}");
+        assert!(err.to_string().starts_with("stale plan:"), "{err}");
+        assert!(err.to_string().contains("Nothing was changed"), "{err}");
+    }
+
+    #[test]
+    fn a_plan_this_geartopo_would_make_differently_is_refused() {
+        let t = topology();
+        let state = empty_state(&t);
+        let p = plan(&t, &state, None).unwrap();
+        let mut saved = crate::render::plan_json(&p);
+        saved["changes"][0]["image"] = "something/else".into();
+        let err = check_same_plan("p.plan", &saved, &p).unwrap_err();
+        assert_eq!(
+            err,
+            SavedPlanError::PlansDifferently {
+                file: "p.plan".into()
+            }
+        );
+    }
+}
