@@ -64,6 +64,16 @@ pub enum TransportError {
         key_type: String,
         fingerprint: String,
     },
+    #[error("node {node}: {known_hosts} records only {recorded} host key(s) for {address}, but the server presented {key_type} {fingerprint}. Not recording it with --accept-new-host-keys: a host that switches to another key type could be a man in the middle. Ask the node's administrator for the {key_type} fingerprint, compare, and add the key to {known_hosts} by hand if it matches")]
+    HostKeyTypeNotOnRecord {
+        node: String,
+        address: String,
+        known_hosts: String,
+        /// The key types on record for the host, comma-separated.
+        recorded: String,
+        key_type: String,
+        fingerprint: String,
+    },
     #[error("node {node}: authentication as {user} failed: {reason}")]
     Auth {
         node: String,
