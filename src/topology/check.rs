@@ -175,6 +175,17 @@ impl Checker<'_> {
                 )
                 .help("it prefixes every container's name on the nodes, so it is kept simple"),
             );
+        } else if n.starts_with('-') {
+            // It reaches command lines as a label value and a name prefix, where
+            // a leading `-` reads as an option.
+            self.push(
+                Problem::at(
+                    format!("invalid topology name {n:?}"),
+                    name.span(),
+                    "must not start with -",
+                )
+                .help("it reaches the nodes' command lines, where a leading - reads as an option"),
+            );
         }
         n.clone()
     }
