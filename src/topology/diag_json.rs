@@ -166,7 +166,7 @@ impl ValidateDocument {
         ValidateDocument {
             format_version: FORMAT_VERSION,
             valid: false,
-            error_count: diagnostics.len(),
+            error_count: diagnostics.len() + invalid.omitted,
             warning_count: 0,
             diagnostics,
             topology: None,
@@ -278,6 +278,7 @@ mod tests {
             name: "t.toml".into(),
             source: source.into(),
             problems,
+            omitted: 0,
         }
     }
 
