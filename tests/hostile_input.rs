@@ -228,6 +228,9 @@ fn a_view_of_more_than_256_members_is_refused_at_its_members() {
     );
 }
 
+/// Makes a file of one hostile shape and size.
+type Shape = fn(usize) -> String;
+
 /// Time of the cheapest of three runs.
 fn best_time(text: &str) -> Duration {
     (0..3).map(|_| validate(text).time).min().unwrap()
@@ -235,7 +238,7 @@ fn best_time(text: &str) -> Duration {
 
 #[test]
 fn work_grows_near_linearly_with_the_input() {
-    let shapes: [(&str, fn(usize) -> String, usize); 3] = [
+    let shapes: [(&str, Shape, usize); 3] = [
         ("misspelt link targets", misspelt_targets, 1000),
         (
             "misspelt names in many containers",

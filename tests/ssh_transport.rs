@@ -627,17 +627,11 @@ fn accept_new_refuses_a_new_key_type_for_a_host_known_by_another() {
             Err(e) => e,
         };
         match &err {
-            TransportError::HostKeyTypeNotOnRecord {
-                node,
-                recorded,
-                key_type,
-                fingerprint,
-                ..
-            } => {
-                assert_eq!(node, "n1");
-                assert_eq!(recorded, "ecdsa-sha2-nistp256");
-                assert_eq!(key_type, "ssh-ed25519");
-                assert_eq!(fingerprint, &expected);
+            TransportError::HostKeyTypeNotOnRecord(r) => {
+                assert_eq!(r.node, "n1");
+                assert_eq!(r.recorded, "ecdsa-sha2-nistp256");
+                assert_eq!(r.key_type, "ssh-ed25519");
+                assert_eq!(r.fingerprint, expected);
             }
             other => panic!("expected HostKeyTypeNotOnRecord, got {other}"),
         }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use ssh2::{CheckResult, KnownHostFileKind, MethodType, Session};
 
 use super::Ctx;
-use crate::transport::TransportError;
+use crate::transport::{KeyTypeRefusal, TransportError};
 
 /// Host key algorithms we offer, best first: OpenSSH's default order, without the
 /// SHA-1 signature algorithms (`ssh-rsa`, `ssh-dss`) that OpenSSH also disabled.
@@ -324,14 +324,16 @@ pub(super) fn verify_host_key(
             key_type: key.key_type.clone(),
             fingerprint: key.fingerprint(),
         }),
-        Judgement::RefuseOtherType(recorded) => Err(TransportError::HostKeyTypeNotOnRecord {
-            node: ctx.node.clone(),
-            address: ctx.address.clone(),
-            known_hosts: file,
-            recorded: recorded.join(", "),
-            key_type: key.key_type.clone(),
-            fingerprint: key.fingerprint(),
-        }),
+        Judgement::RefuseOtherType(recorded) => Err(TransportError::HostKeyTypeNotOnRecord(
+            Box::new(KeyTypeRefusal {
+                node: ctx.node.clone(),
+                address: ctx.address.clone(),
+                known_hosts: file,
+                recorded: recorded.join(", "),
+                key_type: key.key_type.clone(),
+                fingerprint: key.fingerprint(),
+            }),
+        )),
         Judgement::RefuseRevoked => Err(ctx.connect(format!(
             "host key {} {} is marked @revoked in {file}",
             key.key_type,
