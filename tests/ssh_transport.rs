@@ -594,6 +594,60 @@ fn accept_new_records_the_key_then_it_is_known() {
 }
 
 #[test]
+fn accept_new_refuses_a_new_key_type_for_a_host_known_by_another() {
+    let _env = env_read();
+    let Some(lab) = lab() else { return };
+    // known_hosts holds an ecdsa key for the host; the server has only ed25519.
+    let ecdsa = lab.path("ecdsa-recorded");
+    run(&[
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ecdsa",
+        "-N",
+        "",
+        "-f",
+        ecdsa.to_str().unwrap(),
+    ]);
+    let ecdsa_pub = fs::read_to_string(lab.path("ecdsa-recorded.pub")).unwrap();
+    let ecdsa_fields = ecdsa_pub
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kh = lab.known_hosts("kh", &[format!("[{HOST}]:{PORT} {ecdsa_fields}")]);
+    let expected = keygen_fingerprint(&lab.path("hostkey.pub"));
+    for hashed in [false, true] {
+        if hashed {
+            run(&["ssh-keygen", "-q", "-H", "-f", kh.to_str().unwrap()]);
+        }
+        let before = fs::read_to_string(&kh).unwrap();
+        let err = match lab.connect(lab.node1(&kh), accept_new()) {
+            Ok(_) => panic!("a new key type was recorded for a host known by ecdsa"),
+            Err(e) => e,
+        };
+        match &err {
+            TransportError::HostKeyTypeNotOnRecord(r) => {
+                assert_eq!(r.node, "n1");
+                assert_eq!(r.recorded, "ecdsa-sha2-nistp256");
+                assert_eq!(r.key_type, "ssh-ed25519");
+                assert_eq!(r.fingerprint, expected);
+            }
+            other => panic!("expected HostKeyTypeNotOnRecord, got {other}"),
+        }
+        let message = err.to_string();
+        for part in ["node n1", "ecdsa-sha2-nistp256", "ssh-ed25519", "by hand"] {
+            assert!(message.contains(part), "{part:?} missing in: {message}");
+        }
+        assert_eq!(
+            fs::read_to_string(&kh).unwrap(),
+            before,
+            "known_hosts must not change (hashed: {hashed})"
+        );
+    }
+}
+
+#[test]
 fn wrong_client_key_is_an_auth_error_naming_what_was_tried() {
     let _env = env_read();
     let Some(lab) = lab() else { return };

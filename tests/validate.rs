@@ -369,3 +369,48 @@ fn the_default_file_is_geartopo_toml_in_the_current_directory() {
         .unwrap()
         .starts_with("geartopo.toml: topology \"todo\" is valid"));
 }
+
+/// The table forms of an env value that mean something are read as the value
+/// they name, in every TOML spelling (inline, dotted, `[containers.x.env.K]`).
+#[test]
+fn env_table_forms_are_read_as_values() {
+    let text = r#"name = "t"
+
+[nodes.node1]
+address = "198.18.0.1"
+
+[containers.a]
+node = "node1"
+image = "busybox"
+env.INLINE = { value = "one", secret = true }
+env.DOTTED.value = "two"
+env.PLAIN = "three"
+
+[containers.a.env.HEADER]
+value = "four"
+secret = true
+
+[containers.a.env.NOT_SECRET]
+value = "five"
+"#;
+    let t = match geartopo::topology::parse("test.toml", text.as_bytes()) {
+        Ok(t) => t,
+        Err(e) => panic!("{}", e.render_with(true)),
+    };
+    let env = &t.container("a").unwrap().env;
+    let got: Vec<(&str, &str, bool)> = env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("GEARTOPO_"))
+        .map(|(k, v)| (k.as_str(), v.value.as_str(), v.secret))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("DOTTED", "two", false),
+            ("HEADER", "four", true),
+            ("INLINE", "one", true),
+            ("NOT_SECRET", "five", false),
+            ("PLAIN", "three", false),
+        ]
+    );
+}

@@ -160,7 +160,7 @@ impl ValidateDocument {
         ValidateDocument {
             format_version: super::FormatVersion,
             valid: false,
-            error_count: diagnostics.len(),
+            error_count: diagnostics.len() + invalid.omitted,
             warning_count: 0,
             diagnostics,
             topology: None,
@@ -272,6 +272,7 @@ mod tests {
             name: "t.toml".into(),
             source: source.into(),
             problems,
+            omitted: 0,
         }
     }
 

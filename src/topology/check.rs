@@ -12,11 +12,12 @@ use std::ops::Range;
 use serde_spanned::Spanned;
 
 pub use super::diag::Invalid;
-use super::diag::Problem;
+use super::diag::{Problem, MAX_REPORTED};
 use super::graph::DepGraph;
 use super::model::{EnvValue, Protocol, Publish, Topology};
-use super::names::name_problem;
+use super::names::{closest, name_problem, MAX_LINKS, MAX_SUGGESTIONS};
 use super::raw::{self, Document, RawContainer, RawProtocol};
+use views::Expanded;
 
 mod containers;
 mod links;
@@ -46,6 +47,7 @@ pub fn check(name: &str, source: &[u8]) -> Result<(Topology, DepGraph), Invalid>
             problems: &mut problems,
             node_names: BTreeSet::new(),
             names: BTreeMap::new(),
+            suggestions: 0,
         };
         checker.topology(&doc)
     });
@@ -59,10 +61,13 @@ fn invalid(name: &str, source: String, mut problems: Vec<Problem>) -> Invalid {
     // File order, so a reader can walk the file top to bottom.
     problems.sort_by_key(|p| p.labels.first().map(|l| l.span.start));
     problems.dedup();
+    let omitted = problems.len().saturating_sub(MAX_REPORTED);
+    problems.truncate(MAX_REPORTED);
     Invalid {
         name: name.to_owned(),
         source: printable(source.as_bytes()),
         problems,
+        omitted,
     }
 }
 
@@ -130,6 +135,8 @@ struct Checker<'p> {
     /// Node names declared, including those whose entry was broken.
     node_names: BTreeSet<String>,
     names: BTreeMap<String, Named>,
+    /// "Did you mean" searches made so far, against MAX_SUGGESTIONS.
+    suggestions: usize,
 }
 
 impl Checker<'_> {
@@ -137,11 +144,65 @@ impl Checker<'_> {
         self.problems.push(p);
     }
 
+    /// Refuses a topology whose containers would have more than MAX_LINKS links
+    /// in all, before any is made: declared links times replicas, plus what each
+    /// view implies (every participant sees every member on every port).
+    fn link_count_within_limit(
+        &mut self,
+        declared: &[Declared<'_>],
+        views: &[Expanded<'_>],
+    ) -> bool {
+        let mut total = 0usize;
+        // The biggest contributor, to point at.
+        let mut worst: Option<(usize, Range<usize>, String)> = None;
+        let mut count = |n: usize, span: Range<usize>, what: String| {
+            total = total.saturating_add(n);
+            if worst.as_ref().is_none_or(|(w, _, _)| n > *w) {
+                worst = Some((n, span, what));
+            }
+        };
+        for d in declared {
+            let links = d.raw.links.as_ref().map_or(0, Vec::len);
+            count(
+                links.saturating_mul(d.concrete.len()),
+                d.key_span.clone(),
+                format!("container `{}`", d.name),
+            );
+        }
+        for x in views {
+            let v = &x.view;
+            let participants = v.members.len() + v.observers.len();
+            count(
+                participants
+                    .saturating_mul(v.members.len())
+                    .saturating_mul(v.ports.len()),
+                x.key_span.clone(),
+                format!("view `{}`", v.name),
+            );
+        }
+        if total <= MAX_LINKS {
+            return true;
+        }
+        let (n, span, what) = worst.unwrap_or((total, 0..0, String::new()));
+        self.push(
+            Problem::at(
+                format!("the topology has {total} links after replicas and views, more than {MAX_LINKS}"),
+                span,
+                format!("{what} makes {n} of them"),
+            )
+            .help("a topology is limited to 100000 links (docs/format.md, \"Limits\"): fewer replicas, members, observers or ports, or several topologies"),
+        );
+        false
+    }
+
     fn topology(&mut self, doc: &Document) -> Option<(Topology, Option<DepGraph>)> {
         let name = self.topology_name(doc.name.as_ref());
         let nodes = self.nodes(doc);
         let declared = self.containers(doc);
         let views = self.views(doc, &declared);
+        if !self.link_count_within_limit(&declared, &views) {
+            return None;
+        }
         let mut containers = self.links(&name, &declared, &views, &nodes);
         self.host_port_conflicts(&declared);
         for c in &mut containers {
@@ -175,6 +236,17 @@ impl Checker<'_> {
                 )
                 .help("it prefixes every container's name on the nodes, so it is kept simple"),
             );
+        } else if n.starts_with('-') {
+            // It reaches command lines as a label value and a name prefix, where
+            // a leading `-` reads as an option.
+            self.push(
+                Problem::at(
+                    format!("invalid topology name {n:?}"),
+                    name.span(),
+                    "must not start with -",
+                )
+                .help("it reaches the nodes' command lines, where a leading - reads as an option"),
+            );
         }
         n.clone()
     }
@@ -193,6 +265,21 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The closest of `candidates` to a misspelt `word`, for the first
+/// MAX_SUGGESTIONS misspellings of a file (each search scans every name);
+/// `made` is the checker's count of searches so far.
+fn suggest<'a>(
+    made: &mut usize,
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    if *made >= MAX_SUGGESTIONS {
+        return None;
+    }
+    *made += 1;
+    closest(word, candidates)
 }
 
 fn declared_of<'a, 'b>(

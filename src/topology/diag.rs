@@ -69,9 +69,15 @@ pub struct Invalid {
     pub name: String,
     /// The file text (lossily decoded), so labels can be shown in context.
     pub source: String,
-    /// Every problem, in the order of their first label in the file.
+    /// The first [`MAX_REPORTED`] problems, in the order of their first label in the file.
     pub problems: Vec<Problem>,
+    /// Problems found beyond those: counted, not shown.
+    pub omitted: usize,
 }
+
+/// Problems shown per file: each report shows whole source lines, so a file of
+/// thousands of errors on one long line would print (and cost) their product.
+pub const MAX_REPORTED: usize = 100;
 
 /// One problem joined with its source, as miette wants it.
 struct Report<'a> {
@@ -142,6 +148,7 @@ impl Invalid {
             name: path.display().to_string(),
             source: String::new(),
             problems: vec![Problem::new(format!("cannot read {}: {e}", path.display()))],
+            omitted: 0,
         }
     }
 
@@ -174,7 +181,14 @@ impl Invalid {
                 out.push('\n');
             }
         }
-        let n = self.problems.len();
+        let n = self.problems.len() + self.omitted;
+        if self.omitted > 0 {
+            out.push_str(&format!(
+                "  ... and {} more {} not shown: fix these first\n",
+                self.omitted,
+                if self.omitted == 1 { "error" } else { "errors" }
+            ));
+        }
         out.push_str(&format!(
             "{}: {n} {}\n",
             self.name,
@@ -188,12 +202,18 @@ impl Invalid {
     /// One line per problem, `file:line: message`: for logs and tests, where the
     /// full report is too much.
     pub fn lines(&self) -> Vec<String> {
+        let newlines: Vec<usize> = self
+            .source
+            .bytes()
+            .enumerate()
+            .filter(|(_, b)| *b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
         self.problems
             .iter()
             .map(|p| match p.labels.first() {
                 Some(l) => {
-                    let before = self.source.get(..l.span.start.min(self.source.len()));
-                    let line = before.map_or(1, |b| b.matches('\n').count() + 1);
+                    let line = newlines.partition_point(|&i| i < l.span.start) + 1;
                     format!("{}:{line}: {}", self.name, p.message)
                 }
                 None => format!("{}: {}", self.name, p.message),

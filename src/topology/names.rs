@@ -8,6 +8,18 @@ use std::net::Ipv4Addr;
 /// Longest node, container or view name.
 pub(crate) const MAX_NAME: usize = 63;
 
+/// Limits that keep the work on any file bounded (docs/format.md, "Limits"):
+/// far above real use, low enough that a hostile file is refused in time.
+/// Concrete containers after replica expansion, in the whole topology.
+pub(crate) const MAX_CONTAINERS: usize = 10_000;
+/// Members of one view after replica expansion.
+pub(crate) const MAX_VIEW_MEMBERS: usize = 256;
+/// Links of all containers after replica and view expansion.
+pub(crate) const MAX_LINKS: usize = 100_000;
+/// "Did you mean" searches per file: each scans every name, so a file of
+/// thousands of misspelt names would cost names x typos; past this many, no hints.
+pub(crate) const MAX_SUGGESTIONS: usize = 100;
+
 /// `GEARTOPO_VIEW_<NAME>`'s NAME: upper case, every other character `_`.
 pub(crate) fn view_env_name(view: &str) -> String {
     view.chars()

@@ -254,6 +254,17 @@ impl<'de> Deserialize<'de> for RawEnvValue {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEnvValue, A::Error> {
                 RawEnvTable::deserialize(de::value::MapAccessDeserializer::new(map))
                     .map(RawEnvValue::Table)
+                    .map_err(|e| {
+                        // Say which form the table is read as, not only what it lacks.
+                        if e.to_string().starts_with("missing field `value`") {
+                            de::Error::custom(
+                                "an env value written as a table needs `value`: \
+                                 the form is `{ value = \"...\", secret = true }`",
+                            )
+                        } else {
+                            e
+                        }
+                    })
             }
         }
         d.deserialize_any(V)

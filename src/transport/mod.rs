@@ -64,6 +64,9 @@ pub enum TransportError {
         key_type: String,
         fingerprint: String,
     },
+    /// Boxed: the details would make every `Result` of a transport larger.
+    #[error("{0}")]
+    HostKeyTypeNotOnRecord(Box<KeyTypeRefusal>),
     #[error("node {node}: authentication as {user} failed: {reason}")]
     Auth {
         node: String,
@@ -74,6 +77,19 @@ pub enum TransportError {
     CommandTimeout { node: String, secs: u64 },
     #[error("node {node}: {reason}")]
     Io { node: String, reason: String },
+}
+
+/// A host key refused because another key type is on record for the host.
+#[derive(Debug, thiserror::Error)]
+#[error("node {node}: {known_hosts} records only {recorded} host key(s) for {address}, but the server presented {key_type} {fingerprint}. Not recording it with --accept-new-host-keys: a host that switches to another key type could be a man in the middle. Ask the node's administrator for the {key_type} fingerprint, compare, and add the key to {known_hosts} by hand if it matches")]
+pub struct KeyTypeRefusal {
+    pub node: String,
+    pub address: String,
+    pub known_hosts: String,
+    /// The key types on record for the host, comma-separated.
+    pub recorded: String,
+    pub key_type: String,
+    pub fingerprint: String,
 }
 
 /// Runs commands on one node. One value holds one connection for its lifetime.

@@ -75,10 +75,8 @@ impl SshTransport {
         let name = known_hosts_name(&host, node.port);
         let entries = KnownHostsFile::load(&known_hosts)
             .map_err(|e| ctx.io(format!("cannot read {}: {e}", known_hosts.display())))?;
-        let prefs = host_key_preference(
-            &entries.types_known_for(&session, &name),
-            &supported_host_key_algorithms(&session),
-        );
+        let known_types = entries.types_known_for(&session, &name);
+        let prefs = host_key_preference(&known_types, &supported_host_key_algorithms(&session));
         session
             .method_pref(MethodType::HostKey, &prefs.join(","))
             .map_err(|e| ctx.connect(format!("cannot set host key algorithms: {}", e.message())))?;
@@ -100,6 +98,7 @@ impl SshTransport {
             &entries,
             &known_hosts,
             &name,
+            &known_types,
             options.accept_new_host_keys,
         )?;
         authenticate(&ctx, &session, &node.user, identity.as_deref())?;

@@ -7,10 +7,10 @@ use std::ops::Range;
 
 use serde_spanned::Spanned;
 
-use super::{protocol, Checker, Declared, Named};
+use super::{protocol, suggest, Checker, Declared, Named};
 use crate::topology::diag::Problem;
 use crate::topology::model::{EnvValue, Publish};
-use crate::topology::names::{closest, MAX_NAME};
+use crate::topology::names::{MAX_CONTAINERS, MAX_NAME};
 use crate::topology::raw::{Document, Entry, RawContainer, RawEnvValue};
 
 /// Most replicas one container may have: enough for any cluster, small enough that
@@ -22,6 +22,9 @@ impl Checker<'_> {
         let mut declared: Vec<Declared<'d>> = Vec::new();
         // Which declaration claimed a concrete name first, for "used twice" labels.
         let mut claimed: BTreeMap<String, Range<usize>> = BTreeMap::new();
+        // Concrete containers so far, against MAX_CONTAINERS.
+        let mut total = 0usize;
+        let mut over_limit = false;
         for Entry {
             name,
             key_span,
@@ -35,6 +38,24 @@ impl Checker<'_> {
             };
             let index = declared.len();
             let concrete = self.placement(name, key_span, raw);
+            total += concrete.len();
+            if total > MAX_CONTAINERS {
+                if !over_limit {
+                    self.push(
+                        Problem::at(
+                            format!(
+                                "the topology has more than {MAX_CONTAINERS} containers (replicas counted)"
+                            ),
+                            key_span.clone(),
+                            "the limit is passed here",
+                        )
+                        .help("a topology is limited to 10000 containers (docs/format.md, \"Limits\"): split it into several topologies"),
+                    );
+                    over_limit = true;
+                }
+                self.names.insert(name.clone(), Named::Broken);
+                continue;
+            }
             let mut all_names = vec![name.clone()];
             if raw.replicas.is_some() {
                 all_names.extend(concrete.iter().map(|c| c.0.clone()));
@@ -190,7 +211,11 @@ impl Checker<'_> {
         if !self.node_names.contains(n) {
             let mut p = Problem::at(format!("unknown node `{n}`"), node.span(), "no such node");
             p = p.help(
-                match closest(n, self.node_names.iter().map(String::as_str)) {
+                match suggest(
+                    &mut self.suggestions,
+                    n,
+                    self.node_names.iter().map(String::as_str),
+                ) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("declare it under [nodes.{n}]"),
                 },

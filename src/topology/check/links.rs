@@ -9,10 +9,10 @@ use std::ops::Range;
 use serde_spanned::Spanned;
 
 use super::views::Expanded;
-use super::{declared_of, plain, protocol, Checker, Declared, Named};
+use super::{declared_of, plain, protocol, suggest, Checker, Declared, Named};
 use crate::topology::diag::Problem;
 use crate::topology::model::{Container, Link, LinkOrigin, LinkTarget, Node, Protocol};
-use crate::topology::names::{closest, host_problem};
+use crate::topology::names::host_problem;
 use crate::topology::raw::RawLink;
 
 impl Checker<'_> {
@@ -382,10 +382,18 @@ impl Checker<'_> {
                 span,
                 "no container of this name",
             );
-            p = p.help(match closest(host, self.names.keys().map(String::as_str)) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => "a raw target needs an IPv4 address or a fully qualified DNS name".into(),
-            });
+            p = p.help(
+                match suggest(
+                    &mut self.suggestions,
+                    host,
+                    self.names.keys().map(String::as_str),
+                ) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => {
+                        "a raw target needs an IPv4 address or a fully qualified DNS name".into()
+                    }
+                },
+            );
             self.push(p);
             return None;
         }

@@ -8,10 +8,10 @@ use std::ops::Range;
 
 use serde_spanned::Spanned;
 
-use super::{declared_of, Checker, Declared, Named};
+use super::{declared_of, suggest, Checker, Declared, Named};
 use crate::topology::diag::Problem;
 use crate::topology::model::{Protocol, View};
-use crate::topology::names::{closest, view_env_name};
+use crate::topology::names::{view_env_name, MAX_VIEW_MEMBERS};
 use crate::topology::raw::{Document, Entry, RawView};
 
 impl Checker<'_> {
@@ -66,7 +66,11 @@ impl Checker<'_> {
                     r.span(),
                     format!("no such container ({role})"),
                 );
-                if let Some(s) = closest(n, self.names.keys().map(String::as_str)) {
+                if let Some(s) = suggest(
+                    &mut self.suggestions,
+                    n,
+                    self.names.keys().map(String::as_str),
+                ) {
                     p = p.help(format!("did you mean `{s}`?"));
                 }
                 self.push(p);
@@ -115,6 +119,20 @@ impl Checker<'_> {
                 }
                 None => ok = false,
             }
+        }
+        if members.len() > MAX_VIEW_MEMBERS {
+            self.push(
+                Problem::at(
+                    format!(
+                        "view `{name}` has {} members, more than {MAX_VIEW_MEMBERS}",
+                        members.len()
+                    ),
+                    raw.members.span(),
+                    "replicas counted",
+                )
+                .help("a view is limited to 256 members (docs/format.md, \"Limits\"); every member sees every other one, so links grow with the square of members"),
+            );
+            return None;
         }
         let mut observers: Vec<(String, Range<usize>)> = Vec::new();
         for o in raw.observers.iter().flat_map(|o| o.get_ref()) {

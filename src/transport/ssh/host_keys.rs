@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use ssh2::{CheckResult, KnownHostFileKind, MethodType, Session};
 
 use super::Ctx;
-use crate::transport::TransportError;
+use crate::transport::{KeyTypeRefusal, TransportError};
 
 /// Host key algorithms we offer, best first: OpenSSH's default order, without the
 /// SHA-1 signature algorithms (`ssh-rsa`, `ssh-dss`) that OpenSSH also disabled.
@@ -266,12 +266,45 @@ pub(crate) enum HostKeyStatus {
     Unreadable,
 }
 
+/// What to do with a presented host key, given known_hosts' verdict on it and
+/// the key types on record for the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Judgement {
+    Accept,
+    /// New host, opted in to recording: append the key.
+    Record,
+    RefuseUnknown,
+    /// New key type for a host known by other types (`--accept-new-host-keys`
+    /// given): a key-type downgrade is how a man in the middle gets in.
+    RefuseOtherType(Vec<String>),
+    RefuseChanged,
+    RefuseRevoked,
+    RefuseUnreadable,
+}
+
+pub(crate) fn judge(status: HostKeyStatus, known_types: &[String], accept_new: bool) -> Judgement {
+    match status {
+        HostKeyStatus::Known => Judgement::Accept,
+        HostKeyStatus::Changed => Judgement::RefuseChanged,
+        HostKeyStatus::Revoked => Judgement::RefuseRevoked,
+        HostKeyStatus::Unreadable => Judgement::RefuseUnreadable,
+        HostKeyStatus::Unknown if accept_new && !known_types.is_empty() => {
+            Judgement::RefuseOtherType(known_types.to_vec())
+        }
+        HostKeyStatus::Unknown if accept_new => Judgement::Record,
+        HostKeyStatus::Unknown => Judgement::RefuseUnknown,
+    }
+}
+
+/// Checks the key the server presented; `known_types` are the key types on
+/// record for `name` (see `KnownHostsFile::types_known_for`).
 pub(super) fn verify_host_key(
     ctx: &Ctx,
     session: &Session,
     entries: &KnownHostsFile,
     known_hosts: &Path,
     name: &str,
+    known_types: &[String],
     accept_new: bool,
 ) -> Result<(), TransportError> {
     let (blob, _) = session
@@ -282,24 +315,34 @@ pub(super) fn verify_host_key(
         .check(session, name, &key)
         .map_err(|e| ctx.connect(format!("cannot check the host key: {}", e.message())))?;
     let file = known_hosts.display().to_string();
-    match status {
-        HostKeyStatus::Known => Ok(()),
-        HostKeyStatus::Changed => Err(TransportError::ChangedHostKey {
+    match judge(status, known_types, accept_new) {
+        Judgement::Accept => Ok(()),
+        Judgement::RefuseChanged => Err(TransportError::ChangedHostKey {
             node: ctx.node.clone(),
             address: ctx.address.clone(),
             known_hosts: file,
             key_type: key.key_type.clone(),
             fingerprint: key.fingerprint(),
         }),
-        HostKeyStatus::Revoked => Err(ctx.connect(format!(
+        Judgement::RefuseOtherType(recorded) => Err(TransportError::HostKeyTypeNotOnRecord(
+            Box::new(KeyTypeRefusal {
+                node: ctx.node.clone(),
+                address: ctx.address.clone(),
+                known_hosts: file,
+                recorded: recorded.join(", "),
+                key_type: key.key_type.clone(),
+                fingerprint: key.fingerprint(),
+            }),
+        )),
+        Judgement::RefuseRevoked => Err(ctx.connect(format!(
             "host key {} {} is marked @revoked in {file}",
             key.key_type,
             key.fingerprint()
         ))),
-        HostKeyStatus::Unreadable => {
+        Judgement::RefuseUnreadable => {
             Err(ctx.connect(format!("cannot check the host key against {file}")))
         }
-        HostKeyStatus::Unknown if accept_new => {
+        Judgement::Record => {
             append_known_host(known_hosts, name, &key)
                 .map_err(|e| ctx.io(format!("cannot record the host key in {file}: {e}")))?;
             eprintln!(
@@ -310,7 +353,7 @@ pub(super) fn verify_host_key(
             );
             Ok(())
         }
-        HostKeyStatus::Unknown => Err(TransportError::UnknownHostKey {
+        Judgement::RefuseUnknown => Err(TransportError::UnknownHostKey {
             node: ctx.node.clone(),
             address: ctx.address.clone(),
             known_hosts: file,

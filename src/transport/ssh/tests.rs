@@ -186,6 +186,62 @@ fn known_hosts_check_uses_libssh2_matching_by_key_type() {
 }
 
 #[test]
+fn accept_new_refuses_a_key_type_the_host_has_no_record_of_when_another_is_on_record() {
+    let session = Session::new().unwrap();
+    let ed = HostKey::from_blob(&decode_base64(
+        "AAAAC3NzaC1lZDI1NTE5AAAAIFBpMRJLJy7iJ8Beukk1yLoxqjLh/83161QwbIGGDe2Q",
+    ));
+    let ecdsa = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBG7fwGy195gS67OgSM/fpomrg/fFNTr7i+sw1Bytg0Pq66q/3xfZxe0xUu2/kL6jKQrwTFN2NAAbXm4HtKys5J0=";
+    let cases: [(&str, &str, Vec<&str>); 4] = [
+        // Another type on record for the host: a downgrade, refused.
+        (
+            "ecdsa only",
+            &*format!("[198.18.0.2]:2222 {ecdsa}\n"),
+            vec!["ecdsa-sha2-nistp256"],
+        ),
+        // The same, hashed (`ssh-keygen -H`).
+        (
+            "ecdsa hashed",
+            "|1|J6uP0LsDObYBulFFhpjbUEVaEes=|XrAEHvR6vtdpxwACBiU57YQbCY4= ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBG7fwGy195gS67OgSM/fpomrg/fFNTr7i+sw1Bytg0Pq66q/3xfZxe0xUu2/kL6jKQrwTFN2NAAbXm4HtKys5J0=\n",
+            vec!["ecdsa-sha2-nistp256"],
+        ),
+        // Nothing for this host (another port, another host): new, recorded.
+        (
+            "other port",
+            &*format!("198.18.0.2 {ecdsa}\n[198.18.0.3]:2222 {ecdsa}\n"),
+            vec![],
+        ),
+        ("empty", "", vec![]),
+    ];
+    for (what, text, recorded) in cases {
+        let file = KnownHostsFile::parse(text);
+        let name = "[198.18.0.2]:2222";
+        let status = file.check(&session, name, &ed).unwrap();
+        assert_eq!(status, HostKeyStatus::Unknown, "{what}");
+        let types = file.types_known_for(&session, name);
+        let expected_types: Vec<String> = recorded.iter().map(|t| t.to_string()).collect();
+        assert_eq!(types, expected_types, "{what}");
+        let verdict = judge(status, &types, true);
+        if types.is_empty() {
+            assert_eq!(verdict, Judgement::Record, "{what}");
+        } else {
+            assert_eq!(verdict, Judgement::RefuseOtherType(types.clone()), "{what}");
+        }
+        // Without the flag, unknown stays unknown.
+        assert_eq!(
+            judge(status, &types, false),
+            Judgement::RefuseUnknown,
+            "{what}"
+        );
+    }
+    // A changed key of the same type is refused with or without the flag.
+    assert_eq!(
+        judge(HostKeyStatus::Changed, &[], true),
+        Judgement::RefuseChanged
+    );
+}
+
+#[test]
 fn append_creates_private_folder_and_file_and_keeps_lines_whole() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
