@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use geartopo::topology::diag_json::ValidateDocument;
+use geartopo::output::validate::ValidateDocument;
 use proptest::prelude::*;
 
 struct Counting;
