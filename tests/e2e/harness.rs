@@ -317,7 +317,10 @@ impl Ctx {
     pub fn container_filter(&self, node: &str, container: &str) -> Result<String, String> {
         let pid = self.container_pid(node, container)?;
         Ok(self
-            .on_node(node, &format!("nsenter -t {pid} -n iptables-save -t filter"))
+            .on_node(
+                node,
+                &format!("nsenter -t {pid} -n iptables-save -t filter"),
+            )
             .ok()?
             .stdout)
     }

@@ -19,12 +19,13 @@ fn server(name: &str, node: &str, image: &str, port: u16, host_port: u16, reply:
 /// The UDP port of the 127.0.0.1-only listener in the guard case.
 const LOCAL_PORT: u16 = 9911;
 
-/// Sends one raw Ethernet frame out of the node's interface `dev` to `mac`:
+/// Sends one raw Ethernet frame out of the node's interface `dev` (MAC `own`) to `mac`:
 /// IPv4 from `src` to 127.0.0.1, UDP to `port`, payload `text`. Run in the node's
 /// namespace (python3's AF_PACKET socket: no tool of the image is involved).
+/// MACs come from `ip link`: /sys is the machine's, not the namespace's.
 const SEND_FRAME: &str = r#"
 import socket, struct, sys
-dev, mac, src, port, text = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+dev, own, mac, src, port, text = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
 payload = (text + "\n").encode()
 udp = struct.pack("!HHHH", 40000, port, 8 + len(payload), 0) + payload
 def checksum(b):
@@ -35,7 +36,6 @@ def checksum(b):
 head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0x4000, 64, 17, 0,
                    socket.inet_aton(src), socket.inet_aton("127.0.0.1"))
 head = head[:10] + struct.pack("!H", checksum(head)) + head[12:]
-own = open("/sys/class/net/%s/address" % dev).read().strip()
 frame = bytes.fromhex(mac.replace(":", "")) + bytes.fromhex(own.replace(":", "")) + b"\x08\x00" + head + udp
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((dev, 0))
@@ -43,20 +43,29 @@ s.send(frame)
 "#;
 
 /// Where a neighbour on the container's bridge stands: the node's interface
-/// toward the container, that interface's address, and the container's MAC.
-fn neighbour(ctx: &Ctx, node: &str, container: &str) -> Result<(String, String, String), String> {
+/// toward the container, its MAC and address, and the container's MAC.
+fn neighbour(ctx: &Ctx, node: &str, container: &str) -> Result<[String; 4], String> {
     let pid = ctx.container_pid(node, container)?;
     let inner = ctx
         .on_node(
             node,
             &format!(
-                "nsenter -t {pid} -n sh -c 'cat /sys/class/net/eth0/address; ip -4 -o addr show dev eth0'"
+                "nsenter -t {pid} -n sh -c 'ip -o link show dev eth0; ip -4 -o addr show dev eth0'"
             ),
         )
         .ok()?
         .stdout;
+    let link_mac = |line: &str| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words
+            .iter()
+            .position(|w| *w == "link/ether")
+            .and_then(|i| words.get(i + 1))
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    };
     let mut lines = inner.lines();
-    let mac = lines.next().unwrap_or("").trim().to_string();
+    let mac = link_mac(lines.next().unwrap_or(""));
     let ip = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(3))
@@ -77,8 +86,14 @@ fn neighbour(ctx: &Ctx, node: &str, container: &str) -> Result<(String, String, 
     };
     let dev = word_after("dev").ok_or_else(|| format!("no route to {ip}: {route}"))?;
     let src = word_after("src").ok_or_else(|| format!("no source for {ip}: {route}"))?;
-    ensure!(mac.len() == 17, "MAC of {container}: {mac:?}");
-    Ok((dev, src, mac))
+    let own = link_mac(
+        &ctx.on_node(node, &format!("ip -o link show dev {dev}"))
+            .ok()?
+            .stdout,
+    );
+    ensure!(mac.len() == 17, "MAC of {container}: {inner}");
+    ensure!(own.len() == 17, "MAC of {dev} on {node}: {own:?}");
+    Ok([dev, own, src, mac])
 }
 
 /// The datagrams the container's 127.0.0.1 listener received so far.
@@ -93,9 +108,9 @@ fn received(ctx: &Ctx, node: &str, container: &str) -> Result<Vec<String>, Strin
 /// Sends a frame with `text` and says whether the listener got it (waiting a
 /// little for it when it should arrive).
 fn frame_arrives(ctx: &Ctx, node: &str, container: &str, text: &str) -> Result<bool, String> {
-    let (dev, src, mac) = neighbour(ctx, node, container)?;
+    let [dev, own, src, mac] = neighbour(ctx, node, container)?;
     let script = format!(
-        "python3 -c '{}' {dev} {mac} {src} {LOCAL_PORT} {text}",
+        "python3 -c '{}' {dev} {own} {mac} {src} {LOCAL_PORT} {text}",
         SEND_FRAME.replace('\'', "'\\''")
     );
     ctx.on_node(node, &script).ok()?;
@@ -154,7 +169,8 @@ pub fn route_localnet_guard(ctx: &Ctx) -> Outcome {
     );
     let plan = ctx.plan(&file).expect(2)?;
     ensure!(
-        plan.output().contains("route_localnet guard in GEARTOPO-INPUT is missing")
+        plan.output()
+            .contains("route_localnet guard in GEARTOPO-INPUT is missing")
             && plan.output().contains("outside geartopo"),
         "plan does not show the flushed guard as drift:\n{}",
         plan.describe()
@@ -200,12 +216,14 @@ pub fn host_network_is_refused(ctx: &Ctx) -> Outcome {
     )
     .ok()?;
     let id_before = ctx
-        .on_node(node, &format!("podman inspect -f '{{{{.Id}}}}' {runtime_name}"))
+        .on_node(
+            node,
+            &format!("podman inspect -f '{{{{.Id}}}}' {runtime_name}"),
+        )
         .ok()?
         .stdout;
-    let tables = |ctx: &Ctx| -> Result<String, String> {
-        Ok(ctx.node_nat(node)? + &ctx.node_filter(node)?)
-    };
+    let tables =
+        |ctx: &Ctx| -> Result<String, String> { Ok(ctx.node_nat(node)? + &ctx.node_filter(node)?) };
     // Counters and the timestamps of the save's comments move by themselves.
     let stable = |t: String| {
         t.lines()
@@ -260,7 +278,10 @@ pub fn host_network_is_refused(ctx: &Ctx) -> Outcome {
         "the refused rules script changed the node's route_localnet"
     );
     let id_after = ctx
-        .on_node(node, &format!("podman inspect -f '{{{{.Id}}}}' {runtime_name}"))
+        .on_node(
+            node,
+            &format!("podman inspect -f '{{{{.Id}}}}' {runtime_name}"),
+        )
         .ok()?
         .stdout;
     ensure!(id_after == id_before, "apply replaced the container");
@@ -288,9 +309,12 @@ pub fn replace_to_a_missing_image_keeps_the_old_container(ctx: &Ctx) -> Outcome 
         "link before"
     );
     let id = |ctx: &Ctx| {
-        ctx.on_node("node3", "podman inspect -f '{{.Id}} {{.State.Status}}' e2e-typo-db")
-            .ok()
-            .map(|r| r.stdout.trim().to_string())
+        ctx.on_node(
+            "node3",
+            "podman inspect -f '{{.Id}} {{.State.Status}}' e2e-typo-db",
+        )
+        .ok()
+        .map(|r| r.stdout.trim().to_string())
     };
     let before = id(ctx)?;
 
