@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use geartopo::node::script::{render, SHELL};
 use geartopo::node::{NodeOp, NodeProfile, OwnedRules};
-use geartopo::rules::{jump_rule, parse_owned, render_restore, render_rules, ResolvedLink, CHAINS};
+use geartopo::rules::{
+    jump_rule, parse_owned, render_restore, render_rules, table_of, ResolvedLink, CHAINS,
+};
 use geartopo::topology::model::{Protocol, Runtime};
 
 const CHILD: &str = "GEARTOPO_BENCH_RULES_CHILD";
@@ -131,28 +133,35 @@ fn child(way: &str, n: usize) {
         "restore" => run_with_stdin(Command::new("iptables-restore").arg("--noflush"), &restore),
         "crate" => {
             let ipt = iptables::new(false).expect("iptables");
-            for (_, owned) in CHAINS {
-                ipt.new_chain("nat", owned).expect("new chain");
+            for (table, _, owned) in CHAINS {
+                ipt.new_chain(table, owned).expect("new chain");
             }
             for rule in rules.iter().chain([&marker]) {
                 let (chain, spec) = split_rule(rule);
-                ipt.append("nat", chain, spec).expect("append");
+                ipt.append(table_of(chain), chain, spec).expect("append");
             }
-            for (builtin, owned) in CHAINS {
-                ipt.append("nat", builtin, &format!("-j {owned}"))
+            for (table, builtin, owned) in CHAINS {
+                ipt.append(table, builtin, &format!("-j {owned}"))
                     .expect("jump");
             }
         }
         "check+add" => {
             let ipt = iptables::new(false).expect("iptables");
-            for (_, owned) in CHAINS {
-                ipt.new_chain("nat", owned).expect("new chain");
+            for (table, _, owned) in CHAINS {
+                ipt.new_chain(table, owned).expect("new chain");
             }
-            let jumps: Vec<String> = CHAINS.iter().map(|(b, o)| jump_rule(b, o)).collect();
-            for rule in rules.iter().chain([&marker]).chain(&jumps) {
-                let (chain, spec) = split_rule(rule);
-                if !ipt.exists("nat", chain, spec).expect("check") {
-                    ipt.append("nat", chain, spec).expect("append");
+            let jumps: Vec<(&str, String)> = CHAINS
+                .iter()
+                .map(|(t, b, o)| (*t, jump_rule(b, o)))
+                .collect();
+            let owned = rules
+                .iter()
+                .chain([&marker])
+                .map(|r| (table_of(split_rule(r).0), r.clone()));
+            for (table, rule) in owned.chain(jumps) {
+                let (chain, spec) = split_rule(&rule);
+                if !ipt.exists(table, chain, spec).expect("check") {
+                    ipt.append(table, chain, spec).expect("append");
                 }
             }
         }
@@ -169,12 +178,18 @@ fn child(way: &str, n: usize) {
     report(way, n, took, &rules);
 }
 
+/// The nat and filter tables, as the observe script reads them.
 fn save_nat() -> String {
-    let out = Command::new("iptables-save")
-        .args(["-t", "nat"])
-        .output()
-        .expect("iptables-save");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ["nat", "filter"]
+        .iter()
+        .map(|t| {
+            let out = Command::new("iptables-save")
+                .args(["-t", t])
+                .output()
+                .expect("iptables-save");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect()
 }
 
 /// Checks the owned chains are exactly what geartopo would have written, then prints.

@@ -18,7 +18,10 @@ images=(etcd-server etcd-client)
 # drawn by graphviz's dot and the man pages rendered by man (groff) in tests/graph.rs
 # and tests/cli.rs, which would otherwise only say they skipped.
 checks=(shellcheck nftables graphviz man-db groff)
-packages=("${lab[@]}" "${build[@]}" "${images[@]}" "${checks[@]}")
+# The route_localnet end-to-end case sends a raw Ethernet frame with python3's
+# AF_PACKET socket.
+e2e=(python3)
+packages=("${lab[@]}" "${build[@]}" "${images[@]}" "${checks[@]}" "${e2e[@]}")
 
 source "$(dirname "$0")/common.sh"
 root_needed_for="it installs packages with apt-get" require_root
@@ -52,7 +55,7 @@ else
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-for b in ip nsenter sshd ssh ssh-keygen podman runc iptables iptables-save socat busybox shellcheck nft dot man groff; do
+for b in ip nsenter sshd ssh ssh-keygen podman runc iptables iptables-save socat busybox shellcheck nft dot man groff python3; do
   if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$b" >/dev/null; then
     echo "scripts/install-deps.sh: $b still missing after install" >&2
     exit 1

@@ -115,7 +115,8 @@ fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
 
 /// The tasks that carry out `plan`, in an order every node can follow: first the
 /// removals (containers no longer wanted, and the old side of every replace, so
-/// that host ports they hold are free whichever container takes them next), then
+/// that host ports they hold are free whichever container takes them next; the
+/// old side of a replace only once the new image is on the node), then
 /// create, rules and start per the graph. Steps on a container that exists act on
 /// its observed id, never on a name another owner could hold.
 pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Task> {
@@ -130,6 +131,20 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
         let Some(id) = c.observed_id.as_deref() else {
             continue;
         };
+        // The new image first: one that cannot be had fails here, before the
+        // old container goes, which then keeps running (and its links with it).
+        let mut deps = vec![];
+        if let (Action::Replace { .. }, Some(d)) = (&c.action, &c.desired) {
+            deps.push(tasks.len());
+            tasks.push(Task {
+                node: c.node.clone(),
+                label: format!("image {} for {}", d.image, c.runtime_name),
+                op: NodeOp::EnsureImage {
+                    image: d.image.clone(),
+                },
+                deps: vec![],
+            });
+        }
         deletes_on
             .entry(c.node.clone())
             .or_default()
@@ -140,7 +155,7 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
             op: NodeOp::Remove {
                 container: id.to_string(),
             },
-            deps: vec![],
+            deps,
         });
     }
     let changes: BTreeMap<&str, &Change> = plan

@@ -177,6 +177,12 @@ pub enum PlanError {
     NameTaken { node: String, name: String },
     #[error("node {node} was not read")]
     NotObserved { node: String },
+    #[error("node {node}: container {runtime_name} ({container}) carries this topology's labels but runs in the node's own network namespace (host networking, made or changed outside geartopo); geartopo will not put rules or sysctls there: remove it (geartopo destroy, or rm it by hand) and apply again")]
+    HostNetwork {
+        node: String,
+        container: String,
+        runtime_name: String,
+    },
 }
 
 /// Computes the plan. `needed` (when given) limits it to those containers (a
@@ -204,6 +210,19 @@ pub fn plan_selected(
     for node in topology.nodes.keys() {
         if !state.nodes.contains_key(node) {
             errors.push(PlanError::NotObserved { node: node.clone() });
+        }
+    }
+    // A container of ours in the node's own namespace: any rules step would write
+    // into the node's firewall (the rules script refuses too; this says it first).
+    for (node, ns) in &state.nodes {
+        for oc in ns.containers.values().chain(&ns.extras) {
+            if oc.host_network {
+                errors.push(PlanError::HostNetwork {
+                    node: node.clone(),
+                    container: oc.container.clone(),
+                    runtime_name: oc.runtime_name.clone(),
+                });
+            }
         }
     }
     if !errors.is_empty() {

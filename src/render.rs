@@ -205,7 +205,7 @@ fn change_text(c: &Change, style: Style) -> String {
                         if before == c.rules_after {
                             out.push_str(&format!("      {tilde} rules: restore the owned chains and their jumps\n"));
                         } else {
-                            out.push_str(&format!("      {tilde} rules (owned chains in its nat table):\n"));
+                            out.push_str(&format!("      {tilde} rules (owned chains in its nat and filter tables):\n"));
                             for line in rules_diff(&before, &c.rules_after).lines() {
                                 let colored = match line.chars().next() {
                                     Some('+') if !line.starts_with("+++") => style.green(line),

@@ -11,12 +11,47 @@ use sha2::{Digest, Sha256};
 use crate::state::{hex, OwnedChains};
 use crate::topology::model::Protocol;
 
-/// Built-in nat chains and the chain geartopo owns beside each.
-pub const CHAINS: [(&str, &str); 3] = [
-    ("OUTPUT", "GEARTOPO-OUTPUT"),
-    ("POSTROUTING", "GEARTOPO-POSTROUTING"),
-    ("PREROUTING", "GEARTOPO-PREROUTING"),
+/// (table, built-in chain, the chain geartopo owns beside it), by owned name: the
+/// nat chains that carry the links, and the filter chain of the route_localnet guard.
+pub const CHAINS: [(&str, &str, &str); 4] = [
+    ("filter", "INPUT", GUARD_CHAIN),
+    ("nat", "OUTPUT", "GEARTOPO-OUTPUT"),
+    ("nat", "POSTROUTING", "GEARTOPO-POSTROUTING"),
+    ("nat", "PREROUTING", "GEARTOPO-PREROUTING"),
 ];
+
+/// The tables of `CHAINS`, in the order the restore document writes them.
+pub const TABLES: [&str; 2] = ["filter", "nat"];
+
+/// The owned filter chain, jumped to from INPUT: the route_localnet guard.
+pub const GUARD_CHAIN: &str = "GEARTOPO-INPUT";
+
+/// The route_localnet guard (CVE-2020-8558, what kube-proxy adds): every
+/// container has `route_localnet=1` for its links, which lets a neighbour on the
+/// same bridge reach services bound to 127.0.0.1 inside it with a frame sent to
+/// its MAC. This drops packets to 127.0.0.0/8 that did not come from 127.0.0.0/8
+/// and are neither DNAT'd (a link to the container itself) nor part of a flow.
+pub fn guard_rule(topology: &str, container: &str) -> String {
+    [
+        "-A ",
+        GUARD_CHAIN,
+        " ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"geartopo ",
+        topology,
+        " ",
+        container,
+        " route_localnet guard\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
+    ]
+    .concat()
+}
+
+/// The table an owned chain lives in.
+pub fn table_of(owned: &str) -> &'static str {
+    CHAINS
+        .iter()
+        .find(|(_, _, o)| *o == owned)
+        .map(|(t, _, _)| *t)
+        .unwrap_or("nat")
+}
 
 /// A link with its destination resolved to an address: what one DNAT does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,10 +73,12 @@ impl ResolvedLink {
 }
 
 /// The rule lines of a container's owned chains, exactly as `iptables-save` prints
-/// them, grouped by chain in the order `iptables-save` lists chains (by name).
-/// The marker rule is not included.
+/// them, grouped by chain in the order `iptables-save` lists chains (by name):
+/// the route_localnet guard first (GEARTOPO-INPUT, in the filter table), then the
+/// nat chains of the links. The marker rule is not included.
 pub fn render_rules(topology: &str, container: &str, links: &[ResolvedLink]) -> Vec<String> {
     let mut by_chain: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    by_chain.insert(GUARD_CHAIN, vec![guard_rule(topology, container)]);
     let mut masqueraded = Vec::new();
     for link in links {
         let p = link.protocol.as_str();
@@ -157,25 +194,30 @@ pub fn marker_rule(topology: &str, container: &str, hash: &str) -> String {
 }
 
 /// The `iptables-restore --noflush` document that replaces the owned chains (and
-/// only them) with `rules`, atomically, marker last.
+/// only them) with `rules`: one section per table (filter, then nat), each
+/// committed atomically; the marker last, in the nat section, so that it is
+/// only written once everything else is.
 pub fn render_restore(topology: &str, container: &str, rules: &[String]) -> String {
-    let mut doc = String::from("*nat\n");
-    for (_, owned) in owned_chains_by_name() {
-        doc.push_str(&format!(":{owned} - [0:0]\n"));
+    let mut doc = String::new();
+    for table in TABLES {
+        doc.push_str(&format!("*{table}\n"));
+        for (_, _, owned) in CHAINS.iter().filter(|(t, _, _)| *t == table) {
+            doc.push_str(&format!(":{owned} - [0:0]\n"));
+        }
+        for rule in rules {
+            let chain = rule.split_whitespace().nth(1).unwrap_or("");
+            if table_of(chain) == table {
+                doc.push_str(rule);
+                doc.push('\n');
+            }
+        }
+        if table == "nat" {
+            doc.push_str(&marker_rule(topology, container, &rules_hash(rules)));
+            doc.push('\n');
+        }
+        doc.push_str("COMMIT\n");
     }
-    for rule in rules {
-        doc.push_str(rule);
-        doc.push('\n');
-    }
-    doc.push_str(&marker_rule(topology, container, &rules_hash(rules)));
-    doc.push_str("\nCOMMIT\n");
     doc
-}
-
-fn owned_chains_by_name() -> Vec<(&'static str, &'static str)> {
-    let mut chains = CHAINS.to_vec();
-    chains.sort_by_key(|(_, owned)| *owned);
-    chains
 }
 
 /// The jump rule from a built-in chain into its owned chain.
@@ -183,12 +225,19 @@ pub fn jump_rule(builtin: &str, owned: &str) -> String {
     format!("-A {builtin} -j {owned}")
 }
 
-/// Reads the owned part of an `iptables-save -t nat` output.
+/// Reads the owned part of `iptables-save` output of the nat and filter tables
+/// (one after the other). A jump counts only in its own table (nat has an INPUT
+/// chain too); output without `*table` lines is read as any table.
 pub fn parse_owned(save: &str) -> OwnedChains {
     let mut chains = OwnedChains::default();
-    let owned_names: Vec<&str> = CHAINS.iter().map(|(_, o)| *o).collect();
+    let owned_names: Vec<&str> = CHAINS.iter().map(|(_, _, o)| *o).collect();
+    let mut table: Option<&str> = None;
     for line in save.lines() {
         let line = line.trim_end();
+        if let Some(name) = line.strip_prefix('*') {
+            table = Some(name.trim());
+            continue;
+        }
         if let Some(decl) = line.strip_prefix(':') {
             let name = decl.split_whitespace().next().unwrap_or("");
             if owned_names.contains(&name) {
@@ -208,8 +257,8 @@ pub fn parse_owned(save: &str) -> OwnedChains {
             }
             continue;
         }
-        for (builtin, owned) in CHAINS {
-            if line == jump_rule(builtin, owned) {
+        for (t, builtin, owned) in CHAINS {
+            if table.is_none_or(|table| table == t) && line == jump_rule(builtin, owned) {
                 *chains.jumps.entry(builtin.to_string()).or_default() += 1;
             }
         }
@@ -237,13 +286,31 @@ fn marker_hash(line: &str) -> Option<String> {
 }
 
 impl OwnedChains {
+    /// True when these are the chains of a geartopo from before the route_localnet
+    /// guard, as it left them: marker matching, nat chains in place, nothing of
+    /// the guard. (Once a guard was applied, the marker's hash covers it, so a
+    /// guard removed by hand never looks like this.)
+    pub fn before_guard(&self) -> bool {
+        !self.declared.contains(GUARD_CHAIN)
+            && !self.jumps.contains_key("INPUT")
+            && !self
+                .rules
+                .iter()
+                .any(|r| r.split_whitespace().nth(1) == Some(GUARD_CHAIN))
+            && self.marker.as_deref() == Some(rules_hash(&self.rules).as_str())
+            && CHAINS
+                .iter()
+                .filter(|(t, _, _)| *t == "nat")
+                .all(|(_, b, o)| self.declared.contains(*o) && self.jumps.get(*b) == Some(&1))
+    }
+
     /// True when the chains are exactly what the last apply wrote (marker matches,
     /// all chains declared, each jump present once).
     pub fn intact(&self) -> bool {
         self.marker.as_deref() == Some(rules_hash(&self.rules).as_str())
             && CHAINS
                 .iter()
-                .all(|(b, o)| self.declared.contains(*o) && self.jumps.get(*b) == Some(&1))
+                .all(|(_, b, o)| self.declared.contains(*o) && self.jumps.get(*b) == Some(&1))
     }
 }
 
@@ -276,7 +343,11 @@ mod tests {
         let rules = render_rules("todo", "app1", &[redis_link(), self_link]);
         let doc = render_restore("todo", "app1", &rules);
         let expected = format!(
-            r#"*nat
+            r#"*filter
+:GEARTOPO-INPUT - [0:0]
+-A GEARTOPO-INPUT ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "geartopo todo app1 route_localnet guard" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+COMMIT
+*nat
 :GEARTOPO-OUTPUT - [0:0]
 :GEARTOPO-POSTROUTING - [0:0]
 :GEARTOPO-PREROUTING - [0:0]
@@ -323,21 +394,61 @@ COMMIT
         second.listen_port = 7000;
         let rules = render_rules("todo", "app1", &[redis_link(), second]);
         assert_eq!(rules.iter().filter(|r| r.contains("MASQUERADE")).count(), 1);
-        assert_eq!(rules.iter().filter(|r| r.contains("DNAT")).count(), 2);
+        assert_eq!(rules.iter().filter(|r| r.contains("-j DNAT")).count(), 2);
     }
 
     #[test]
     fn parse_reads_back_what_was_rendered_and_ignores_foreign_rules() {
         let rules = render_rules("todo", "app1", &[redis_link()]);
+        let (filter, nat) = rules.split_at(1);
+        // As the observe script reads them: the nat table, then the filter table.
         let save = format!(
-            "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:FOREIGN - [0:0]\n:GEARTOPO-OUTPUT - [0:0]\n:GEARTOPO-POSTROUTING - [0:0]\n:GEARTOPO-PREROUTING - [0:0]\n-A PREROUTING -j GEARTOPO-PREROUTING\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A OUTPUT -d 10.9.9.9/32 -j FOREIGN\n-A POSTROUTING -j GEARTOPO-POSTROUTING\n{}\n{}\nCOMMIT\n",
-            rules.join("\n"),
-            marker_rule("todo", "app1", &rules_hash(&rules))
+            "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:FOREIGN - [0:0]\n:GEARTOPO-OUTPUT - [0:0]\n:GEARTOPO-POSTROUTING - [0:0]\n:GEARTOPO-PREROUTING - [0:0]\n-A PREROUTING -j GEARTOPO-PREROUTING\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A OUTPUT -d 10.9.9.9/32 -j FOREIGN\n-A POSTROUTING -j GEARTOPO-POSTROUTING\n{}\n{}\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:GEARTOPO-INPUT - [0:0]\n:FOREIGN - [0:0]\n-A INPUT -j GEARTOPO-INPUT\n-A INPUT -s 10.9.9.9/32 -j FOREIGN\n{}\nCOMMIT\n",
+            nat.join("\n"),
+            marker_rule("todo", "app1", &rules_hash(&rules)),
+            filter.join("\n"),
         );
         let owned = parse_owned(&save);
         assert_eq!(owned.rules, rules);
         assert!(owned.intact());
         assert_eq!(owned.jumps.get("OUTPUT"), Some(&1));
+        assert_eq!(owned.jumps.get("INPUT"), Some(&1));
+    }
+
+    #[test]
+    fn the_guard_is_the_first_rule_and_goes_into_the_filter_table() {
+        let rules = render_rules("todo", "app1", &[]);
+        assert_eq!(rules, [guard_rule("todo", "app1")]);
+        let doc = render_restore("todo", "app1", &rules);
+        let filter = &doc[..doc.find("*nat").unwrap()];
+        assert!(filter.starts_with("*filter\n:GEARTOPO-INPUT - [0:0]\n"));
+        assert!(filter.contains(&rules[0]), "{doc}");
+        assert!(!doc[doc.find("*nat").unwrap()..].contains("GEARTOPO-INPUT"));
+    }
+
+    #[test]
+    fn a_jump_into_the_guard_from_the_nat_input_chain_does_not_count() {
+        let rules = render_rules("todo", "app1", &[]);
+        let save = format!(
+            "*nat\n:GEARTOPO-OUTPUT - [0:0]\n:GEARTOPO-POSTROUTING - [0:0]\n:GEARTOPO-PREROUTING - [0:0]\n-A PREROUTING -j GEARTOPO-PREROUTING\n-A INPUT -j GEARTOPO-INPUT\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A POSTROUTING -j GEARTOPO-POSTROUTING\n{}\nCOMMIT\n*filter\n:GEARTOPO-INPUT - [0:0]\n{}\nCOMMIT\n",
+            marker_rule("todo", "app1", &rules_hash(&rules)),
+            rules[0],
+        );
+        let owned = parse_owned(&save);
+        assert_eq!(owned.jumps.get("INPUT"), None);
+        assert!(!owned.intact());
+    }
+
+    #[test]
+    fn the_guard_flushed_by_hand_breaks_the_marker() {
+        let rules = render_rules("todo", "app1", &[redis_link()]);
+        let mut doc = render_restore("todo", "app1", &rules);
+        doc = doc.replace(&format!("{}\n", rules[0]), "");
+        let save = doc.replace(":GEARTOPO-INPUT - [0:0]\n", ":GEARTOPO-INPUT - [0:0]\n-A INPUT -j GEARTOPO-INPUT\n")
+            .replace(":GEARTOPO-PREROUTING - [0:0]\n", ":GEARTOPO-PREROUTING - [0:0]\n-A PREROUTING -j GEARTOPO-PREROUTING\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A POSTROUTING -j GEARTOPO-POSTROUTING\n");
+        let owned = parse_owned(&save);
+        assert!(!owned.rules.contains(&rules[0]));
+        assert!(!owned.intact());
     }
 
     #[test]
@@ -357,7 +468,7 @@ COMMIT
     fn a_duplicated_jump_is_not_intact() {
         let rules: Vec<String> = vec![];
         let save = format!(
-            ":GEARTOPO-OUTPUT - [0:0]\n:GEARTOPO-POSTROUTING - [0:0]\n:GEARTOPO-PREROUTING - [0:0]\n-A PREROUTING -j GEARTOPO-PREROUTING\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A POSTROUTING -j GEARTOPO-POSTROUTING\n{}\n",
+            ":GEARTOPO-INPUT - [0:0]\n:GEARTOPO-OUTPUT - [0:0]\n:GEARTOPO-POSTROUTING - [0:0]\n:GEARTOPO-PREROUTING - [0:0]\n-A INPUT -j GEARTOPO-INPUT\n-A PREROUTING -j GEARTOPO-PREROUTING\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A OUTPUT -j GEARTOPO-OUTPUT\n-A POSTROUTING -j GEARTOPO-POSTROUTING\n{}\n",
             marker_rule("todo", "app1", &rules_hash(&rules))
         );
         let owned = parse_owned(&save);

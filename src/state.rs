@@ -92,10 +92,18 @@ pub struct ObservedContainer {
     pub pid: Option<u32>,
     /// Published ports, sorted.
     pub published: Vec<PublishedPort>,
-    /// The owned chains in its nat table; `None` when it has no namespace.
+    /// The owned chains in its nat and filter tables; `None` when it has no namespace.
     pub chains: Option<OwnedChains>,
     /// `net.ipv4.ip_forward` and `net.ipv4.conf.all.route_localnet`, when readable.
     pub sysctls: BTreeMap<String, String>,
+    /// Its network namespace is the node's own (host networking, made or changed
+    /// by hand): nothing was read in it, and plan refuses to touch it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub host_network: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One published port of an observed container.
@@ -119,7 +127,7 @@ impl ObservedContainer {
     }
 }
 
-/// The owned part of a container's nat table.
+/// The owned part of a container's nat and filter tables.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnedChains {
     /// Which of the owned chains exist.

@@ -49,15 +49,16 @@ pub fn applied_state(t: &Topology, p: &Plan) -> ObservedState {
                 pid: Some(1000 + i as u32),
                 published,
                 chains: Some(OwnedChains {
-                    declared: CHAINS.iter().map(|(_, o)| o.to_string()).collect(),
+                    declared: CHAINS.iter().map(|(_, _, o)| o.to_string()).collect(),
                     rules: d.rules.clone(),
                     marker: Some(rules_hash(&d.rules)),
-                    jumps: CHAINS.iter().map(|(b, _)| (b.to_string(), 1)).collect(),
+                    jumps: CHAINS.iter().map(|(_, b, _)| (b.to_string(), 1)).collect(),
                 }),
                 sysctls: crate::node::SYSCTLS
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                host_network: false,
             },
         );
     }

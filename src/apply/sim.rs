@@ -1,7 +1,7 @@
 //! Simulated nodes for apply tests: behind `node::fake`, each node keeps
 //! containers, their namespaces and owned chains, and its apply lock, and acts on
 //! the operations geartopo sends (observe, lock, create, init, rules, start,
-//! remove) as podman or docker would. It answers `Observe` in the observe output's
+//! remove, image) as podman or docker would. It answers `Observe` in the observe output's
 //! own format, written with the same `Section` names the parser reads.
 
 use std::collections::BTreeMap;
@@ -41,6 +41,10 @@ pub(crate) struct Sim {
     pub gone: Vec<String>,
     /// Apply locks by node: the holder.
     pub locks: BTreeMap<String, String>,
+    /// Images no node has and no registry serves.
+    pub missing_images: Vec<String>,
+    /// (node, image) for every `EnsureImage`, in order.
+    pub ensured: Vec<(String, String)>,
 }
 
 fn failure(status: i32, stderr: String) -> Output {
@@ -89,20 +93,30 @@ impl Sim {
                 c.pid
             ));
             if c.pid > 0 {
-                out.push_str(&format!("{} 1 1\n*nat\n", Section::Sysctl.header()));
-                if !c.rules.is_empty() || c.jumps > 0 {
-                    out.push_str(":GEARTOPO-OUTPUT - [0:0]\n:GEARTOPO-POSTROUTING - [0:0]\n:GEARTOPO-PREROUTING - [0:0]\n");
-                }
-                for (b, o) in crate::rules::CHAINS {
-                    for _ in 0..c.jumps {
-                        out.push_str(&format!("-A {b} -j {o}\n"));
+                out.push_str(&format!("{} 1 1\n", Section::Sysctl.header()));
+                // As the observe script reads them: the nat table, then filter.
+                for table in ["nat", "filter"] {
+                    out.push_str(&format!("*{table}\n"));
+                    let chains = crate::rules::CHAINS.iter().filter(|(t, _, _)| *t == table);
+                    if !c.rules.is_empty() || c.jumps > 0 {
+                        for (_, _, o) in chains.clone() {
+                            out.push_str(&format!(":{o} - [0:0]\n"));
+                        }
                     }
+                    for (_, b, o) in chains.clone() {
+                        for _ in 0..c.jumps {
+                            out.push_str(&format!("-A {b} -j {o}\n"));
+                        }
+                    }
+                    for r in &c.rules {
+                        let chain = r.split_whitespace().nth(1).unwrap_or("");
+                        if crate::rules::table_of(chain) == table {
+                            out.push_str(r);
+                            out.push('\n');
+                        }
+                    }
+                    out.push_str("COMMIT\n");
                 }
-                for r in &c.rules {
-                    out.push_str(r);
-                    out.push('\n');
-                }
-                out.push_str("COMMIT\n");
             }
         }
         out.push_str(&line(Section::End));
@@ -250,6 +264,15 @@ impl Sim {
                         .expect("start of an existing container");
                     assert!(c.pid > 0, "started without init");
                     self.start(node, container);
+                }
+                NodeOp::EnsureImage { image } => {
+                    self.ensured.push((node.into(), image.clone()));
+                    if self.missing_images.contains(image) {
+                        return Ok(failure(
+                            1,
+                            format!("image '{image}' is not on this node and could not be pulled"),
+                        ));
+                    }
                 }
                 NodeOp::Remove { container } => {
                     self.nodes

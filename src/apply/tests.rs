@@ -229,7 +229,7 @@ fn a_link_only_change_is_one_restore_and_no_restart() {
         s.nodes["node1"][0]
             .rules
             .iter()
-            .filter(|r| r.contains("DNAT"))
+            .filter(|r| r.contains("-j DNAT"))
             .count(),
         2
     );
@@ -396,4 +396,84 @@ fn existing_containers_are_addressed_by_id() {
         "{:?}",
         tasks[0].op
     );
+}
+
+/// A replace makes sure of the new image on the node before the old container
+/// goes: the image step comes first, and the remove waits for it.
+#[test]
+fn a_replace_ensures_the_new_image_before_it_removes_the_old_container() {
+    let t = redis_todo();
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    let mut t2 = t.clone();
+    t2.containers[0].image = "localhost/geartopo-busybox:v2".into();
+    let (_, tasks, outcomes) = apply_once(&t2, &w);
+    assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
+    let image = position(
+        &tasks,
+        "image localhost/geartopo-busybox:v2 for todo-redisdb",
+    );
+    let remove = position(&tasks, "remove todo-redisdb to replace it");
+    assert!(image < remove);
+    assert_eq!(tasks[remove].deps, [image]);
+    assert_eq!(
+        sim.lock().unwrap().ensured,
+        [(
+            "node4".to_string(),
+            "localhost/geartopo-busybox:v2".to_string()
+        )]
+    );
+    // Nothing else pulls: a create of a new container or a rules change has no image step.
+    assert_eq!(
+        tasks
+            .iter()
+            .filter(|t| matches!(t.op, NodeOp::EnsureImage { .. }))
+            .count(),
+        1
+    );
+}
+
+/// An image that cannot be had fails its step naming it, and the old container
+/// keeps running with its rules; the link to it is untouched.
+#[test]
+fn a_replace_to_an_image_that_cannot_be_had_leaves_the_old_container_running() {
+    let t = redis_todo();
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    let old = sim.lock().unwrap().nodes["node4"].clone();
+    let mut t2 = t.clone();
+    t2.containers[0].image = "localhost/no-such-image:typo".into();
+    sim.lock()
+        .unwrap()
+        .missing_images
+        .push("localhost/no-such-image:typo".into());
+    let (_, tasks, outcomes) = apply_once(&t2, &w);
+    let image = position(
+        &tasks,
+        "image localhost/no-such-image:typo for todo-redisdb",
+    );
+    match &outcomes[image] {
+        Outcome::Failed(e) => assert!(e.contains("localhost/no-such-image:typo"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let remove = position(&tasks, "remove todo-redisdb to replace it");
+    assert!(
+        matches!(outcomes[remove], Outcome::Skipped(_)),
+        "{outcomes:?}"
+    );
+    let s = sim.lock().unwrap();
+    assert_eq!(s.nodes["node4"].len(), 1);
+    assert_eq!(s.nodes["node4"][0].id, old[0].id);
+    assert_eq!(s.nodes["node4"][0].status, "running");
+    assert_eq!(
+        s.nodes["node4"][0].image,
+        "localhost/geartopo-busybox:latest"
+    );
+    // No remove reached the node.
+    let removed = w
+        .log()
+        .iter()
+        .flat_map(|r| r.ops.clone())
+        .any(|op| matches!(op, NodeOp::Remove { .. }));
+    assert!(!removed);
 }

@@ -43,7 +43,9 @@ fn carries_the_same_links_with_the_same_comments_as_the_iptables_rules() {
     let mut second = redis_link();
     second.listen_ip = Ipv4Addr::new(127, 0, 0, 2);
     let links = [redis_link(), self_link(), second];
-    let iptables = render_rules("todo", "app1", &links);
+    // The links' rules; the route_localnet guard is compared in its own test.
+    let mut iptables = render_rules("todo", "app1", &links);
+    iptables.retain(|r| !r.starts_with("-A GEARTOPO-INPUT "));
     let table = desired("todo", "app1", &links);
     let nft: Vec<String> = ["output", "postrouting"]
         .iter()

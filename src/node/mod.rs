@@ -40,8 +40,9 @@ pub enum NodeOp {
     Create(CreateSpec),
     /// Prepares the namespace of an existing, stopped container (podman only).
     Init { container: String },
-    /// Puts the owned chains in the container's namespace, makes each jump into
-    /// them present once, sets the sysctls.
+    /// Puts the owned chains in the container's namespace (nat: the links;
+    /// filter: the route_localnet guard), makes each jump into them present once,
+    /// sets the sysctls. Refuses when that namespace is the node's own.
     Rules {
         container: String,
         rules: OwnedRules,
@@ -50,6 +51,10 @@ pub enum NodeOp {
     Start { container: String },
     /// Removes a container (and with it its namespace and owned chains).
     Remove { container: String },
+    /// Makes sure `image` is on the node (pulls it if not), or fails naming it:
+    /// run before the old side of a replace is removed, so that an image that
+    /// cannot be had leaves the old container running.
+    EnsureImage { image: String },
 }
 
 impl NodeOp {
@@ -64,6 +69,7 @@ impl NodeOp {
             NodeOp::Rules { .. } => "rules",
             NodeOp::Start { .. } => "start",
             NodeOp::Remove { .. } => "remove",
+            NodeOp::EnsureImage { .. } => "image",
         }
     }
 }
@@ -97,7 +103,8 @@ pub struct OwnedRules {
 /// document in `script` and reads its own state in `observe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Firewall {
-    /// `iptables-restore --noflush` of the nat table, `iptables-save` to read it.
+    /// `iptables-restore --noflush` of the nat and filter tables, `iptables-save`
+    /// to read them.
     Iptables,
 }
 

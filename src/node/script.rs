@@ -8,7 +8,7 @@
 
 use super::section::Section;
 use super::{CreateSpec, Firewall, NodeOp, NodeProfile, OwnedRules, LOCK_HELD, SYSCTLS};
-use crate::rules::{render_restore, CHAINS};
+use crate::rules::{render_restore, CHAINS, TABLES};
 use crate::topology::model::Runtime;
 use crate::transport::shell::{join, quote};
 
@@ -31,16 +31,19 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
         NodeOp::Rules { container, rules } => rules_script(profile, container, rules),
         NodeOp::Start { container } => start_script(runtime, container),
         NodeOp::Remove { container } => remove_script(runtime, container),
+        NodeOp::EnsureImage { image } => ensure_image_script(runtime, image),
     }
 }
 
 /// Reads a node in one round trip: listening sockets, every container's published
 /// ports, this topology's containers (inspect JSON), and for each one with a
-/// namespace its sysctls and its nat table, each under its `Section` header.
+/// namespace its sysctls and its nat and filter tables, each under its `Section`
+/// header. A namespace that is the node's own (host networking) is named as such
+/// and not read: its tables are the node's, not the container's.
 fn observe_script(profile: &NodeProfile, topology: &str) -> String {
     let rt = profile.runtime.binary();
     let label = quote(&format!("label=geartopo.topology={topology}"));
-    let [tcp, udp, ports, inspect, ns, sysctl, end] = Section::ALL.map(Section::header);
+    let [tcp, udp, ports, inspect, ns, hostns, sysctl, end] = Section::ALL.map(Section::header);
     // The values in the order `Section::Sysctl` promises: that of SYSCTLS.
     let sysctls: Vec<String> = SYSCTLS
         .iter()
@@ -48,7 +51,7 @@ fn observe_script(profile: &NodeProfile, topology: &str) -> String {
         .collect();
     let sysctl = format!("{sysctl} {}", sysctls.join(" "));
     let save = match profile.firewall {
-        Firewall::Iptables => "iptables-save -t nat",
+        Firewall::Iptables => "iptables-save -t nat; iptables-save -t filter",
     };
     format!(
         r#"set -u
@@ -67,9 +70,12 @@ if [ -n "$ids" ]; then {rt} inspect $ids || exit 3; else echo '[]'; fi
 pids=
 # shellcheck disable=SC2086 # as above
 if [ -n "$ids" ]; then pids=$({rt} inspect -f '{{{{.Id}}}} {{{{.State.Pid}}}}' $ids) || exit 3; fi
+selfns=$(readlink /proc/self/ns/net)
 [ -z "$pids" ] || printf '%s\n' "$pids" | while read -r id pid; do
   echo "{ns} $id $pid"
-  if [ "$pid" -gt 0 ] 2>/dev/null; then
+  if [ "$pid" -gt 0 ] 2>/dev/null && [ -n "$selfns" ] && [ "$(readlink "/proc/$pid/ns/net")" = "$selfns" ]; then
+    echo "{hostns}"
+  elif [ "$pid" -gt 0 ] 2>/dev/null; then
     # shellcheck disable=SC2016 # expanded by the sh inside the namespace, not here
     nsenter -t "$pid" -n sh -c 'echo "{sysctl}"; {save}' 2>/dev/null
   fi
@@ -182,7 +188,9 @@ fn init_script(runtime: Runtime, name: &str) -> String {
 
 /// Puts the owned chains in place in the container's namespace with one
 /// `iptables-restore --noflush`, makes each jump present exactly once, and sets
-/// the sysctls. On docker, starts the container first (it has no `init`).
+/// the sysctls. On docker, starts the container first (it has no `init`). Before
+/// anything is written, refuses a namespace that is the one this script runs in
+/// (a container with host networking): its rules and sysctls would be the node's.
 fn rules_script(profile: &NodeProfile, name: &str, rules: &OwnedRules) -> String {
     let rt = profile.runtime.binary();
     let n = quote(name);
@@ -193,6 +201,9 @@ fn rules_script(profile: &NodeProfile, name: &str, rules: &OwnedRules) -> String
     s.push_str(&format!(
         "pid=$({rt} inspect -f '{{{{.State.Pid}}}}' {n})\n[ \"$pid\" -gt 0 ] || {{ echo {n}\" has no network namespace (state: $({rt} inspect -f '{{{{.State.Status}}}}' {n}))\" >&2; exit 1; }}\n"
     ));
+    s.push_str(&format!(
+        "ns=$(readlink \"/proc/$pid/ns/net\") || ns=\nif [ -z \"$ns\" ] || [ \"$ns\" = \"$(readlink /proc/self/ns/net)\" ]; then echo {n}\": its network namespace is this node's own (host networking?) or unreadable ($ns): refusing to change rules or sysctls there\" >&2; exit 1; fi\n"
+    ));
     for (k, v) in SYSCTLS {
         s.push_str(&format!("nsenter -t \"$pid\" -n sysctl -q -w {k}={v}\n"));
     }
@@ -202,7 +213,9 @@ fn rules_script(profile: &NodeProfile, name: &str, rules: &OwnedRules) -> String
     s
 }
 
-/// One restore of the owned chains, then the jumps into them checked.
+/// One restore of the owned chains (filter and nat), then the jumps into them
+/// checked: appended in nat (after whatever else is there, as before), inserted
+/// first in filter, so that no foreign ACCEPT in INPUT comes before the guard.
 fn iptables_lines(rules: &OwnedRules) -> String {
     let mut s =
         String::from("nsenter -t \"$pid\" -n iptables-restore --noflush <<'GEARTOPO_RESTORE'\n");
@@ -212,17 +225,26 @@ fn iptables_lines(rules: &OwnedRules) -> String {
         &rules.rules,
     ));
     s.push_str("GEARTOPO_RESTORE\n");
-    let chains: Vec<String> = CHAINS.iter().map(|(b, o)| format!("{b}:{o}")).collect();
-    // One iptables-save for the three checks: with a thousand rules in the table,
-    // each save is most of the step's time (bench rules). Fixing one chain's jumps
-    // does not change another's count, so the one saved copy stays true.
+    let chains: Vec<String> = CHAINS
+        .iter()
+        .map(|(t, b, o)| format!("{t}:{b}:{o}"))
+        .collect();
+    let saves: String = TABLES
+        .iter()
+        .map(|t| format!("saved_{t}=$(nsenter -t \"$pid\" -n iptables-save -t {t})\n"))
+        .collect();
+    // One iptables-save per table for the checks: with a thousand rules in the
+    // table, each save is most of the step's time (bench rules). Fixing one
+    // chain's jumps does not change another's count, so the saved copies stay true.
+    s.push_str(&saves);
     s.push_str(&format!(
-        r#"saved=$(nsenter -t "$pid" -n iptables-save -t nat)
-for pair in {}; do
-  b=${{pair%%:*}}; o=${{pair#*:}}
+        r#"for triple in {}; do
+  t=${{triple%%:*}}; rest=${{triple#*:}}; b=${{rest%%:*}}; o=${{rest#*:}}
+  if [ "$t" = filter ]; then saved=$saved_filter; add="-I $b 1"; else saved=$saved_nat; add="-A $b"; fi
   n=$(printf '%s\n' "$saved" | grep -c -x -e "-A $b -j $o" || true)
-  if [ "$n" -eq 0 ]; then nsenter -t "$pid" -n iptables -w -t nat -A "$b" -j "$o"; fi
-  while [ "$n" -gt 1 ]; do nsenter -t "$pid" -n iptables -w -t nat -D "$b" -j "$o"; n=$((n-1)); done
+  # shellcheck disable=SC2086 # $add is two or three words on purpose
+  if [ "$n" -eq 0 ]; then nsenter -t "$pid" -n iptables -w -t "$t" $add -j "$o"; fi
+  while [ "$n" -gt 1 ]; do nsenter -t "$pid" -n iptables -w -t "$t" -D "$b" -j "$o"; n=$((n-1)); done
 done
 "#,
         chains.join(" ")
@@ -235,6 +257,19 @@ fn start_script(runtime: Runtime, name: &str) -> String {
     let rt = runtime.binary();
     let n = quote(name);
     format!("set -e\n[ \"$({rt} inspect -f '{{{{.State.Running}}}}' {n})\" = true ] || {rt} start {n} >/dev/null\n")
+}
+
+/// Makes sure an image is on the node, pulling it if not; fails naming it.
+fn ensure_image_script(runtime: Runtime, image: &str) -> String {
+    let rt = runtime.binary();
+    let i = quote(image);
+    let exists = match runtime {
+        Runtime::Podman => format!("podman image exists {i}"),
+        Runtime::Docker => format!("docker image inspect {i} >/dev/null 2>&1"),
+    };
+    format!(
+        "if ! {exists}; then\n  {rt} pull -q {i} >/dev/null || {{ echo image {i} \"is not on this node and could not be pulled\" >&2; exit 1; }}\nfi\n"
+    )
 }
 
 /// Removes a container (and with it its namespace and owned chains).
@@ -335,6 +370,12 @@ mod tests {
                 }],
             ),
             ("remove", vec![NodeOp::Remove { container: id }]),
+            (
+                "image",
+                vec![NodeOp::EnsureImage {
+                    image: "localhost/geartopo-busybox:latest".into(),
+                }],
+            ),
         ]
     }
 

@@ -20,20 +20,24 @@ pub enum Section {
     /// Args `ID PID`: a container's namespace; its `Sysctl` section follows if
     /// the namespace could be entered.
     Namespace,
+    /// The namespace of the `Namespace` before it is the node's own (host
+    /// networking): nothing was read in it, and geartopo must not write there.
+    HostNetwork,
     /// Args: the values of `node::SYSCTLS`, in that order; the body is the
-    /// namespace's nat table as `iptables-save` prints it.
+    /// namespace's nat and filter tables as `iptables-save` prints them.
     Sysctl,
     /// The script got to its end.
     End,
 }
 
 impl Section {
-    pub const ALL: [Section; 7] = [
+    pub const ALL: [Section; 8] = [
         Section::Tcp,
         Section::Udp,
         Section::Ports,
         Section::Inspect,
         Section::Namespace,
+        Section::HostNetwork,
         Section::Sysctl,
         Section::End,
     ];
@@ -46,6 +50,7 @@ impl Section {
             Section::Ports => "ports",
             Section::Inspect => "inspect",
             Section::Namespace => "ns",
+            Section::HostNetwork => "hostns",
             Section::Sysctl => "sysctl",
             Section::End => "end",
         }

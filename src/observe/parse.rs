@@ -19,6 +19,8 @@ struct NamespaceRead {
     /// The values of `SYSCTLS`, in that order.
     sysctls: Vec<String>,
     save: Option<String>,
+    /// The namespace is the node's own.
+    host: bool,
 }
 
 /// Parses one node's observe output.
@@ -83,6 +85,11 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                 );
                 current_ns = Some(id.to_string());
             }
+            (Section::HostNetwork, []) => {
+                if let Some(id) = &current_ns {
+                    namespaces.get_mut(id).expect("ns before hostns").host = true;
+                }
+            }
             (Section::Sysctl, values) => {
                 if let Some(id) = &current_ns {
                     let e = namespaces.get_mut(id).expect("ns before sysctl");
@@ -115,6 +122,7 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
         let mut c = c;
         if let Some(ns) = namespaces.get(&c.id) {
             c.pid = ns.pid;
+            c.host_network = ns.host;
             if let Some(save) = &ns.save {
                 if ns.sysctls.len() == SYSCTLS.len() {
                     for ((name, _), value) in SYSCTLS.iter().zip(&ns.sysctls) {
@@ -266,6 +274,7 @@ fn parse_inspect(v: &Value) -> Result<Option<ObservedContainer>, String> {
         published,
         chains: None,
         sysctls: BTreeMap::new(),
+        host_network: false,
     }))
 }
 
@@ -326,6 +335,23 @@ COMMIT
         let chains = c.chains.as_ref().unwrap();
         assert_eq!(chains.jumps.get("OUTPUT"), Some(&1));
         assert!(!chains.intact());
+    }
+
+    /// A container of ours whose namespace is the node's own: named as such,
+    /// with nothing read in it (no chains: the node's tables are not its own).
+    #[test]
+    fn a_container_in_the_nodes_own_namespace_is_marked_host_network() {
+        let start = PODMAN_SAMPLE.find("@@geartopo sysctl").unwrap();
+        let end = PODMAN_SAMPLE.find("@@geartopo end").unwrap();
+        let out = PODMAN_SAMPLE.replace(&PODMAN_SAMPLE[start..end], "@@geartopo hostns\n");
+        let c = &parse_node("node4", "todo", &out).unwrap().containers["redisdb"];
+        assert!(c.host_network);
+        assert_eq!(c.pid, Some(4242));
+        assert_eq!(c.chains, None);
+        let c = &parse_node("node4", "todo", PODMAN_SAMPLE)
+            .unwrap()
+            .containers["redisdb"];
+        assert!(!c.host_network);
     }
 
     #[test]

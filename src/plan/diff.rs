@@ -99,7 +99,11 @@ pub(super) fn diff_one(
     match &oc.chains {
         None => reasons.push("rules".into()),
         Some(chains) => {
-            if !chains.intact() {
+            if chains.before_guard() {
+                // Applied by a geartopo without the route_localnet guard: not
+                // drift, the rules step adds it (the plan shows it in the diff).
+                reasons.push("rules".into());
+            } else if !chains.intact() {
                 let mut what = Vec::new();
                 if chains.marker.is_none() && chains.rules.is_empty() {
                     what.push("owned chains are missing".to_string());
@@ -108,7 +112,22 @@ pub(super) fn diff_one(
                 {
                     what.push("rules in the owned chains were changed".to_string());
                 }
-                for (builtin, owned) in crate::rules::CHAINS {
+                // The guard has its own words: without it, services bound to
+                // 127.0.0.1 in the container are reachable from its bridge.
+                let guard = crate::rules::GUARD_CHAIN;
+                let is_guard = |r: &&String| r.split_whitespace().nth(1) == Some(guard);
+                if chains.marker.is_some()
+                    && chains
+                        .rules
+                        .iter()
+                        .filter(is_guard)
+                        .ne(d.rules.iter().filter(is_guard))
+                {
+                    what.push(format!(
+                        "the route_localnet guard in {guard} is missing or changed"
+                    ));
+                }
+                for (_, builtin, owned) in crate::rules::CHAINS {
                     let n = chains.jumps.get(builtin).copied().unwrap_or(0);
                     if n != 1 {
                         what.push(format!("{builtin} jumps to {owned} {n} times"));

@@ -502,8 +502,24 @@ fn golden_plans() {
         .as_mut()
         .unwrap()
         .rules
-        .remove(0);
+        .remove(1);
     golden("rule-deleted-by-hand", &plan(&t, &drifted, None).unwrap());
+    // `iptables -F GEARTOPO-INPUT` in the container: the guard is gone.
+    let mut flushed = s.clone();
+    let chains = flushed
+        .nodes
+        .get_mut("node1")
+        .unwrap()
+        .containers
+        .get_mut("app1")
+        .unwrap()
+        .chains
+        .as_mut()
+        .unwrap();
+    chains
+        .rules
+        .retain(|r| !r.starts_with("-A GEARTOPO-INPUT "));
+    golden("guard-flushed-by-hand", &plan(&t, &flushed, None).unwrap());
     let mut t4 = t.clone();
     t4.containers.retain(|c| c.name == "redisdb");
     golden("removed-from-file", &plan(&t4, &s, None).unwrap());
@@ -671,4 +687,72 @@ fn a_copy_carrying_our_labels_is_removed() {
     let p = plan(&t, &s, None).unwrap();
     assert_eq!(actions(&p), vec![("app1".into(), Action::Delete)]);
     assert_eq!(p.changes[0].observed_id.as_deref(), Some("copy-of-app1"));
+}
+
+/// A container of ours found in the node's own network namespace (host
+/// networking, made or changed by hand) is a plan error naming it: a rules step
+/// there would write the node's firewall.
+#[test]
+fn a_container_of_ours_with_host_networking_is_a_plan_error_naming_it() {
+    let t = redis_todo();
+    let mut s = applied(&t);
+    let app1 = observed_mut(&mut s, "node1", "app1");
+    app1.host_network = true;
+    app1.chains = None;
+    let errors = plan(&t, &s, None).unwrap_err();
+    assert_eq!(
+        errors,
+        [PlanError::HostNetwork {
+            node: "node1".into(),
+            container: "app1".into(),
+            runtime_name: "todo-app1".into(),
+        }]
+    );
+    let text = errors[0].to_string();
+    assert!(
+        text.contains("todo-app1") && text.contains("host networking"),
+        "{text}"
+    );
+    // Destroy still removes it (removing touches no namespace).
+    let d = destroy("todo", &s);
+    assert!(d.changes.iter().any(|c| c.container == "app1"));
+}
+
+/// Chains applied by a geartopo from before the route_localnet guard are not
+/// drift: the plan adds the guard as a rules change, no restart.
+#[test]
+fn chains_from_before_the_guard_get_it_added_as_a_change_not_drift() {
+    let t = redis_todo();
+    let mut s = applied(&t);
+    let app1 = observed_mut(&mut s, "node1", "app1");
+    let chains = app1.chains.as_mut().unwrap();
+    chains
+        .rules
+        .retain(|r| !r.starts_with("-A GEARTOPO-INPUT "));
+    chains.declared.remove("GEARTOPO-INPUT");
+    chains.jumps.remove("INPUT");
+    chains.marker = Some(rules_hash(&chains.rules));
+    let p = plan(&t, &s, None).unwrap();
+    assert!(p.drift.is_empty(), "{:?}", p.drift);
+    assert_eq!(actions(&p), [("app1".to_string(), Action::Update)]);
+    let after = &p.changes[0].rules_after;
+    assert!(after[0].starts_with("-A GEARTOPO-INPUT ! -s 127.0.0.0/8 -d 127.0.0.0/8"));
+}
+
+/// The guard's jump removed or doubled by hand is drift, repaired by a rules step.
+#[test]
+fn a_missing_or_doubled_guard_jump_is_drift() {
+    let t = redis_todo();
+    for n in [0, 2] {
+        let mut s = applied(&t);
+        let chains = observed_mut(&mut s, "node1", "app1")
+            .chains
+            .as_mut()
+            .unwrap();
+        chains.jumps.insert("INPUT".into(), n);
+        let p = plan(&t, &s, None).unwrap();
+        assert_eq!(actions(&p), [("app1".to_string(), Action::Update)]);
+        let what: Vec<&str> = p.drift.iter().map(|d| d.what.as_str()).collect();
+        assert_eq!(what, [format!("INPUT jumps to GEARTOPO-INPUT {n} times")]);
+    }
 }

@@ -313,6 +313,23 @@ impl Ctx {
             .stdout)
     }
 
+    /// `iptables-save -t filter` inside a container's network namespace.
+    pub fn container_filter(&self, node: &str, container: &str) -> Result<String, String> {
+        let pid = self.container_pid(node, container)?;
+        Ok(self
+            .on_node(
+                node,
+                &format!("nsenter -t {pid} -n iptables-save -t filter"),
+            )
+            .ok()?
+            .stdout)
+    }
+
+    /// `iptables-save -t filter` in the node's own namespace.
+    pub fn node_filter(&self, node: &str) -> Result<String, String> {
+        Ok(self.on_node(node, "iptables-save -t filter").ok()?.stdout)
+    }
+
     /// Runs iptables (arguments as a shell string) inside a container's namespace.
     pub fn container_iptables(
         &self,

@@ -8,6 +8,7 @@
 mod core_cases;
 mod harness;
 mod lab_cases;
+mod security_cases;
 mod targeting_cases;
 mod topology_cases;
 mod views;
@@ -45,6 +46,10 @@ const CASES: &[Case] = &[
     ("secret_env_reaches_the_container_unshown", core_cases::secret_env_reaches_the_container_unshown),
     // terraform's targeting habits: --replace, destroy --target.
     ("replace_and_destroy_target", targeting_cases::replace_and_destroy_target),
+    // Shared nodes: the route_localnet guard, the node's own namespace, image typos.
+    ("route_localnet_guard", security_cases::route_localnet_guard),
+    ("host_network_is_refused", security_cases::host_network_is_refused),
+    ("replace_to_a_missing_image_keeps_the_old_container", security_cases::replace_to_a_missing_image_keeps_the_old_container),
     // Same-view clusters: a real etcd cluster through view addresses.
     ("views_example_links", views::example_links),
     ("views_etcd_cluster_forms_and_scales", views::etcd_cluster_forms_and_scales),

@@ -194,9 +194,10 @@ pub fn link_added_in_place(ctx: &Ctx) -> Outcome {
     Ok(())
 }
 
-/// Rules geartopo does not own, in the node's nat table (put there before the
-/// first apply) and in the container's (before a later apply), are byte-identical
-/// after apply and after destroy.
+/// Rules geartopo does not own, in the node's nat and filter tables (put there
+/// before the first apply) and in the container's (before a later apply), are
+/// byte-identical after apply and after destroy. (The container's filter table
+/// holds geartopo's guard chain beside them.)
 pub fn foreign_rules_untouched(ctx: &Ctx) -> Outcome {
     let name = "e2e-foreign";
     let node = "node2";
@@ -209,7 +210,8 @@ pub fn foreign_rules_untouched(ctx: &Ctx) -> Outcome {
              {prefix} -t nat -A {marker} -s 198.19.77.0/24 -j RETURN && \
              {prefix} -t nat -I PREROUTING 1 -s 198.19.77.0/24 -j {marker} && \
              {prefix} -t nat -A OUTPUT -d 198.19.78.1/32 -m comment --comment {marker} -j RETURN && \
-             {prefix} -t nat -I POSTROUTING 1 -d 198.19.78.2/32 -m comment --comment {marker} -j RETURN"
+             {prefix} -t nat -I POSTROUTING 1 -d 198.19.78.2/32 -m comment --comment {marker} -j RETURN && \
+             {prefix} -t filter -A INPUT -s 198.19.77.9/32 -m comment --comment {marker} -j RETURN"
         )
     };
     let remove = |prefix: &str| {
@@ -217,7 +219,8 @@ pub fn foreign_rules_untouched(ctx: &Ctx) -> Outcome {
             "{prefix} -t nat -D PREROUTING -s 198.19.77.0/24 -j {marker}; \
              {prefix} -t nat -F {marker}; {prefix} -t nat -X {marker}; \
              {prefix} -t nat -D OUTPUT -d 198.19.78.1/32 -m comment --comment {marker} -j RETURN; \
-             {prefix} -t nat -D POSTROUTING -d 198.19.78.2/32 -m comment --comment {marker} -j RETURN; true"
+             {prefix} -t nat -D POSTROUTING -d 198.19.78.2/32 -m comment --comment {marker} -j RETURN; \
+             {prefix} -t filter -D INPUT -s 198.19.77.9/32 -m comment --comment {marker} -j RETURN; true"
         )
     };
     ctx.on_node(node, &add("iptables")).ok()?;
@@ -226,6 +229,11 @@ pub fn foreign_rules_untouched(ctx: &Ctx) -> Outcome {
         ensure!(
             node_before.len() == 5,
             "foreign rules on {node}: {node_before:?}"
+        );
+        let node_filter_before = lines_with(&ctx.node_filter(node)?, &marker);
+        ensure!(
+            node_filter_before.len() == 1,
+            "foreign filter rule on {node}: {node_filter_before:?}"
         );
 
         let servers = server("db", "node4", "tcp", 6379, 50040, "db-on-node4")
@@ -249,6 +257,11 @@ pub fn foreign_rules_untouched(ctx: &Ctx) -> Outcome {
         ensure!(
             container_before.len() == 5,
             "foreign rules in {app}: {container_before:?}"
+        );
+        let container_filter_before = lines_with(&ctx.container_filter(node, app)?, &marker);
+        ensure!(
+            container_filter_before.len() == 1,
+            "foreign filter rule in {app}: {container_filter_before:?}"
         );
 
         // A rule change (one link more) and a no-op apply, each with foreign rules present.
@@ -275,6 +288,19 @@ pub fn foreign_rules_untouched(ctx: &Ctx) -> Outcome {
             lines_with(&ctx.container_nat(node, app)?, &marker) == container_before,
             "a no-op apply changed the container's foreign rules"
         );
+        let filter = ctx.container_filter(node, app)?;
+        ensure!(
+            lines_with(&filter, &marker) == container_filter_before,
+            "apply changed the container's foreign filter rule:\n{filter}"
+        );
+        ensure!(
+            lines_with(&filter, "-j GEARTOPO-INPUT").len() == 1,
+            "the guard's jump is not there exactly once:\n{filter}"
+        );
+        ensure!(
+            lines_with(&ctx.node_filter(node)?, &marker) == node_filter_before,
+            "apply changed the node's foreign filter rule"
+        );
         ensure!(
             lines_with(&ctx.node_nat(node)?, &marker) == node_before,
             "apply changed the node's foreign rules"
@@ -285,6 +311,10 @@ pub fn foreign_rules_untouched(ctx: &Ctx) -> Outcome {
         ensure!(
             lines_with(&ctx.node_nat(node)?, &marker) == node_before,
             "destroy changed the node's foreign rules"
+        );
+        ensure!(
+            lines_with(&ctx.node_filter(node)?, &marker) == node_filter_before,
+            "destroy changed the node's foreign filter rule"
         );
         Ok(())
     })();

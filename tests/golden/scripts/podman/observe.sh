@@ -14,11 +14,14 @@ if [ -n "$ids" ]; then podman inspect $ids || exit 3; else echo '[]'; fi
 pids=
 # shellcheck disable=SC2086 # as above
 if [ -n "$ids" ]; then pids=$(podman inspect -f '{{.Id}} {{.State.Pid}}' $ids) || exit 3; fi
+selfns=$(readlink /proc/self/ns/net)
 [ -z "$pids" ] || printf '%s\n' "$pids" | while read -r id pid; do
   echo "@@geartopo ns $id $pid"
-  if [ "$pid" -gt 0 ] 2>/dev/null; then
+  if [ "$pid" -gt 0 ] 2>/dev/null && [ -n "$selfns" ] && [ "$(readlink "/proc/$pid/ns/net")" = "$selfns" ]; then
+    echo "@@geartopo hostns"
+  elif [ "$pid" -gt 0 ] 2>/dev/null; then
     # shellcheck disable=SC2016 # expanded by the sh inside the namespace, not here
-    nsenter -t "$pid" -n sh -c 'echo "@@geartopo sysctl $(cat /proc/sys/net/ipv4/ip_forward) $(cat /proc/sys/net/ipv4/conf/all/route_localnet)"; iptables-save -t nat' 2>/dev/null
+    nsenter -t "$pid" -n sh -c 'echo "@@geartopo sysctl $(cat /proc/sys/net/ipv4/ip_forward) $(cat /proc/sys/net/ipv4/conf/all/route_localnet)"; iptables-save -t nat; iptables-save -t filter' 2>/dev/null
   fi
 done
 echo "@@geartopo end"

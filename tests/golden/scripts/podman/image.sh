@@ -1,0 +1,3 @@
+if ! podman image exists localhost/geartopo-busybox:latest; then
+  podman pull -q localhost/geartopo-busybox:latest >/dev/null || { echo image localhost/geartopo-busybox:latest "is not on this node and could not be pulled" >&2; exit 1; }
+fi
