@@ -130,7 +130,11 @@ fn load_with(
     match kind {
         TarballKind::Rootfs => {
             // docker's import has no --quiet (it prints the image id).
-            let quiet: &[&str] = if runtime == "podman" { &["--quiet"] } else { &[] };
+            let quiet: &[&str] = if runtime == "podman" {
+                &["--quiet"]
+            } else {
+                &[]
+            };
             let mut args = vec!["import"];
             args.extend(quiet);
             args.extend([path.as_str(), image]);

@@ -375,7 +375,10 @@ mod tests {
              --pidfile /l/t/nodes/node5/dockerd.pid -H unix:///l/t/nodes/node5/docker.sock \
              --storage-driver overlay2 --config-file /l/t/nodes/node5/daemon.json"
         );
-        assert!(l.node("node5").dockerd_args("vfs").contains(&"vfs".to_string()));
+        assert!(l
+            .node("node5")
+            .dockerd_args("vfs")
+            .contains(&"vfs".to_string()));
     }
 
     #[test]

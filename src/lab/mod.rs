@@ -22,11 +22,11 @@ pub mod spec;
 pub(crate) mod sys;
 mod up;
 
+use crate::topology::model::Runtime;
 pub use down::down;
 pub use images::{load, tarball_kind, TarballKind};
 pub use layout::{Layout, LAB_ROOT};
 pub use spec::{LabNode, LabSpec};
-use crate::topology::model::Runtime;
 use sys::Cmd;
 pub use up::up;
 
