@@ -129,6 +129,24 @@ impl NodeLayout {
     pub fn dockerd_log(&self) -> PathBuf {
         self.dir.join("dockerd.log")
     }
+    /// The longest socket path dockerd and its containerd make under this node's
+    /// directory must fit in a unix socket address (107 bytes and a NUL): with long
+    /// topology and node names it would not, and dockerd would fail obscurely.
+    pub fn check_docker_socket_paths(&self) -> Result<(), String> {
+        let longest = self
+            .docker_exec_root()
+            .join("containerd/containerd.sock.ttrpc");
+        let len = longest.as_os_str().len();
+        if len > 107 {
+            return Err(format!(
+                "the docker node's socket {} would be {len} bytes, more than a unix socket \
+                 address holds (107); use a shorter topology or node name",
+                longest.display()
+            ));
+        }
+        Ok(())
+    }
+
     /// An empty daemon configuration (`{}`), written by `up`.
     pub fn daemon_json(&self) -> PathBuf {
         self.dir.join("daemon.json")
@@ -379,6 +397,24 @@ mod tests {
             .node("node5")
             .dockerd_args("vfs")
             .contains(&"vfs".to_string()));
+    }
+
+    #[test]
+    fn docker_socket_paths_must_fit_a_unix_socket_address() {
+        let root = Path::new(LAB_ROOT);
+        assert!(Layout::new(root, "e2e-4194304")
+            .node("node5")
+            .check_docker_socket_paths()
+            .is_ok());
+        let long = "n".repeat(40);
+        let err = Layout::new(root, &long)
+            .node(&long)
+            .check_docker_socket_paths()
+            .unwrap_err();
+        assert!(
+            err.contains("more than a unix socket address holds"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -28,6 +28,15 @@ pub fn up(spec: &LabSpec, out: &mut dyn Write) -> Result<(), LabError> {
             dir: layout.dir.display().to_string(),
         });
     }
+    for node in spec.nodes.iter().filter(|n| n.runtime == Runtime::Docker) {
+        layout
+            .node(&node.name)
+            .check_docker_socket_paths()
+            .map_err(|reason| LabError::Node {
+                node: node.name.clone(),
+                reason,
+            })?;
+    }
     let started = Instant::now();
     say(
         out,
