@@ -1,5 +1,5 @@
 //! `lab down`: takes a lab down from its name alone (after a failed or partial `up`
-//! too), stopping processes by pid file or because they live in the lab's own
+//! too), stopping processes (sshd, dockerd) by pid file or because they live in the lab's own
 //! namespaces, never by name, and reports anything it could not remove.
 
 use std::io::Write;

@@ -1,6 +1,6 @@
 //! `geartopo lab`: the nodes of a topology as real hosts on this machine. Each node
 //! is a network namespace on a private bridge (itself in a lab namespace), with its
-//! own sshd and podman store; a control namespace on the same bridge is where
+//! own sshd and podman store (and, on a docker node, its own dockerd); a control namespace on the same bridge is where
 //! `lab exec` runs the client. Nothing is created in the machine's root namespace.
 //!
 //! This module holds what every lab command shares (errors, the recorded state,

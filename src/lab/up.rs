@@ -1,5 +1,5 @@
 //! `lab up`: builds the lab (keys, namespaces on the bridge, sshd and podman per
-//! node, the control namespace) and checks every node answers before it returns.
+//! node, dockerd per docker node, the control namespace) and checks every node answers before it returns.
 //! On any failure it takes down what it made (`down::teardown`); it creates nothing
 //! in the machine's root namespace.
 
