@@ -7,8 +7,9 @@
 # for what is missing.
 set -euo pipefail
 
-# netavark is named because the lab's podman configuration selects it.
-lab=(iptables openssh-server openssh-client iproute2 podman runc netavark busybox-static socat util-linux tar)
+# netavark is named because the lab's podman configuration selects it. docker.io
+# (dockerd 20.10 and its containerd) runs the lab's docker nodes, one dockerd per node.
+lab=(iptables openssh-server openssh-client iproute2 podman runc netavark docker.io busybox-static socat util-linux tar)
 # Building geartopo: the ssh2 crate compiles libssh2 against OpenSSL and zlib.
 build=(gcc libc6-dev make pkg-config libssl-dev zlib1g-dev)
 # The same-view end-to-end case packs a real etcd cluster image (images/etcd).
@@ -41,7 +42,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 else
   echo "scripts/install-deps.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # Packages only: the lab runs its own sshd per node and etcd only in containers,
+  # Packages only: the lab runs its own sshd and dockerd per node and etcd only in containers,
   # so no service of these packages is started on the machine (policy-rc.d 101).
   own_policy=no
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -55,7 +56,7 @@ else
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-for b in ip nsenter sshd ssh ssh-keygen podman runc iptables iptables-save socat busybox shellcheck nft dot man groff python3; do
+for b in ip nsenter sshd ssh ssh-keygen podman runc dockerd iptables iptables-save socat busybox shellcheck nft dot man groff python3; do
   if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$b" >/dev/null; then
     echo "scripts/install-deps.sh: $b still missing after install" >&2
     exit 1

@@ -1,5 +1,5 @@
 //! `lab down`: takes a lab down from its name alone (after a failed or partial `up`
-//! too), stopping processes by pid file or because they live in the lab's own
+//! too), stopping processes (sshd, dockerd) by pid file or because they live in the lab's own
 //! namespaces, never by name, and reports anything it could not remove.
 
 use std::io::Write;
@@ -9,6 +9,11 @@ use std::time::Duration;
 use super::spec;
 use super::sys::{self, Cmd};
 use super::{ip, layout_for, require_root, say, LabError, Layout};
+use crate::topology::model::Runtime;
+
+/// How long dockerd may take to stop (it stops its containers first; the lab
+/// removed them already, so this is a bound, not a wait).
+const DOCKERD_STOP: Duration = Duration::from_secs(30);
 
 /// Takes the lab of topology `name` down: works from the name alone, after a failed
 /// or partial `up`, and when nothing is up (then it says so and succeeds).
@@ -60,7 +65,7 @@ pub(super) fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabEr
         let podman = |args: &[&str]| {
             Cmd::new("podman")
                 .args(args)
-                .envs(&nl.env(node))
+                .envs(&nl.env(node, Runtime::Podman))
                 .in_netns(&ns)
         };
         // The namespaces podman made for this node's containers (/run/netns/netns-*),
@@ -116,7 +121,16 @@ pub(super) fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabEr
         }
     }
 
-    // 2. sshd, by its pid file only, and only if that pid is still an sshd.
+    // 2. A docker node's dockerd: its containers removed through it, then dockerd
+    //    stopped by its pid file (only if that pid is still a dockerd), waiting
+    //    until it is gone (it takes its containerd with it). A dockerd that an
+    //    interrupted `up` started before writing its pid file lives in the node's
+    //    namespace and goes in step 3.
+    for node in &nodes {
+        stop_dockerd(layout, node, out, &mut problems);
+    }
+
+    // 3. sshd, by its pid file only, and only if that pid is still an sshd.
     for node in &nodes {
         let pid_file = layout.node(node).sshd_pid();
         if let Some(pid) = sys::read_pid(&pid_file) {
@@ -130,8 +144,8 @@ pub(super) fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabEr
         }
     }
 
-    // 3. Whatever still runs inside the lab's own namespaces was started in the lab
-    //    (ssh sessions, a stray conmon, a `lab exec` still running).
+    // 4. Whatever still runs inside the lab's own namespaces was started in the lab
+    //    (ssh sessions, a stray conmon or containerd, a `lab exec` still running).
     let namespaces = sys::netns_with_prefix(&layout.ns_prefix());
     for ns in &namespaces {
         for pid in sys::pids_in_netns(ns) {
@@ -144,7 +158,7 @@ pub(super) fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabEr
         }
     }
 
-    // 4. Mounts podman left under the lab directory, then the directory.
+    // 5. Mounts podman and dockerd left under the lab directory, then the directory.
     for m in sys::mounts_under(&layout.dir) {
         if let Err(e) = sys::unmount(&m) {
             problems.push(format!("cannot unmount {}: {e}", m.display()));
@@ -176,7 +190,7 @@ pub(super) fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabEr
         let _ = std::fs::remove_dir(root);
     }
 
-    // 5. Check, rather than trust, that nothing is left.
+    // 6. Check, rather than trust, that nothing is left.
     for ns in sys::netns_with_prefix(&layout.ns_prefix()) {
         problems.push(format!("namespace {ns} still exists"));
     }
@@ -185,5 +199,44 @@ pub(super) fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabEr
         Ok(())
     } else {
         Err(LabError::Teardown(problems))
+    }
+}
+
+/// Removes a docker node's containers through its dockerd, then stops that dockerd
+/// by the pid in its pid file, if that pid is a live dockerd.
+fn stop_dockerd(layout: &Layout, node: &str, out: &mut dyn Write, problems: &mut Vec<String>) {
+    let nl = layout.node(node);
+    let Some(pid) = sys::read_pid(&nl.dockerd_pid()) else {
+        return;
+    };
+    if !sys::alive(pid) || sys::process_name(pid).as_deref() != Some("dockerd") {
+        return;
+    }
+    let ns = layout.node_ns(node);
+    let env = nl.env(node, Runtime::Docker);
+    let docker = |args: &[&str]| Cmd::new("docker").args(args).envs(&env).in_netns(&ns);
+    if sys::netns_exists(&ns) {
+        match docker(&["ps", "--all", "--quiet"]).run() {
+            Ok(f) => {
+                let ids: Vec<&str> = f.stdout.split_whitespace().collect();
+                if !ids.is_empty() {
+                    let mut args = vec!["rm", "--force"];
+                    args.extend(&ids);
+                    match docker(&args).run() {
+                        Ok(_) => say(
+                            out,
+                            format!("  {node}: removed {} docker container(s)", ids.len()),
+                        ),
+                        Err(e) => problems.push(format!("{node}: {e}")),
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("{node}: docker containers not listed: {e}")),
+        }
+    }
+    if sys::terminate(pid, DOCKERD_STOP) {
+        say(out, format!("  {node}: stopped dockerd (pid {pid})"));
+    } else {
+        problems.push(format!("{node}: dockerd pid {pid} did not stop"));
     }
 }

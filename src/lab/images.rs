@@ -1,5 +1,5 @@
 //! `lab load`: puts an image or root filesystem tarball into every node's podman
-//! store. Reads only the tarball's listing and podman's output; changes nothing but
+//! store, and into a docker node's dockerd too. Reads only the tarball's listing and podman's output; changes nothing but
 //! the nodes' stores.
 
 use std::io::Write;
@@ -49,9 +49,9 @@ pub fn load(
     image: &str,
     out: &mut dyn Write,
 ) -> Result<(), LabError> {
-    preflight::check()?;
     let layout = layout_for(&spec.name);
     let state = state(spec, &layout)?;
+    preflight::check(state.nodes.iter().any(|n| n.docker))?;
     let tarball = std::fs::canonicalize(tarball).map_err(io_err(tarball))?;
     let listing = Cmd::new("tar").arg("-tf").arg(&tarball).run()?;
     let kind = tarball_kind(&listing.stdout);
@@ -97,28 +97,59 @@ pub(super) fn load_into(
     kind: TarballKind,
     image: &str,
 ) -> Result<String, LabError> {
-    let env = layout.node(&node.name).env(&node.name);
-    let podman = |args: &[&str]| {
-        Cmd::new("podman")
+    let mut how = load_with("podman", layout, node, tarball, kind, image)?;
+    if node.docker {
+        how = format!(
+            "{how}; docker: {}",
+            load_with("docker", layout, node, tarball, kind, image)?
+        );
+    }
+    Ok(how)
+}
+
+/// Loads into the node's podman store or its dockerd (`runtime`: either binary;
+/// both take `import`, `load --input` and `tag` and report the same "Loaded image"
+/// lines).
+fn load_with(
+    runtime: &str,
+    layout: &Layout,
+    node: &StateNode,
+    tarball: &Path,
+    kind: TarballKind,
+    image: &str,
+) -> Result<String, LabError> {
+    let env = node.env(layout);
+    let run = |args: &[&str]| {
+        Cmd::new(runtime)
             .args(args)
             .envs(&env)
             .in_netns(&node.namespace)
+            .run()
     };
     let path = tarball.display().to_string();
     match kind {
         TarballKind::Rootfs => {
-            podman(&["import", "--quiet", &path, image]).run()?;
+            // docker's import has no --quiet (it prints the image id).
+            let quiet: &[&str] = if runtime == "podman" {
+                &["--quiet"]
+            } else {
+                &[]
+            };
+            let mut args = vec!["import"];
+            args.extend(quiet);
+            args.extend([path.as_str(), image]);
+            run(&args)?;
             Ok("imported root filesystem".into())
         }
         TarballKind::ImageArchive => {
-            let loaded = podman(&["load", "--input", &path]).run()?;
+            let loaded = run(&["load", "--input", &path])?;
             let names = loaded_names(&loaded.stdout);
             let first = names.first().ok_or_else(|| LabError::Node {
                 node: node.name.clone(),
-                reason: format!("podman load named no image: {}", loaded.stdout.trim()),
+                reason: format!("{runtime} load named no image: {}", loaded.stdout.trim()),
             })?;
             if first != image {
-                podman(&["tag", first, image]).run()?;
+                run(&["tag", first, image])?;
             }
             Ok(format!("loaded image archive, {first}"))
         }

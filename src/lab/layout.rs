@@ -7,9 +7,15 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::spec::LabNode;
+use crate::topology::model::Runtime;
 
 /// Where every lab keeps its state, one directory per topology name.
 pub const LAB_ROOT: &str = "/var/lib/geartopo-lab";
+
+/// `PATH` of every command on a docker node: Debian's docker.io puts its client at
+/// /usr/bin/docker, the one that speaks the node's dockerd 20.10; a newer client
+/// elsewhere (/usr/local/bin) must not come first.
+pub const DOCKER_NODE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin";
 
 /// Every namespace a lab creates starts with this, then the lab's short id.
 pub const NS_PREFIX: &str = "gtlab-";
@@ -104,6 +110,77 @@ impl NodeLayout {
     pub fn run_dir(&self) -> PathBuf {
         self.dir.join("run-geartopo")
     }
+    /// A docker node's dockerd: its data root (images, containers, volumes).
+    pub fn docker_data_root(&self) -> PathBuf {
+        self.dir.join("docker")
+    }
+    /// Its exec root (containerd's state, container namespaces); short, because
+    /// containerd's sockets live under it and a socket path has at most 107 bytes.
+    pub fn docker_exec_root(&self) -> PathBuf {
+        self.dir.join("dx")
+    }
+    pub fn dockerd_pid(&self) -> PathBuf {
+        self.dir.join("dockerd.pid")
+    }
+    pub fn docker_sock(&self) -> PathBuf {
+        self.dir.join("docker.sock")
+    }
+    /// What dockerd writes on stdout and stderr.
+    pub fn dockerd_log(&self) -> PathBuf {
+        self.dir.join("dockerd.log")
+    }
+    /// The longest socket path dockerd and its containerd make under this node's
+    /// directory must fit in a unix socket address (107 bytes and a NUL): with long
+    /// topology and node names it would not, and dockerd would fail obscurely.
+    pub fn check_docker_socket_paths(&self) -> Result<(), String> {
+        let longest = self
+            .docker_exec_root()
+            .join("containerd/containerd.sock.ttrpc");
+        let len = longest.as_os_str().len();
+        if len > 107 {
+            return Err(format!(
+                "the docker node's socket {} would be {len} bytes, more than a unix socket \
+                 address holds (107); use a shorter topology or node name",
+                longest.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// An empty daemon configuration (`{}`), written by `up`.
+    pub fn daemon_json(&self) -> PathBuf {
+        self.dir.join("daemon.json")
+    }
+    /// `DOCKER_HOST` for this node's dockerd.
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.docker_sock().display())
+    }
+    /// The arguments of this node's dockerd (run inside the node's namespace):
+    /// everything it keeps in the node's directory, its storage driver as podman's
+    /// (`overlay2`, or `vfs` where the lab directory is itself on overlayfs).
+    pub fn dockerd_args(&self, podman_driver: &str) -> Vec<String> {
+        let driver = if podman_driver == "overlay" {
+            "overlay2"
+        } else {
+            "vfs"
+        };
+        vec![
+            "--data-root".into(),
+            self.docker_data_root().display().to_string(),
+            "--exec-root".into(),
+            self.docker_exec_root().display().to_string(),
+            "--pidfile".into(),
+            self.dockerd_pid().display().to_string(),
+            "-H".into(),
+            self.docker_host(),
+            "--storage-driver".into(),
+            driver.into(),
+            // Not this machine's /etc/docker/daemon.json.
+            "--config-file".into(),
+            self.daemon_json().display().to_string(),
+        ]
+    }
+
     /// Directories the podman configuration points into; created by `up`.
     pub fn podman_dirs(&self) -> Vec<PathBuf> {
         ["storage", "run", "tmp", "networks", "volumes"]
@@ -113,9 +190,11 @@ impl NodeLayout {
     }
 
     /// The environment every command on this node runs with, through `lab exec
-    /// --node` and through the node's sshd alike: its own podman store and config.
-    pub fn env(&self, node: &str) -> Vec<(String, String)> {
-        vec![
+    /// --node` and through the node's sshd alike: its own podman store and config;
+    /// on a docker node also its dockerd's socket and a `PATH` that finds the
+    /// client of that dockerd's version.
+    pub fn env(&self, node: &str, runtime: Runtime) -> Vec<(String, String)> {
+        let mut env = vec![
             (
                 "CONTAINERS_CONF".into(),
                 self.containers_conf().display().to_string(),
@@ -129,7 +208,12 @@ impl NodeLayout {
                 "GEARTOPO_RUN_DIR".into(),
                 self.run_dir().display().to_string(),
             ),
-        ]
+        ];
+        if runtime == Runtime::Docker {
+            env.push(("DOCKER_HOST".into(), self.docker_host()));
+            env.push(("PATH".into(), DOCKER_NODE_PATH.into()));
+        }
+        env
     }
 
     /// containers.conf: runc (crun fails on these machines), no default ulimits
@@ -178,7 +262,7 @@ impl NodeLayout {
     /// lab's client key, and hands the node's environment to every session.
     pub fn render_sshd_config(&self, node: &LabNode, authorized_keys: &Path) -> String {
         let set_env: Vec<String> = self
-            .env(&node.name)
+            .env(&node.name, node.runtime)
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
@@ -233,6 +317,7 @@ mod tests {
             name: name.into(),
             address: Ipv4Addr::new(198, 18, 0, last),
             port,
+            runtime: Runtime::Podman,
         }
     }
 
@@ -284,6 +369,52 @@ mod tests {
              CONTAINERS_STORAGE_CONF=/l/t/nodes/node1/storage.conf GEARTOPO_LAB_NODE=node1 \
              GEARTOPO_RUN_DIR=/l/t/nodes/node1/run-geartopo\n"
         ));
+    }
+
+    #[test]
+    fn docker_node_sessions_reach_its_own_dockerd_with_the_matching_client() {
+        let l = Layout::new(Path::new("/l"), "t");
+        let mut n = node("node5", 5, 22);
+        n.runtime = Runtime::Docker;
+        let cfg = l.node("node5").render_sshd_config(&n, &l.authorized_keys());
+        assert!(cfg.contains(
+            " DOCKER_HOST=unix:///l/t/nodes/node5/docker.sock \
+             PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin\n"
+        ));
+        // A podman node's sessions keep sshd's own PATH and have no DOCKER_HOST.
+        let podman = l
+            .node("node1")
+            .render_sshd_config(&node("node1", 1, 22), &l.authorized_keys());
+        assert!(!podman.contains("DOCKER_HOST") && !podman.contains("PATH="));
+        let args = l.node("node5").dockerd_args("overlay").join(" ");
+        assert_eq!(
+            args,
+            "--data-root /l/t/nodes/node5/docker --exec-root /l/t/nodes/node5/dx \
+             --pidfile /l/t/nodes/node5/dockerd.pid -H unix:///l/t/nodes/node5/docker.sock \
+             --storage-driver overlay2 --config-file /l/t/nodes/node5/daemon.json"
+        );
+        assert!(l
+            .node("node5")
+            .dockerd_args("vfs")
+            .contains(&"vfs".to_string()));
+    }
+
+    #[test]
+    fn docker_socket_paths_must_fit_a_unix_socket_address() {
+        let root = Path::new(LAB_ROOT);
+        assert!(Layout::new(root, "e2e-4194304")
+            .node("node5")
+            .check_docker_socket_paths()
+            .is_ok());
+        let long = "n".repeat(40);
+        let err = Layout::new(root, &long)
+            .node(&long)
+            .check_docker_socket_paths()
+            .unwrap_err();
+        assert!(
+            err.contains("more than a unix socket address holds"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `geartopo lab`: the nodes of a topology as real hosts on this machine. Each node
 //! is a network namespace on a private bridge (itself in a lab namespace), with its
-//! own sshd and podman store; a control namespace on the same bridge is where
+//! own sshd and podman store (and, on a docker node, its own dockerd); a control namespace on the same bridge is where
 //! `lab exec` runs the client. Nothing is created in the machine's root namespace.
 //!
 //! This module holds what every lab command shares (errors, the recorded state,
@@ -22,6 +22,7 @@ pub mod spec;
 pub(crate) mod sys;
 mod up;
 
+use crate::topology::model::Runtime;
 pub use down::down;
 pub use images::{load, tarball_kind, TarballKind};
 pub use layout::{Layout, LAB_ROOT};
@@ -91,6 +92,24 @@ struct StateNode {
     address: Ipv4Addr,
     port: u16,
     namespace: String,
+    /// The node runs its own dockerd (absent in the state of older labs: podman).
+    #[serde(default)]
+    docker: bool,
+}
+
+impl StateNode {
+    fn runtime(&self) -> Runtime {
+        if self.docker {
+            Runtime::Docker
+        } else {
+            Runtime::Podman
+        }
+    }
+
+    /// The environment of commands on this node (as its sshd's sessions have it).
+    fn env(&self, layout: &Layout) -> Vec<(String, String)> {
+        layout.node(&self.name).env(&self.name, self.runtime())
+    }
 }
 
 /// Every lab command needs root: checked before anything else (even reading the
@@ -199,7 +218,7 @@ pub fn exec(spec: &LabSpec, node: Option<&str>, command: &[String]) -> Result<i3
         ),
         Some(node) => {
             let n = require_node(spec, &state, node)?;
-            (n.namespace.clone(), layout.node(node).env(node))
+            (n.namespace.clone(), n.env(&layout))
         }
     };
     if !sys::netns_exists(&ns) {
@@ -214,7 +233,8 @@ pub fn exec(spec: &LabSpec, node: Option<&str>, command: &[String]) -> Result<i3
         .run_inherit()
 }
 
-/// Prints the lab's state; true when every node is up (namespace, sshd).
+/// Prints the lab's state; true when every node is up (namespace, sshd, and a
+/// docker node's dockerd).
 pub fn status(spec: &LabSpec, out: &mut dyn Write) -> Result<bool, LabError> {
     let layout = layout_for(&spec.name);
     let state = match state(spec, &layout) {
@@ -245,8 +265,8 @@ pub fn status(spec: &LabSpec, out: &mut dyn Write) -> Result<bool, LabError> {
     say(
         out,
         format!(
-            "  {:<12} {:<20} {:<26} {:<16} {}",
-            "NODE", "ADDRESS", "NAMESPACE", "SSHD", "CONTAINERS"
+            "  {:<12} {:<20} {:<26} {:<16} {:<16} {}",
+            "NODE", "ADDRESS", "NAMESPACE", "SSHD", "DOCKERD", "CONTAINERS"
         ),
     );
     for n in &state.nodes {
@@ -258,23 +278,35 @@ pub fn status(spec: &LabSpec, out: &mut dyn Write) -> Result<bool, LabError> {
             None => "no pid file".to_string(),
         };
         healthy &= ns_ok && sshd.ends_with("alive");
-        let containers = if ns_ok {
-            match Cmd::new("podman")
-                .args(["ps", "--all", "--quiet"])
-                .envs(&nl.env(&n.name))
-                .in_netns(&n.namespace)
-                .run()
-            {
-                Ok(f) => f
-                    .stdout
-                    .lines()
-                    .filter(|l| !l.is_empty())
-                    .count()
-                    .to_string(),
-                Err(_) => "? (podman failed)".to_string(),
-            }
+        let dockerd = if n.docker {
+            let d = match sys::read_pid(&nl.dockerd_pid()) {
+                Some(pid) if sys::alive(pid) => format!("pid {pid} alive"),
+                Some(pid) => format!("pid {pid} DEAD"),
+                None => "no pid file".to_string(),
+            };
+            healthy &= d.ends_with("alive");
+            d
         } else {
             "-".to_string()
+        };
+        let count = |program: &str| match Cmd::new(program)
+            .args(["ps", "--all", "--quiet"])
+            .envs(&n.env(&layout))
+            .in_netns(&n.namespace)
+            .run()
+        {
+            Ok(f) => f
+                .stdout
+                .lines()
+                .filter(|l| !l.is_empty())
+                .count()
+                .to_string(),
+            Err(_) => format!("? ({program} failed)"),
+        };
+        let containers = match (ns_ok, n.docker) {
+            (false, _) => "-".to_string(),
+            (true, false) => count("podman"),
+            (true, true) => format!("{} (podman), {} (docker)", count("podman"), count("docker")),
         };
         let ns = if ns_ok {
             n.namespace.clone()
@@ -284,11 +316,12 @@ pub fn status(spec: &LabSpec, out: &mut dyn Write) -> Result<bool, LabError> {
         say(
             out,
             format!(
-                "  {:<12} {:<20} {:<26} {:<16} {}",
+                "  {:<12} {:<20} {:<26} {:<16} {:<16} {}",
                 n.name,
                 format!("{}:{}", n.address, n.port),
                 ns,
                 sshd,
+                dockerd,
                 containers
             ),
         );

@@ -20,26 +20,50 @@ pub const REQUIRED: &[(&str, &str)] = &[
     ("tar", "tar"),
 ];
 
+/// What a docker node needs besides: dockerd and its containerd (both started by
+/// the lab), and a client of dockerd's version at the place docker.io puts it,
+/// which docker nodes find first on their `PATH` (`layout::DOCKER_NODE_PATH`).
+pub const REQUIRED_FOR_DOCKER: &[(&str, &str)] = &[
+    ("dockerd", "docker.io"),
+    ("containerd", "containerd"),
+    ("/usr/bin/docker", "docker.io"),
+];
+
 /// Paths of the programs the lab needs by absolute path.
 #[derive(Debug, Clone)]
 pub struct Tools {
     /// sshd re-executes itself and so must be started by absolute path.
     pub sshd: PathBuf,
+    /// dockerd, when the lab has docker nodes.
+    pub dockerd: Option<PathBuf>,
 }
 
-/// Checks root and every program at once.
-pub fn check() -> Result<Tools, LabError> {
+/// Checks root and every program at once (with `docker`, those of docker nodes too).
+pub fn check(docker: bool) -> Result<Tools, LabError> {
     super::require_root()?;
+    let for_docker = if docker { REQUIRED_FOR_DOCKER } else { &[] };
     let missing: Vec<(&str, &str)> = REQUIRED
         .iter()
+        .chain(for_docker)
         .copied()
-        .filter(|(p, _)| find_program(p).is_none())
+        .filter(|(p, _)| {
+            if p.starts_with('/') {
+                !std::path::Path::new(p).is_file()
+            } else {
+                find_program(p).is_none()
+            }
+        })
         .collect();
     if !missing.is_empty() {
         return Err(LabError::Missing(missing_message(&missing)));
     }
     Ok(Tools {
         sshd: find_program("sshd").expect("checked above"),
+        dockerd: if docker {
+            find_program("dockerd")
+        } else {
+            None
+        },
     })
 }
 

@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use crate::topology::model::{NodeAddress, Topology};
+use crate::topology::model::{NodeAddress, Runtime, Topology};
 
 use super::LabError;
 
@@ -15,6 +15,9 @@ pub struct LabNode {
     pub name: String,
     pub address: Ipv4Addr,
     pub port: u16,
+    /// Podman nodes run podman on their own store; docker nodes also get their
+    /// own dockerd (data root, exec root and socket in the node's directory).
+    pub runtime: Runtime,
 }
 
 /// The topology as the lab sees it.
@@ -52,19 +55,22 @@ impl LabSpec {
                     NodeAddress::Local => "local".to_string(),
                     NodeAddress::Remote(a) => a.clone(),
                 };
-                (n.name.clone(), address, n.port)
+                (n.name.clone(), address, n.port, n.runtime)
             })
             .collect();
         Self::checked(topology.name.clone(), nodes).map_err(LabError::Spec)
     }
 
-    fn checked(name: String, nodes: Vec<(String, String, u16)>) -> Result<LabSpec, String> {
+    fn checked(
+        name: String,
+        nodes: Vec<(String, String, u16, Runtime)>,
+    ) -> Result<LabSpec, String> {
         check_name("topology name", &name)?;
         if nodes.is_empty() {
             return Err("no [nodes.*]: a lab needs at least one node".into());
         }
         let mut out: Vec<LabNode> = Vec::new();
-        for (node, address, port) in nodes {
+        for (node, address, port, runtime) in nodes {
             check_name("node name", &node)?;
             let address: Ipv4Addr = address.parse().map_err(|_| {
                 format!(
@@ -101,10 +107,16 @@ impl LabSpec {
                 name: node,
                 address,
                 port,
+                runtime,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(LabSpec { name, nodes: out })
+    }
+
+    /// Whether any node runs docker (and so the lab needs dockerd).
+    pub fn has_docker(&self) -> bool {
+        self.nodes.iter().any(|n| n.runtime == Runtime::Docker)
     }
 
     /// The node called `name`.
@@ -186,6 +198,23 @@ image = "i"
                 ("node2", "198.18.0.2".to_string(), 22)
             ]
         );
+    }
+
+    #[test]
+    fn each_node_keeps_its_runtime() {
+        let spec = spec(
+            "name='a'\n[nodes.p]\naddress='198.18.0.1'\n\
+             [nodes.d]\naddress='198.18.0.2'\nruntime='docker'\n",
+        )
+        .unwrap();
+        let runtimes: Vec<_> = spec
+            .nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.runtime))
+            .collect();
+        assert_eq!(runtimes, [("d", Runtime::Docker), ("p", Runtime::Podman)]);
+        assert!(spec.has_docker());
+        assert!(!self::spec(FOUR).unwrap().has_docker());
     }
 
     #[test]

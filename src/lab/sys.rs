@@ -122,6 +122,33 @@ impl Cmd {
         }
     }
 
+    /// Starts a daemon that does not detach by itself (dockerd): in a process group
+    /// of its own (a Ctrl-C of the caller does not reach it), output appended to
+    /// `log`, not waited for. Returns its pid (nsenter's, which execs the program).
+    pub fn spawn_detached(&self, log: &Path) -> Result<u32, LabError> {
+        use std::os::unix::process::CommandExt;
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(|e| LabError::Io {
+                    path: log.display().to_string(),
+                    reason: e.to_string(),
+                })
+        };
+        let mut c = self.command();
+        c.stdin(Stdio::null())
+            .stdout(open()?)
+            .stderr(open()?)
+            .process_group(0);
+        let child = c.spawn().map_err(|e| LabError::Spawn {
+            command: self.display(),
+            reason: e.to_string(),
+        })?;
+        Ok(child.id())
+    }
+
     /// Runs with this process's stdin, stdout and stderr; returns the exit code
     /// (128 + signal when killed, as a shell reports it).
     pub fn run_inherit(&self) -> Result<i32, LabError> {

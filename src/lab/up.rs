@@ -1,5 +1,5 @@
 //! `lab up`: builds the lab (keys, namespaces on the bridge, sshd and podman per
-//! node, the control namespace) and checks every node answers before it returns.
+//! node, dockerd per docker node, the control namespace) and checks every node answers before it returns.
 //! On any failure it takes down what it made (`down::teardown`); it creates nothing
 //! in the machine's root namespace.
 
@@ -15,10 +15,11 @@ use super::{
     State, StateNode, ENV_IDENTITY, ENV_KNOWN_HOSTS,
 };
 use super::{layout, preflight};
+use crate::topology::model::Runtime;
 
 /// Brings the lab up; on any failure takes down what was made and returns the error.
 pub fn up(spec: &LabSpec, out: &mut dyn Write) -> Result<(), LabError> {
-    let tools = preflight::check()?;
+    let tools = preflight::check(spec.has_docker())?;
     let layout = layout_for(&spec.name);
     let leftover_ns = sys::netns_with_prefix(&layout.ns_prefix());
     if layout.dir.exists() || !leftover_ns.is_empty() {
@@ -26,6 +27,15 @@ pub fn up(spec: &LabSpec, out: &mut dyn Write) -> Result<(), LabError> {
             name: spec.name.clone(),
             dir: layout.dir.display().to_string(),
         });
+    }
+    for node in spec.nodes.iter().filter(|n| n.runtime == Runtime::Docker) {
+        layout
+            .node(&node.name)
+            .check_docker_socket_paths()
+            .map_err(|reason| LabError::Node {
+                node: node.name.clone(),
+                reason,
+            })?;
     }
     let started = Instant::now();
     say(
@@ -51,11 +61,16 @@ pub fn up(spec: &LabSpec, out: &mut dyn Write) -> Result<(), LabError> {
                 say(
                     out,
                     format!(
-                        "  {:<12} {}:{}  ns {}  sshd ok, podman ok",
+                        "  {:<12} {}:{}  ns {}  sshd ok, podman ok{}",
                         node.name,
                         node.address,
                         node.port,
-                        layout.node_ns(&node.name)
+                        layout.node_ns(&node.name),
+                        if node.runtime == Runtime::Docker {
+                            ", dockerd ok"
+                        } else {
+                            ""
+                        }
                     ),
                 );
             }
@@ -114,6 +129,7 @@ pub(super) fn build(
                 address: n.address,
                 port: n.port,
                 namespace: layout.node_ns(&n.name),
+                docker: n.runtime == Runtime::Docker,
             })
             .collect(),
     };
@@ -135,6 +151,11 @@ pub(super) fn build(
         create_dir(&nl.run_dir())?;
         for d in nl.podman_dirs() {
             create_dir(&d)?;
+        }
+        if node.runtime == Runtime::Docker {
+            create_dir(&nl.docker_data_root())?;
+            create_dir(&nl.docker_exec_root())?;
+            write_file(&nl.daemon_json(), "{}\n", 0o644)?;
         }
         keygen(
             &nl.host_key(),
@@ -205,6 +226,21 @@ pub(super) fn build(
         );
     }
 
+    // One dockerd per docker node, in the node's namespace, after every sshd (a
+    // `lab up` cut short there has started sshds only, or dockerds too).
+    for node in spec.nodes.iter().filter(|n| n.runtime == Runtime::Docker) {
+        let dockerd = tools.dockerd.as_ref().expect("checked with docker nodes");
+        let pid = start_dockerd(layout, node, dockerd, driver)?;
+        say(
+            out,
+            format!(
+                "  {}: dockerd pid {pid}, DOCKER_HOST={}",
+                node.name,
+                layout.node(&node.name).docker_host()
+            ),
+        );
+    }
+
     // Prove each node is what the tests will use: plain ssh from the control
     // namespace with the lab key and a verified host key, and the node's own store.
     // All nodes at once: each check is a full ssh handshake and a podman start.
@@ -222,20 +258,74 @@ pub(super) fn build(
     checks.into_iter().collect()
 }
 
-/// One node answers ssh (verified host key, lab key) and runs podman on its own store.
+/// Starts a docker node's dockerd and waits until it answers on its socket, with
+/// the client the node's sessions use; returns its pid (from its pid file).
+fn start_dockerd(
+    layout: &Layout,
+    node: &LabNode,
+    dockerd: &Path,
+    driver: &str,
+) -> Result<i32, LabError> {
+    let nl = layout.node(&node.name);
+    let env = nl.env(&node.name, node.runtime);
+    let ns = layout.node_ns(&node.name);
+    // Its containerd, runc and docker-proxy are found on the node's PATH.
+    Cmd::new(dockerd)
+        .args(nl.dockerd_args(driver))
+        .envs(&env)
+        .in_netns(&ns)
+        .spawn_detached(&nl.dockerd_log())?;
+    let answers = || {
+        Cmd::new("docker")
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .envs(&env)
+            .in_netns(&ns)
+            .run()
+            .ok()
+    };
+    let started = wait_for(Duration::from_secs(60), || {
+        let pid = sys::read_pid(&nl.dockerd_pid()).filter(|p| sys::alive(*p))?;
+        answers().map(|_| pid)
+    });
+    started.ok_or_else(|| {
+        let log = std::fs::read_to_string(nl.dockerd_log()).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        LabError::Node {
+            node: node.name.clone(),
+            reason: format!(
+                "dockerd did not answer on {} within 60s; the end of {}:\n{}",
+                nl.docker_host(),
+                nl.dockerd_log().display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ),
+        }
+    })
+}
+
+/// One node answers ssh (verified host key, lab key) and runs podman on its own
+/// store; a docker node's sessions also reach its own dockerd with /usr/bin/docker.
 pub(super) fn check_node(layout: &Layout, node: &LabNode) -> Result<(), LabError> {
-    const PROBE: &str = "podman info --format '{{.Store.GraphRoot}}'";
-    let want = layout
-        .node(&node.name)
-        .dir
-        .join("storage")
-        .display()
-        .to_string();
+    let nl = layout.node(&node.name);
+    let (probe, want) = match node.runtime {
+        Runtime::Podman => (
+            "podman info --format '{{.Store.GraphRoot}}'",
+            nl.dir.join("storage").display().to_string(),
+        ),
+        Runtime::Docker => (
+            "podman info --format '{{.Store.GraphRoot}}' && command -v docker && \
+             docker info --format '{{.DockerRootDir}}'",
+            format!(
+                "{}\n/usr/bin/docker\n{}",
+                nl.dir.join("storage").display(),
+                nl.docker_data_root().display()
+            ),
+        ),
+    };
     let got =
-        wait_for(Duration::from_secs(5), || ssh(layout, node, PROBE).ok()).ok_or_else(|| {
+        wait_for(Duration::from_secs(5), || ssh(layout, node, probe).ok()).ok_or_else(|| {
             LabError::Node {
                 node: node.name.clone(),
-                reason: match ssh(layout, node, PROBE) {
+                reason: match ssh(layout, node, probe) {
                     Err(e) => format!("ssh from the control namespace failed: {e}"),
                     Ok(_) => "ssh failed".into(),
                 },
@@ -245,7 +335,7 @@ pub(super) fn check_node(layout: &Layout, node: &LabNode) -> Result<(), LabError
         return Err(LabError::Node {
             node: node.name.clone(),
             reason: format!(
-                "podman over ssh uses store {} instead of {want}",
+                "over ssh, the node's store (and docker client and data root) is\n{}\ninstead of\n{want}",
                 got.trim()
             ),
         });

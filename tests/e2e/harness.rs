@@ -90,6 +90,8 @@ pub struct Ctx {
     pub lab: PathBuf,
     /// (node name, address), in name order.
     pub nodes: Vec<(String, String)>,
+    /// The nodes whose runtime is docker (lab.toml's `runtime = "docker"`).
+    pub docker_nodes: Vec<String>,
     /// Unique per run: use it in anything that must not collide with an earlier run.
     pub run_id: String,
     /// `root_namespace_snapshot()` taken before the lab went up.
@@ -250,6 +252,15 @@ impl Ctx {
         run
     }
 
+    /// The runtime binary of a node: `docker` or `podman`.
+    pub fn runtime(&self, node: &str) -> &'static str {
+        if self.docker_nodes.iter().any(|n| n == node) {
+            "docker"
+        } else {
+            "podman"
+        }
+    }
+
     /// The address of a lab node.
     pub fn address(&self, node: &str) -> &str {
         &self
@@ -265,7 +276,11 @@ impl Ctx {
     pub fn topology(&self, name: &str, body: &str) -> PathBuf {
         let mut text = format!("name = \"{name}\"\n\n");
         for (node, address) in &self.nodes {
-            text.push_str(&format!("[nodes.{node}]\naddress = \"{address}\"\n\n"));
+            text.push_str(&format!("[nodes.{node}]\naddress = \"{address}\"\n"));
+            if self.runtime(node) == "docker" {
+                text.push_str("runtime = \"docker\"\n");
+            }
+            text.push('\n');
         }
         text.push_str(body);
         let path = self.tmp.join(format!("{name}.toml"));
@@ -292,7 +307,10 @@ impl Ctx {
         let run = self
             .on_node(
                 node,
-                &format!("podman inspect --format '{{{{.State.Pid}}}}' {container}"),
+                &format!(
+                    "{} inspect --format '{{{{.State.Pid}}}}' {container}",
+                    self.runtime(node)
+                ),
             )
             .ok()?;
         let pid: u32 = run
@@ -360,7 +378,10 @@ impl Ctx {
     ) -> Result<String, String> {
         let run = self.on_node(
             node,
-            &format!("podman exec {container} gt-ask {proto} {host} {port} {msg}"),
+            &format!(
+                "{} exec {container} gt-ask {proto} {host} {port} {msg}",
+                self.runtime(node)
+            ),
         );
         if run.code != 0 || run.stdout.trim().is_empty() {
             return Err(format!(
@@ -374,7 +395,13 @@ impl Ctx {
     /// Names of the containers on `node` labelled with topology `name`.
     pub fn containers_of(&self, node: &str, name: &str) -> Result<Vec<String>, String> {
         let run = self
-            .on_node(node, &format!("podman ps --all --filter label=geartopo.topology={name} --format '{{{{.Names}}}}'"))
+            .on_node(
+                node,
+                &format!(
+                    "{} ps --all --filter label=geartopo.topology={name} --format '{{{{.Names}}}}'",
+                    self.runtime(node)
+                ),
+            )
             .ok()?;
         Ok(run
             .stdout
@@ -391,7 +418,7 @@ impl Ctx {
         for (node, _) in &self.nodes {
             let _ = self.on_node(
                 node,
-                &format!("ids=$(podman ps -aq --filter label=geartopo.topology={name}); [ -z \"$ids\" ] || podman rm -f -t 0 $ids"),
+                &format!("rt={}; ids=$($rt ps -aq --filter label=geartopo.topology={name}); [ -z \"$ids\" ] || $rt rm -f $ids", self.runtime(node)),
             );
         }
     }
@@ -447,6 +474,19 @@ pub fn root_namespace_snapshot() -> String {
     // Counters move with traffic; the rules are what matters.
     snap += &sh("iptables-save 2>/dev/null | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'");
     snap
+}
+
+/// docker0 or docker's iptables chains in the machine's root namespace, if any.
+pub fn root_docker_traces() -> Option<String> {
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "ip -o link show | grep -w docker0; iptables-save 2>/dev/null | grep -E '^:DOCKER'",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    (!out.trim().is_empty()).then_some(out)
 }
 
 /// The lines that differ between two snapshots, for a readable failure.
@@ -505,11 +545,12 @@ fn remove_stale_labs(ctx: &Ctx) {
     }
 }
 
-fn sshd_pids(nodes: &Path) -> Vec<i32> {
+/// The pids in the pid files called `file` of every node (`sshd.pid`, `dockerd.pid`).
+fn node_pids(nodes: &Path, file: &str) -> Vec<i32> {
     std::fs::read_dir(nodes)
         .map(|d| {
             d.filter_map(|e| e.ok())
-                .filter_map(|e| std::fs::read_to_string(e.path().join("sshd.pid")).ok())
+                .filter_map(|e| std::fs::read_to_string(e.path().join(file)).ok())
                 .filter_map(|s| s.trim().parse().ok())
                 .collect()
         })
@@ -593,15 +634,17 @@ pub fn main(cases: &[Case]) -> i32 {
     let ctx = Ctx {
         bin: PathBuf::from(env!("CARGO_BIN_EXE_geartopo")),
         lab: lab.clone(),
-        nodes: (1..=4)
+        nodes: (1..=5)
             .map(|i| (format!("node{i}"), format!("198.18.0.{i}")))
             .collect(),
+        docker_nodes: vec!["node5".to_string()],
         run_id: format!("{}", std::process::id()),
         root_before: root_namespace_snapshot(),
         tmp: tmp.clone(),
         transcript: RefCell::new(Vec::new()),
     };
     let lab_arg = lab.display().to_string();
+    let docker_before = root_docker_traces();
 
     let mut passed = 0;
     let mut failures: Vec<(String, String)> = Vec::new();
@@ -619,7 +662,8 @@ pub fn main(cases: &[Case]) -> i32 {
     })();
     // What the lab is made of, from the library's own naming, to check after down.
     let layout = geartopo::lab::Layout::new(Path::new(geartopo::lab::LAB_ROOT), &lab_name);
-    let sshd = sshd_pids(&layout.nodes_dir());
+    let sshd = node_pids(&layout.nodes_dir(), "sshd.pid");
+    let dockerd = node_pids(&layout.nodes_dir(), "dockerd.pid");
 
     match setup {
         Err(e) => failures.push(("lab setup".into(), e)),
@@ -677,6 +721,11 @@ pub fn main(cases: &[Case]) -> i32 {
             left.push(format!("sshd pid {pid} still alive"));
         }
     }
+    for pid in &dockerd {
+        if process_alive(*pid) {
+            left.push(format!("dockerd pid {pid} still alive"));
+        }
+    }
     if layout.dir.exists() {
         left.push(format!("{} still exists", layout.dir.display()));
     }
@@ -689,6 +738,21 @@ pub fn main(cases: &[Case]) -> i32 {
     }
     if sshd.is_empty() {
         left.push("no sshd pid was recorded while the lab was up".into());
+    }
+    if dockerd.len() != ctx.docker_nodes.len() {
+        left.push(format!(
+            "{} dockerd pid(s) recorded while the lab was up, for docker nodes {:?}",
+            dockerd.len(),
+            ctx.docker_nodes
+        ));
+    }
+    // dockerd makes docker0 and its DOCKER chains: only ever inside its node
+    // (a machine running its own docker has them before the lab as well).
+    let docker_after = root_docker_traces();
+    if docker_after != docker_before {
+        left.push(format!(
+            "docker0 or docker chains in the root namespace changed: before {docker_before:?}, after {docker_after:?}"
+        ));
     }
     if left.is_empty() {
         passed += 1;

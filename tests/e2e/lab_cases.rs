@@ -69,8 +69,21 @@ pub fn node_stores_are_separate(ctx: &Ctx) -> Outcome {
             seen("node1")?,
             "node1 does not list its own container {name}"
         );
-        for node in ["node2", "node3", "node4"] {
+        for node in ["node2", "node3", "node4", "node5"] {
             ensure!(!seen(node)?, "{node} sees node1's container {name}");
+        }
+        // A docker node's dockerd keeps its data in the node's own directory.
+        for node in &ctx.docker_nodes {
+            let root = ctx
+                .on_node(node, "docker info --format '{{.DockerRootDir}}'")
+                .ok()?;
+            ensure!(
+                root.stdout
+                    .trim()
+                    .ends_with(&format!("/nodes/{node}/docker")),
+                "{node}'s dockerd keeps its data in {:?}",
+                root.stdout.trim()
+            );
         }
         Ok(())
     })();
@@ -179,7 +192,10 @@ pub fn load_rootfs_tarball(ctx: &Ctx) -> Outcome {
         let out = ctx
             .on_node(
                 node,
-                "podman run --rm localhost/e2e-rootfs:latest /bin/busybox echo rootfs-runs",
+                &format!(
+                    "{} run --rm localhost/e2e-rootfs:latest /bin/busybox echo rootfs-runs",
+                    ctx.runtime(node)
+                ),
             )
             .ok()?;
         ensure!(
@@ -201,8 +217,9 @@ pub fn refuses_second_up_and_non_root(ctx: &Ctx) -> Outcome {
         run.describe()
     );
     let status = ctx.geartopo_here(&["lab", "status", &lab]).ok()?;
+    // One sshd per node, one dockerd per docker node.
     ensure!(
-        status.stdout.matches("alive").count() == 4,
+        status.stdout.matches("alive").count() == ctx.nodes.len() + ctx.docker_nodes.len(),
         "status after refused up:\n{}",
         status.describe()
     );
@@ -235,7 +252,8 @@ pub fn refuses_second_up_and_non_root(ctx: &Ctx) -> Outcome {
 }
 
 /// A `lab up` killed half way (as by Ctrl-C) leaves a lab that `down` removes
-/// entirely: namespaces, sshd processes, files.
+/// entirely: namespaces, sshd and dockerd processes, files. It is killed once its
+/// dockerd (started after every sshd) is up, before the nodes are checked.
 pub fn down_after_interrupted_up(ctx: &Ctx) -> Outcome {
     let name = format!("e2e-broken-{}", ctx.run_id);
     let file = ctx.topology(&name, "");
@@ -256,7 +274,7 @@ pub fn down_after_interrupted_up(ctx: &Ctx) -> Outcome {
     let mut seen = Vec::new();
     for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
         let line = line.map_err(|e| e.to_string())?;
-        let stop = line.contains("sshd pid");
+        let stop = line.contains("dockerd pid");
         seen.push(line);
         if stop {
             break;
@@ -264,14 +282,27 @@ pub fn down_after_interrupted_up(ctx: &Ctx) -> Outcome {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let sshd: Vec<i32> = (1..=4)
-        .filter_map(|i| std::fs::read_to_string(layout.node(&format!("node{i}")).sshd_pid()).ok())
+    let sshd: Vec<i32> = ctx
+        .nodes
+        .iter()
+        .filter_map(|(node, _)| std::fs::read_to_string(layout.node(node).sshd_pid()).ok())
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let dockerd: Vec<i32> = ctx
+        .docker_nodes
+        .iter()
+        .filter_map(|node| std::fs::read_to_string(layout.node(node).dockerd_pid()).ok())
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let status = ctx.geartopo_here(&["lab", "status", &file.display().to_string()]);
     ensure!(
         !sshd.is_empty(),
         "the interrupted up started no sshd; output:\n{}",
+        seen.join("\n")
+    );
+    ensure!(
+        dockerd.len() == ctx.docker_nodes.len(),
+        "the interrupted up started no dockerd; output:\n{}",
         seen.join("\n")
     );
     ensure!(
@@ -292,6 +323,12 @@ pub fn down_after_interrupted_up(ctx: &Ctx) -> Outcome {
         ensure!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid),
             "sshd {pid} still running"
+        );
+    }
+    for pid in dockerd {
+        ensure!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid),
+            "dockerd {pid} still running"
         );
     }
     // And down again is a no-op that succeeds.
@@ -389,10 +426,26 @@ pub fn failed_up_cleans_up(ctx: &Ctx) -> Outcome {
         .filter_map(|r| r.split_whitespace().next()?.parse().ok())
         .collect();
     ensure!(!pids.is_empty(), "no sshd pid in the output:\n{stdout}");
+    // The ssh check fails after the dockerds started: they go too.
+    let dockerd: Vec<i32> = stdout
+        .lines()
+        .filter_map(|l| l.split("dockerd pid ").nth(1))
+        .filter_map(|r| r.split(',').next()?.trim().parse().ok())
+        .collect();
+    ensure!(
+        dockerd.len() == ctx.docker_nodes.len(),
+        "no dockerd pid in the output:\n{stdout}"
+    );
     for pid in pids {
         ensure!(
             !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid),
             "sshd {pid} still running"
+        );
+    }
+    for pid in dockerd {
+        ensure!(
+            !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid),
+            "dockerd {pid} still running"
         );
     }
     Ok(())
@@ -400,8 +453,16 @@ pub fn failed_up_cleans_up(ctx: &Ctx) -> Outcome {
 
 /// While the lab is up (and after every case before this one ran its containers),
 /// the machine's own network namespace is as it was before the lab: no interface,
-/// address, route or rule of the lab's is there.
+/// address, route or rule of the lab's is there, though each docker node's dockerd
+/// has made docker0 and its chains in its node.
 pub fn root_namespace_untouched(ctx: &Ctx) -> Outcome {
+    for node in &ctx.docker_nodes {
+        ctx.on_node(
+            node,
+            "ip -o link show docker0 && iptables-save -t nat | grep -q '^:DOCKER '",
+        )
+        .ok()?;
+    }
     let now = crate::harness::root_namespace_snapshot();
     ensure!(
         now == ctx.root_before,

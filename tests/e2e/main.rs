@@ -1,11 +1,13 @@
 //! End-to-end tests on real hosts: one shared lab (tests/e2e/lab.toml, nodes
-//! node1..node4 at 198.18.0.1..4) for every case; see `harness` for the helpers.
+//! node1..node4 at 198.18.0.1..4 with podman, node5 at 198.18.0.5 with docker)
+//! for every case; see `harness` for the helpers.
 //! Run with `cargo test --test e2e [-- FILTER...]` as root (`.ci/run` does).
 //!
 //! To add cases: write `pub fn case(ctx: &Ctx) -> Outcome` in a module here and
 //! add one line per case to `CASES`.
 
 mod core_cases;
+mod docker_cases;
 mod harness;
 mod lab_cases;
 mod security_cases;
@@ -35,6 +37,11 @@ const CASES: &[Case] = &[
     ("two_topologies_independent", topology_cases::two_topologies_independent),
     ("udp_link", topology_cases::udp_link),
     ("env_passed_verbatim", topology_cases::env_passed_verbatim),
+    // The same on a docker node (node5, its own dockerd), with podman nodes.
+    ("docker_seed_both_ways", docker_cases::seed_both_ways),
+    ("docker_link_changed_in_place", docker_cases::link_changed_in_place),
+    ("docker_drift_repaired", docker_cases::drift_repaired),
+    ("docker_destroy_leaves_nothing", docker_cases::destroy_leaves_nothing),
     // plan and apply themselves: round trips, host keys, saved plans, locks, failures.
     ("plan_reads_each_node_in_one_round_trip", core_cases::plan_reads_each_node_in_one_round_trip),
     ("host_keys_are_verified", core_cases::host_keys_are_verified),
