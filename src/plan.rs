@@ -15,6 +15,7 @@ use crate::state::{ObservedContainer, ObservedState};
 use crate::topology::model::{EnvValue, Protocol, Runtime, Topology};
 
 mod diff;
+mod owner;
 mod resolve;
 pub mod select;
 
@@ -103,6 +104,17 @@ pub struct Drift {
     pub what: String,
 }
 
+/// A container of this topology made before topology ids (no `geartopo.id`
+/// label): the topology with an id takes it over as it is. A runtime sets labels
+/// only at create, so it carries the id once it is next replaced; adopting it
+/// changes nothing on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adopted {
+    pub container: String,
+    pub node: String,
+    pub runtime_name: String,
+}
+
 /// The plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
@@ -111,6 +123,8 @@ pub struct Plan {
     pub fingerprint: String,
     pub changes: Vec<Change>,
     pub drift: Vec<Drift>,
+    /// Owned containers without an id, taken over by this topology's id.
+    pub adopted: Vec<Adopted>,
     /// Every container's resolved form, changed or not (for `links`, `show`).
     #[serde(skip)]
     pub desired: Vec<Desired>,
@@ -175,6 +189,13 @@ pub enum PlanError {
     Unresolved { name: String },
     #[error("node {node}: a container named {name} exists that this topology does not own; rename one of them")]
     NameTaken { node: String, name: String },
+    #[error("node {node}: container {name} belongs to another topology of the same name (its id {theirs}, this file's id {ours}); rename one of the topologies")]
+    OwnedByOther {
+        node: String,
+        name: String,
+        ours: String,
+        theirs: String,
+    },
     #[error("node {node} was not read")]
     NotObserved { node: String },
 }
@@ -209,6 +230,9 @@ pub fn plan_selected(
     if !errors.is_empty() {
         return Err(errors);
     }
+    let full = state;
+    let owned = owner::owned(topology.id.as_deref(), full);
+    let state = &owned.state;
     // Containers by name: a plan looks one up per link and per observed container,
     // and a scan of the list each time made planning quadratic.
     let mut by_name: ByName = HashMap::with_capacity(topology.containers.len());
@@ -232,7 +256,18 @@ pub fn plan_selected(
             .values()
             .chain(&ns.extras)
             .any(|oc| oc.runtime_name == d.runtime_name);
-        if !ours && ns.names.contains(&d.runtime_name) {
+        let other = owned
+            .foreign
+            .iter()
+            .find(|f| f.node == d.node && f.runtime_name == d.runtime_name);
+        if let (false, Some(f), Some(id)) = (ours, other, &topology.id) {
+            errors.push(PlanError::OwnedByOther {
+                node: d.node.clone(),
+                name: d.runtime_name.clone(),
+                ours: id.clone(),
+                theirs: f.id.clone(),
+            });
+        } else if !ours && ns.names.contains(&d.runtime_name) {
             errors.push(PlanError::NameTaken {
                 node: d.node.clone(),
                 name: d.runtime_name.clone(),
@@ -274,23 +309,34 @@ pub fn plan_selected(
     }
     Ok(Plan {
         topology: topology.name.clone(),
-        fingerprint: state.fingerprint(),
+        // Of everything read: the lock's re-read compares the same whole state.
+        fingerprint: full.fingerprint(),
         changes,
         drift,
+        adopted: owned.adopted,
         desired,
     })
 }
 
 /// The plan for `destroy`: every container observed under this topology's label,
-/// on every node (also ones no longer in the file, and copies), to delete.
+/// on every node (also ones no longer in the file, and copies), to delete. For a
+/// topology with an id, see [`destroy_selected`].
 pub fn destroy(topology: &str, state: &ObservedState) -> Plan {
-    destroy_selected(topology, state, &Limit::All)
+    destroy_selected(topology, None, state, &Limit::All)
 }
 
 /// The plan for `destroy --target` / `--exclude`: as [`destroy`], only for the
-/// containers `limit` allows (see `select` for what it pulls in).
-pub fn destroy_selected(topology: &str, state: &ObservedState, limit: &Limit) -> Plan {
-    let changes = state
+/// containers `limit` allows (see `select` for what it pulls in). With `id`, a
+/// container that carries another id is never part of it.
+pub fn destroy_selected(
+    topology: &str,
+    id: Option<&str>,
+    state: &ObservedState,
+    limit: &Limit,
+) -> Plan {
+    let owned = owner::owned(id, state);
+    let changes = owned
+        .state
         .nodes
         .iter()
         .flat_map(|(node, ns)| {
@@ -306,6 +352,7 @@ pub fn destroy_selected(topology: &str, state: &ObservedState, limit: &Limit) ->
         fingerprint: state.fingerprint(),
         changes,
         drift: vec![],
+        adopted: vec![],
         desired: vec![],
     }
 }

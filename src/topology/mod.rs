@@ -8,6 +8,7 @@ use std::path::Path;
 pub mod check;
 pub mod diag;
 pub mod graph;
+pub mod id;
 pub mod model;
 pub(crate) mod names;
 pub mod raw;
