@@ -143,6 +143,12 @@ impl Plan {
         !self.changes.is_empty()
     }
 
+    /// Keeps only the changes on `nodes` (`destroy --node`: nodes no longer in the
+    /// file, whose containers nothing else reaches).
+    pub fn retain_nodes(&mut self, nodes: &BTreeSet<String>) {
+        self.changes.retain(|c| nodes.contains(&c.node));
+    }
+
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         for c in &self.changes {

@@ -153,3 +153,31 @@ fn destroy_never_removes_another_ids_container() {
     assert_eq!(removed, ["todo-app1", "todo-redisdb"]);
     assert!(p.changes.iter().all(|c| c.action == Action::Delete));
 }
+
+/// A node removed from the file while it still runs the topology's containers:
+/// plan never reads it, so it never shows them; `destroy --node` reads it again
+/// and removes what is there, and only that.
+#[test]
+fn a_node_gone_from_the_file_is_invisible_to_plan_and_destroy_node_cleans_only_it() {
+    let t = ours();
+    let s = applied(&t);
+    let mut without = t.clone();
+    without.nodes.remove("node1");
+    without.containers.retain(|c| c.node != "node1");
+    // What observe reads for the file without node1.
+    let mut read = s.clone();
+    read.nodes.remove("node1");
+    let p = plan(&without, &read, None).unwrap();
+    assert_eq!(p.changes, vec![], "app1 on node1 is out of sight");
+
+    // `destroy --node node1=...`: node1 read again, the plan kept to it.
+    let mut p = destroy_selected(&without.name, without.id.as_deref(), &s, &Limit::All);
+    p.retain_nodes(&["node1".to_string()].into());
+    let removed: Vec<(&str, &str)> = p
+        .changes
+        .iter()
+        .map(|c| (c.node.as_str(), c.runtime_name.as_str()))
+        .collect();
+    assert_eq!(removed, [("node1", "todo-app1")]);
+    assert_eq!(p.changes[0].observed_id.as_deref(), Some("id-app1"));
+}
