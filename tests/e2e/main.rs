@@ -8,6 +8,7 @@
 mod core_cases;
 mod harness;
 mod lab_cases;
+mod ownership_cases;
 mod targeting_cases;
 mod topology_cases;
 mod views;
@@ -34,6 +35,9 @@ const CASES: &[Case] = &[
     ("two_topologies_independent", topology_cases::two_topologies_independent),
     ("udp_link", topology_cases::udp_link),
     ("env_passed_verbatim", topology_cases::env_passed_verbatim),
+    // Shared nodes: ownership by id, and a node removed from the file.
+    ("same_name_two_ids_side_by_side", ownership_cases::same_name_two_ids_side_by_side),
+    ("destroy_node_cleans_a_node_removed_from_the_file", ownership_cases::destroy_node_cleans_a_node_removed_from_the_file),
     // plan and apply themselves: round trips, host keys, saved plans, locks, failures.
     ("plan_reads_each_node_in_one_round_trip", core_cases::plan_reads_each_node_in_one_round_trip),
     ("host_keys_are_verified", core_cases::host_keys_are_verified),

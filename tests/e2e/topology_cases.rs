@@ -9,7 +9,14 @@ use crate::harness::{lines_with, Ctx, Guard, Outcome, IMAGE};
 use crate::lab_cases::ask_retrying;
 
 /// A server on `node` answering "`reply` <line>" on `port`, published at `host_port`.
-fn server(name: &str, node: &str, proto: &str, port: u16, host_port: u16, reply: &str) -> String {
+pub(crate) fn server(
+    name: &str,
+    node: &str,
+    proto: &str,
+    port: u16,
+    host_port: u16,
+    reply: &str,
+) -> String {
     let protocol = if proto == "udp" {
         ", protocol = \"udp\""
     } else {
@@ -23,7 +30,7 @@ fn server(name: &str, node: &str, proto: &str, port: u16, host_port: u16, reply:
 }
 
 /// A long-running client on `node` with `links` (TOML array items).
-fn client(name: &str, node: &str, links: &[&str]) -> String {
+pub(crate) fn client(name: &str, node: &str, links: &[&str]) -> String {
     format!(
         "[containers.{name}]\nnode = \"{node}\"\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"inf\"]\nlinks = [{}]\n\n",
         links.join(", ")
