@@ -206,6 +206,13 @@ pub enum PlanError {
     NotObserved { node: String },
 }
 
+/// What of `state` this topology owns: with `id`, containers carrying another id
+/// are left out (they belong to another topology of the same name); without one,
+/// everything observed (`show` reports only these).
+pub fn owned_state(id: Option<&str>, state: &ObservedState) -> ObservedState {
+    owner::owned(id, state).state
+}
+
 /// Computes the plan. `needed` (when given) limits it to those containers (a
 /// target and what it needs, from the dependency graph).
 pub fn plan(

@@ -181,3 +181,20 @@ fn a_node_gone_from_the_file_is_invisible_to_plan_and_destroy_node_cleans_only_i
     assert_eq!(removed, [("node1", "todo-app1")]);
     assert_eq!(p.changes[0].observed_id.as_deref(), Some("id-app1"));
 }
+
+#[test]
+fn what_show_reports_is_only_ours() {
+    let t = ours();
+    let mut s = applied(&t);
+    theirs(&mut s, "node1", "web", "todo-web");
+    let owned = crate::plan::owned_state(t.id.as_deref(), &s);
+    let p = plan(&t, &s, None).unwrap();
+    let doc = serde_json::to_value(crate::output::show::ShowDocument::new(&p, &owned)).unwrap();
+    let names: Vec<&str> = doc["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["runtime_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["todo-redisdb", "todo-app1"]);
+}
