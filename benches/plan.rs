@@ -101,6 +101,7 @@ fn topology(containers: usize) -> Topology {
         .collect();
     Topology {
         name: "bench".into(),
+        id: None,
         nodes,
         containers,
         views: vec![],

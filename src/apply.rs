@@ -84,13 +84,18 @@ fn in_file(v: &crate::topology::model::EnvValue) -> bool {
 
 fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
     let d = c.desired.as_ref().expect("create has a desired container");
+    let mut labels = vec![
+        ("geartopo.topology".into(), topology.name.clone()),
+        ("geartopo.container".into(), d.container.clone()),
+        ("geartopo.spec".into(), d.spec_label()),
+    ];
+    // Last, so that the labels of a file without an id are what they always were.
+    if let Some(id) = &topology.id {
+        labels.push(("geartopo.id".into(), id.clone()));
+    }
     CreateSpec {
         runtime_name: d.runtime_name.clone(),
-        labels: vec![
-            ("geartopo.topology".into(), topology.name.clone()),
-            ("geartopo.container".into(), d.container.clone()),
-            ("geartopo.spec".into(), d.spec_label()),
-        ],
+        labels,
         publish: d
             .publish
             .iter()

@@ -15,6 +15,7 @@ use crate::state::{ObservedContainer, ObservedState};
 use crate::topology::model::{EnvValue, Protocol, Runtime, Topology};
 
 mod diff;
+mod owner;
 mod resolve;
 pub mod select;
 
@@ -103,6 +104,17 @@ pub struct Drift {
     pub what: String,
 }
 
+/// A container of this topology made before topology ids (no `geartopo.id`
+/// label): the topology with an id takes it over as it is. A runtime sets labels
+/// only at create, so it carries the id once it is next replaced; adopting it
+/// changes nothing on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Adopted {
+    pub container: String,
+    pub node: String,
+    pub runtime_name: String,
+}
+
 /// The plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
@@ -111,6 +123,8 @@ pub struct Plan {
     pub fingerprint: String,
     pub changes: Vec<Change>,
     pub drift: Vec<Drift>,
+    /// Owned containers without an id, taken over by this topology's id.
+    pub adopted: Vec<Adopted>,
     /// Every container's resolved form, changed or not (for `links`, `show`).
     #[serde(skip)]
     pub desired: Vec<Desired>,
@@ -127,6 +141,12 @@ pub struct Summary {
 impl Plan {
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()
+    }
+
+    /// Keeps only the changes on `nodes` (`destroy --node`: nodes no longer in the
+    /// file, whose containers nothing else reaches).
+    pub fn retain_nodes(&mut self, nodes: &BTreeSet<String>) {
+        self.changes.retain(|c| nodes.contains(&c.node));
     }
 
     pub fn summary(&self) -> Summary {
@@ -175,6 +195,13 @@ pub enum PlanError {
     Unresolved { name: String },
     #[error("node {node}: a container named {name} exists that this topology does not own; rename one of them")]
     NameTaken { node: String, name: String },
+    #[error("node {node}: container {name} belongs to another topology of the same name (its id {theirs}, this file's id {ours}); rename one of the topologies")]
+    OwnedByOther {
+        node: String,
+        name: String,
+        ours: String,
+        theirs: String,
+    },
     #[error("node {node} was not read")]
     NotObserved { node: String },
     #[error("node {node}: container {runtime_name} ({container}) carries this topology's labels but runs in the node's own network namespace (host networking, made or changed outside geartopo); geartopo will not put rules or sysctls there: remove it (geartopo destroy, or rm it by hand) and apply again")]
@@ -183,6 +210,13 @@ pub enum PlanError {
         container: String,
         runtime_name: String,
     },
+}
+
+/// What of `state` this topology owns: with `id`, containers carrying another id
+/// are left out (they belong to another topology of the same name); without one,
+/// everything observed (`show` reports only these).
+pub fn owned_state(id: Option<&str>, state: &ObservedState) -> ObservedState {
+    owner::owned(id, state).state
 }
 
 /// Computes the plan. `needed` (when given) limits it to those containers (a
@@ -228,6 +262,9 @@ pub fn plan_selected(
     if !errors.is_empty() {
         return Err(errors);
     }
+    let full = state;
+    let owned = owner::owned(topology.id.as_deref(), full);
+    let state = &owned.state;
     // Containers by name: a plan looks one up per link and per observed container,
     // and a scan of the list each time made planning quadratic.
     let mut by_name: ByName = HashMap::with_capacity(topology.containers.len());
@@ -251,7 +288,18 @@ pub fn plan_selected(
             .values()
             .chain(&ns.extras)
             .any(|oc| oc.runtime_name == d.runtime_name);
-        if !ours && ns.names.contains(&d.runtime_name) {
+        let other = owned
+            .foreign
+            .iter()
+            .find(|f| f.node == d.node && f.runtime_name == d.runtime_name);
+        if let (false, Some(f), Some(id)) = (ours, other, &topology.id) {
+            errors.push(PlanError::OwnedByOther {
+                node: d.node.clone(),
+                name: d.runtime_name.clone(),
+                ours: id.clone(),
+                theirs: f.id.clone(),
+            });
+        } else if !ours && ns.names.contains(&d.runtime_name) {
             errors.push(PlanError::NameTaken {
                 node: d.node.clone(),
                 name: d.runtime_name.clone(),
@@ -293,23 +341,34 @@ pub fn plan_selected(
     }
     Ok(Plan {
         topology: topology.name.clone(),
-        fingerprint: state.fingerprint(),
+        // Of everything read: the lock's re-read compares the same whole state.
+        fingerprint: full.fingerprint(),
         changes,
         drift,
+        adopted: owned.adopted,
         desired,
     })
 }
 
 /// The plan for `destroy`: every container observed under this topology's label,
-/// on every node (also ones no longer in the file, and copies), to delete.
+/// on every node (also ones no longer in the file, and copies), to delete. For a
+/// topology with an id, see [`destroy_selected`].
 pub fn destroy(topology: &str, state: &ObservedState) -> Plan {
-    destroy_selected(topology, state, &Limit::All)
+    destroy_selected(topology, None, state, &Limit::All)
 }
 
 /// The plan for `destroy --target` / `--exclude`: as [`destroy`], only for the
-/// containers `limit` allows (see `select` for what it pulls in).
-pub fn destroy_selected(topology: &str, state: &ObservedState, limit: &Limit) -> Plan {
-    let changes = state
+/// containers `limit` allows (see `select` for what it pulls in). With `id`, a
+/// container that carries another id is never part of it.
+pub fn destroy_selected(
+    topology: &str,
+    id: Option<&str>,
+    state: &ObservedState,
+    limit: &Limit,
+) -> Plan {
+    let owned = owner::owned(id, state);
+    let changes = owned
+        .state
         .nodes
         .iter()
         .flat_map(|(node, ns)| {
@@ -325,6 +384,7 @@ pub fn destroy_selected(topology: &str, state: &ObservedState, limit: &Limit) ->
         fingerprint: state.fingerprint(),
         changes,
         drift: vec![],
+        adopted: vec![],
         desired: vec![],
     }
 }

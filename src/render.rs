@@ -114,6 +114,21 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         }
         out.push('\n');
     }
+    if !plan.adopted.is_empty() {
+        out.push_str(
+            &style.bold(
+                "Note: containers made before topology ids are adopted by this topology's id",
+            ),
+        );
+        out.push_str("\n\n");
+        for a in &plan.adopted {
+            out.push_str(&format!(
+                "  = {} on {} (\"{}\"): adopted as it is; it carries the id from its next replace\n",
+                a.container, a.node, a.runtime_name
+            ));
+        }
+        out.push('\n');
+    }
     if !plan.has_changes() {
         out.push_str(NO_CHANGES);
         out.push('\n');

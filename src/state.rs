@@ -85,6 +85,10 @@ pub struct ObservedContainer {
     pub container: String,
     /// Label `geartopo.spec`: per attribute hashes, `image=..,command=..`.
     pub spec: BTreeMap<String, String>,
+    /// Label `geartopo.id`: the id of the topology that created it; `None` for
+    /// containers made before ids (or by a file without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
     /// The image as the runtime reports it.
     pub image: String,
     pub state: RunState,

@@ -44,6 +44,7 @@ pub fn applied_state(t: &Topology, p: &Plan) -> ObservedState {
                 runtime_name: d.runtime_name.clone(),
                 container: d.container.clone(),
                 spec: d.spec.clone(),
+                owner_id: t.id.clone(),
                 image: d.image.clone(),
                 state: RunState::Running,
                 pid: Some(1000 + i as u32),

@@ -333,6 +333,12 @@ fn every_example_validates_with_a_one_line_summary() {
         );
         assert_eq!(stdout.lines().count(), 1, "{stdout}");
         assert!(stdout.contains("is valid"), "{stdout}");
+        // Every example carries an `id`, so none warns.
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert!(n >= 3);
 }
@@ -412,5 +418,104 @@ value = "five"
             ("NOT_SECRET", "five", false),
             ("PLAIN", "three", false),
         ]
+    );
+}
+
+/// Every 32-hex-digit run (a fresh id, different on each run) as `<fresh id>`.
+fn mask_fresh_ids(text: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in text.chars().chain(std::iter::once('\0')) {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+            continue;
+        }
+        if run.len() == 32 {
+            out.push_str("<fresh id>");
+        } else {
+            out.push_str(&run);
+        }
+        run.clear();
+        if c != '\0' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `tests/validate/warnings/<case>.toml` are valid files with a warning: exit 0,
+/// the summary on stdout, the warning in `<case>.stderr`; with `--json`, the
+/// document in `<case>.json`. A fresh id in them is masked.
+#[test]
+fn a_valid_file_with_a_warning_passes_and_says_it_on_stderr_or_in_the_json() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate/warnings");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty());
+    for case in &cases {
+        let file_name = case.file_name().unwrap().to_str().unwrap();
+        let run = |json: bool| {
+            let mut c = geartopo();
+            c.current_dir(&dir).arg("validate");
+            if json {
+                c.arg("--json");
+            }
+            let out = c.arg(file_name).output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{file_name}");
+            (
+                mask_fresh_ids(&String::from_utf8(out.stdout).unwrap()),
+                mask_fresh_ids(&String::from_utf8(out.stderr).unwrap()),
+            )
+        };
+        let (stdout, stderr) = run(false);
+        assert!(stdout.contains("is valid"), "{stdout}");
+        let (json, json_stderr) = run(true);
+        assert_eq!(json_stderr, "");
+        let doc: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(doc["valid"], true);
+        assert_eq!(doc["warning_count"], 1);
+        assert_eq!(doc["diagnostics"][0]["severity"], "warning");
+        for (ext, got) in [("stderr", stderr), ("json", json)] {
+            let golden = case.with_extension(ext);
+            if bless() {
+                std::fs::write(&golden, &got).unwrap();
+            }
+            assert_eq!(
+                got,
+                std::fs::read_to_string(&golden).unwrap_or_default(),
+                "{}",
+                golden.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_fresh_id_a_warning_offers_is_one_the_file_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.toml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate/warnings/missing-id.toml"),
+    )
+    .unwrap();
+    std::fs::write(&file, &text).unwrap();
+    let out = geartopo().arg("validate").arg(&file).output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let line = stderr
+        .split("and keep it: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no id line offered: {stderr}"));
+    std::fs::write(&file, text.replacen('\n', &format!("\n{line}\n"), 1)).unwrap();
+    let out = geartopo().arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -477,3 +477,90 @@ fn a_replace_to_an_image_that_cannot_be_had_leaves_the_old_container_running() {
         .any(|op| matches!(op, NodeOp::Remove { .. }));
     assert!(!removed);
 }
+
+#[test]
+fn containers_record_the_topology_id_and_only_a_file_with_one() {
+    let mut t = redis_todo();
+    t.id = Some("0123456789abcdef0123456789abcdef".into());
+    let p = plan(&t, &crate::plan::tests::empty_state(&t), None).unwrap();
+    let labels = |t: &crate::topology::model::Topology| -> Vec<Vec<(String, String)>> {
+        apply_tasks(t, &DepGraph::build(t).unwrap(), &p)
+            .iter()
+            .filter_map(|task| match &task.op {
+                NodeOp::Create(spec) => Some(spec.labels.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let with = labels(&t);
+    assert_eq!(with.len(), 2);
+    for l in &with {
+        assert!(l.contains(&(
+            "geartopo.id".into(),
+            "0123456789abcdef0123456789abcdef".into()
+        )));
+    }
+    t.id = None;
+    assert!(labels(&t)
+        .iter()
+        .all(|l| l.iter().all(|(k, _)| k != "geartopo.id")));
+}
+
+/// Two teams each call their topology `todo` and share the nodes: with ids, one
+/// team's apply and destroy leave the other's containers running with their rules.
+#[test]
+fn two_topologies_of_one_name_and_two_ids_apply_and_destroy_side_by_side() {
+    let mut a = redis_todo();
+    a.id = Some("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into());
+    let mut b = redis_todo();
+    b.id = Some("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into());
+    for c in &mut b.containers {
+        c.name = format!("{}-b", c.name);
+        for p in &mut c.publish {
+            p.host_port = Some(50001);
+        }
+        for l in &mut c.links {
+            if let crate::topology::model::LinkTarget::Container { container, .. } = &mut l.target {
+                *container = format!("{container}-b");
+            }
+        }
+    }
+    let (sim, w) = simulated(&a, &[]);
+    apply_once(&a, &w);
+    apply_once(&b, &w);
+    let names = || -> Vec<String> {
+        let s = sim.lock().unwrap();
+        let mut n: Vec<String> = s.nodes.values().flatten().map(|c| c.name.clone()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(),
+        ["todo-app1", "todo-app1-b", "todo-redisdb", "todo-redisdb-b"]
+    );
+    // Each sees only its own: nothing to change for either.
+    for t in [&a, &b] {
+        let (p, _, _) = apply_once(t, &w);
+        assert!(!p.has_changes(), "{:?}", p.changes);
+    }
+    // A destroys.
+    let mut c = conns(&w, &a);
+    let state = observe(&a, &mut c, 4).unwrap();
+    let p =
+        crate::plan::destroy_selected(&a.name, a.id.as_deref(), &state, &crate::plan::Limit::All);
+    let tasks = destroy_tasks(&a, &DepGraph::build(&a).unwrap(), &p);
+    assert!(execute(&tasks, &mut c, 4, &Quiet)
+        .iter()
+        .all(|o| *o == Outcome::Done));
+    assert_eq!(names(), ["todo-app1-b", "todo-redisdb-b"]);
+    // B is untouched: running, rules in place, nothing to do.
+    let (p, _, _) = apply_once(&b, &w);
+    assert!(!p.has_changes(), "{:?}", p.changes);
+    assert!(sim
+        .lock()
+        .unwrap()
+        .nodes
+        .values()
+        .flatten()
+        .all(|c| c.status == "running"));
+}

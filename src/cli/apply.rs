@@ -51,8 +51,22 @@ pub struct DestroyArgs {
     /// (repeat for more; not with --target).
     #[arg(long = "exclude", value_name = "CONTAINER", conflicts_with = "targets")]
     pub excludes: Vec<String>,
+    /// A node removed from the file that still runs this topology's containers: read it
+    /// at ADDR (with the file's [defaults] for SSH and runtime) and destroy only what the
+    /// topology owns there (repeat for more nodes).
+    #[arg(long = "node", value_name = "NAME=ADDR", value_parser = node_arg)]
+    pub nodes: Vec<(String, String)>,
     #[command(flatten)]
     pub connect: super::ConnectArgs,
+}
+
+fn node_arg(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, addr)) if !name.is_empty() && !addr.is_empty() => {
+            Ok((name.to_string(), addr.to_string()))
+        }
+        _ => Err("expected NAME=ADDR, for example node2=198.18.0.2".into()),
+    }
 }
 
 fn confirm(question: &str) -> Result<bool> {
@@ -177,7 +191,15 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
         return Err(json_needs_approval(Verb::Destroy, "--auto-approve"));
     }
     let path = super::topology_path(args.file.clone());
-    let (topology, graph, source) = load(&path)?;
+    let (mut topology, graph, source) = load(&path)?;
+    let file = path.display().to_string();
+    let mut extra = std::collections::BTreeSet::new();
+    for (name, address) in &args.nodes {
+        let node = crate::topology::extra_node::extra_node(&file, &source, name, address)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        topology.nodes.insert(name.clone(), node);
+        extra.insert(name.clone());
+    }
     let mut session = Session::connect(topology, graph, source, &args.connect)
         .map_err(stop(ApplyErrorKind::Unreachable))?;
     let state = session
@@ -188,7 +210,11 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
         excludes: args.excludes.clone(),
         replace: Vec::new(),
     };
-    let plan = planned.insert(session.destroy_plan(&state, &scope)?);
+    let mut destroy_plan = session.destroy_plan(&state, &scope)?;
+    if !extra.is_empty() {
+        destroy_plan.retain_nodes(&extra);
+    }
+    let plan = planned.insert(destroy_plan);
     if let Some(warning) = scope.targeting_warning() {
         eprintln!("{warning}");
     }
@@ -204,7 +230,13 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
     if !args.json {
         print!("{}", plan_text(plan, stdout_style()));
     }
-    let question = if scope.targets.is_empty() && scope.excludes.is_empty() {
+    let question = if !extra.is_empty() {
+        format!(
+            "\nDo you really want to destroy everything topology {} owns on {}?",
+            session.topology.name,
+            extra.iter().cloned().collect::<Vec<_>>().join(", ")
+        )
+    } else if scope.targets.is_empty() && scope.excludes.is_empty() {
         format!(
             "\nDo you really want to destroy everything topology {} owns?",
             session.topology.name

@@ -117,6 +117,7 @@ impl Session {
         let selection = select(&self.topology, &self.graph, state, scope, Mode::Destroy)?;
         Ok(destroy_selected(
             &self.topology.name,
+            self.topology.id.as_deref(),
             state,
             &selection.limit,
         ))

@@ -24,7 +24,9 @@ pub fn run(args: ShowArgs) -> Result<i32> {
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
     let state = session.observe()?;
     let plan = session.plan(&state, &[])?;
-    let status = ShowDocument::new(&plan, &state);
+    // Containers of another topology with the same name and another id are not ours to show.
+    let owned = crate::plan::owned_state(session.topology.id.as_deref(), &state);
+    let status = ShowDocument::new(&plan, &owned);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {

@@ -2,7 +2,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::output::validate::ValidateDocument;
+use crate::output::validate::{missing_id_text, ValidateDocument};
 use crate::topology::{self, Invalid};
 
 #[derive(Debug, clap::Args)]
@@ -32,6 +32,10 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     match super::load_or_report(&path) {
         Some(t) => {
             println!("{}", summary(&path.display().to_string(), &t.topology));
+            if t.topology.id.is_none() {
+                let (headline, help) = missing_id_text(&t.topology.name, &fresh_id());
+                eprintln!("warning: {}: {headline}\n  help: {help}", path.display());
+            }
             Ok(0)
         }
         None => Ok(1),
@@ -48,7 +52,7 @@ fn run_json(path: &Path) -> anyhow::Result<i32> {
             1,
         ),
         Ok(bytes) => match topology::load_source(&path.display().to_string(), bytes.clone()) {
-            Ok(loaded) => (ValidateDocument::valid(&loaded.topology), 0),
+            Ok(loaded) => (ValidateDocument::valid(&loaded.topology, &fresh_id()), 0),
             Err(invalid) => (ValidateDocument::invalid(&invalid, &bytes), 1),
         },
     };
@@ -57,6 +61,27 @@ fn run_json(path: &Path) -> anyhow::Result<i32> {
     writeln!(out)?;
     out.flush()?;
     Ok(code)
+}
+
+/// A fresh topology id: 16 random bytes as 32 hex digits, from the kernel's
+/// randomness; if that cannot be read, a hash of the clock and the process id
+/// (unique enough for telling two topologies apart, which is all an id is for).
+pub(crate) fn fresh_id() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if random.is_err() {
+        use sha2::{Digest, Sha256};
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let digest = Sha256::new()
+            .chain_update(now.as_nanos().to_le_bytes())
+            .chain_update(std::process::id().to_le_bytes())
+            .finalize();
+        bytes.copy_from_slice(&digest[..16]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `todo.toml: topology "todo" is valid: 2 nodes, 2 containers, 0 views, 3 links`.
@@ -77,5 +102,16 @@ fn count(n: usize, what: &str) -> String {
         format!("1 {what}")
     } else {
         format!("{n} {what}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_fresh_id_is_a_valid_id_and_another_each_time() {
+        let (a, b) = (super::fresh_id(), super::fresh_id());
+        assert_eq!(crate::topology::id::topology_id(&a), Some(a.clone()));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
     }
 }

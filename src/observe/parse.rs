@@ -268,6 +268,7 @@ fn parse_inspect(v: &Value) -> Result<Option<ObservedContainer>, String> {
         runtime_name,
         container,
         spec,
+        owner_id: label("geartopo.id"),
         image,
         state,
         pid: None,

@@ -12,6 +12,10 @@ use crate::plan::{Action, Change, Desired, Drift, Plan};
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[schemars(title = "geartopo plan")]
 pub struct PlanDocument {
+    /// Containers of this topology made before topology ids (no id label): adopted
+    /// as they are, nothing changes on the node; each carries the id from its next
+    /// replace on.
+    pub adopted: Vec<PlanAdopted>,
     /// One entry per container to create, replace, update or delete.
     pub changes: Vec<PlanChange>,
     /// Objects changed outside geartopo since the last apply.
@@ -91,6 +95,15 @@ pub struct PlanDrift {
     pub what: String,
 }
 
+/// A container adopted by the topology's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct PlanAdopted {
+    pub container: String,
+    pub node: String,
+    /// The name the runtime knows it by (`todo-app1`).
+    pub runtime_name: String,
+}
+
 /// Counts of changes, as the summary line says them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct PlanSummary {
@@ -103,6 +116,15 @@ impl PlanDocument {
     pub fn new(plan: &Plan) -> Self {
         let s = plan.summary();
         PlanDocument {
+            adopted: plan
+                .adopted
+                .iter()
+                .map(|a| PlanAdopted {
+                    container: a.container.clone(),
+                    node: a.node.clone(),
+                    runtime_name: a.runtime_name.clone(),
+                })
+                .collect(),
             changes: plan.changes.iter().map(change).collect(),
             drift: plan.drift.iter().map(drift).collect(),
             fingerprint: plan.fingerprint.clone(),

@@ -21,7 +21,7 @@ pub struct ValidateDocument {
     pub valid: bool,
     /// How many diagnostics have severity `error`.
     pub error_count: usize,
-    /// How many diagnostics have severity `warning` (validate has none yet).
+    /// How many diagnostics have severity `warning` (a valid file without `id`).
     pub warning_count: usize,
     /// Every problem, in the order of their place in the file.
     pub diagnostics: Vec<Diagnostic>,
@@ -109,14 +109,20 @@ pub struct Snippet {
 }
 
 impl ValidateDocument {
-    /// The document for a valid topology.
-    pub fn valid(t: &Topology) -> Self {
+    /// The document for a valid topology; `fresh_id` is offered in the warning
+    /// when the file has no `id`.
+    pub fn valid(t: &Topology, fresh_id: &str) -> Self {
+        let diagnostics: Vec<Diagnostic> =
+            t.id.is_none()
+                .then(|| missing_id(&t.name, fresh_id))
+                .into_iter()
+                .collect();
         ValidateDocument {
             format_version: super::FormatVersion,
             valid: true,
             error_count: 0,
-            warning_count: 0,
-            diagnostics: Vec::new(),
+            warning_count: diagnostics.len(),
+            diagnostics,
             topology: Some(TopologySummary {
                 name: t.name.clone(),
                 nodes: t.nodes.len(),
@@ -165,6 +171,30 @@ impl ValidateDocument {
             diagnostics,
             topology: None,
         }
+    }
+}
+
+/// The warning for a file without `id`: its headline and help, as the text mode
+/// prints them too.
+pub fn missing_id_text(name: &str, fresh_id: &str) -> (String, String) {
+    (
+        format!(
+            "the topology has no `id`: containers of any other topology named {name:?} on the same nodes are taken for its own"
+        ),
+        format!("add this line after `name`, once, and keep it: id = \"{fresh_id}\""),
+    )
+}
+
+fn missing_id(name: &str, fresh_id: &str) -> Diagnostic {
+    let (summary, help) = missing_id_text(name, fresh_id);
+    Diagnostic {
+        severity: Severity::Warning,
+        summary,
+        detail: String::new(),
+        range: None,
+        snippet: None,
+        labels: Vec::new(),
+        help: Some(help),
     }
 }
 

@@ -87,6 +87,7 @@ pub(crate) fn redis_todo() -> Topology {
     });
     Topology {
         name: "todo".into(),
+        id: None,
         nodes: [
             ("node1".to_string(), node("node1", "198.18.0.1")),
             ("node4".to_string(), node("node4", "198.18.0.4")),
@@ -523,6 +524,10 @@ fn golden_plans() {
     let mut t4 = t.clone();
     t4.containers.retain(|c| c.name == "redisdb");
     golden("removed-from-file", &plan(&t4, &s, None).unwrap());
+    // A file that gained an id, over containers made before ids: adopted, no change.
+    let mut t5 = t.clone();
+    t5.id = Some("0123456789abcdef0123456789abcdef".into());
+    golden("adopted-without-id", &plan(&t5, &s, None).unwrap());
     // `apply --replace redisdb` with nothing changed, and `destroy --target redisdb`
     // (app1 links to it, so it goes first).
     let g = crate::graph::DepGraph::build(&t).unwrap();
@@ -538,7 +543,7 @@ fn golden_plans() {
     let target = Scope::targets(&["redisdb".into()]);
     golden(
         "destroy-target",
-        &destroy_selected(&t.name, &s, &asked(target, Mode::Destroy).limit),
+        &destroy_selected(&t.name, None, &s, &asked(target, Mode::Destroy).limit),
     );
 }
 

@@ -197,6 +197,7 @@ impl Checker<'_> {
 
     fn topology(&mut self, doc: &Document) -> Option<(Topology, Option<DepGraph>)> {
         let name = self.topology_name(doc.name.as_ref());
+        let id = doc.id.as_ref().and_then(|id| self.topology_id(id));
         let nodes = self.nodes(doc);
         let declared = self.containers(doc);
         let views = self.views(doc, &declared);
@@ -210,6 +211,7 @@ impl Checker<'_> {
         }
         let topology = Topology {
             name,
+            id,
             nodes,
             containers,
             views: views.into_iter().map(|v| v.view).collect(),
@@ -249,6 +251,22 @@ impl Checker<'_> {
             );
         }
         n.clone()
+    }
+
+    /// The topology's id, lowercased; reports a malformed one.
+    fn topology_id(&mut self, id: &Spanned<String>) -> Option<String> {
+        let ok = super::id::topology_id(id.get_ref());
+        if ok.is_none() {
+            self.push(
+                Problem::at(
+                    format!("invalid topology id {:?}", id.get_ref()),
+                    id.span(),
+                    "expected 16 to 64 hex digits, or a UUID",
+                )
+                .help("it tells this topology's containers from those of another topology of the same name; `geartopo validate` on a file without `id` prints a fresh one"),
+            );
+        }
+        ok
     }
 
     /// Checks a node, container or view name; reports and returns false when bad.

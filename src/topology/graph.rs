@@ -412,6 +412,7 @@ mod tests {
     fn topology(containers: Vec<Container>) -> Topology {
         Topology {
             name: "t".into(),
+            id: None,
             nodes: BTreeMap::new(),
             containers,
             views: vec![],

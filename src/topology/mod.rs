@@ -7,7 +7,9 @@ use std::path::Path;
 
 pub mod check;
 pub mod diag;
+pub mod extra_node;
 pub mod graph;
+pub mod id;
 pub mod model;
 pub(crate) mod names;
 pub mod raw;

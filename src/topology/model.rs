@@ -12,6 +12,9 @@ use std::path::PathBuf;
 pub struct Topology {
     /// `[a-z0-9-]`, at most 32 characters; prefixes every runtime name.
     pub name: String,
+    /// The topology's id (hex digits or a UUID, lowercased), recorded on every
+    /// container it creates; `None` in files written before ids (ownership by name).
+    pub id: Option<String>,
     /// Nodes by name.
     pub nodes: BTreeMap<String, Node>,
     /// Concrete containers after replica expansion (`db-1`, `db-2`, ...), in file order.

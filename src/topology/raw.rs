@@ -28,6 +28,14 @@ pub struct RawTopology {
     /// The topology's name: `[a-z0-9-]`, 1 to 32 characters. It owns everything it
     /// creates and prefixes every container's runtime name.
     pub name: String,
+    /// Who owns what this topology creates, beside its name: 16 to 64 hex digits or a
+    /// UUID, made once (`geartopo validate` prints a fresh one) and never changed. A
+    /// topology with an id leaves containers of another id alone, so two topologies
+    /// of the same name can share nodes.
+    #[schemars(regex(
+        pattern = r"^([0-9a-fA-F]{16,64}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+    ))]
+    pub id: Option<String>,
     /// What every node inherits.
     #[serde(default)]
     pub defaults: RawDefaults,
@@ -285,6 +293,8 @@ pub(crate) struct Entry<T> {
 pub(crate) struct Document {
     /// `None`: missing or not a string (reported).
     pub name: Option<Spanned<String>>,
+    /// `None`: absent (a warning) or not a string (reported).
+    pub id: Option<Spanned<String>>,
     pub defaults: RawDefaults,
     pub nodes: Vec<Entry<RawNode>>,
     pub containers: Vec<Entry<RawContainer>>,
@@ -295,7 +305,7 @@ pub(crate) struct Document {
 }
 
 /// The top-level keys, for "unknown key" help.
-const TOP_KEYS: &[&str] = &["name", "defaults", "nodes", "containers", "views"];
+const TOP_KEYS: &[&str] = &["name", "id", "defaults", "nodes", "containers", "views"];
 
 /// Reads `source` into a [`Document`], pushing a problem for every shape error.
 /// Returns `None` only when the file is not TOML at all.
@@ -348,6 +358,7 @@ fn read_document(source: &str, problems: &mut Vec<Problem>) -> Option<Document> 
         let key_span = root.key(key).and_then(|k| k.span()).unwrap_or(0..0);
         match key {
             "name" => out.name = value(item.clone(), key_span, problems),
+            "id" => out.id = value(item.clone(), key_span, problems),
             "defaults" => {
                 if let Some(d) = value(item.clone(), key_span, problems) {
                     out.defaults = d;

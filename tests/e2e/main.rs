@@ -10,6 +10,7 @@ mod core_cases;
 mod docker_cases;
 mod harness;
 mod lab_cases;
+mod ownership_cases;
 mod security_cases;
 mod targeting_cases;
 mod topology_cases;
@@ -42,6 +43,9 @@ const CASES: &[Case] = &[
     ("docker_link_changed_in_place", docker_cases::link_changed_in_place),
     ("docker_drift_repaired", docker_cases::drift_repaired),
     ("docker_destroy_leaves_nothing", docker_cases::destroy_leaves_nothing),
+    // Shared nodes: ownership by id, and a node removed from the file.
+    ("same_name_two_ids_side_by_side", ownership_cases::same_name_two_ids_side_by_side),
+    ("destroy_node_cleans_a_node_removed_from_the_file", ownership_cases::destroy_node_cleans_a_node_removed_from_the_file),
     // plan and apply themselves: round trips, host keys, saved plans, locks, failures.
     ("plan_reads_each_node_in_one_round_trip", core_cases::plan_reads_each_node_in_one_round_trip),
     ("host_keys_are_verified", core_cases::host_keys_are_verified),

@@ -68,7 +68,7 @@ fn set(v: &[&str]) -> BTreeSet<String> {
 
 fn destroy_plan(t: &Topology, g: &DepGraph, s: &ObservedState, scope: Scope) -> Plan {
     let sel = select(t, g, s, &scope, Mode::Destroy).unwrap();
-    destroy_selected(&t.name, s, &sel.limit)
+    destroy_selected(&t.name, t.id.as_deref(), s, &sel.limit)
 }
 
 fn apply_plan(t: &Topology, g: &DepGraph, s: &ObservedState, scope: Scope) -> Plan {

@@ -1,0 +1,84 @@
+//! Which observed containers are this topology's. Observe keeps every container
+//! that carries the topology's name; when the topology has an id, those that carry
+//! another id belong to another topology of the same name and are set aside here,
+//! before anything is planned, so no change can ever name them. Those without an
+//! id (made before ids) are adopted. Pure: no I/O.
+
+use std::collections::BTreeMap;
+
+use crate::state::{ObservedContainer, ObservedState};
+
+use super::Adopted;
+
+/// A container of the same topology name but another id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Foreign {
+    pub node: String,
+    pub runtime_name: String,
+    pub id: String,
+}
+
+/// The observed state cut down to what this topology owns.
+pub(crate) struct Owned {
+    pub state: ObservedState,
+    /// Owned containers without an id (only when the topology has one).
+    pub adopted: Vec<Adopted>,
+    pub foreign: Vec<Foreign>,
+}
+
+/// Splits `state` by owner. Without an id, everything observed is owned (as
+/// before ids). The ports and names of foreign containers stay in the node's
+/// `taken_ports` and `names`, so nothing of ours is planned onto them.
+pub(crate) fn owned(id: Option<&str>, state: &ObservedState) -> Owned {
+    let Some(id) = id else {
+        return Owned {
+            state: state.clone(),
+            adopted: Vec::new(),
+            foreign: Vec::new(),
+        };
+    };
+    let mut out = state.clone();
+    let mut adopted = Vec::new();
+    let mut foreign = Vec::new();
+    for (node, ns) in &mut out.nodes {
+        // Observe put the first container of each name in `containers` and later
+        // ones in `extras`; a foreign one may have taken the first place.
+        let all: Vec<ObservedContainer> = std::mem::take(&mut ns.containers)
+            .into_values()
+            .chain(std::mem::take(&mut ns.extras))
+            .collect();
+        let mut containers = BTreeMap::new();
+        for oc in all {
+            match oc.owner_id.as_deref() {
+                Some(other) if other != id => {
+                    foreign.push(Foreign {
+                        node: node.clone(),
+                        runtime_name: oc.runtime_name.clone(),
+                        id: other.to_string(),
+                    });
+                    continue;
+                }
+                Some(_) => {}
+                None => adopted.push(Adopted {
+                    container: oc.container.clone(),
+                    node: node.clone(),
+                    runtime_name: oc.runtime_name.clone(),
+                }),
+            }
+            if containers.contains_key(&oc.container) {
+                ns.extras.push(oc);
+            } else {
+                containers.insert(oc.container.clone(), oc);
+            }
+        }
+        ns.containers = containers;
+    }
+    Owned {
+        state: out,
+        adopted,
+        foreign,
+    }
+}
+
+#[cfg(test)]
+mod tests;
