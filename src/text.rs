@@ -59,13 +59,21 @@ mod tests {
         );
         assert_eq!(escape_controls("a\r\nb\tc\x7f"), "a\\x0d\nb\\x09c\\x7f");
         assert_eq!(escape_controls("csi\u{9b}2J"), "csi\\u{9b}2J");
-        assert_eq!(escape_controls("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
+        assert_eq!(
+            escape_controls("evil\u{202e}txt.exe"),
+            "evil\\u{202e}txt.exe"
+        );
         assert_eq!(escape_controls("\u{2066}x\u{2069}"), "\\u{2066}x\\u{2069}");
     }
 
     #[test]
     fn plain_text_is_borrowed_as_it_is() {
-        for s in ["", "-A OUTPUT -d 127.0.0.1/32 -j DNAT", "é ü 漢字 \\x1b", "a\nb"] {
+        for s in [
+            "",
+            "-A OUTPUT -d 127.0.0.1/32 -j DNAT",
+            "é ü 漢字 \\x1b",
+            "a\nb",
+        ] {
             assert!(matches!(escape_controls(s), Cow::Borrowed(b) if b == s));
         }
     }
