@@ -11,6 +11,7 @@ use std::sync::{Condvar, Mutex};
 use crate::graph::{DepGraph, Step};
 use crate::node::{CreateSpec, NodeConnection, NodeOp, OwnedRules};
 use crate::plan::{Action, Change, Plan};
+use crate::text::escape_controls;
 use crate::topology::model::{Runtime, Topology};
 
 pub mod saved;
@@ -59,11 +60,12 @@ impl Progress for PlainProgress {
     fn finished(&self, node: &str, label: &str, outcome: &Outcome) {
         match outcome {
             Outcome::Done => println!("{node}: {label}: done"),
-            Outcome::Failed(e) => println!("{node}: {label}: FAILED: {e}"),
+            Outcome::Failed(e) => println!("{node}: {label}: FAILED: {}", escape_controls(e)),
             Outcome::Skipped(why) => println!("{node}: {label}: not started ({why})"),
         }
     }
     fn unlock_failed(&self, node: &str, error: &crate::transport::TransportError) {
+        let error = escape_controls(&error.to_string()).into_owned();
         eprintln!("warning: could not release the lock on node {node}: {error}");
     }
 }

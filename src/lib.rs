@@ -23,6 +23,7 @@ pub mod state;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
+pub mod text;
 pub mod topology;
 pub mod topology_graph;
 /// The start-order graph of a validated topology (it lives in `topology`, whose

@@ -7,6 +7,7 @@ use similar::TextDiff;
 
 use crate::output::plan::PlanDocument;
 use crate::plan::{Action, Change, Desired, Plan};
+use crate::text::escape_controls as esc;
 
 /// Terminal colours, off when `NO_COLOR` is set or output is not a terminal.
 #[derive(Debug, Clone, Copy)]
@@ -107,9 +108,9 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
             out.push_str(&format!(
                 "  {} {} on {}: {}\n",
                 style.yellow("~"),
-                d.container,
-                d.node,
-                d.what
+                esc(&d.container),
+                esc(&d.node),
+                esc(&d.what)
             ));
         }
         out.push('\n');
@@ -164,7 +165,11 @@ fn change_text(c: &Change, style: Style) -> String {
         Action::Update => ("will be updated in place", style.yellow("~")),
         Action::Delete => ("will be destroyed", style.red("-")),
     };
-    out.push_str(&style.bold(&format!("  # {} on {} {verb}", c.container, c.node)));
+    out.push_str(&style.bold(&format!(
+        "  # {} on {} {verb}",
+        esc(&c.container),
+        esc(&c.node)
+    )));
     out.push('\n');
     let pad = if matches!(c.action, Action::Replace { .. }) {
         ""
@@ -200,7 +205,10 @@ fn change_text(c: &Change, style: Style) -> String {
                         quoted_list(&d.command)
                     ),
                     "env" => format!("      {tilde} env (changed) # forces replacement\n"),
-                    other => format!("      {tilde} {other} (changed) # forces replacement\n"),
+                    other => format!(
+                        "      {tilde} {} (changed) # forces replacement\n",
+                        esc(other)
+                    ),
                 };
                 out.push_str(&line);
             }
@@ -222,6 +230,8 @@ fn change_text(c: &Change, style: Style) -> String {
                         } else {
                             out.push_str(&format!("      {tilde} rules (owned chains in its nat and filter tables):\n"));
                             for line in rules_diff(&before, &c.rules_after).lines() {
+                                // Live lines come from the node: escaped before colour is added.
+                                let line = &*esc(line);
                                 let colored = match line.chars().next() {
                                     Some('+') if !line.starts_with("+++") => style.green(line),
                                     Some('-') if !line.starts_with("---") => style.red(line),
@@ -233,7 +243,7 @@ fn change_text(c: &Change, style: Style) -> String {
                     }
                     "start" => out.push_str(&format!("      {tilde} state   = \"stopped\" -> \"running\"\n")),
                     "sysctls" => out.push_str(&format!("      {tilde} sysctls = net.ipv4.ip_forward=1, net.ipv4.conf.all.route_localnet=1\n")),
-                    other => out.push_str(&format!("      {tilde} {other}\n")),
+                    other => out.push_str(&format!("      {tilde} {}\n", esc(other))),
                 }
             }
         }
@@ -295,4 +305,85 @@ pub fn no_plan<E: std::fmt::Display>(what: &str, errors: &[E]) -> String {
 /// value: what a saved plan records and what apply compares it with.
 pub fn plan_json(plan: &Plan) -> serde_json::Value {
     serde_json::to_value(PlanDocument::new(plan)).expect("a plan document serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::plan;
+    use crate::plan::tests::{applied, redis_todo};
+    use crate::state::RunState;
+
+    /// What a hostile node can put in front of the operator's terminal: clear the
+    /// screen, retitle the window (OSC ended by BEL), and reverse the reading order.
+    const CLEAR: &str = "\x1b[2J";
+    const TITLE: &str = "\x1b]0;title\x07";
+    const RLO: &str = "\u{202e}";
+
+    fn assert_no_raw_controls(text: &str) {
+        for bad in ['\x1b', '\x07', '\u{202e}', '\r'] {
+            assert!(!text.contains(bad), "raw {bad:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn node_provided_rule_lines_images_names_and_drift_print_escaped() {
+        let t = redis_todo();
+        let mut s = applied(&t);
+        let node1 = s.nodes.get_mut("node1").unwrap();
+        let app = node1.containers.get_mut("app1").unwrap();
+        // A rule line added by hand on the node: drift, and a line of the diff.
+        app.chains.as_mut().unwrap().rules.push(format!(
+            "-A GEARTOPO-OUTPUT -m comment --comment \"{CLEAR}{TITLE}\" -j ACCEPT"
+        ));
+        app.sysctls
+            .insert("net.ipv4.ip_forward".into(), format!("0{CLEAR}"));
+        // A container of ours that the file no longer names, with a hostile image.
+        let mut gone = app.clone();
+        gone.container = format!("old{RLO}gpj.exe");
+        gone.runtime_name = format!("todo-old{TITLE}");
+        gone.image = format!("evil{RLO}{CLEAR}");
+        node1.containers.insert(gone.container.clone(), gone);
+        // A stopped container whose runtime reports a hostile status.
+        let db = s
+            .nodes
+            .get_mut("node4")
+            .unwrap()
+            .containers
+            .get_mut("redisdb")
+            .unwrap();
+        db.state = RunState::Stopped(format!("exited{CLEAR}"));
+        db.image = format!("redis{TITLE}");
+        let mut t2 = t.clone();
+        t2.containers[0].image = "localhost/other:1".into();
+
+        // The image change replaces redisdb (its observed image shown); without
+        // it, redisdb is started again (its observed status shown as drift).
+        let replaced = plan(&t2, &s, None).unwrap();
+        let started = plan(&t, &s, None).unwrap();
+        for style in [Style::plain(), Style { color: true }] {
+            let text = plan_text(&replaced, style) + &plan_text(&started, style);
+            if style.color {
+                // Colour is geartopo's own: every ESC left is one of its SGR codes.
+                let without_sgr = text
+                    .replace("\x1b[0m", "")
+                    .replace("\x1b[1m", "")
+                    .replace("\x1b[31m", "")
+                    .replace("\x1b[32m", "")
+                    .replace("\x1b[33m", "");
+                assert_no_raw_controls(&without_sgr);
+                continue;
+            }
+            assert_no_raw_controls(&text);
+            for shown in [
+                "\\x1b[2J\\x1b]0;title\\x07",
+                "old\\u{202e}gpj.exe",
+                "exited\\x1b[2J",
+                "0\\x1b[2J",
+                "\"redis\\u{1b}]0;title\\u{7}\"",
+            ] {
+                assert!(text.contains(shown), "{shown} not in:\n{text}");
+            }
+        }
+    }
 }

@@ -141,7 +141,12 @@ pub fn report(plan: &Plan, tasks: &[Task], outcomes: &[Outcome], verb: Verb) -> 
     for (t, o) in tasks.iter().zip(outcomes) {
         let line = match o {
             Outcome::Done => format!("  done        {}: {}", t.node, t.label),
-            Outcome::Failed(e) => format!("  FAILED      {}: {}: {}", t.node, t.label, e),
+            Outcome::Failed(e) => format!(
+                "  FAILED      {}: {}: {}",
+                t.node,
+                t.label,
+                crate::text::escape_controls(e)
+            ),
             Outcome::Skipped(why) => format!("  not started {}: {} ({why})", t.node, t.label),
         };
         text.push_str(&line);

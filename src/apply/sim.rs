@@ -35,6 +35,9 @@ pub(crate) struct Sim {
     next: u32,
     /// (node, operation kind) that fails with an error message.
     pub fail: Vec<(String, String)>,
+    /// What a failing operation writes on stderr; `simulated failure at KIND`
+    /// when `None`.
+    pub fail_stderr: Option<String>,
     /// (node, operation kind) whose handling panics (a bug in geartopo).
     pub panic_on: Vec<(String, String)>,
     /// Nodes that drop the connection.
@@ -213,7 +216,9 @@ impl Sim {
                 panic!("simulated bug at {kind} on {node}");
             }
             if self.fail.contains(&here) {
-                return Ok(failure(125, format!("simulated failure at {kind}")));
+                let stderr = (self.fail_stderr.clone())
+                    .unwrap_or_else(|| format!("simulated failure at {kind}"));
+                return Ok(failure(125, stderr));
             }
             match op {
                 NodeOp::Observe { .. } => stdout.push_str(&self.observe(node)),

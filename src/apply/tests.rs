@@ -564,3 +564,21 @@ fn two_topologies_of_one_name_and_two_ids_apply_and_destroy_side_by_side() {
         .flatten()
         .all(|c| c.status == "running"));
 }
+
+#[test]
+fn a_node_whose_read_fails_is_reported_with_its_stderr_escaped() {
+    let t = redis_todo();
+    let (sim, w) = simulated(&t, &[("node1", "observe")]);
+    sim.lock().unwrap().fail_stderr = Some("podman: \x1b]0;pwned\x07\x1b[2Jerror\u{202e}".into());
+    let errors = observe(&t, &mut conns(&w, &t), 4).unwrap_err();
+    // As plan, show and apply print it.
+    let e = anyhow::anyhow!(crate::render::no_plan("cannot read every node", &errors));
+    let printed = crate::cli::error_line(&e);
+    for raw in ['\x1b', '\x07', '\u{202e}'] {
+        assert!(!printed.contains(raw), "raw {raw:?} in {printed:?}");
+    }
+    assert!(
+        printed.contains("node node1: reading state failed (exit 125): podman: \\x1b]0;pwned\\x07\\x1b[2Jerror\\u{202e}"),
+        "{printed}"
+    );
+}

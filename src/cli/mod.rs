@@ -150,10 +150,17 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}", error_line(&e));
             1
         }
     }
+}
+
+/// How a command's error is printed: `error: ` and the whole chain of causes,
+/// with control characters escaped, since node errors carry what the node wrote
+/// (its stderr, a lock holder, a server's disconnect message).
+pub fn error_line(e: &anyhow::Error) -> String {
+    format!("error: {}", crate::text::escape_controls(&format!("{e:#}")))
 }
 
 /// Prints what clap has to say and returns the exit code: 0 for `--help` and
@@ -167,5 +174,24 @@ fn usage(e: &clap::Error) -> i32 {
         1
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::transport::TransportError;
+
+    #[test]
+    fn a_transport_error_carrying_a_nodes_text_is_printed_escaped() {
+        // What a server or a node's shell said, as the transport reports it.
+        let e = anyhow::Error::from(TransportError::Io {
+            node: "node1".into(),
+            reason: "sh: \x1b[31mfake\x1b[0m\tpassword:\u{9b}".into(),
+        })
+        .context("cannot reach every node");
+        assert_eq!(
+            super::error_line(&e),
+            "error: cannot reach every node: node node1: sh: \\x1b[31mfake\\x1b[0m\\x09password:\\u{9b}"
+        );
     }
 }

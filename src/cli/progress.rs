@@ -91,7 +91,10 @@ impl ReadProgress for ReadBars {
         let reason = reason
             .strip_prefix(&format!("node {node}: "))
             .unwrap_or(reason);
-        self.say(node, format!("FAILED: {reason}"));
+        self.say(
+            node,
+            format!("FAILED: {}", crate::text::escape_controls(reason)),
+        );
         if let Some(bar) = self.by_node.get(node) {
             bar.disable_steady_tick();
         }

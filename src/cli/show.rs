@@ -35,8 +35,14 @@ pub fn run(args: ShowArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The status as a person reads it: one block per container.
+/// The status as a person reads it: one block per container. Names, states and
+/// links come from the nodes, and geartopo writes no control character of its
+/// own here but newlines: the whole text is escaped (`crate::text`).
 fn text(status: &ShowDocument) -> String {
+    crate::text::escape_controls(&raw_text(status)).into_owned()
+}
+
+fn raw_text(status: &ShowDocument) -> String {
     let mut text = String::new();
     for c in &status.containers {
         let oc = match c {
@@ -135,6 +141,28 @@ mod tests {
              link 127.0.0.1:6379/tcp -> 198.18.0.4:50000\n  \
              links differ from the file (see `geartopo plan`)\n\
              (not in the file) todo-old on node1: exited\n"
+        );
+    }
+
+    #[test]
+    fn text_escapes_what_a_node_sent() {
+        let mut app = observed("app1", true);
+        app.state = "exited\x1b[2J".into();
+        app.runtime_name = "todo-app1\x1b]0;title\x07".into();
+        app.links = vec![ShowLink {
+            destination: "198.18.0.4:50000\u{202e}".into(),
+            listen: "127.0.0.1:6379".into(),
+            protocol: "tcp\r".into(),
+        }];
+        let doc = ShowDocument {
+            containers: vec![ShowContainer::Observed(app)],
+            format_version: FormatVersion,
+            topology: "todo".into(),
+        };
+        assert_eq!(
+            text(&doc),
+            "todo-app1\\x1b]0;title\\x07 on node1: exited\\x1b[2J\n  \
+             link 127.0.0.1:6379/tcp\\x0d -> 198.18.0.4:50000\\u{202e}\n"
         );
     }
 }

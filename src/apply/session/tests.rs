@@ -448,3 +448,44 @@ fn a_failed_destroy_tells_to_run_destroy_again() {
         r.text
     );
 }
+
+// ---- output hygiene: what a node writes reaches the terminal escaped ---------
+
+#[test]
+fn a_failed_steps_stderr_is_reported_with_control_characters_escaped() {
+    let t = redis_todo();
+    let (s, nodes) = simulated(&t, &[("node1", "rules")]);
+    sim(&s).fail_stderr = Some("iptables: \x1b[2J\x1b]0;pwned\x07bad rule\u{202e}".into());
+    let (p, tasks) = planned(&t, &nodes);
+    let outcomes = session(&t, &nodes, &p, &tasks).unwrap();
+    let r = report(&p, &tasks, &outcomes, Verb::Apply);
+    for raw in ['\x1b', '\x07', '\u{202e}'] {
+        assert!(!r.text.contains(raw), "raw {raw:?} in:\n{}", r.text);
+    }
+    let line = "  FAILED      node1: rules todo-app1: iptables: \\x1b[2J\\x1b]0;pwned\\x07bad rule\\u{202e}\n";
+    assert!(r.text.contains(line), "missing {line:?} in:\n{}", r.text);
+}
+
+#[test]
+fn a_lock_holder_with_control_characters_is_printed_escaped() {
+    let t = redis_todo();
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    sim(&s)
+        .locks
+        .insert("node4".into(), "alice\x1b[1A\x1b[2K\rnothing to see".into());
+    let Err(SessionError::Read(errors)) = session(&t, &nodes, &p, &tasks) else {
+        panic!("the session ran with node4 locked by another");
+    };
+    // As the apply command prints it (`cli::apply` names every node's error).
+    let e = anyhow::anyhow!(crate::render::no_plan("cannot read every node", &errors));
+    let printed = crate::cli::error_line(&e);
+    assert!(
+        !printed.contains('\x1b') && !printed.contains('\r'),
+        "{printed:?}"
+    );
+    assert!(
+        printed.contains("alice\\x1b[1A\\x1b[2K\\x0dnothing to see"),
+        "{printed}"
+    );
+}
