@@ -200,7 +200,15 @@ fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String
 fn create_script(runtime: Runtime, spec: &CreateSpec) -> String {
     let mut s = String::from("set -e\n");
     if !spec.secret_env.is_empty() {
-        s.push_str("umask 077\nenvfile=$(mktemp)\ntrap 'rm -f \"$envfile\"' EXIT\n");
+        // Removed however the script ends: normally (EXIT), or by a signal, after
+        // which the exit ends the script with the signal's status.
+        s.push_str(concat!(
+            "umask 077\nenvfile=$(mktemp)\n",
+            "trap 'rm -f \"$envfile\"' EXIT\n",
+            "trap 'rm -f \"$envfile\"; exit 129' HUP\n",
+            "trap 'rm -f \"$envfile\"; exit 130' INT\n",
+            "trap 'rm -f \"$envfile\"; exit 143' TERM\n",
+        ));
         for (k, v) in &spec.secret_env {
             s.push_str(&format!(
                 "printf '%s\\n' {} >> \"$envfile\"\n",
