@@ -26,9 +26,9 @@ pub fn run(args: ShowArgs) -> Result<i32> {
     let plan = session.plan(&state, &[])?;
     let status = ShowDocument::new(&plan, &state);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?)?;
     } else {
-        print!("{}", text(&status));
+        out!("{}", text(&status))?;
     }
     Ok(0)
 }

@@ -29,7 +29,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     }
     match super::load_or_report(&path) {
         Some(t) => {
-            println!("{}", summary(&path.display().to_string(), &t.topology));
+            outln!("{}", summary(&path.display().to_string(), &t.topology))?;
             Ok(0)
         }
         None => Ok(1),
