@@ -12,6 +12,9 @@ pub fn at(point: &str) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
-    eprintln!("geartopo-test: paused at {point}");
+    eprintln!(
+        "geartopo-test: paused at {point} (pid {})",
+        std::process::id()
+    );
     std::thread::sleep(std::time::Duration::from_millis(ms));
 }

@@ -6,6 +6,7 @@
 //! add one line per case to `CASES`.
 
 mod core_cases;
+mod fault_cases;
 mod harness;
 mod lab_cases;
 mod targeting_cases;
@@ -43,6 +44,10 @@ const CASES: &[Case] = &[
     ("unreachable_node_is_named", core_cases::unreachable_node_is_named),
     ("show_reports_links_in_force", core_cases::show_reports_links_in_force),
     ("secret_env_reaches_the_container_unshown", core_cases::secret_env_reaches_the_container_unshown),
+    // Faults: killed and interrupted applies, the locks they leave.
+    ("fault_killed_apply_leaves_a_stale_lock", fault_cases::killed_apply_leaves_a_stale_lock),
+    ("fault_ctrl_c_at_the_prompt_changes_nothing", fault_cases::ctrl_c_at_the_prompt_changes_nothing),
+    ("fault_sigint_mid_apply_stops_in_good_order", fault_cases::sigint_mid_apply_stops_in_good_order),
     // terraform's targeting habits: --replace, destroy --target.
     ("replace_and_destroy_target", targeting_cases::replace_and_destroy_target),
     // Same-view clusters: a real etcd cluster through view addresses.
