@@ -317,3 +317,39 @@ pub fn sigint_mid_apply_stops_in_good_order(ctx: &Ctx) -> Outcome {
     );
     Ok(())
 }
+
+/// A second SIGINT exits at once (130), naming the nodes whose locks may remain;
+/// they do remain, force-unlock removes them, and apply converges.
+pub fn second_sigint_exits_at_once(ctx: &Ctx) -> Outcome {
+    let name = "e2e-sigint2";
+    let file = ctx.topology(name, &server("s", "node3", 7704, 51704));
+    let _guard = Guard::new(ctx, &file, name);
+    let f = file_arg(&file);
+    let mut apply = start(
+        ctx,
+        &["apply", &f, "--auto-approve"],
+        &[
+            ("GEARTOPO_TEST_PAUSE_AT", "step"),
+            ("GEARTOPO_TEST_PAUSE_MS", "60000"),
+        ],
+        Stdio::null(),
+    );
+    let pid = apply.paused_at("step")?;
+    signal(pid, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(pid, libc::SIGINT);
+    let (status, stdout, stderr) = apply.finish();
+    let all = format!("[{status:?}]\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    ensure!(status.code() == Some(130), "exit status:\n{all}");
+    ensure!(
+        stderr.contains("interrupted again")
+            && stderr.contains("node1, node2, node3, node4")
+            && stderr.contains(&format!("geartopo force-unlock {f}")),
+        "the locks that may remain are not named:\n{all}"
+    );
+    ensure!(lock_present(ctx, "node3")?, "no lock left:\n{all}");
+    ctx.geartopo(&["force-unlock", &f, "--yes"]).ok()?;
+    ctx.apply(&file)?;
+    ctx.plan(&file).ok()?;
+    Ok(())
+}

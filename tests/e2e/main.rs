@@ -48,6 +48,7 @@ const CASES: &[Case] = &[
     ("fault_killed_apply_leaves_a_stale_lock", fault_cases::killed_apply_leaves_a_stale_lock),
     ("fault_ctrl_c_at_the_prompt_changes_nothing", fault_cases::ctrl_c_at_the_prompt_changes_nothing),
     ("fault_sigint_mid_apply_stops_in_good_order", fault_cases::sigint_mid_apply_stops_in_good_order),
+    ("fault_second_sigint_exits_at_once", fault_cases::second_sigint_exits_at_once),
     // terraform's targeting habits: --replace, destroy --target.
     ("replace_and_destroy_target", targeting_cases::replace_and_destroy_target),
     // Same-view clusters: a real etcd cluster through view addresses.
