@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::node::fake::FakeNodes;
-use crate::node::section::Section;
 use crate::node::lock::{HeldLock, LockHolder};
+use crate::node::section::Section;
 use crate::node::{CreateSpec, NodeOp, LOCK_HELD};
 use crate::rules::render_restore;
 use crate::topology::model::{Runtime, Topology};

@@ -193,8 +193,7 @@ pub fn staleness(
     local: &Local,
     start_of: impl Fn(u32) -> Option<u64>,
 ) -> Staleness {
-    if holder.boot_id.is_empty() || holder.host != local.host || holder.boot_id != local.boot_id
-    {
+    if holder.boot_id.is_empty() || holder.host != local.host || holder.boot_id != local.boot_id {
         return Staleness::NotProven;
     }
     match start_of(holder.pid) {
@@ -264,7 +263,10 @@ mod tests {
     fn stale_only_when_provably_gone_on_this_machine_and_boot() {
         let h = holder(42, 100);
         assert_eq!(staleness(&h, &here(), |_| Some(100)), Staleness::NotProven);
-        assert!(matches!(staleness(&h, &here(), |_| None), Staleness::Stale(_)));
+        assert!(matches!(
+            staleness(&h, &here(), |_| None),
+            Staleness::Stale(_)
+        ));
         assert!(matches!(
             staleness(&h, &here(), |_| Some(101)),
             Staleness::Stale(_)

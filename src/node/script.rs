@@ -6,8 +6,8 @@
 //! I/O. Every script is pinned by a golden file (tests/golden/scripts), which
 //! shellcheck reads in CI.
 
-use super::section::Section;
 use super::lock::{LockHolder, HELD_PREFIX, INFO_PREFIX};
+use super::section::Section;
 use super::{CreateSpec, Firewall, NodeOp, NodeProfile, OwnedRules, LOCK_HELD, SYSCTLS};
 use crate::rules::{render_restore, CHAINS};
 use crate::topology::model::Runtime;
@@ -369,21 +369,14 @@ mod tests {
         let observe = NodeOp::Observe {
             topology: "todo".into(),
         };
-        let lock = NodeOp::Lock {
-            holder: holder(),
-        };
+        let lock = NodeOp::Lock { holder: holder() };
         // An observed id: steps on an existing container name it by id.
         let id = "0123456789abcdef".to_string();
         vec![
             ("observe", vec![observe.clone()]),
             ("lock", vec![lock.clone()]),
             ("lock-observe", vec![lock, observe]),
-            (
-                "unlock",
-                vec![NodeOp::Unlock {
-                    holder: holder(),
-                }],
-            ),
+            ("unlock", vec![NodeOp::Unlock { holder: holder() }]),
             ("read-lock", vec![NodeOp::ReadLock]),
             (
                 "force-unlock",
