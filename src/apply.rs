@@ -6,6 +6,8 @@
 //! `session` wraps a run in the apply lock.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use crate::graph::{DepGraph, Step};
@@ -14,6 +16,9 @@ use crate::plan::{Action, Change, Plan};
 use crate::text::escape_controls;
 use crate::topology::model::{Runtime, Topology};
 
+pub mod interrupt;
+#[cfg(feature = "testing")]
+pub mod pause;
 pub mod saved;
 pub mod session;
 #[cfg(test)]
@@ -49,24 +54,30 @@ pub trait Progress: Sync {
     fn unlock_failed(&self, node: &str, error: &crate::transport::TransportError);
 }
 
-/// Plain lines, for logs and pipes.
+/// Plain lines, for logs and pipes. A closed stdout or stderr does not stop an
+/// apply half-way (its locks must still be released): progress lines that cannot
+/// be written are dropped, and the report that follows fails to print instead.
 pub struct PlainProgress;
 
 impl Progress for PlainProgress {
     fn begin(&self) {
-        println!();
+        let _ = writeln!(std::io::stdout());
     }
     fn started(&self, _node: &str, _label: &str) {}
     fn finished(&self, node: &str, label: &str, outcome: &Outcome) {
-        match outcome {
-            Outcome::Done => println!("{node}: {label}: done"),
-            Outcome::Failed(e) => println!("{node}: {label}: FAILED: {}", escape_controls(e)),
-            Outcome::Skipped(why) => println!("{node}: {label}: not started ({why})"),
-        }
+        let mut out = std::io::stdout();
+        let _ = match outcome {
+            Outcome::Done => writeln!(out, "{node}: {label}: done"),
+            Outcome::Failed(e) => writeln!(out, "{node}: {label}: FAILED: {}", escape_controls(e)),
+            Outcome::Skipped(why) => writeln!(out, "{node}: {label}: not started ({why})"),
+        };
     }
     fn unlock_failed(&self, node: &str, error: &crate::transport::TransportError) {
         let error = escape_controls(&error.to_string()).into_owned();
-        eprintln!("warning: could not release the lock on node {node}: {error}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: could not release the lock on node {node}: {error}"
+        );
     }
 }
 
@@ -304,6 +315,21 @@ pub fn execute(
     parallelism: usize,
     progress: &dyn Progress,
 ) -> Vec<Outcome> {
+    execute_until(tasks, conns, parallelism, progress, &AtomicBool::new(false))
+}
+
+/// What a task not started because of an interruption says.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// As `execute`; once `stop` is set (the first Ctrl-C), no task starts any more:
+/// those running finish, the rest are `Skipped` as interrupted.
+pub fn execute_until(
+    tasks: &[Task],
+    conns: &mut [Box<dyn NodeConnection>],
+    parallelism: usize,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+) -> Vec<Outcome> {
     let connected: Vec<String> = conns.iter().map(|c| c.node().to_string()).collect();
     let status = Mutex::new(
         tasks
@@ -354,6 +380,7 @@ pub fn execute(
                         .iter()
                         .find(|d| st[**d] != Status::Finished(Outcome::Done));
                     let skip = match (failed_dep, &broken) {
+                        _ if stop.load(Ordering::SeqCst) => Some(INTERRUPTED.to_string()),
                         (_, Some(why)) => Some(why.clone()),
                         (Some(d), None) => Some(format!("{} did not complete", tasks[*d].label)),
                         _ => None,
@@ -370,6 +397,8 @@ pub fn execute(
                                 }
                                 *p -= 1;
                             }
+                            #[cfg(feature = "testing")]
+                            pause::at("step");
                             let result = conn.run(std::slice::from_ref(&task.op));
                             *permits.lock().unwrap() += 1;
                             permit_freed.notify_one();

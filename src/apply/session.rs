@@ -4,12 +4,16 @@
 //! happened (success, failure, a panic). Nothing here prints; progress and
 //! warnings go to a `Progress`, the report comes back as text.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::node::lock::{judge, LockHolder, STALE_MARK};
 use crate::node::{Connections, NodeOp};
 use crate::observe::{observe_locking, ObserveError};
 use crate::plan::Plan;
 use crate::topology::model::Topology;
 
-use super::{execute, Outcome, Progress, Task};
+use super::{execute_until, Outcome, Progress, Task};
 
 /// Why a session changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,16 @@ pub enum SessionError {
     Moved { planned: String, now: String },
 }
 
+/// How a session waits for locks and learns that it should stop.
+pub struct Control<'a> {
+    /// How long to wait for a lock another apply holds (0: not at all).
+    pub lock_timeout: Duration,
+    /// How long between two tries to take the locks.
+    pub retry_every: Duration,
+    /// Set when the operator asked to stop (the first Ctrl-C): no new step starts.
+    pub stop: &'a AtomicBool,
+}
+
 /// Locks every node (re-reading it in the same round trip), checks that the state
 /// did not move since `plan` was made, runs `tasks`, and unlocks every node. On
 /// an error nothing was run. A panic while running is resumed once the locks are
@@ -33,10 +47,63 @@ pub fn run_locked(
     parallelism: usize,
     plan: &Plan,
     tasks: &[Task],
-    holder: &str,
+    holder: &LockHolder,
     progress: &dyn Progress,
 ) -> Result<Vec<Outcome>, SessionError> {
-    let locked = observe_locking(topology, conns, parallelism, Some(holder));
+    let stop = AtomicBool::new(false);
+    let control = Control {
+        lock_timeout: Duration::ZERO,
+        retry_every: Duration::from_secs(1),
+        stop: &stop,
+    };
+    run_controlled(
+        topology,
+        conns,
+        parallelism,
+        plan,
+        tasks,
+        holder,
+        progress,
+        &control,
+    )
+}
+
+/// As `run_locked`, waiting up to `control.lock_timeout` for locks other applies
+/// hold (every lock taken meanwhile is released between two tries, so that two
+/// waiting applies never hold a part each), and stopping early when
+/// `control.stop` is set. A lock whose holder is provably gone is reported as
+/// stale (`lock::STALE_MARK`) and never waited for.
+#[allow(clippy::too_many_arguments)]
+pub fn run_controlled(
+    topology: &Topology,
+    conns: &mut Connections,
+    parallelism: usize,
+    plan: &Plan,
+    tasks: &[Task],
+    holder: &LockHolder,
+    progress: &dyn Progress,
+    control: &Control,
+) -> Result<Vec<Outcome>, SessionError> {
+    let deadline = Instant::now() + control.lock_timeout;
+    let locked = loop {
+        match observe_locking(topology, conns, parallelism, Some(holder)) {
+            Err(errors) => {
+                let errors = judged(errors);
+                let waitable = errors.iter().all(|e| {
+                    matches!(e, ObserveError::Locked { holder, .. } if !holder.starts_with(STALE_MARK))
+                });
+                if waitable && Instant::now() < deadline && !control.stop.load(Ordering::SeqCst) {
+                    unlock(conns, holder, progress);
+                    sleep_until_next_try(control, deadline);
+                    if !control.stop.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                }
+                break Err(errors);
+            }
+            Ok(state) => break Ok(state),
+        }
+    };
     let result = match locked {
         Err(errors) => Err(SessionError::Read(errors)),
         Ok(state) if state.fingerprint() != plan.fingerprint => Err(SessionError::Moved {
@@ -46,8 +113,10 @@ pub fn run_locked(
         // Same state and same inputs give the same plan: the one shown still holds.
         Ok(_) => Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
             || {
+                #[cfg(feature = "testing")]
+                super::pause::at("after-lock");
                 progress.begin();
-                execute(tasks, conns, parallelism, progress)
+                execute_until(tasks, conns, parallelism, progress, control.stop)
             },
         ))),
     };
@@ -58,11 +127,51 @@ pub fn run_locked(
     }
 }
 
+/// Sleeps `control.retry_every`, not past `deadline`, waking early on a stop.
+fn sleep_until_next_try(control: &Control, deadline: Instant) {
+    let until = (Instant::now() + control.retry_every).min(deadline);
+    while Instant::now() < until && !control.stop.load(Ordering::SeqCst) {
+        std::thread::sleep(
+            until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100)),
+        );
+    }
+}
+
+/// The refused locks with their holders judged from this machine: a holder that
+/// is provably gone is marked stale, with the reason.
+fn judged(errors: Vec<ObserveError>) -> Vec<ObserveError> {
+    errors
+        .into_iter()
+        .map(|e| match e {
+            ObserveError::Locked { node, holder } => ObserveError::Locked {
+                node,
+                holder: judge(&holder),
+            },
+            other => other,
+        })
+        .collect()
+}
+
+/// The nodes whose lock was refused by a stale holder.
+pub fn stale_nodes(errors: &[ObserveError]) -> Vec<&str> {
+    errors
+        .iter()
+        .filter_map(|e| match e {
+            ObserveError::Locked { node, holder } if holder.starts_with(STALE_MARK) => {
+                Some(node.as_str())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Releases the lock on every node that can still be reached; a node locked by
 /// another apply keeps its lock (the unlock only removes this holder's).
-fn unlock(conns: &mut Connections, holder: &str, progress: &dyn Progress) {
+fn unlock(conns: &mut Connections, holder: &LockHolder, progress: &dyn Progress) {
     let op = NodeOp::Unlock {
-        holder: holder.to_string(),
+        holder: holder.clone(),
     };
     for conn in conns.iter_mut() {
         if let Err(e) = conn.run(std::slice::from_ref(&op)) {
@@ -71,20 +180,9 @@ fn unlock(conns: &mut Connections, holder: &str, progress: &dyn Progress) {
     }
 }
 
-/// Who holds a lock: shown to a second apply.
-pub fn lock_holder(topology: &str) -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".into());
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!(
-        "geartopo apply of {topology} by {user}@{host} pid {} since unix time {since}",
-        std::process::id()
-    )
+/// Who holds a lock: this process, for `topology`.
+pub fn lock_holder(topology: &str) -> LockHolder {
+    LockHolder::this_process(topology)
 }
 
 /// The command a session runs for, whose words its report uses.
@@ -137,7 +235,11 @@ pub fn report(plan: &Plan, tasks: &[Task], outcomes: &[Outcome], verb: Verb) -> 
         };
         return Report { complete, text };
     }
-    let mut text = format!("\n{what} failed. What was done and what was not:\n");
+    let interrupted = outcomes
+        .iter()
+        .any(|o| matches!(o, Outcome::Skipped(why) if why == super::INTERRUPTED));
+    let ended = if interrupted { "interrupted" } else { "failed" };
+    let mut text = format!("\n{what} {ended}. What was done and what was not:\n");
     for (t, o) in tasks.iter().zip(outcomes) {
         let line = match o {
             Outcome::Done => format!("  done        {}: {}", t.node, t.label),

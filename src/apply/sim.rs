@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::node::fake::FakeNodes;
+use crate::node::lock::{HeldLock, LockHolder};
 use crate::node::section::Section;
 use crate::node::{CreateSpec, NodeOp, LOCK_HELD};
 use crate::rules::render_restore;
@@ -43,7 +44,7 @@ pub(crate) struct Sim {
     /// Nodes that drop the connection.
     pub gone: Vec<String>,
     /// Apply locks by node: the holder.
-    pub locks: BTreeMap<String, String>,
+    pub locks: BTreeMap<String, LockHolder>,
     /// Images no node has and no registry serves.
     pub missing_images: Vec<String>,
     /// (node, image) for every `EnsureImage`, in order.
@@ -224,7 +225,7 @@ impl Sim {
                 NodeOp::Observe { .. } => stdout.push_str(&self.observe(node)),
                 NodeOp::Lock { holder } => match self.locks.get(node) {
                     Some(other) => {
-                        let held = format!("locked by: {other} (lock /run/geartopo/apply.lock)");
+                        let held = HeldLock::report(other, "/run/geartopo/apply.lock");
                         return Ok(failure(LOCK_HELD, held));
                     }
                     None => {
@@ -236,6 +237,18 @@ impl Sim {
                         self.locks.remove(node);
                     }
                 }
+                NodeOp::ReadLock => {
+                    if let Some(h) = self.locks.get(node) {
+                        stdout.push_str(&HeldLock::report(h, "/run/geartopo/apply.lock"));
+                    }
+                }
+                NodeOp::ForceUnlock { line } => match self.locks.get(node) {
+                    Some(h) if h.to_string() == *line => {
+                        self.locks.remove(node);
+                    }
+                    Some(_) => return Ok(failure(1, "the lock changed".into())),
+                    None => {}
+                },
                 NodeOp::Create(spec) => {
                     let out = self.create(node, spec);
                     if !out.success() {

@@ -8,11 +8,15 @@ use anyhow::Result;
 
 use super::plan::SavedPlan;
 use super::session::{load, load_source, stdout_style, Session};
-use crate::apply::session::{lock_holder, report, run_locked, SessionError, Verb};
+use crate::apply::interrupt;
+use crate::apply::session::{
+    lock_holder, report, run_controlled, stale_nodes, Control, SessionError, Verb,
+};
 use crate::apply::{apply_tasks, destroy_tasks, Outcome, PlainProgress, Progress, Task};
 use crate::output::apply::{ApplyDocument, ApplyErrorKind, ApplyResult};
 use crate::plan::{Plan, Scope};
 use crate::render::{no_plan, plan_text};
+use crate::transport::shell::quote;
 use crate::transport::TransportError;
 
 #[derive(Debug, clap::Args)]
@@ -29,7 +33,43 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
     pub connect: super::ConnectArgs,
+}
+
+/// How apply and destroy wait for a lock.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LockArgs {
+    /// How long to wait for a node's lock held by another apply, trying again about
+    /// every second (`30s`, `2m`, `1h`, `500ms`; a bare number is seconds; 0: do not
+    /// wait). A stale lock is never waited for.
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+/// `30s`, `2m`, `1h`, `500ms`, `0`, `12` (seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 2m, 1h, 500ms)"))?;
+    let secs = |k: u64| {
+        n.checked_mul(k)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| format!("`{text}` is too long"))
+    };
+    match unit {
+        "" | "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        _ => Err(format!(
+            "`{text}` is not a duration: the unit is one of ms, s, m, h (e.g. 30s, 2m)"
+        )),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +97,8 @@ pub struct DestroyArgs {
     #[arg(long = "node", value_name = "NAME=ADDR", value_parser = node_arg)]
     pub nodes: Vec<(String, String)>,
     #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
     pub connect: super::ConnectArgs,
 }
 
@@ -69,8 +111,8 @@ fn node_arg(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn confirm(question: &str) -> Result<bool> {
-    print!("{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+pub(super) fn confirm(question: &str) -> Result<bool> {
+    out!("{question}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ")?;
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -89,6 +131,16 @@ impl From<anyhow::Error> for Stop {
         Stop {
             kind: Some(ApplyErrorKind::Input),
             error,
+        }
+    }
+}
+
+/// A write to a closed stdout or stderr: no document, the quiet exit of `main`.
+impl From<std::io::Error> for Stop {
+    fn from(e: std::io::Error) -> Self {
+        Stop {
+            kind: None,
+            error: e.into(),
         }
     }
 }
@@ -166,14 +218,14 @@ fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
     }
     let plan = planned.insert(session.plan_scoped(&state, &scope)?);
     if let Some(warning) = scope.targeting_warning() {
-        eprintln!("{warning}");
+        errln!("{warning}")?;
     }
     if let Some(s) = &saved {
         crate::apply::saved::check_same_plan(&path.display().to_string(), &s.plan, plan)
             .map_err(|e| stop(ApplyErrorKind::StalePlan)(e.into()))?;
     }
     if !args.json {
-        print!("{}", plan_text(plan, stdout_style()));
+        out!("{}", plan_text(plan, stdout_style()))?;
     }
     if !plan.has_changes() {
         return Ok(Ran::NoChanges);
@@ -183,7 +235,11 @@ fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
         return Ok(Ran::Cancelled);
     }
     let tasks = apply_tasks(&session.topology, &session.graph, plan);
-    run_session(&mut session, plan, tasks, args.json)
+    let file = match &saved {
+        Some(s) => s.topology_path.clone(),
+        None => path.display().to_string(),
+    };
+    run_session(&mut session, plan, tasks, args.json, &args.lock, &file)
 }
 
 fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
@@ -216,19 +272,19 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
     }
     let plan = planned.insert(destroy_plan);
     if let Some(warning) = scope.targeting_warning() {
-        eprintln!("{warning}");
+        errln!("{warning}")?;
     }
     if !plan.has_changes() {
         if !args.json {
-            println!(
+            outln!(
                 "No changes. No container of topology {} to destroy.",
                 session.topology.name
-            );
+            )?;
         }
         return Ok(Ran::NoChanges);
     }
     if !args.json {
-        print!("{}", plan_text(plan, stdout_style()));
+        out!("{}", plan_text(plan, stdout_style()))?;
     }
     let question = if !extra.is_empty() {
         format!(
@@ -251,7 +307,8 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
         return Ok(Ran::Cancelled);
     }
     let tasks = destroy_tasks(&session.topology, &session.graph, plan);
-    run_session(&mut session, plan, tasks, args.json)
+    let file = path.display().to_string();
+    run_session(&mut session, plan, tasks, args.json, &args.lock, &file)
 }
 
 /// Prints how the command ended (text, or with `json` one document on stdout)
@@ -262,13 +319,13 @@ fn finish(verb: Verb, json: bool, plan: Option<&Plan>, ran: Result<Ran, Stop>) -
         return match ran.map_err(|s| s.error)? {
             Ran::NoChanges => Ok(0),
             Ran::Cancelled => {
-                println!("\n{what} cancelled.");
+                outln!("\n{what} cancelled.")?;
                 Ok(1)
             }
             Ran::Executed { tasks, outcomes } => {
                 let plan = plan.expect("a plan was made before anything ran");
                 let report = report(plan, &tasks, &outcomes, verb);
-                print!("{}", report.text);
+                out!("{}", report.text)?;
                 Ok(if report.complete { 0 } else { 1 })
             }
         };
@@ -290,7 +347,7 @@ fn finish(verb: Verb, json: bool, plan: Option<&Plan>, ran: Result<Ran, Stop>) -
             error,
         }) => ApplyDocument::error(verb, plan, kind, format!("{error:#}")),
     };
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     Ok(match doc.result {
         ApplyResult::Complete | ApplyResult::NoChanges => 0,
         ApplyResult::Failed | ApplyResult::Error => 1,
@@ -304,6 +361,8 @@ fn run_session(
     plan: &Plan,
     tasks: Vec<Task>,
     json: bool,
+    lock: &LockArgs,
+    file: &str,
 ) -> Result<Ran, Stop> {
     let holder = lock_holder(&session.topology.name);
     let terminal = !json && std::io::stdout().is_terminal();
@@ -313,7 +372,16 @@ fn run_session(
         (false, true) => &bars,
         (false, false) => &PlainProgress,
     };
-    let outcomes = run_locked(
+    // From here on Ctrl-C and SIGTERM stop the session in good order: the
+    // first lets running steps finish and releases the locks.
+    let nodes: Vec<String> = session.conns.iter().map(|c| c.node().to_string()).collect();
+    interrupt::install(&nodes, &quote(file));
+    let control = Control {
+        lock_timeout: lock.lock_timeout,
+        retry_every: std::time::Duration::from_secs(1),
+        stop: &interrupt::INTERRUPTED,
+    };
+    let outcomes = run_controlled(
         &session.topology,
         &mut session.conns,
         session.parallelism,
@@ -321,11 +389,23 @@ fn run_session(
         &tasks,
         &holder,
         progress,
+        &control,
     )
     .map_err(|e| {
         let kind = ApplyErrorKind::from(&e);
         let message = match e {
-            SessionError::Read(errors) => no_plan("cannot read every node", &errors),
+            SessionError::Read(errors) => {
+                let mut text = no_plan("cannot read every node", &errors);
+                for node in stale_nodes(&errors) {
+                    text.push_str(&format!(
+                        "\n\nThe lock on node {node} is stale: the apply that took it is gone. \
+                         geartopo never removes a lock by itself; once you know no geartopo \
+                         runs against that node, remove it with:\n  geartopo force-unlock {} --node {node}",
+                        quote(file)
+                    ));
+                }
+                text
+            }
             moved @ SessionError::Moved { .. } => moved.to_string(),
         };
         stop(kind)(anyhow::anyhow!(message))
@@ -384,7 +464,7 @@ impl BarProgress {
 
 impl Progress for BarProgress {
     fn begin(&self) {
-        println!();
+        let _ = outln!();
         self.shown.get_or_init(|| {
             let bars = indicatif::MultiProgress::new();
             let style = indicatif::ProgressStyle::with_template("{spinner} {prefix:>10} {msg}")

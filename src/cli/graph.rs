@@ -44,6 +44,6 @@ pub fn run(args: GraphArgs) -> anyhow::Result<i32> {
         (GraphView::Steps, GraphFormat::Dot) => loaded.graph.to_dot(),
         (GraphView::Steps, GraphFormat::Mermaid) => loaded.graph.to_mermaid(),
     };
-    print!("{text}");
+    out!("{text}")?;
     Ok(0)
 }

@@ -27,7 +27,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<i32> {
         match spec.parse::<NodeArg>() {
             Ok(n) => nodes.push(n),
             Err(e) => {
-                eprintln!("error: --node: {e}; nothing written");
+                errln!("error: --node: {e}; nothing written")?;
                 return Ok(1);
             }
         }

@@ -20,12 +20,12 @@ pub fn run(args: LinksArgs) -> anyhow::Result<i32> {
         return Ok(1);
     };
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&LinksDocument::new(&t.topology))?
-        );
+        )?;
     } else {
-        print!("{}", text(&t.topology));
+        out!("{}", text(&t.topology))?;
     }
     Ok(0)
 }

@@ -5,8 +5,34 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `print!` on stdout as an `io::Result`: a closed pipe is an error the command
+/// returns (`main` ends quietly, docs/exit-codes.md), never a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*)
+    }};
+}
+
+/// `println!` on stdout as an `io::Result` (see `out!`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+
+/// `eprintln!` as an `io::Result` (see `out!`).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stderr(), $($arg)*)
+    }};
+}
+
 pub mod apply;
 pub mod fmt;
+pub mod force_unlock;
 pub mod graph;
 pub mod import;
 pub mod lab;
@@ -53,6 +79,8 @@ pub enum Command {
     Completions(shell::CompletionsArgs),
     /// Write manual pages for geartopo and each of its commands.
     Man(shell::ManArgs),
+    /// Remove the apply lock of nodes whose apply was killed, after showing its holder.
+    ForceUnlock(force_unlock::ForceUnlockArgs),
 }
 
 /// Options shared by every command that talks to nodes.
@@ -90,9 +118,15 @@ pub fn load_or_report(path: &std::path::Path) -> Option<crate::topology::Loaded>
 /// How every command shows a file it cannot use: the full report with places, or,
 /// when no problem has a place (the file cannot be read), one `error:` line each.
 pub fn report_invalid(invalid: crate::topology::Invalid) {
+    // A closed stderr leaves nowhere to report to; the command still fails.
     match without_place(&invalid) {
-        Some(message) => eprintln!("error: {message}"),
-        None => eprint!("{}", invalid.render()),
+        Some(message) => {
+            let _ = errln!("error: {message}");
+        }
+        None => {
+            use std::io::Write as _;
+            let _ = write!(std::io::stderr(), "{}", invalid.render());
+        }
     }
 }
 
@@ -146,11 +180,14 @@ pub fn main() -> i32 {
         Command::Lab(c) => lab::run(c),
         Command::Completions(a) => shell::run_completions(a),
         Command::Man(a) => shell::run_man(a),
+        Command::ForceUnlock(a) => force_unlock::run(a),
     };
     match result {
         Ok(code) => code,
+        Err(e) if closed_output(&e) => CLOSED_OUTPUT,
         Err(e) => {
-            eprintln!("{}", error_line(&e));
+            // Nowhere to say it when stderr is closed too: the status says it.
+            let _ = errln!("{}", error_line(&e));
             1
         }
     }
@@ -161,6 +198,24 @@ pub fn main() -> i32 {
 /// (its stderr, a lock holder, a server's disconnect message).
 pub fn error_line(e: &anyhow::Error) -> String {
     format!("error: {}", crate::text::escape_controls(&format!("{e:#}")))
+}
+
+/// The exit status when stdout or stderr was closed before geartopo was done
+/// writing (`geartopo links F | head -1`): 141, what a shell reports for a
+/// program ended by SIGPIPE, so that `set -o pipefail` scripts see what they see
+/// from other tools; nothing is printed (docs/exit-codes.md).
+pub const CLOSED_OUTPUT: i32 = 141;
+
+/// Whether `e` is a write to a closed pipe.
+fn closed_output(e: &anyhow::Error) -> bool {
+    let pipe = Some(std::io::ErrorKind::BrokenPipe);
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == pipe
+            // serde_json's error hides the io::Error it wraps from the chain.
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == pipe
+    })
 }
 
 /// Prints what clap has to say and returns the exit code: 0 for `--help` and

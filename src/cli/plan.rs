@@ -107,15 +107,15 @@ pub fn run(args: PlanArgs) -> Result<i32> {
     let scope = args.scope.scope();
     let plan = session.plan_scoped(&state, &scope)?;
     if let Some(warning) = scope.targeting_warning() {
-        eprintln!("{warning}");
+        errln!("{warning}")?;
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&PlanDocument::new(&plan))?
-        );
+        )?;
     } else {
-        print!("{}", plan_text(&plan, stdout_style()));
+        out!("{}", plan_text(&plan, stdout_style()))?;
     }
     if let Some(out) = &args.out {
         let saved = SavedPlan {
@@ -131,11 +131,11 @@ pub fn run(args: PlanArgs) -> Result<i32> {
         write_private(out, &serde_json::to_vec_pretty(&saved)?)
             .with_context(|| format!("cannot write {}", out.display()))?;
         if !args.json {
-            println!(
+            outln!(
                 "\nSaved the plan to {}. To perform exactly these actions, run: geartopo apply {}",
                 out.display(),
                 out.display()
-            );
+            )?;
         }
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {

@@ -72,7 +72,7 @@ pub fn run_man(args: ManArgs) -> anyhow::Result<i32> {
     for (name, text) in man_pages()? {
         let path = args.out.join(&name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        println!("{}", path.display());
+        outln!("{}", path.display())?;
     }
     Ok(0)
 }

@@ -28,9 +28,9 @@ pub fn run(args: ShowArgs) -> Result<i32> {
     let owned = crate::plan::owned_state(session.topology.id.as_deref(), &state);
     let status = ShowDocument::new(&plan, &owned);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        outln!("{}", serde_json::to_string_pretty(&status)?)?;
     } else {
-        print!("{}", text(&status));
+        out!("{}", text(&status))?;
     }
     Ok(0)
 }

@@ -31,10 +31,10 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     }
     match super::load_or_report(&path) {
         Some(t) => {
-            println!("{}", summary(&path.display().to_string(), &t.topology));
+            outln!("{}", summary(&path.display().to_string(), &t.topology))?;
             if t.topology.id.is_none() {
                 let (headline, help) = missing_id_text(&t.topology.name, &fresh_id());
-                eprintln!("warning: {}: {headline}\n  help: {help}", path.display());
+                errln!("warning: {}: {headline}\n  help: {help}", path.display())?;
             }
             Ok(0)
         }

@@ -11,6 +11,7 @@ use crate::transport::{Output, Transport, TransportError};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+pub mod lock;
 pub mod script;
 pub mod section;
 
@@ -31,10 +32,16 @@ pub enum NodeOp {
     /// Reads the node: listening sockets, every container's published ports, this
     /// topology's containers and their namespaces. Changes nothing.
     Observe { topology: String },
-    /// Takes the node's apply lock, or ends the round trip with `LOCK_HELD`.
-    Lock { holder: String },
+    /// Takes the node's apply lock, recording its holder, or ends the round trip
+    /// with `LOCK_HELD` and reports the lock (`lock::HeldLock`) on stderr.
+    Lock { holder: lock::LockHolder },
     /// Releases the lock if `holder` holds it.
-    Unlock { holder: String },
+    Unlock { holder: lock::LockHolder },
+    /// Reports the lock on stdout (`lock::HeldLock`), or nothing when none is held.
+    ReadLock,
+    /// Removes the lock whatever its holder, if its `holder` file still reads
+    /// `line` (the lock shown to the operator); fails otherwise.
+    ForceUnlock { line: String },
     /// Creates a container and prepares its namespace without starting its process
     /// (podman `init`; docker has none, so there `Rules` starts it).
     Create(CreateSpec),
@@ -64,6 +71,8 @@ impl NodeOp {
             NodeOp::Observe { .. } => "observe",
             NodeOp::Lock { .. } => "lock",
             NodeOp::Unlock { .. } => "unlock",
+            NodeOp::ReadLock => "read-lock",
+            NodeOp::ForceUnlock { .. } => "force-unlock",
             NodeOp::Create(_) => "create",
             NodeOp::Init { .. } => "init",
             NodeOp::Rules { .. } => "rules",
@@ -178,7 +187,7 @@ mod tests {
         let mut node = ScriptedNode::new(Box::new(world.transport("node1")), profile);
         let ops = [
             NodeOp::Lock {
-                holder: "me".into(),
+                holder: lock::LockHolder::this_process("todo"),
             },
             NodeOp::Observe {
                 topology: "todo".into(),

@@ -6,6 +6,7 @@
 //! I/O. Every script is pinned by a golden file (tests/golden/scripts), which
 //! shellcheck reads in CI.
 
+use super::lock::{LockHolder, HELD_PREFIX, INFO_PREFIX};
 use super::section::Section;
 use super::{CreateSpec, Firewall, NodeOp, NodeProfile, OwnedRules, LOCK_HELD, SYSCTLS};
 use crate::rules::{render_restore, CHAINS, TABLES};
@@ -26,6 +27,8 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
         NodeOp::Observe { topology } => observe_script(profile, topology),
         NodeOp::Lock { holder } => lock_script(holder),
         NodeOp::Unlock { holder } => unlock_script(holder),
+        NodeOp::ReadLock => read_lock_script(),
+        NodeOp::ForceUnlock { line } => force_unlock_script(line),
         NodeOp::Create(spec) => create_script(runtime, spec),
         NodeOp::Init { container } => init_script(runtime, container),
         NodeOp::Rules { container, rules } => rules_script(profile, container, rules),
@@ -88,28 +91,78 @@ echo "{end}"
 /// Where the apply lock lives on a node (the lab gives each node its own).
 const RUN_DIR: &str = r#"${GEARTOPO_RUN_DIR:-/run/geartopo}"#;
 
-/// Takes the node's apply lock, or fails naming the holder.
-fn lock_script(holder: &str) -> String {
+/// Takes the node's apply lock (a directory: `mkdir` is atomic), recording its
+/// holder in two files: `holder` (one line, which unlock compares) and `info`
+/// (`key=value` lines that tell whether the holder is still alive); or, when the
+/// lock is held, reports it on stderr and ends with `LOCK_HELD`.
+fn lock_script(holder: &LockHolder) -> String {
+    let info: Vec<String> = holder
+        .fields()
+        .iter()
+        .map(|(k, v)| quote(&format!("{k}={v}")))
+        .collect();
     format!(
         r#"d="{RUN_DIR}"; mkdir -p "$d" || exit 1
 if mkdir "$d/apply.lock" 2>/dev/null; then
-  printf '%s\n' {holder} > "$d/apply.lock/holder"
+  printf '%s\n' {line} > "$d/apply.lock/holder"
+  printf '%s\n' {info} > "$d/apply.lock/info"
 else
-  echo "locked by: $(cat "$d/apply.lock/holder" 2>/dev/null || echo unknown) (lock $d/apply.lock)" >&2
-  exit {LOCK_HELD}
+{report}  exit {LOCK_HELD}
 fi
 "#,
-        holder = quote(holder)
+        line = quote(&holder.to_string()),
+        info = info.join(" "),
+        report = lock_report(">&2"),
+    )
+}
+
+/// Reports the lock in `$d` (`lock::HeldLock`), to `to` (a redirection).
+fn lock_report(to: &str) -> String {
+    let to = if to.is_empty() {
+        String::new()
+    } else {
+        format!(" {to}")
+    };
+    format!(
+        r#"  echo "{HELD_PREFIX}$(cat "$d/apply.lock/holder" 2>/dev/null) (lock $d/apply.lock)"{to}
+  sed 's/^/{INFO_PREFIX}/' "$d/apply.lock/info"{to} 2>/dev/null || true
+"#
     )
 }
 
 /// Releases the lock if this run holds it.
-fn unlock_script(holder: &str) -> String {
+fn unlock_script(holder: &LockHolder) -> String {
     format!(
         r#"d="{RUN_DIR}"
 if [ "$(cat "$d/apply.lock/holder" 2>/dev/null)" = {holder} ]; then rm -rf "$d/apply.lock"; fi
 "#,
-        holder = quote(holder)
+        holder = quote(&holder.to_string())
+    )
+}
+
+/// Reports the lock on stdout when one is held; nothing otherwise.
+fn read_lock_script() -> String {
+    format!(
+        r#"d="{RUN_DIR}"
+if [ -d "$d/apply.lock" ]; then
+{report}fi
+"#,
+        report = lock_report("")
+    )
+}
+
+/// Removes the lock if it is still the one shown (its `holder` file reads `line`).
+fn force_unlock_script(line: &str) -> String {
+    format!(
+        r#"d="{RUN_DIR}"
+if [ ! -d "$d/apply.lock" ]; then echo "no lock is held (any more)" >&2; exit 0; fi
+if [ "$(cat "$d/apply.lock/holder" 2>/dev/null)" = {line} ]; then
+  rm -rf "$d/apply.lock"
+else
+  echo "the lock changed since it was shown; nothing was removed" >&2; exit 1
+fi
+"#,
+        line = quote(line)
     )
 }
 
@@ -153,7 +206,15 @@ fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String
 fn create_script(runtime: Runtime, spec: &CreateSpec) -> String {
     let mut s = String::from("set -e\n");
     if !spec.secret_env.is_empty() {
-        s.push_str("umask 077\nenvfile=$(mktemp)\ntrap 'rm -f \"$envfile\"' EXIT\n");
+        // Removed however the script ends: normally (EXIT), or by a signal, after
+        // which the exit ends the script with the signal's status.
+        s.push_str(concat!(
+            "umask 077\nenvfile=$(mktemp)\n",
+            "trap 'rm -f \"$envfile\"' EXIT\n",
+            "trap 'rm -f \"$envfile\"; exit 129' HUP\n",
+            "trap 'rm -f \"$envfile\"; exit 130' INT\n",
+            "trap 'rm -f \"$envfile\"; exit 143' TERM\n",
+        ));
         for (k, v) in &spec.secret_env {
             s.push_str(&format!(
                 "printf '%s\\n' {} >> \"$envfile\"\n",
@@ -290,7 +351,17 @@ mod tests {
     use crate::rules::{render_rules, ResolvedLink};
     use crate::topology::model::Protocol;
 
-    const HOLDER: &str = "geartopo apply of todo by root@host1 pid 42 since unix time 0";
+    fn holder() -> LockHolder {
+        LockHolder {
+            topology: "todo".into(),
+            user: "root".into(),
+            host: "host1".into(),
+            pid: 42,
+            start_ticks: 4242,
+            boot_id: "0a1b2c3d-0000-4000-8000-000000000000".into(),
+            since: 0,
+        }
+    }
 
     fn spec(secret: bool) -> CreateSpec {
         CreateSpec {
@@ -333,19 +404,19 @@ mod tests {
         let observe = NodeOp::Observe {
             topology: "todo".into(),
         };
-        let lock = NodeOp::Lock {
-            holder: HOLDER.into(),
-        };
+        let lock = NodeOp::Lock { holder: holder() };
         // An observed id: steps on an existing container name it by id.
         let id = "0123456789abcdef".to_string();
         vec![
             ("observe", vec![observe.clone()]),
             ("lock", vec![lock.clone()]),
             ("lock-observe", vec![lock, observe]),
+            ("unlock", vec![NodeOp::Unlock { holder: holder() }]),
+            ("read-lock", vec![NodeOp::ReadLock]),
             (
-                "unlock",
-                vec![NodeOp::Unlock {
-                    holder: HOLDER.into(),
+                "force-unlock",
+                vec![NodeOp::ForceUnlock {
+                    line: holder().to_string(),
                 }],
             ),
             ("create", vec![NodeOp::Create(spec(false))]),

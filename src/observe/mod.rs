@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, ToSocketAddrs};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::node::lock::LockHolder;
 use crate::node::{Connections, NodeOp, NodeProfile, ScriptedNode, LOCK_HELD};
 use crate::state::{NodeState, ObservedState};
 use crate::topology::model::{LinkTarget, NodeAddress, Topology};
@@ -122,7 +123,7 @@ pub fn observe_locking(
     topology: &Topology,
     conns: &mut Connections,
     parallelism: usize,
-    holder: Option<&str>,
+    holder: Option<&LockHolder>,
 ) -> Result<ObservedState, Vec<ObserveError>> {
     observe_with(topology, conns, parallelism, holder, &NoProgress)
 }
@@ -133,11 +134,11 @@ pub fn observe_with(
     topology: &Topology,
     conns: &mut Connections,
     parallelism: usize,
-    holder: Option<&str>,
+    holder: Option<&LockHolder>,
     progress: &dyn ReadProgress,
 ) -> Result<ObservedState, Vec<ObserveError>> {
     let mut ops: Vec<NodeOp> = holder
-        .map(|h| NodeOp::Lock { holder: h.into() })
+        .map(|h| NodeOp::Lock { holder: h.clone() })
         .into_iter()
         .collect();
     ops.push(NodeOp::Observe {

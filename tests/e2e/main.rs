@@ -8,6 +8,7 @@
 
 mod core_cases;
 mod docker_cases;
+mod fault_cases;
 mod harness;
 mod lab_cases;
 mod ownership_cases;
@@ -55,6 +56,11 @@ const CASES: &[Case] = &[
     ("unreachable_node_is_named", core_cases::unreachable_node_is_named),
     ("show_reports_links_in_force", core_cases::show_reports_links_in_force),
     ("secret_env_reaches_the_container_unshown", core_cases::secret_env_reaches_the_container_unshown),
+    // Faults: killed and interrupted applies, the locks they leave.
+    ("fault_killed_apply_leaves_a_stale_lock", fault_cases::killed_apply_leaves_a_stale_lock),
+    ("fault_ctrl_c_at_the_prompt_changes_nothing", fault_cases::ctrl_c_at_the_prompt_changes_nothing),
+    ("fault_sigint_mid_apply_stops_in_good_order", fault_cases::sigint_mid_apply_stops_in_good_order),
+    ("fault_second_sigint_exits_at_once", fault_cases::second_sigint_exits_at_once),
     // terraform's targeting habits: --replace, destroy --target.
     ("replace_and_destroy_target", targeting_cases::replace_and_destroy_target),
     // Shared nodes: the route_localnet guard, the node's own namespace, image typos.

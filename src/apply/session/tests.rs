@@ -14,7 +14,23 @@ use crate::node::fake::FakeNodes;
 use crate::observe::observe;
 use crate::plan::tests::redis_todo;
 
-const HOLDER: &str = "geartopo apply of todo by test@here pid 1 since unix time 0";
+/// This test process: alive, on this machine.
+fn me() -> LockHolder {
+    LockHolder::this_process("todo")
+}
+
+/// Another apply on another machine: nothing tells whether it still runs.
+fn elsewhere() -> LockHolder {
+    LockHolder {
+        topology: "todo".into(),
+        user: "alice".into(),
+        host: "elsewhere".into(),
+        pid: 7,
+        start_ticks: 1,
+        boot_id: "another-boot".into(),
+        since: 1,
+    }
+}
 
 /// The plan and tasks `apply` would run against the simulated nodes as they are.
 fn planned(t: &Topology, nodes: &FakeNodes) -> (Plan, Vec<Task>) {
@@ -30,7 +46,7 @@ fn session(
     p: &Plan,
     tasks: &[Task],
 ) -> Result<Vec<Outcome>, SessionError> {
-    run_locked(t, &mut nodes.connections(t), 4, p, tasks, HOLDER, &Quiet)
+    run_locked(t, &mut nodes.connections(t), 4, p, tasks, &me(), &Quiet)
 }
 
 fn sim(s: &Arc<Mutex<Sim>>) -> std::sync::MutexGuard<'_, Sim> {
@@ -80,22 +96,194 @@ fn a_lock_held_by_another_apply_changes_nothing_and_names_the_holder() {
     let t = redis_todo();
     let (s, nodes) = simulated(&t, &[]);
     let (p, tasks) = planned(&t, &nodes);
-    let other = "geartopo apply of todo by alice@elsewhere pid 7 since unix time 1";
-    sim(&s).locks.insert("node4".into(), other.into());
+    let other = elsewhere();
+    sim(&s).locks.insert("node4".into(), other.clone());
     let Err(SessionError::Read(errors)) = session(&t, &nodes, &p, &tasks) else {
         panic!("the session ran with node4 locked by another");
     };
     assert_eq!(errors.len(), 1, "{errors:?}");
     let message = errors[0].to_string();
     assert!(message.contains("node4"), "{message}");
-    assert!(message.contains(other), "the holder is named: {message}");
+    assert!(
+        message.contains(&other.to_string()),
+        "the holder is named: {message}"
+    );
+    assert!(!message.contains("STALE"), "{message}");
+    assert!(stale_nodes(&errors).is_empty());
     assert!(changes(&nodes).is_empty(), "{:?}", changes(&nodes));
     // Ours is released; the other apply keeps its own.
     let locks = sim(&s).locks.clone();
     assert_eq!(
         locks.into_iter().collect::<Vec<_>>(),
-        [("node4".into(), other.into())]
+        [("node4".into(), other)]
     );
+}
+
+#[test]
+fn a_lock_whose_holder_is_gone_is_reported_stale_and_kept() {
+    let t = redis_todo();
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    // This machine and boot, this pid, but another start time: the pid was reused,
+    // the process that took the lock is gone.
+    let gone = LockHolder {
+        start_ticks: me().start_ticks + 1,
+        ..me()
+    };
+    sim(&s).locks.insert("node4".into(), gone.clone());
+    let Err(SessionError::Read(errors)) = session(&t, &nodes, &p, &tasks) else {
+        panic!("the session ran with node4 locked");
+    };
+    let message = errors[0].to_string();
+    assert!(message.contains("STALE"), "{message}");
+    assert!(message.contains("holder is gone"), "{message}");
+    assert_eq!(stale_nodes(&errors), ["node4"]);
+    assert!(changes(&nodes).is_empty(), "{:?}", changes(&nodes));
+    // Never removed by itself: only force-unlock does that.
+    assert_eq!(sim(&s).locks.get("node4"), Some(&gone));
+}
+
+#[test]
+fn a_live_holder_is_waited_for_and_the_session_runs_once_it_is_released() {
+    let t = redis_todo();
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    sim(&s).locks.insert("node4".into(), elsewhere());
+    // The other apply lets go while this one waits.
+    let releaser = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            sim(&s).locks.remove("node4");
+        })
+    };
+    let stop = AtomicBool::new(false);
+    let control = Control {
+        lock_timeout: Duration::from_secs(10),
+        retry_every: Duration::from_millis(20),
+        stop: &stop,
+    };
+    let before = nodes.log().len();
+    let outcomes = run_controlled(
+        &t,
+        &mut nodes.connections(&t),
+        4,
+        &p,
+        &tasks,
+        &me(),
+        &Quiet,
+        &control,
+    )
+    .unwrap();
+    releaser.join().unwrap();
+    assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
+    let tries = nodes.log()[before..]
+        .iter()
+        .filter(|r| r.node == "node4" && r.ops.first().map(NodeOp::kind) == Some("lock"))
+        .count();
+    assert!(tries >= 2, "retried: {tries} tries");
+    assert!(sim(&s).locks.is_empty());
+}
+
+#[test]
+fn the_lock_wait_gives_up_at_the_timeout_holding_nothing() {
+    let t = redis_todo();
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    sim(&s).locks.insert("node4".into(), elsewhere());
+    let stop = AtomicBool::new(false);
+    let control = Control {
+        lock_timeout: Duration::from_millis(100),
+        retry_every: Duration::from_millis(20),
+        stop: &stop,
+    };
+    let started = Instant::now();
+    let e = run_controlled(
+        &t,
+        &mut nodes.connections(&t),
+        4,
+        &p,
+        &tasks,
+        &me(),
+        &Quiet,
+        &control,
+    )
+    .unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert!(matches!(e, SessionError::Read(_)), "{e}");
+    assert!(changes(&nodes).is_empty());
+    let locks: Vec<_> = sim(&s).locks.keys().cloned().collect();
+    assert_eq!(locks, ["node4"], "only the other apply's lock remains");
+}
+
+#[test]
+fn once_stopped_no_step_starts_and_the_report_says_interrupted() {
+    let t = redis_todo();
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    let stop = AtomicBool::new(false);
+    // The first step runs; the operator presses Ctrl-C while it does.
+    let first = tasks[0].op.clone();
+    let stop_ref = &stop;
+    let outcomes = std::thread::scope(|_| {
+        let mut conns = nodes.connections(&t);
+        let progress = StopAfterFirst(stop_ref);
+        crate::apply::execute_until(&tasks, &mut conns, 1, &progress, stop_ref)
+    });
+    assert_eq!(outcomes[0], Outcome::Done, "the running step finished");
+    assert!(
+        outcomes[1..]
+            .iter()
+            .all(|o| *o == Outcome::Skipped(crate::apply::INTERRUPTED.into())),
+        "{outcomes:?}"
+    );
+    assert_eq!(changes(&nodes).len(), 1);
+    assert_eq!(changes(&nodes)[0].1, first);
+    let r = report(&p, &tasks, &outcomes, Verb::Apply);
+    assert!(!r.complete);
+    assert!(r.text.contains("Apply interrupted."), "{}", r.text);
+    assert!(r.text.contains("(interrupted)"), "{}", r.text);
+    drop(s);
+}
+
+#[test]
+fn with_the_stop_set_before_the_run_nothing_runs_and_the_locks_are_released() {
+    let t = redis_todo();
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    let stop = AtomicBool::new(true);
+    let control = Control {
+        lock_timeout: Duration::ZERO,
+        retry_every: Duration::from_secs(1),
+        stop: &stop,
+    };
+    let outcomes = run_controlled(
+        &t,
+        &mut nodes.connections(&t),
+        4,
+        &p,
+        &tasks,
+        &me(),
+        &Quiet,
+        &control,
+    )
+    .unwrap();
+    assert!(changes(&nodes).is_empty(), "{:?}", changes(&nodes));
+    assert!(outcomes
+        .iter()
+        .all(|o| *o == Outcome::Skipped(crate::apply::INTERRUPTED.into())));
+    assert!(sim(&s).locks.is_empty());
+}
+
+/// Sets the stop once the first step finished, as a Ctrl-C during it would.
+struct StopAfterFirst<'a>(&'a AtomicBool);
+
+impl Progress for StopAfterFirst<'_> {
+    fn started(&self, _node: &str, _label: &str) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn finished(&self, _node: &str, _label: &str, _outcome: &Outcome) {}
+    fn unlock_failed(&self, _node: &str, _error: &crate::transport::TransportError) {}
 }
 
 #[test]
@@ -342,8 +530,8 @@ fn the_document_of_a_held_lock_names_the_holder_and_lists_no_step() {
     let t = redis_todo();
     let (s, nodes) = simulated(&t, &[]);
     let (p, tasks) = planned(&t, &nodes);
-    let other = "geartopo apply of todo by alice@elsewhere pid 7 since unix time 1";
-    sim(&s).locks.insert("node4".into(), other.into());
+    let other = elsewhere();
+    sim(&s).locks.insert("node4".into(), other.clone());
     let e = session(&t, &nodes, &p, &tasks).unwrap_err();
     let kind = ApplyErrorKind::from(&e);
     assert_eq!(kind, ApplyErrorKind::Locked);
@@ -358,7 +546,10 @@ fn the_document_of_a_held_lock_names_the_holder_and_lists_no_step() {
     assert_eq!(doc["result"], "error");
     assert_eq!(doc["error"]["kind"], "locked");
     let text = doc["error"]["message"].as_str().unwrap();
-    assert!(text.contains("node4") && text.contains(other), "{text}");
+    assert!(
+        text.contains("node4") && text.contains(&other.to_string()),
+        "{text}"
+    );
     assert_eq!(doc["steps"], serde_json::json!([]));
     assert_eq!(
         doc["plan"]["summary"]["add"], 2,
@@ -471,9 +662,11 @@ fn a_lock_holder_with_control_characters_is_printed_escaped() {
     let t = redis_todo();
     let (s, nodes) = simulated(&t, &[]);
     let (p, tasks) = planned(&t, &nodes);
-    sim(&s)
-        .locks
-        .insert("node4".into(), "alice\x1b[1A\x1b[2K\rnothing to see".into());
+    let holder = LockHolder {
+        user: "alice\x1b[1A\x1b[2K\rnothing to see".into(),
+        ..elsewhere()
+    };
+    sim(&s).locks.insert("node4".into(), holder);
     let Err(SessionError::Read(errors)) = session(&t, &nodes, &p, &tasks) else {
         panic!("the session ran with node4 locked by another");
     };
