@@ -121,9 +121,18 @@ fn an_unreadable_file_is_one_error_line_on_every_command() {
     // Offline commands and the ones that talk to nodes say the same thing, before
     // any node is contacted.
     for cmd in [
-        "validate", "links", "graph", "plan", "apply", "destroy", "show",
+        "validate",
+        "links",
+        "graph",
+        "plan",
+        "apply",
+        "destroy",
+        "show",
+        "lab status",
     ] {
-        let (code, stdout, stderr) = run(&[cmd, "/nonexistent/geartopo.toml"]);
+        let mut args: Vec<&str> = cmd.split(' ').collect();
+        args.push("/nonexistent/geartopo.toml");
+        let (code, stdout, stderr) = run(&args);
         assert_eq!(code, Some(1), "{cmd}: {stderr}");
         assert!(stdout.is_empty(), "{cmd}: {stdout}");
         assert_eq!(

@@ -47,8 +47,19 @@ pub enum LabCommand {
     },
 }
 
+/// The lab's view of the topology file, loaded the way every command loads it
+/// (one `error:` line for an unreadable file; the full report, then one line, for
+/// an invalid one).
 fn spec(file: Option<PathBuf>) -> anyhow::Result<LabSpec> {
-    Ok(LabSpec::from_file(&super::topology_path(file))?)
+    let path = super::topology_path(file);
+    let (topology, _, _) = super::session::load(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}",
+            e.to_string()
+                .replace("nothing was changed", "no lab was touched")
+        )
+    })?;
+    Ok(LabSpec::from_topology(&topology)?)
 }
 
 pub fn run(cmd: LabCommand) -> anyhow::Result<i32> {

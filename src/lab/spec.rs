@@ -3,7 +3,6 @@
 //! `topology::load`, as for every other command; no other I/O here.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 use crate::topology::model::{NodeAddress, Runtime, Topology};
 
@@ -32,19 +31,6 @@ pub struct LabSpec {
 const PODMAN_DEFAULT_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 88, 0, 0), 16);
 
 impl LabSpec {
-    /// Reads the lab's view of a topology file: loaded and validated like any
-    /// other command's (`topology::load`), then checked for what a lab can host.
-    pub fn from_file(path: &Path) -> Result<LabSpec, LabError> {
-        let loaded = crate::topology::load(path).map_err(|invalid| {
-            LabError::Spec(format!(
-                "{} is not a valid topology; no lab was touched\n{}",
-                path.display(),
-                invalid.to_string().trim_end()
-            ))
-        })?;
-        Self::from_topology(&loaded.topology)
-    }
-
     /// The lab's view of a validated topology.
     pub fn from_topology(topology: &Topology) -> Result<LabSpec, LabError> {
         let nodes = topology
