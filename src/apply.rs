@@ -388,15 +388,20 @@ pub fn execute_until(
                     drop(st);
                     let outcome = match skip {
                         Some(why) => Outcome::Skipped(why),
-                        None => {
-                            progress.started(&task.node, &task.label);
+                        None => 'run: {
                             {
                                 let mut p = permits.lock().unwrap();
                                 while *p == 0 {
                                     p = permit_freed.wait(p).unwrap();
                                 }
+                                // An interrupt while this step waited for its turn:
+                                // it does not start.
+                                if stop.load(Ordering::SeqCst) {
+                                    break 'run Outcome::Skipped(INTERRUPTED.to_string());
+                                }
                                 *p -= 1;
                             }
+                            progress.started(&task.node, &task.label);
                             #[cfg(feature = "testing")]
                             pause::at("step");
                             let result = conn.run(std::slice::from_ref(&task.op));
