@@ -69,7 +69,8 @@ pub fn replace_and_destroy_target(ctx: &Ctx) -> Outcome {
         .expect(1)?;
     ensure!(
         both.stderr
-            .contains("--target and --exclude cannot be used together"),
+            .contains("'--target <CONTAINER>' cannot be used with '--exclude <CONTAINER>'")
+            && both.stdout.is_empty(),
         "--target with --exclude:\n{}",
         both.describe()
     );

@@ -97,7 +97,7 @@ fn example_body(replicas: usize) -> Result<String, String> {
         if line.starts_with('[') {
             skipping = line.starts_with("[nodes.");
         }
-        if skipping || line.starts_with("name = ") {
+        if skipping || line.starts_with("name ") || line.starts_with("id ") {
             continue;
         }
         body.push_str(line);
