@@ -102,11 +102,22 @@ fn child(way: &str, n: usize) {
     let start = Instant::now();
     match way {
         "geartopo" => {
-            // A stand-in runtime that reports this process as the container's pid,
-            // so `nsenter -t PID -n` enters this very namespace.
+            // The container: a process in a fresh namespace of its own, not this
+            // one (the rules script refuses to write into the namespace it runs
+            // in, as it would the node's own). A stand-in runtime reports its pid,
+            // so `nsenter -t PID -n` enters that namespace.
+            let mut stand_in = Command::new("unshare")
+                .args(["--net", "sleep", "600"])
+                .spawn()
+                .expect("spawns the container stand-in");
+            let pid = stand_in.id();
+            let mine = std::fs::read_link("/proc/self/ns/net").expect("own namespace");
+            while std::fs::read_link(format!("/proc/{pid}/ns/net")).ok() == Some(mine.clone()) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             let dir = tempfile::tempdir().expect("temp dir");
             let podman = dir.path().join("podman");
-            std::fs::write(&podman, format!("#!/bin/sh\necho {}\n", std::process::id()))
+            std::fs::write(&podman, format!("#!/bin/sh\necho {pid}\n"))
                 .expect("writes the stand-in");
             run(Command::new("chmod").arg("+x").arg(&podman));
             let path = format!(
@@ -127,7 +138,10 @@ fn child(way: &str, n: usize) {
             // Timing starts after the stand-in is written: the script is what a node runs.
             let start = Instant::now();
             run_with_stdin(Command::new(sh).arg(args).env("PATH", path), &script);
-            report(way, n, start.elapsed(), &rules);
+            let elapsed = start.elapsed();
+            report_from(way, n, elapsed, &rules, Some(pid));
+            let _ = stand_in.kill();
+            let _ = stand_in.wait();
             return;
         }
         "restore" => run_with_stdin(Command::new("iptables-restore").arg("--noflush"), &restore),
@@ -170,7 +184,7 @@ fn child(way: &str, n: usize) {
     let took = start.elapsed();
     if way == "restore" {
         // The restore alone adds no jumps; the end state is checked without them.
-        let save = save_nat();
+        let save = save_nat_of(None);
         assert_eq!(parse_owned(&save).rules, rules, "restore: rules in place");
         println!("{}", took.as_secs_f64());
         return;
@@ -179,14 +193,20 @@ fn child(way: &str, n: usize) {
 }
 
 /// The nat and filter tables, as the observe script reads them.
-fn save_nat() -> String {
+/// The owned tables of this namespace, or of the namespace of `pid`.
+fn save_nat_of(pid: Option<u32>) -> String {
     ["nat", "filter"]
         .iter()
         .map(|t| {
-            let out = Command::new("iptables-save")
-                .args(["-t", t])
-                .output()
-                .expect("iptables-save");
+            let mut cmd = match pid {
+                Some(pid) => {
+                    let mut c = Command::new("nsenter");
+                    c.args(["-t", &pid.to_string(), "-n", "iptables-save"]);
+                    c
+                }
+                None => Command::new("iptables-save"),
+            };
+            let out = cmd.args(["-t", t]).output().expect("iptables-save");
             String::from_utf8_lossy(&out.stdout).into_owned()
         })
         .collect()
@@ -194,7 +214,11 @@ fn save_nat() -> String {
 
 /// Checks the owned chains are exactly what geartopo would have written, then prints.
 fn report(way: &str, n: usize, took: Duration, rules: &[String]) {
-    let owned = parse_owned(&save_nat());
+    report_from(way, n, took, rules, None)
+}
+
+fn report_from(way: &str, n: usize, took: Duration, rules: &[String], pid: Option<u32>) {
+    let owned = parse_owned(&save_nat_of(pid));
     assert_eq!(owned.rules, rules, "{way} {n}: rules in place");
     assert!(
         owned.intact(),
