@@ -52,13 +52,7 @@ pub enum LabCommand {
 /// an invalid one).
 fn spec(file: Option<PathBuf>) -> anyhow::Result<LabSpec> {
     let path = super::topology_path(file);
-    let (topology, _, _) = super::session::load(&path).map_err(|e| {
-        anyhow::anyhow!(
-            "{}",
-            e.to_string()
-                .replace("nothing was changed", "no lab was touched")
-        )
-    })?;
+    let (topology, _, _) = super::session::load_saying(&path, "no lab was touched")?;
     Ok(LabSpec::from_topology(&topology)?)
 }
 

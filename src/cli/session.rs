@@ -33,16 +33,31 @@ pub struct Session {
 /// Loads and validates (`topology::load`, as every command does); prints every
 /// diagnostic on failure.
 pub fn load(path: &Path) -> Result<(Topology, DepGraph, Vec<u8>)> {
-    loaded(&path.display().to_string(), topology::load(path))
+    load_saying(path, "nothing was changed")
+}
+
+/// As `load`, ending an invalid file's report with `consequence` (what the
+/// command did not do because of it).
+pub fn load_saying(path: &Path, consequence: &str) -> Result<(Topology, DepGraph, Vec<u8>)> {
+    loaded(
+        &path.display().to_string(),
+        consequence,
+        topology::load(path),
+    )
 }
 
 /// As `load`, from text already read (a saved plan carries its topology).
 pub fn load_source(name: &str, source: Vec<u8>) -> Result<(Topology, DepGraph, Vec<u8>)> {
-    loaded(name, topology::load_source(name, source))
+    loaded(
+        name,
+        "nothing was changed",
+        topology::load_source(name, source),
+    )
 }
 
 fn loaded(
     name: &str,
+    consequence: &str,
     result: Result<topology::Loaded, topology::Invalid>,
 ) -> Result<(Topology, DepGraph, Vec<u8>)> {
     match result {
@@ -53,9 +68,7 @@ fn loaded(
                 return Err(anyhow!("{message}"));
             }
             super::report_invalid(invalid);
-            Err(anyhow!(
-                "{name} is not a valid topology; nothing was changed"
-            ))
+            Err(anyhow!("{name} is not a valid topology; {consequence}"))
         }
     }
 }
