@@ -65,6 +65,7 @@ pub(crate) fn redis_todo() -> Topology {
         port: 6379,
         host_port: Some(50000),
         protocol: Protocol::Tcp,
+        private: false,
     });
     let mut app = container("app1", "node1", "localhost/geartopo-busybox:latest");
     app.command = vec!["sleep".into(), "1000000".into()];

@@ -88,6 +88,10 @@ pub struct RawDefaults {
     /// Where host ports are picked when a publish gives none: `"FIRST-LAST"` (default `"4000-60000"`).
     #[schemars(with = "Option<String>")]
     pub host_ports: Option<Spanned<String>>,
+    /// Every published port is private (docs/private-ports.md) unless a container
+    /// or a publish says otherwise (default `false`).
+    #[schemars(with = "Option<bool>")]
+    pub private_ports: Option<Spanned<bool>>,
 }
 
 /// `[nodes.NAME]`: one host.
@@ -142,6 +146,10 @@ pub struct RawContainer {
     /// Published container ports.
     #[schemars(with = "Option<Vec<RawPublish>>")]
     pub publish: Option<Vec<Spanned<RawPublish>>>,
+    /// This container's published ports are private: open only to the nodes that
+    /// link to them (docs/private-ports.md). Overrides `defaults.private_ports`.
+    #[schemars(with = "Option<bool>")]
+    pub private_ports: Option<Spanned<bool>>,
     /// Links: `{ to = "CONTAINER:PORT" }` or geard's `"[LOCAL_IP:]LOCAL_PORT:REMOTE_HOST:REMOTE_PORT"`.
     #[schemars(with = "Option<Vec<RawLink>>")]
     pub links: Option<Vec<Spanned<RawLink>>>,
@@ -160,6 +168,10 @@ pub struct RawPublish {
     /// Default `tcp`.
     #[schemars(with = "Option<RawProtocol>")]
     pub protocol: Option<Spanned<RawProtocol>>,
+    /// Open only to the nodes that link to it (docs/private-ports.md). Overrides
+    /// the container's `private_ports`.
+    #[schemars(with = "Option<bool>")]
+    pub private: Option<Spanned<bool>>,
 }
 
 /// An environment value: a plain string, or a table that can mark it secret.
