@@ -15,6 +15,11 @@ OUT_DIR, one per family, each as large as it can be under 64 KB (65,536 bytes):
   deep-arrays           arrays nested tens of thousands deep
   deep-tables           inline tables nested thousands deep
   many-errors           every kind of error, thousands of times
+  same-host-port        thousands of containers publishing one host port on one node
+  duplicate-listens     thousands of links listening on the same address and port
+  many-nodes            thousands of nodes
+  long-cycle            a start-order cycle through hundreds of containers
+  many-env              thousands of environment values
 
 Usage: hostile_gen.py OUT_DIR
 """
@@ -157,6 +162,31 @@ def many_errors():
     return fill(HEAD, lambda i: kinds[i % len(kinds)](i))
 
 
+def same_host_port():
+    # every container publishes host port 50000 on one node: one error each
+    return fill(HEAD, lambda i: f'[containers.c{i}]\nnode = "n"\nimage = "b"\npublish = [{{ port = 1, host_port = 50000 }}]\n')
+
+
+def duplicate_listens():
+    head = HEAD + '[containers.t]\nnode = "n"\nimage = "b"\npublish = [{ port = 1 }]\n[containers.a]\nnode = "n"\nimage = "b"\nlinks = ['
+    return fill_list(head, lambda i: '"1:t:1"', ",", "]\n")
+
+
+def many_nodes():
+    return fill('name = "h"\nid = "0123456789abcdef0123"\n', lambda i: f'[nodes.n{i}]\naddress = "198.{18 + (i >> 16) % 2}.{(i >> 8) % 256}.{i % 256}"\n')
+
+
+def long_cycle():
+    # the chain, closed: a start-order cycle through every container
+    text = chain()
+    n = text.count("[containers.")
+    return text + f'links = ["1:c0:1"]\n'
+
+
+def many_env():
+    return fill(HEAD + '[containers.a]\nnode = "n"\nimage = "b"\n[containers.a.env]\n', lambda i: f'K{i} = "v"\n')
+
+
 FAMILIES = {
     "views-of-replicas": views_of_replicas,
     "observers": observers,
@@ -171,6 +201,11 @@ FAMILIES = {
     "deep-arrays": deep_arrays,
     "deep-tables": deep_tables,
     "many-errors": many_errors,
+    "same-host-port": same_host_port,
+    "duplicate-listens": duplicate_listens,
+    "many-nodes": many_nodes,
+    "long-cycle": long_cycle,
+    "many-env": many_env,
 }
 
 
