@@ -459,9 +459,7 @@ fn value<T: serde::de::DeserializeOwned>(
         let allowed = unknown_field(e.message())
             .map(|(_, a)| a)
             .unwrap_or_default();
-        let Some(others) = remove_key_and_unknown_siblings(&mut item, &span, &allowed) else {
-            return None;
-        };
+        let others = remove_key_and_unknown_siblings(&mut item, &span, &allowed)?;
         for (key, key_span) in others {
             let message = format!("unknown field `{key}`, {}", expected_part(e.message()));
             problems.push(shape_problem(&message, key_span).0);

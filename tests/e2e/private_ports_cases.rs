@@ -149,8 +149,7 @@ pub fn linked_nodes_only(ctx: &Ctx) -> Outcome {
     ensure!(
         after
             .iter()
-            .filter(|l| l.starts_with("-A FORWARD"))
-            .nth(0)
+            .find(|l| l.starts_with("-A FORWARD"))
             .is_some_and(|l| l.starts_with("-A FORWARD -j GEARTOPO-PP-")),
         "the chain's jump is not first in FORWARD:\n{}",
         after.join("\n")
