@@ -3,7 +3,7 @@
 //! its shape. Memory is measured with this binary's own counting allocator; time
 //! is checked as growth (a 4x bigger input may cost at most ~10x, where a
 //! quadratic step would cost 16x), since tests run in debug builds. The release
-//! figures are in docs/security.md.
+//! figures are in BENCHMARKS.md (`bash bench/hostile.sh`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
