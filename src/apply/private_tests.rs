@@ -227,18 +227,35 @@ fn two_topologies_of_one_name_on_one_node_keep_to_their_own_chains() {
     let (t, g) = load(&client("app1", "node1"));
     let (sim, w) = simulated(&t, &[]);
     apply_once(&t, &g, &w);
+    // Another team's "todo" (another id) on the same nodes, other containers.
     let other_src = format!("{HEAD}{}", client("app9", "node2"))
-        .replace("0123456789abcdef0123", "fedcba98765432100123");
+        .replace("0123456789abcdef0123", "fedcba98765432100123")
+        .replace("redisdb", "cache")
+        .replace("50000", "50001")
+        .replace("50080", "50081");
     let other = load_source("o.toml", other_src.into_bytes()).unwrap();
-    let mut c = w.connections(&other.topology);
-    let state = observe(&other.topology, &mut c, 4).unwrap();
-    let p = plan(&other.topology, &state, None);
-    // The other team's redisdb is in the way by name (a plan error), but its
-    // chain plan never names ours.
-    if let Ok(p) = p {
-        assert!(p.node_changes.iter().all(|n| n.chain != chain()));
+    let (o, og) = (other.topology, other.graph);
+    let (p, _) = apply_once(&o, &og, &w);
+    let theirs = chain_name("todo", Some("fedcba98765432100123"));
+    assert_eq!(p.node_changes.len(), 1);
+    assert_eq!(p.node_changes[0].chain, theirs);
+    {
+        let s = sim.lock().unwrap();
+        assert_eq!(s.node_chains["node4"][&chain()], rules(&["198.18.0.1/32"]));
+        assert!(s.node_chains["node4"][&theirs][0].contains("-s 198.18.0.2/32"));
     }
-    let d = destroy_selected("todo", other.topology.id.as_deref(), &state, &Limit::All);
-    assert!(d.node_changes.is_empty(), "{:?}", d.node_changes);
-    assert!(sim.lock().unwrap().node_chains["node4"].contains_key(&chain()));
+    // Ours is still as planned: no change for us.
+    let (again, _) = apply_once(&t, &g, &w);
+    assert!(again.node_changes.is_empty(), "{:?}", again.node_changes);
+    // Their destroy takes their chain only.
+    let mut c = w.connections(&o);
+    let state = observe(&o, &mut c, 4).unwrap();
+    let d = destroy_selected("todo", o.id.as_deref(), &state, &Limit::All);
+    assert_eq!(d.node_changes.len(), 1);
+    assert_eq!(d.node_changes[0].chain, theirs);
+    let outcomes = execute(&destroy_tasks(&o, &og, &d), &mut c, 4, &Quiet);
+    assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
+    let s = sim.lock().unwrap();
+    assert!(!s.node_chains["node4"].contains_key(&theirs));
+    assert_eq!(s.node_chains["node4"][&chain()], rules(&["198.18.0.1/32"]));
 }
