@@ -338,8 +338,9 @@ done
 /// The node's own private-ports chain (`private_ports`): one restore of that
 /// chain alone, then FORWARD's jump into it made present once, in first place
 /// (before the runtime's own chains, DOCKER-USER included, which accept the
-/// DNAT'd flows). No rules: the jumps and the chain go. The chain name is
-/// validated (`GEARTOPO-PP-` and hex), and quoted all the same.
+/// DNAT'd flows). No rules: the jumps and the chain go. The chain name comes
+/// from `private_ports::chain_name` (`GEARTOPO-PP-` and hex digits), and is
+/// quoted all the same.
 fn private_ports_script(profile: &NodeProfile, chain: &str, rules: &[String]) -> String {
     let c = quote(chain);
     let fw = crate::private_ports::BUILTIN;
