@@ -94,6 +94,7 @@ fn topology(containers: usize) -> Topology {
                     port: 6379,
                     host_port: None,
                     protocol: Protocol::Tcp,
+                    private: false,
                 }],
                 links,
             }

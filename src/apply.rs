@@ -138,7 +138,10 @@ fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
 /// create, rules and start per the graph. Steps on a container that exists act on
 /// its observed id, never on a name another owner could hold.
 pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Task> {
-    let mut tasks: Vec<Task> = Vec::new();
+    // A node's private-ports chain first, on its own: a node runs its tasks in
+    // order, so a port is never open to all before its container is created, and
+    // a linking node is let in before its container starts.
+    let mut tasks: Vec<Task> = node_tasks(plan);
     let mut deletes_on: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for c in plan.changes.iter() {
         let label = match c.action {
@@ -252,6 +255,26 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
     tasks
 }
 
+/// One task per node change of the plan (`private_ports`).
+fn node_tasks(plan: &Plan) -> Vec<Task> {
+    plan.node_changes
+        .iter()
+        .map(|n| Task {
+            node: n.node.clone(),
+            label: if n.rules_after.is_empty() {
+                format!("remove private ports chain {}", n.chain)
+            } else {
+                format!("private ports chain {}", n.chain)
+            },
+            op: NodeOp::PrivatePorts {
+                chain: n.chain.clone(),
+                rules: n.rules_after.clone(),
+            },
+            deps: vec![],
+        })
+        .collect()
+}
+
 /// The tasks that remove every container in `plan` (all deletes), dependents first:
 /// a container goes before the containers it links to.
 pub fn destroy_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Task> {
@@ -296,6 +319,9 @@ pub fn destroy_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<
             deps,
         });
     }
+    // Last on each node (its tasks run in order): the chain outlives the
+    // containers whose ports it guards.
+    tasks.extend(node_tasks(plan));
     tasks
 }
 
@@ -462,5 +488,7 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
+#[cfg(test)]
+mod private_tests;
 #[cfg(test)]
 mod tests;

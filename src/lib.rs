@@ -17,6 +17,7 @@ pub mod node;
 pub mod observe;
 pub mod output;
 pub mod plan;
+pub mod private_ports;
 pub mod render;
 pub mod rules;
 pub mod state;

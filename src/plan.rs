@@ -16,10 +16,12 @@ use crate::topology::model::{EnvValue, Protocol, Runtime, Topology};
 
 mod diff;
 mod owner;
+mod private;
 mod resolve;
 pub mod select;
 
 use diff::{diff_one, replace_requested};
+pub use private::NodeChange;
 use resolve::{assign_host_ports, resolve, ByName};
 pub use select::{select, Limit, Mode, Scope, SelectError, Selection};
 
@@ -125,6 +127,9 @@ pub struct Plan {
     pub drift: Vec<Drift>,
     /// Owned containers without an id, taken over by this topology's id.
     pub adopted: Vec<Adopted>,
+    /// Changes to the nodes' own private-ports chains (`private_ports`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_changes: Vec<NodeChange>,
     /// Every container's resolved form, changed or not (for `links`, `show`).
     #[serde(skip)]
     pub desired: Vec<Desired>,
@@ -140,13 +145,14 @@ pub struct Summary {
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
-        !self.changes.is_empty()
+        !self.changes.is_empty() || !self.node_changes.is_empty()
     }
 
     /// Keeps only the changes on `nodes` (`destroy --node`: nodes no longer in the
     /// file, whose containers nothing else reaches).
     pub fn retain_nodes(&mut self, nodes: &BTreeSet<String>) {
         self.changes.retain(|c| nodes.contains(&c.node));
+        self.node_changes.retain(|c| nodes.contains(&c.node));
     }
 
     pub fn summary(&self) -> Summary {
@@ -162,6 +168,8 @@ impl Plan {
                 Action::Delete => s.destroy += 1,
             }
         }
+        // A node's private-ports chain changes in place.
+        s.change += self.node_changes.len();
         s
     }
 }
@@ -339,6 +347,7 @@ pub fn plan_selected(
         }
         changes.extend(change);
     }
+    let node_changes = private::plan_nodes(topology, &by_name, state, &desired, &mut drift);
     Ok(Plan {
         topology: topology.name.clone(),
         // Of everything read: the lock's re-read compares the same whole state.
@@ -346,6 +355,7 @@ pub fn plan_selected(
         changes,
         drift,
         adopted: owned.adopted,
+        node_changes,
         desired,
     })
 }
@@ -379,12 +389,19 @@ pub fn destroy_selected(
                 .map(move |oc| delete_change(node, oc))
         })
         .collect();
+    // The chain goes with the whole topology; a targeted destroy leaves it (the
+    // next apply of the file keeps it in step with what remains).
+    let node_changes = match limit {
+        Limit::All => private::remove_all(topology, id, &owned.state),
+        _ => Vec::new(),
+    };
     Plan {
         topology: topology.to_string(),
         fingerprint: state.fingerprint(),
         changes,
         drift: vec![],
         adopted: vec![],
+        node_changes,
         desired: vec![],
     }
 }

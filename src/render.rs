@@ -6,7 +6,7 @@
 use similar::TextDiff;
 
 use crate::output::plan::PlanDocument;
-use crate::plan::{Action, Change, Desired, Plan};
+use crate::plan::{Action, Change, Desired, NodeChange, Plan};
 use crate::text::escape_controls as esc;
 
 /// Terminal colours, off when `NO_COLOR` is set or output is not a terminal.
@@ -140,12 +140,39 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         out.push_str(&change_text(c, style));
         out.push('\n');
     }
+    for n in &plan.node_changes {
+        out.push_str(&node_change_text(n, style));
+        out.push('\n');
+    }
     let s = plan.summary();
     out.push_str(&style.bold(&format!(
         "Plan: {} to add, {} to change, {} to destroy.",
         s.add, s.change, s.destroy
     )));
     out.push('\n');
+    out
+}
+
+/// A node's private-ports chain (`private_ports`): updated in place, or removed.
+fn node_change_text(n: &NodeChange, style: Style) -> String {
+    let before = n.rules_before.clone().unwrap_or_default();
+    let (sym, what) = if n.rules_after.is_empty() {
+        (style.red("-"), "will be removed")
+    } else if n.rules_before.is_none() {
+        (style.green("+"), "will be created")
+    } else {
+        (style.yellow("~"), "will be updated in place")
+    };
+    let mut out = format!(
+        "  # private ports chain on {} {what} ({})\n  {sym} node chain \"{}\" {{\n",
+        esc(&n.node),
+        n.reasons.join(", "),
+        n.chain
+    );
+    for line in rules_diff(&before, &n.rules_after).lines() {
+        out.push_str(&format!("      {}\n", esc(line)));
+    }
+    out.push_str("    }\n");
     out
 }
 

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::private_ports::NodeFilter;
 use crate::topology::model::Protocol;
 
 /// Everything read from every node in one observation.
@@ -35,6 +36,11 @@ pub struct NodeState {
     /// already in `containers` (copies made outside geartopo): to be removed.
     #[serde(default)]
     pub extras: Vec<ObservedContainer>,
+    /// The private-ports chains in the node's own filter table, and its container
+    /// networks (`private_ports`). Left out of the JSON when empty, so that a
+    /// node without them fingerprints as before.
+    #[serde(default, skip_serializing_if = "NodeFilter::is_empty")]
+    pub filter: NodeFilter,
 }
 
 /// `tcp` / `udp`, serializable.

@@ -3,7 +3,7 @@
 //! its shape. Memory is measured with this binary's own counting allocator; time
 //! is checked as growth (a 4x bigger input may cost at most ~10x, where a
 //! quadratic step would cost 16x), since tests run in debug builds. The release
-//! figures are in docs/security.md.
+//! figures are in BENCHMARKS.md (`bash bench/hostile.sh`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -134,6 +134,20 @@ fn chain(n: usize) -> String {
     s
 }
 
+/// One container with `n` misspelt keys: each an error.
+fn unknown_keys(n: usize) -> String {
+    let mut s = HEAD.to_owned() + "[containers.a]\nnode = \"n\"\nimage = \"b\"\n";
+    for i in 0..n {
+        s += &format!("imgae{i} = 1\n");
+    }
+    s
+}
+
+/// The chain of `n` closed into one start-order cycle: the report labels it.
+fn cycle(n: usize) -> String {
+    chain(n) + "links = [\"1:c0:1\"]\n"
+}
+
 /// One view whose `n` observers each see 256 members.
 fn observers(n: usize) -> String {
     let mut s = HEAD.to_owned();
@@ -238,7 +252,7 @@ fn best_time(text: &str) -> Duration {
 
 #[test]
 fn work_grows_near_linearly_with_the_input() {
-    let shapes: [(&str, Shape, usize); 3] = [
+    let shapes: [(&str, Shape, usize); 4] = [
         ("misspelt link targets", misspelt_targets, 1000),
         (
             "misspelt names in many containers",
@@ -246,6 +260,8 @@ fn work_grows_near_linearly_with_the_input() {
             250,
         ),
         ("a chain of linked containers", chain, 180),
+        // Each link of the cycle used to be a label of the report: seconds to render.
+        ("a start-order cycle", cycle, 180),
     ];
     for (what, make, n) in shapes {
         let small = make(n);
@@ -259,6 +275,33 @@ fn work_grows_near_linearly_with_the_input() {
             4 * n
         );
     }
+}
+
+/// Each unknown key used to cost a deserialization of its whole entry (up to
+/// 1000 rounds): 4,000 misspelt keys took seconds where as many valid ones take
+/// milliseconds. Now every unknown key of a table goes in one round.
+#[test]
+fn misspelt_keys_cost_about_what_as_many_valid_keys_cost() {
+    let n = 4000;
+    let mut valid =
+        HEAD.to_owned() + "[containers.a]\nnode = \"n\"\nimage = \"b\"\n[containers.a.env]\n";
+    for i in 0..n {
+        valid += &format!("K{i} = \"v\"\n");
+    }
+    let bad = unknown_keys(n);
+    check_bounded("misspelt keys", &bad);
+    let report = validate(&bad).report;
+    assert!(
+        report.contains("4000 errors"),
+        "{}",
+        &report[report.len().saturating_sub(300)..]
+    );
+    let (t_valid, t_bad) = (best_time(&valid), best_time(&bad));
+    let ratio = t_bad.as_secs_f64() / t_valid.as_secs_f64().max(1e-3);
+    assert!(
+        ratio < 10.0,
+        "{n} misspelt keys took {t_bad:?}, {n} valid ones {t_valid:?} ({ratio:.1}x)"
+    );
 }
 
 proptest! {

@@ -49,6 +49,11 @@ pub(crate) struct Sim {
     pub missing_images: Vec<String>,
     /// (node, image) for every `EnsureImage`, in order.
     pub ensured: Vec<(String, String)>,
+    /// Each node's own filter table: FORWARD's rules (foreign ones included,
+    /// which `PrivatePorts` must leave as they are), and the `GEARTOPO-PP-*`
+    /// chains with their rules.
+    pub forward: BTreeMap<String, Vec<String>>,
+    pub node_chains: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
 
 fn failure(status: i32, stderr: String) -> Output {
@@ -123,8 +128,44 @@ impl Sim {
                 }
             }
         }
+        out.push_str(&line(Section::NodeFilter));
+        // As the node script greps them out of iptables-save.
+        let chains = self.node_chains.get(node).cloned().unwrap_or_default();
+        for name in chains.keys() {
+            out.push_str(&format!(":{name} - [0:0]\n"));
+        }
+        for r in self.forward.get(node).into_iter().flatten() {
+            if r.starts_with("-A FORWARD -j GEARTOPO-PP-") {
+                out.push_str(&format!("{r}\n"));
+            }
+        }
+        for rules in chains.values() {
+            for r in rules {
+                out.push_str(&format!("{r}\n"));
+            }
+        }
+        let subnet = match self.runtime(node) {
+            Runtime::Podman => "10.88.0.0/16",
+            Runtime::Docker => "172.17.0.0/16",
+        };
+        out.push_str(&format!("{} {subnet}\n", Section::Subnets.header()));
         out.push_str(&line(Section::End));
         out
+    }
+
+    /// `PrivatePorts` as the node script does it: the chain replaced, its jump
+    /// first in FORWARD once; or both gone.
+    fn private_ports(&mut self, node: &str, chain: &str, rules: &[String]) {
+        let jump = format!("-A FORWARD -j {chain}");
+        let forward = self.forward.entry(node.to_string()).or_default();
+        forward.retain(|r| r != &jump);
+        let chains = self.node_chains.entry(node.to_string()).or_default();
+        if rules.is_empty() {
+            chains.remove(chain);
+        } else {
+            chains.insert(chain.to_string(), rules.to_vec());
+            forward.insert(0, jump);
+        }
     }
 
     fn find(&mut self, node: &str, name_or_id: &str) -> Option<&mut SimContainer> {
@@ -223,6 +264,7 @@ impl Sim {
             }
             match op {
                 NodeOp::Observe { .. } => stdout.push_str(&self.observe(node)),
+                NodeOp::PrivatePorts { chain, rules } => self.private_ports(node, chain, rules),
                 NodeOp::Lock { holder } => match self.locks.get(node) {
                     Some(other) => {
                         let held = HeldLock::report(other, "/run/geartopo/apply.lock");

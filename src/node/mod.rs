@@ -62,6 +62,11 @@ pub enum NodeOp {
     /// run before the old side of a replace is removed, so that an image that
     /// cannot be had leaves the old container running.
     EnsureImage { image: String },
+    /// Makes the node's own private-ports chain `chain` exactly `rules` (one
+    /// restore that declares only that chain) and FORWARD's jump into it present
+    /// once, first; with no rules, removes the jump and the chain. Nothing else in
+    /// the node's tables is touched.
+    PrivatePorts { chain: String, rules: Vec<String> },
 }
 
 impl NodeOp {
@@ -79,6 +84,7 @@ impl NodeOp {
             NodeOp::Start { .. } => "start",
             NodeOp::Remove { .. } => "remove",
             NodeOp::EnsureImage { .. } => "image",
+            NodeOp::PrivatePorts { .. } => "private-ports",
         }
     }
 }

@@ -35,6 +35,7 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
         NodeOp::Start { container } => start_script(runtime, container),
         NodeOp::Remove { container } => remove_script(runtime, container),
         NodeOp::EnsureImage { image } => ensure_image_script(runtime, image),
+        NodeOp::PrivatePorts { chain, rules } => private_ports_script(profile, chain, rules),
     }
 }
 
@@ -46,7 +47,8 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
 fn observe_script(profile: &NodeProfile, topology: &str) -> String {
     let rt = profile.runtime.binary();
     let label = quote(&format!("label=geartopo.topology={topology}"));
-    let [tcp, udp, ports, inspect, ns, hostns, sysctl, end] = Section::ALL.map(Section::header);
+    let [tcp, udp, ports, inspect, ns, hostns, sysctl, nodefilter, subnets, end] =
+        Section::ALL.map(Section::header);
     // The values in the order `Section::Sysctl` promises: that of SYSCTLS.
     let sysctls: Vec<String> = SYSCTLS
         .iter()
@@ -55,6 +57,23 @@ fn observe_script(profile: &NodeProfile, topology: &str) -> String {
     let sysctl = format!("{sysctl} {}", sysctls.join(" "));
     let save = match profile.firewall {
         Firewall::Iptables => "iptables-save -t nat; iptables-save -t filter",
+    };
+    // The node's own filter table, owned lines only (private ports); and where a
+    // container of this node comes from when it reaches a port of this node.
+    let node_filter = match profile.firewall {
+        Firewall::Iptables => format!(
+            "iptables-save -t filter 2>/dev/null | grep -e '^:{pp}' -e '^-A {pp}' -e '^-A {fw} -j {pp}' || true",
+            pp = crate::private_ports::PREFIX,
+            fw = crate::private_ports::BUILTIN,
+        ),
+    };
+    let networks = match profile.runtime {
+        Runtime::Podman => {
+            "podman network inspect podman --format '{{range .Subnets}}{{.Subnet}} {{end}}'"
+        }
+        Runtime::Docker => {
+            "docker network inspect bridge --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}'"
+        }
     };
     format!(
         r#"set -u
@@ -83,6 +102,9 @@ selfns=$(readlink /proc/self/ns/net)
     nsenter -t "$pid" -n sh -c 'echo "{sysctl}"; {save}' 2>/dev/null
   fi
 done
+echo "{nodefilter}"
+{node_filter}
+echo "{subnets} $({networks} 2>/dev/null)"
 echo "{end}"
 "#
     )
@@ -313,6 +335,39 @@ done
     s
 }
 
+/// The node's own private-ports chain (`private_ports`): one restore of that
+/// chain alone, then FORWARD's jump into it made present once, in first place
+/// (before the runtime's own chains, DOCKER-USER included, which accept the
+/// DNAT'd flows). No rules: the jumps and the chain go. The chain name comes
+/// from `private_ports::chain_name` (`GEARTOPO-PP-` and hex digits), and is
+/// quoted all the same.
+fn private_ports_script(profile: &NodeProfile, chain: &str, rules: &[String]) -> String {
+    let c = quote(chain);
+    let fw = crate::private_ports::BUILTIN;
+    match profile.firewall {
+        Firewall::Iptables if rules.is_empty() => format!(
+            r#"set -e
+while iptables -w -D {fw} -j {c} 2>/dev/null; do :; done
+if iptables -w -n -L {c} >/dev/null 2>&1; then iptables -w -F {c}; iptables -w -X {c}; fi
+"#
+        ),
+        Firewall::Iptables => {
+            let mut s = String::from("set -e\niptables-restore --noflush <<'GEARTOPO_RESTORE'\n");
+            s.push_str(&crate::private_ports::render_restore(chain, rules));
+            s.push_str("GEARTOPO_RESTORE\n");
+            s.push_str(&format!(
+                r#"n=$(iptables-save -t filter | grep -c -x -e "-A {fw} -j "{c} || true)
+if [ "$n" -ne 1 ] || [ "$(iptables -w -S {fw} 1 2>/dev/null)" != "-A {fw} -j "{c} ]; then
+  while iptables -w -D {fw} -j {c} 2>/dev/null; do :; done
+  iptables -w -I {fw} 1 -j {c}
+fi
+"#
+            ));
+            s
+        }
+    }
+}
+
 /// Starts a prepared container.
 fn start_script(runtime: Runtime, name: &str) -> String {
     let rt = runtime.binary();
@@ -445,6 +500,32 @@ mod tests {
                 "image",
                 vec![NodeOp::EnsureImage {
                     image: "localhost/geartopo-busybox:latest".into(),
+                }],
+            ),
+            (
+                "private-ports",
+                vec![NodeOp::PrivatePorts {
+                    chain: "GEARTOPO-PP-0123456789abcdef".into(),
+                    rules: crate::private_ports::render_rules(
+                        "todo",
+                        "GEARTOPO-PP-0123456789abcdef",
+                        &[crate::private_ports::PrivatePort {
+                            container: "redisdb".into(),
+                            protocol: Protocol::Tcp,
+                            port: 6379,
+                            host_port: 50000,
+                            sources: vec![crate::private_ports::Source::Node(Ipv4Addr::new(
+                                198, 18, 0, 1,
+                            ))],
+                        }],
+                    ),
+                }],
+            ),
+            (
+                "private-ports-remove",
+                vec![NodeOp::PrivatePorts {
+                    chain: "GEARTOPO-PP-0123456789abcdef".into(),
+                    rules: vec![],
                 }],
             ),
         ]

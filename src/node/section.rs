@@ -26,12 +26,17 @@ pub enum Section {
     /// Args: the values of `node::SYSCTLS`, in that order; the body is the
     /// namespace's nat and filter tables as `iptables-save` prints them.
     Sysctl,
+    /// The owned lines (`GEARTOPO-PP-*` chains, FORWARD's jumps into them) of
+    /// the node's own filter table, as `iptables-save` prints them.
+    NodeFilter,
+    /// Args: the runtime's default container network(s), `A.B.C.D/N`.
+    Subnets,
     /// The script got to its end.
     End,
 }
 
 impl Section {
-    pub const ALL: [Section; 8] = [
+    pub const ALL: [Section; 10] = [
         Section::Tcp,
         Section::Udp,
         Section::Ports,
@@ -39,6 +44,8 @@ impl Section {
         Section::Namespace,
         Section::HostNetwork,
         Section::Sysctl,
+        Section::NodeFilter,
+        Section::Subnets,
         Section::End,
     ];
 
@@ -52,6 +59,8 @@ impl Section {
             Section::Namespace => "ns",
             Section::HostNetwork => "hostns",
             Section::Sysctl => "sysctl",
+            Section::NodeFilter => "nodefilter",
+            Section::Subnets => "subnets",
             Section::End => "end",
         }
     }

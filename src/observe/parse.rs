@@ -97,6 +97,17 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                     e.save = Some(body.clone());
                 }
             }
+            (Section::NodeFilter, []) => {
+                let (chains, jumps) = crate::private_ports::parse_filter(body);
+                state.filter.chains = chains;
+                state.filter.jumps = jumps;
+            }
+            (Section::Subnets, nets) => {
+                state.filter.subnets = nets
+                    .iter()
+                    .filter_map(|n| crate::private_ports::network(n))
+                    .collect();
+            }
             (Section::End, []) => {}
             (section, args) => {
                 return Err(err(format!(

@@ -23,6 +23,10 @@ pub struct PlanDocument {
     /// The fingerprint of the live state the plan was made against.
     pub fingerprint: String,
     pub format_version: FormatVersion<1>,
+    /// Changes to the nodes' own private-ports chains (docs/private-ports.md);
+    /// left out when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub node_changes: Vec<PlanNodeChange>,
     pub summary: PlanSummary,
     /// The topology's name.
     pub topology: String,
@@ -95,6 +99,20 @@ pub struct PlanDrift {
     pub what: String,
 }
 
+/// A change to a node's own private-ports chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct PlanNodeChange {
+    /// `GEARTOPO-PP-` and 16 hex digits of the topology's id.
+    pub chain: String,
+    pub node: String,
+    /// `rules`, `jump` (FORWARD's jump missing or repeated), `removed`.
+    pub reasons: Vec<String>,
+    /// The chain's rules after apply; empty: the chain and its jump are removed.
+    pub rules_after: Vec<String>,
+    /// The chain's rules found; `null` when it does not exist.
+    pub rules_before: Option<Vec<String>>,
+}
+
 /// A container adopted by the topology's id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct PlanAdopted {
@@ -129,6 +147,17 @@ impl PlanDocument {
             drift: plan.drift.iter().map(drift).collect(),
             fingerprint: plan.fingerprint.clone(),
             format_version: FormatVersion,
+            node_changes: plan
+                .node_changes
+                .iter()
+                .map(|n| PlanNodeChange {
+                    chain: n.chain.clone(),
+                    node: n.node.clone(),
+                    reasons: n.reasons.clone(),
+                    rules_after: n.rules_after.clone(),
+                    rules_before: n.rules_before.clone(),
+                })
+                .collect(),
             summary: PlanSummary {
                 add: s.add,
                 change: s.change,

@@ -65,6 +65,7 @@ pub(crate) fn redis_todo() -> Topology {
         port: 6379,
         host_port: Some(50000),
         protocol: Protocol::Tcp,
+        private: false,
     });
     let mut app = container("app1", "node1", "localhost/geartopo-busybox:latest");
     app.command = vec!["sleep".into(), "1000000".into()];
@@ -528,6 +529,10 @@ fn golden_plans() {
     let mut t5 = t.clone();
     t5.id = Some("0123456789abcdef0123456789abcdef".into());
     golden("adopted-without-id", &plan(&t5, &s, None).unwrap());
+    // redisdb's port made private: node4's own chain lets node1 (app1's node) in.
+    let mut t6 = t.clone();
+    t6.containers[0].publish[0].private = true;
+    golden("private-port-made", &plan(&t6, &s, None).unwrap());
     // `apply --replace redisdb` with nothing changed, and `destroy --target redisdb`
     // (app1 links to it, so it goes first).
     let g = crate::graph::DepGraph::build(&t).unwrap();

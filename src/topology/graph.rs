@@ -2,7 +2,7 @@
 //! install its link rules, start it) must happen before which. Pure: no I/O, no
 //! runtime names; apply walks [`DepGraph::steps_in_order`], `graph` prints it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -79,14 +79,31 @@ impl DepGraph {
             index: BTreeMap::new(),
             targets: BTreeMap::new(),
         };
+        // Edges made so far: `find_edge` scans a step's edges, and a view's
+        // members each have one to every participant.
+        let mut edges: HashSet<(NodeIndex, NodeIndex)> = HashSet::new();
+        // Each container's (create, rules, start), by name, without building a
+        // `Step` (and its string) per lookup.
+        let mut steps: HashMap<&str, [NodeIndex; 3]> = HashMap::new();
         for c in &t.containers {
             let create = g.node(Step::Create(c.name.clone()));
             let rules = g.node(Step::Rules(c.name.clone()));
             let start = g.node(Step::Start(c.name.clone()));
-            g.edge(create, rules, Why::Own);
-            g.edge(rules, start, Why::Own);
+            g.edge(&mut edges, create, rules, Why::Own);
+            g.edge(&mut edges, rules, start, Why::Own);
             g.targets.entry(c.name.clone()).or_default();
+            steps
+                .entry(c.name.as_str())
+                .or_insert([create, rules, start]);
         }
+        // By name: a link's target was found by a scan of every container, which
+        // made a valid file of thousands of replicas cost seconds
+        // (bench/hostile.sh, `big-valid`).
+        let by_name: HashMap<&str, &Container> =
+            t.containers.iter().map(|c| (c.name.as_str(), c)).collect();
+        // Borrowed while links are walked (a string copied per link cost more
+        // than the rest of the graph); owned once at the end.
+        let mut targets: HashMap<&str, BTreeSet<&str>> = HashMap::new();
         for c in &t.containers {
             for l in &c.links {
                 let LinkTarget::Container {
@@ -97,31 +114,34 @@ impl DepGraph {
                 };
                 // Only containers of this topology have steps; the model guarantees it,
                 // but a lookup is cheaper than a panic.
-                let (Some(&tc), Some(&cr), Some(&ts), Some(&cs)) = (
-                    g.index.get(&Step::Create(target.clone())),
-                    g.index.get(&Step::Rules(c.name.clone())),
-                    g.index.get(&Step::Start(target.clone())),
-                    g.index.get(&Step::Start(c.name.clone())),
-                ) else {
+                let (Some(&[tc, _, ts]), Some(&[_, cr, cs])) =
+                    (steps.get(target.as_str()), steps.get(c.name.as_str()))
+                else {
                     continue;
                 };
-                g.targets
-                    .entry(c.name.clone())
+                targets
+                    .entry(c.name.as_str())
                     .or_default()
-                    .insert(target.clone());
+                    .insert(target.as_str());
                 match l.origin {
-                    LinkOrigin::Declared { .. } if !replica_peers(t, c, target) => {
-                        g.edge(tc, cr, Why::Link);
-                        g.edge(ts, cs, Why::Link);
+                    LinkOrigin::Declared { .. } if !replica_peers(&by_name, c, target) => {
+                        g.edge(&mut edges, tc, cr, Why::Link);
+                        g.edge(&mut edges, ts, cs, Why::Link);
                     }
                     // Replicas of one container linking to each other (geard's
                     // self-link) are peers, like view members: each must exist
                     // before rules point at it, but they start in any order.
                     LinkOrigin::Declared { .. } | LinkOrigin::View { .. } => {
-                        g.edge(tc, cr, Why::View)
+                        g.edge(&mut edges, tc, cr, Why::View)
                     }
                 }
             }
+        }
+        for (c, ts) in targets {
+            g.targets
+                .entry(c.to_string())
+                .or_default()
+                .extend(ts.into_iter().map(str::to_string));
         }
         match g.find_cycle() {
             Some(path) => Err(Cycle { path }),
@@ -138,9 +158,15 @@ impl DepGraph {
         i
     }
 
-    fn edge(&mut self, a: NodeIndex, b: NodeIndex, why: Why) {
+    fn edge(
+        &mut self,
+        made: &mut HashSet<(NodeIndex, NodeIndex)>,
+        a: NodeIndex,
+        b: NodeIndex,
+        why: Why,
+    ) {
         // One edge per pair: two links to the same target are one dependency.
-        if self.graph.find_edge(a, b).is_none() {
+        if made.insert((a, b)) {
             self.graph.add_edge(a, b, why);
         }
     }
@@ -363,9 +389,10 @@ impl DepGraph {
 
 /// Whether `c` is a replica and `target` another replica of the same declared
 /// container: their declared links to each other set no start order.
-fn replica_peers(t: &Topology, c: &Container, target: &str) -> bool {
+fn replica_peers(by_name: &HashMap<&str, &Container>, c: &Container, target: &str) -> bool {
     c.replica.is_some()
-        && t.container(target)
+        && by_name
+            .get(target)
             .is_some_and(|x| x.replica.is_some() && x.declared == c.declared)
 }
 

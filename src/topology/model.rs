@@ -95,6 +95,9 @@ pub struct Publish {
     /// The port on the node; `None`: picked at plan time, then kept.
     pub host_port: Option<u16>,
     pub protocol: Protocol,
+    /// Open only to the nodes whose containers link to it (an owned chain in the
+    /// node's filter table); `false`: open to every host that reaches the node.
+    pub private: bool,
 }
 
 /// An environment value; secret ones are never printed.

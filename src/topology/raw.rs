@@ -88,6 +88,10 @@ pub struct RawDefaults {
     /// Where host ports are picked when a publish gives none: `"FIRST-LAST"` (default `"4000-60000"`).
     #[schemars(with = "Option<String>")]
     pub host_ports: Option<Spanned<String>>,
+    /// Every published port is private (docs/private-ports.md) unless a container
+    /// or a publish says otherwise (default `false`).
+    #[schemars(with = "Option<bool>")]
+    pub private_ports: Option<Spanned<bool>>,
 }
 
 /// `[nodes.NAME]`: one host.
@@ -142,6 +146,10 @@ pub struct RawContainer {
     /// Published container ports.
     #[schemars(with = "Option<Vec<RawPublish>>")]
     pub publish: Option<Vec<Spanned<RawPublish>>>,
+    /// This container's published ports are private: open only to the nodes that
+    /// link to them (docs/private-ports.md). Overrides `defaults.private_ports`.
+    #[schemars(with = "Option<bool>")]
+    pub private_ports: Option<Spanned<bool>>,
     /// Links: `{ to = "CONTAINER:PORT" }` or geard's `"[LOCAL_IP:]LOCAL_PORT:REMOTE_HOST:REMOTE_PORT"`.
     #[schemars(with = "Option<Vec<RawLink>>")]
     pub links: Option<Vec<Spanned<RawLink>>>,
@@ -160,6 +168,10 @@ pub struct RawPublish {
     /// Default `tcp`.
     #[schemars(with = "Option<RawProtocol>")]
     pub protocol: Option<Spanned<RawProtocol>>,
+    /// Open only to the nodes that link to it (docs/private-ports.md). Overrides
+    /// the container's `private_ports`.
+    #[schemars(with = "Option<bool>")]
+    pub private: Option<Spanned<bool>>,
 }
 
 /// An environment value: a plain string, or a table that can mark it secret.
@@ -438,11 +450,109 @@ fn value<T: serde::de::DeserializeOwned>(
         let span = e.span().unwrap_or_else(|| fallback.clone());
         let (problem, unknown) = shape_problem(e.message(), span.clone());
         problems.push(problem);
-        if !(unknown && remove_key_at(&mut item, &span)) {
+        if !unknown {
             return None;
+        }
+        // Every other unknown key beside it goes in the same round: one round per
+        // key made thousands of typos cost seconds (bench/hostile.sh,
+        // `unknown-keys`: a deserialization of the whole entry per key).
+        let allowed = unknown_field(e.message())
+            .map(|(_, a)| a)
+            .unwrap_or_default();
+        let others = remove_key_and_unknown_siblings(&mut item, &span, &allowed)?;
+        for (key, key_span) in others {
+            let message = format!("unknown field `{key}`, {}", expected_part(e.message()));
+            problems.push(shape_problem(&message, key_span).0);
         }
     }
     None
+}
+
+/// `(key, allowed keys)` of serde's "unknown field `KEY`, expected ..." message.
+fn unknown_field(message: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = message.trim_end().strip_prefix("unknown field `")?;
+    let (key, expected) = rest.split_once('`')?;
+    Some((key, expected.split('`').skip(1).step_by(2).collect()))
+}
+
+/// The "expected ..." part of serde's unknown-field message.
+fn expected_part(message: &str) -> &str {
+    message
+        .trim_end()
+        .split_once("`, ")
+        .map_or("there are no fields", |(_, e)| e)
+}
+
+/// Removes the key whose name is at `span` and, in the same table, every key
+/// not in `allowed`; returns those others with their spans, in the table's order.
+/// `None` when no key is at `span`.
+fn remove_key_and_unknown_siblings(
+    item: &mut Item,
+    span: &Range<usize>,
+    allowed: &[&str],
+) -> Option<Vec<(String, Range<usize>)>> {
+    /// Both kinds of table, with the `retain` each has (one pass: removing
+    /// keys one by one shifts the rest each time, quadratic in the keys).
+    trait Retain: toml_edit::TableLike {
+        fn keep_only(&mut self, keep: &dyn Fn(&str) -> bool);
+    }
+    impl Retain for toml_edit::Table {
+        fn keep_only(&mut self, keep: &dyn Fn(&str) -> bool) {
+            self.retain(|k, _| keep(k));
+        }
+    }
+    impl Retain for toml_edit::InlineTable {
+        fn keep_only(&mut self, keep: &dyn Fn(&str) -> bool) {
+            self.retain(|k, _| keep(k));
+        }
+    }
+    fn in_table<T: Retain>(
+        t: &mut T,
+        span: &Range<usize>,
+        allowed: &[&str],
+    ) -> Option<Vec<(String, Range<usize>)>> {
+        let hit = t
+            .iter()
+            .map(|(k, _)| k.to_owned())
+            .find(|k| t.key(k).and_then(|k| k.span()).as_ref() == Some(span));
+        if let Some(hit) = hit {
+            let unknown: Vec<(String, Range<usize>)> = t
+                .iter()
+                .filter(|(k, _)| *k != hit && !allowed.contains(k))
+                .filter_map(|(k, _)| Some((k.to_owned(), t.key(k)?.span()?)))
+                .collect();
+            let gone: std::collections::HashSet<&str> =
+                unknown.iter().map(|(k, _)| k.as_str()).collect();
+            t.keep_only(&|k| k != hit && !gone.contains(k));
+            return Some(unknown);
+        }
+        t.iter_mut()
+            .find_map(|(_, item)| in_item(item, span, allowed))
+    }
+    fn in_value(
+        v: &mut toml_edit::Value,
+        span: &Range<usize>,
+        allowed: &[&str],
+    ) -> Option<Vec<(String, Range<usize>)>> {
+        match v {
+            toml_edit::Value::InlineTable(t) => in_table(t, span, allowed),
+            toml_edit::Value::Array(a) => a.iter_mut().find_map(|v| in_value(v, span, allowed)),
+            _ => None,
+        }
+    }
+    fn in_item(
+        item: &mut Item,
+        span: &Range<usize>,
+        allowed: &[&str],
+    ) -> Option<Vec<(String, Range<usize>)>> {
+        match item {
+            Item::Value(v) => in_value(v, span, allowed),
+            Item::Table(t) => in_table(t, span, allowed),
+            Item::ArrayOfTables(a) => a.iter_mut().find_map(|t| in_table(t, span, allowed)),
+            Item::None => None,
+        }
+    }
+    in_item(item, span, allowed)
 }
 
 /// Deserializes an item, keeping spans. A `[header]` table goes through a document:
@@ -499,36 +609,6 @@ fn shape_problem(message: &str, span: Range<usize>) -> (Problem, bool) {
         "here"
     };
     (Problem::at(text, span, label), false)
-}
-
-/// Removes the key whose name is at `span`, wherever it is nested. False if none is.
-fn remove_key_at(item: &mut Item, span: &Range<usize>) -> bool {
-    match item {
-        Item::Value(v) => remove_in_value(v, span),
-        Item::Table(t) => remove_in_table(t, span),
-        Item::ArrayOfTables(a) => a.iter_mut().any(|t| remove_in_table(t, span)),
-        Item::None => false,
-    }
-}
-
-fn remove_in_value(v: &mut toml_edit::Value, span: &Range<usize>) -> bool {
-    match v {
-        toml_edit::Value::InlineTable(t) => remove_in_table(t, span),
-        toml_edit::Value::Array(a) => a.iter_mut().any(|v| remove_in_value(v, span)),
-        _ => false,
-    }
-}
-
-fn remove_in_table(t: &mut dyn toml_edit::TableLike, span: &Range<usize>) -> bool {
-    let hit = t
-        .iter()
-        .map(|(k, _)| k.to_owned())
-        .find(|k| t.key(k).and_then(|k| k.span()).as_ref() == Some(span));
-    if let Some(k) = hit {
-        t.remove(&k);
-        return true;
-    }
-    t.iter_mut().any(|(_, item)| remove_key_at(item, span))
 }
 
 /// Reads `[section]`: a table of named entries, each deserialized on its own.

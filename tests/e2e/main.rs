@@ -12,6 +12,7 @@ mod fault_cases;
 mod harness;
 mod lab_cases;
 mod ownership_cases;
+mod private_ports_cases;
 mod security_cases;
 mod targeting_cases;
 mod topology_cases;
@@ -67,6 +68,7 @@ const CASES: &[Case] = &[
     ("route_localnet_guard", security_cases::route_localnet_guard),
     ("host_network_is_refused", security_cases::host_network_is_refused),
     ("replace_to_a_missing_image_keeps_the_old_container", security_cases::replace_to_a_missing_image_keeps_the_old_container),
+    ("private_ports_linked_nodes_only", private_ports_cases::linked_nodes_only),
     // Same-view clusters: a real etcd cluster through view addresses.
     ("views_example_links", views::example_links),
     ("views_etcd_cluster_forms_and_scales", views::etcd_cluster_forms_and_scales),

@@ -102,7 +102,24 @@ impl Checker<'_> {
             let image = self.image(&raw.image);
             let command = self.command(raw);
             let env = self.env(raw);
-            let publish = self.publish(raw);
+            let private = raw
+                .private_ports
+                .as_ref()
+                .or(doc.defaults.private_ports.as_ref())
+                .is_some_and(|p| *p.get_ref());
+            if let Some(p) = &raw.private_ports {
+                if *p.get_ref() && raw.publish.as_ref().is_none_or(|v| v.is_empty()) {
+                    self.push(
+                        Problem::at(
+                            format!("`private_ports` on `{name}`, which publishes no port"),
+                            p.span(),
+                            "nothing to make private",
+                        )
+                        .help("remove it, or add a `publish` entry"),
+                    );
+                }
+            }
+            let publish = self.publish(raw, private);
             declared.push(Declared {
                 name: name.clone(),
                 key_span: key_span.clone(),
@@ -309,7 +326,13 @@ impl Checker<'_> {
         out
     }
 
-    pub(super) fn publish(&mut self, raw: &RawContainer) -> Vec<(Publish, Range<usize>)> {
+    /// `private`: the container's (or the defaults') `private_ports`, which a
+    /// publish's own `private` overrides.
+    pub(super) fn publish(
+        &mut self,
+        raw: &RawContainer,
+        private: bool,
+    ) -> Vec<(Publish, Range<usize>)> {
         let mut out: Vec<(Publish, Range<usize>)> = Vec::new();
         for p in raw.publish.iter().flatten() {
             let r = p.get_ref();
@@ -343,6 +366,7 @@ impl Checker<'_> {
                     port,
                     host_port,
                     protocol,
+                    private: r.private.as_ref().map_or(private, |p| *p.get_ref()),
                 },
                 p.span(),
             ));

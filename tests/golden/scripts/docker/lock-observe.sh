@@ -33,4 +33,7 @@ selfns=$(readlink /proc/self/ns/net)
     nsenter -t "$pid" -n sh -c 'echo "@@geartopo sysctl $(cat /proc/sys/net/ipv4/ip_forward) $(cat /proc/sys/net/ipv4/conf/all/route_localnet)"; iptables-save -t nat; iptables-save -t filter' 2>/dev/null
   fi
 done
+echo "@@geartopo nodefilter"
+iptables-save -t filter 2>/dev/null | grep -e '^:GEARTOPO-PP-' -e '^-A GEARTOPO-PP-' -e '^-A FORWARD -j GEARTOPO-PP-' || true
+echo "@@geartopo subnets $(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}' 2>/dev/null)"
 echo "@@geartopo end"
