@@ -128,6 +128,13 @@ fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
             .collect(),
         image: d.image.clone(),
         command: d.command.clone(),
+        restart: d.restart.as_arg(),
+        durable: Some(OwnedRules {
+            topology: topology.name.clone(),
+            container: d.container.clone(),
+            rules: d.rules.clone(),
+            file: Some(d.runtime_name.clone()),
+        }),
     }
 }
 
@@ -218,6 +225,7 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
                         topology: topology.name.clone(),
                         container: c.container.clone(),
                         rules: c.rules_after.clone(),
+                        file: c.rules_file.clone(),
                     },
                 },
             ),

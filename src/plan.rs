@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use crate::rules::ResolvedLink;
 use crate::state::{ObservedContainer, ObservedState};
-use crate::topology::model::{EnvValue, Protocol, Runtime, Topology};
+use crate::topology::model::{EnvValue, Protocol, RestartPolicy, Runtime, Topology};
 
 mod diff;
+mod durable;
 mod owner;
 mod resolve;
 pub mod select;
@@ -46,6 +47,8 @@ pub struct Desired {
     /// Per attribute hashes, recorded in the `geartopo.spec` label.
     #[serde(skip)]
     pub spec: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub restart: RestartPolicy,
 }
 
 impl Desired {
@@ -94,6 +97,10 @@ pub struct Change {
     pub observed_image: Option<String>,
     #[serde(skip)]
     pub desired: Option<Desired>,
+    /// The rules file the container keeps on its node (docs/durable.md): set for
+    /// every container made durable; `None` for one made before.
+    #[serde(skip)]
+    pub rules_file: Option<String>,
 }
 
 /// A change made outside geartopo.
@@ -115,6 +122,16 @@ pub struct Adopted {
     pub runtime_name: String,
 }
 
+/// A container made before durable links (no rules file, no hook, no restart
+/// policy, which podman can only set at create): shown as its own kind of change,
+/// made only when the operator asks (`--make-durable`, or `--replace`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotDurable {
+    pub container: String,
+    pub node: String,
+    pub runtime_name: String,
+}
+
 /// The plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
@@ -125,6 +142,10 @@ pub struct Plan {
     pub drift: Vec<Drift>,
     /// Owned containers without an id, taken over by this topology's id.
     pub adopted: Vec<Adopted>,
+    /// Containers that are not durable and stay as they are (`NotDurable`).
+    pub not_durable: Vec<NotDurable>,
+    /// Warnings about a node (its boot service), in words; change nothing.
+    pub warnings: Vec<String>,
     /// Every container's resolved form, changed or not (for `links`, `show`).
     #[serde(skip)]
     pub desired: Vec<Desired>,
@@ -229,6 +250,7 @@ pub fn plan(
     let selection = Selection {
         limit: needed.map_or(Limit::All, |n| Limit::Only(n.clone())),
         replace: BTreeSet::new(),
+        make_durable: false,
     };
     plan_selected(topology, state, &selection)
 }
@@ -313,6 +335,8 @@ pub fn plan_selected(
     let in_scope = |name: &str| selection.limit.allows(name);
     let mut changes = Vec::new();
     let mut drift = Vec::new();
+    let mut not_durable = Vec::new();
+    let mut warnings = Vec::new();
     // Owned containers no longer in the file, or found on another node than planned.
     for (node, ns) in &state.nodes {
         for (name, oc) in &ns.containers {
@@ -332,12 +356,35 @@ pub fn plan_selected(
         if !in_scope(&d.container) {
             continue;
         }
-        let observed = state.nodes[&d.node].containers.get(&d.container);
+        let ns = &state.nodes[&d.node];
+        let observed = ns.containers.get(&d.container);
         let mut change = diff_one(d, observed, &mut drift);
         if selection.replace.contains(&d.container) {
             change = replace_requested(d, observed, change);
         }
+        change = durable::check(
+            topology,
+            d,
+            observed,
+            ns,
+            change,
+            selection.make_durable,
+            &mut drift,
+            &mut not_durable,
+        );
         changes.extend(change);
+    }
+    for (node, ns) in &state.nodes {
+        durable::check_node(
+            topology,
+            node,
+            ns,
+            &mut changes,
+            &mut drift,
+            &mut warnings,
+            &in_scope,
+            &desired,
+        );
     }
     Ok(Plan {
         topology: topology.name.clone(),
@@ -346,6 +393,8 @@ pub fn plan_selected(
         changes,
         drift,
         adopted: owned.adopted,
+        not_durable,
+        warnings,
         desired,
     })
 }
@@ -385,6 +434,8 @@ pub fn destroy_selected(
         changes,
         drift: vec![],
         adopted: vec![],
+        not_durable: vec![],
+        warnings: vec![],
         desired: vec![],
     }
 }
@@ -402,6 +453,7 @@ fn delete_change(node: &str, oc: &ObservedContainer) -> Change {
         observed_id: Some(oc.id.clone()),
         observed_image: Some(oc.image.clone()),
         desired: None,
+        rules_file: oc.rules_file.clone(),
     }
 }
 

@@ -130,6 +130,29 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         }
         out.push('\n');
     }
+    for w in &plan.warnings {
+        out.push_str(&format!("{} {}\n\n", style.yellow("Warning:"), esc(w)));
+    }
+    if !plan.not_durable.is_empty() {
+        out.push_str(
+            &style.bold(
+                "Note: containers made before durable links lose their links when they restart",
+            ),
+        );
+        out.push_str("\n\n");
+        for n in &plan.not_durable {
+            out.push_str(&format!(
+                "  {} {} on {} (\"{}\"): not durable: replace to make it durable\n",
+                style.yellow("!"),
+                esc(&n.container),
+                esc(&n.node),
+                esc(&n.runtime_name)
+            ));
+        }
+        out.push_str(
+            "\n  Nothing is done to them unless asked: apply --make-durable replaces them all,\n  apply --replace NAME one of them (each restarts once).\n\n",
+        );
+    }
     if !plan.has_changes() {
         out.push_str(NO_CHANGES);
         out.push('\n');
@@ -156,6 +179,10 @@ fn change_text(c: &Change, style: Style) -> String {
         // Terraform's words for `-replace`.
         Action::Replace { .. } if c.reasons.iter().any(|r| r == "replace requested") => (
             "will be replaced, as requested",
+            format!("{}/{}", style.red("-"), style.green("+")),
+        ),
+        Action::Replace { .. } if c.reasons.iter().any(|r| r == "make durable") => (
+            "will be replaced to make it durable, as requested",
             format!("{}/{}", style.red("-"), style.green("+")),
         ),
         Action::Replace { .. } => (

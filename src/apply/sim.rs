@@ -49,7 +49,12 @@ pub(crate) struct Sim {
     pub missing_images: Vec<String>,
     /// (node, image) for every `EnsureImage`, in order.
     pub ensured: Vec<(String, String)>,
+    /// Files geartopo keeps on each node for durable links: path -> (mode, text).
+    pub files: BTreeMap<String, BTreeMap<String, (String, String)>>,
 }
+
+/// Where the sim's nodes keep geartopo's files (the defaults of a real node).
+use crate::testing::{DEFAULT_HOOKS_DIR as HOOKS, DEFAULT_STATE_DIR as STATE};
 
 fn failure(status: i32, stderr: String) -> Output {
     Output {
@@ -123,8 +128,41 @@ impl Sim {
                 }
             }
         }
+        out.push_str(&format!(
+            "{} {STATE} {HOOKS} none\n",
+            Section::Durable.header()
+        ));
+        for (path, (mode, text)) in self.files.get(node).into_iter().flatten() {
+            out.push_str(&format!(
+                "mode {mode} {path}\nsha {}  {path}\n",
+                crate::node::durable::sha256(text)
+            ));
+        }
         out.push_str(&line(Section::End));
         out
+    }
+
+    /// What the create and rules steps write: the hook, its file, the rules file.
+    fn write_durable(&mut self, node: &str, rules: &crate::node::OwnedRules) {
+        use crate::node::durable;
+        let Some(file) = &rules.file else { return };
+        let profile = crate::node::NodeProfile::for_runtime(self.runtime(node));
+        let files = self.files.entry(node.into()).or_default();
+        files.insert(
+            format!("{STATE}/hook"),
+            (durable::HOOK_MODE.into(), durable::HOOK.into()),
+        );
+        files.insert(
+            format!("{HOOKS}/{}", durable::HOOK_FILE),
+            (durable::HOOK_FILE_MODE.into(), durable::hook_file(STATE)),
+        );
+        files.insert(
+            format!("{STATE}/rules/{file}"),
+            (
+                durable::RULES_MODE.into(),
+                durable::rules_file(&profile, rules),
+            ),
+        );
     }
 
     fn find(&mut self, node: &str, name_or_id: &str) -> Option<&mut SimContainer> {
@@ -162,10 +200,14 @@ impl Sim {
     }
 
     fn create(&mut self, node: &str, spec: &CreateSpec) -> Output {
+        let mut labels: BTreeMap<String, String> = spec.labels.iter().cloned().collect();
+        if let Some(file) = spec.durable.as_ref().and_then(|r| r.file.clone()) {
+            labels.insert(crate::node::durable::LABEL.into(), file);
+        }
         let c = SimContainer {
             id: format!("{node}-{}", self.next),
             name: spec.runtime_name.clone(),
-            labels: spec.labels.iter().cloned().collect(),
+            labels,
             image: spec.image.clone(),
             publish: spec
                 .publish
@@ -195,6 +237,9 @@ impl Sim {
             return failure(126, format!("port {} is already allocated", p.0));
         }
         others.push(c);
+        if let Some(rules) = &spec.durable {
+            self.write_durable(node, rules);
+        }
         if self.runtime(node) == Runtime::Podman {
             self.init(node, &spec.runtime_name);
         }
@@ -275,6 +320,7 @@ impl Sim {
                         .map(str::to_string)
                         .collect();
                     c.jumps = 1;
+                    self.write_durable(node, rules);
                 }
                 NodeOp::Start { container } => {
                     let c = self
@@ -293,10 +339,20 @@ impl Sim {
                     }
                 }
                 NodeOp::Remove { container } => {
-                    self.nodes
-                        .entry(node.into())
-                        .or_default()
-                        .retain(|c| c.id != *container && c.name != *container);
+                    let cs = self.nodes.entry(node.into()).or_default();
+                    let file = cs
+                        .iter()
+                        .find(|c| c.id == *container || c.name == *container)
+                        .and_then(|c| c.labels.get(crate::node::durable::LABEL).cloned());
+                    cs.retain(|c| c.id != *container && c.name != *container);
+                    // The rules file named by its label; the hook once none is left.
+                    if let (Some(file), Some(files)) = (file, self.files.get_mut(node)) {
+                        files.remove(&format!("{STATE}/rules/{file}"));
+                        let prefix = format!("{STATE}/rules/");
+                        if !files.keys().any(|k| k.starts_with(&prefix)) {
+                            files.clear();
+                        }
+                    }
                 }
             }
         }

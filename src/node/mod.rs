@@ -9,6 +9,7 @@
 use crate::topology::model::{Node, Runtime};
 use crate::transport::{Output, Transport, TransportError};
 
+pub mod durable;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod lock;
@@ -96,6 +97,12 @@ pub struct CreateSpec {
     pub secret_env: Vec<(String, String)>,
     pub image: String,
     pub command: Vec<String>,
+    /// The restart policy, as the runtime spells it (`always`).
+    pub restart: String,
+    /// The container's rules, when it is made durable (always, for a container
+    /// created now): its rules file is written before it is created, and it
+    /// carries the label and annotation that make the hook run at every start.
+    pub durable: Option<OwnedRules>,
 }
 
 /// The owned chains' rules of one container, in iptables-save's form
@@ -106,6 +113,10 @@ pub struct OwnedRules {
     /// The container's name in the topology (the marker rule names it).
     pub container: String,
     pub rules: Vec<String>,
+    /// The name of the container's rules file on the node (its runtime name),
+    /// written in the same step as the restore; `None` for a container made
+    /// before durable links (no hook runs for it, so no file is kept).
+    pub file: Option<String>,
 }
 
 /// How a node's firewall is driven. One backend today; another renders its own

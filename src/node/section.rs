@@ -26,12 +26,18 @@ pub enum Section {
     /// Args: the values of `node::SYSCTLS`, in that order; the body is the
     /// namespace's nat and filter tables as `iptables-save` prints them.
     Sysctl,
+    /// Args `STATE_DIR HOOKS_DIR SYSTEMD`: what the node keeps for durable links
+    /// (docs/durable.md). SYSTEMD is `none` without systemd, else what
+    /// `systemctl is-enabled podman-restart.service` said. The body has lines
+    /// `mode OCTAL PATH` and `sha HASH  PATH` for the hook program, the hook file
+    /// and every rules file.
+    Durable,
     /// The script got to its end.
     End,
 }
 
 impl Section {
-    pub const ALL: [Section; 8] = [
+    pub const ALL: [Section; 9] = [
         Section::Tcp,
         Section::Udp,
         Section::Ports,
@@ -39,6 +45,7 @@ impl Section {
         Section::Namespace,
         Section::HostNetwork,
         Section::Sysctl,
+        Section::Durable,
         Section::End,
     ];
 
@@ -52,6 +59,7 @@ impl Section {
             Section::Namespace => "ns",
             Section::HostNetwork => "hostns",
             Section::Sysctl => "sysctl",
+            Section::Durable => "durable",
             Section::End => "end",
         }
     }

@@ -23,9 +23,14 @@ pub struct PlanDocument {
     /// The fingerprint of the live state the plan was made against.
     pub fingerprint: String,
     pub format_version: FormatVersion<1>,
+    /// Containers made before durable links: their links do not survive a
+    /// restart; left as they are unless `--make-durable` (or `--replace`) asks.
+    pub not_durable: Vec<PlanAdopted>,
     pub summary: PlanSummary,
     /// The topology's name.
     pub topology: String,
+    /// Warnings about nodes (e.g. podman's boot service not enabled).
+    pub warnings: Vec<String>,
 }
 
 /// What happens to one container.
@@ -129,12 +134,22 @@ impl PlanDocument {
             drift: plan.drift.iter().map(drift).collect(),
             fingerprint: plan.fingerprint.clone(),
             format_version: FormatVersion,
+            not_durable: plan
+                .not_durable
+                .iter()
+                .map(|a| PlanAdopted {
+                    container: a.container.clone(),
+                    node: a.node.clone(),
+                    runtime_name: a.runtime_name.clone(),
+                })
+                .collect(),
             summary: PlanSummary {
                 add: s.add,
                 change: s.change,
                 destroy: s.destroy,
             },
             topology: plan.topology.clone(),
+            warnings: plan.warnings.clone(),
         }
     }
 }

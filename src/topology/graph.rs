@@ -392,6 +392,7 @@ mod tests {
             command: vec![],
             env: BTreeMap::new(),
             publish: vec![],
+            restart: Default::default(),
             links: links
                 .iter()
                 .enumerate()

@@ -88,6 +88,10 @@ pub struct RawDefaults {
     /// Where host ports are picked when a publish gives none: `"FIRST-LAST"` (default `"4000-60000"`).
     #[schemars(with = "Option<String>")]
     pub host_ports: Option<Spanned<String>>,
+    /// Every container's restart policy, as podman and docker name it: `no`,
+    /// `on-failure`, `on-failure:N`, `always` (default), `unless-stopped`.
+    #[schemars(with = "Option<String>")]
+    pub restart: Option<Spanned<String>>,
 }
 
 /// `[nodes.NAME]`: one host.
@@ -145,6 +149,9 @@ pub struct RawContainer {
     /// Links: `{ to = "CONTAINER:PORT" }` or geard's `"[LOCAL_IP:]LOCAL_PORT:REMOTE_HOST:REMOTE_PORT"`.
     #[schemars(with = "Option<Vec<RawLink>>")]
     pub links: Option<Vec<Spanned<RawLink>>>,
+    /// Overrides `defaults.restart`.
+    #[schemars(with = "Option<String>")]
+    pub restart: Option<Spanned<String>>,
 }
 
 /// One published port.

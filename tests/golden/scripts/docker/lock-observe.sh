@@ -33,4 +33,11 @@ selfns=$(readlink /proc/self/ns/net)
     nsenter -t "$pid" -n sh -c 'echo "@@geartopo sysctl $(cat /proc/sys/net/ipv4/ip_forward) $(cat /proc/sys/net/ipv4/conf/all/route_localnet)"; iptables-save -t nat; iptables-save -t filter' 2>/dev/null
   fi
 done
+sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/containers/oci/hooks.d}"; sysd=none
+case "$sd$hd" in *[!A-Za-z0-9_./-]*) sd=-; hd=- ;; esac
+echo "@@geartopo durable $sd $hd ${sysd:-unknown}"
+for f in "$sd/hook" "$hd/geartopo.json" "$sd"/rules/*; do
+  [ -f "$f" ] || continue
+  stat -c 'mode %a %n' "$f"; sha256sum "$f" | sed 's/^/sha /'
+done
 echo "@@geartopo end"
