@@ -96,6 +96,7 @@ fn topology(containers: usize) -> Topology {
                     protocol: Protocol::Tcp,
                 }],
                 links,
+                restart: Default::default(),
             }
         })
         .collect();

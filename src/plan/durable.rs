@@ -134,6 +134,7 @@ pub(super) fn check(
 /// different and a durable container of this topology is on the node, its rules
 /// step (the first such container's) puts them back. Also the warning about the
 /// boot service.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn check_node(
     topology: &Topology,
     node: &str,
