@@ -232,6 +232,10 @@ fn change_text(c: &Change, style: Style) -> String {
                         quoted_list(&d.command)
                     ),
                     "env" => format!("      {tilde} env (changed) # forces replacement\n"),
+                    "restart" => format!(
+                        "      {tilde} restart = {:?} # forces replacement\n",
+                        d.restart.as_arg()
+                    ),
                     other => format!(
                         "      {tilde} {} (changed) # forces replacement\n",
                         esc(other)
@@ -270,6 +274,8 @@ fn change_text(c: &Change, style: Style) -> String {
                     }
                     "start" => out.push_str(&format!("      {tilde} state   = \"stopped\" -> \"running\"\n")),
                     "sysctls" => out.push_str(&format!("      {tilde} sysctls = net.ipv4.ip_forward=1, net.ipv4.conf.all.route_localnet=1\n")),
+                    "rules file" => out.push_str(&format!("      {tilde} rules file: written again (the hook reads it at every start)\n")),
+                    "hook" => out.push_str(&format!("      {tilde} hook: the node's hook program and hook file written again\n")),
                     other => out.push_str(&format!("      {tilde} {}\n", esc(other))),
                 }
             }

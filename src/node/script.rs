@@ -103,10 +103,10 @@ fn durable_read_lines(profile: &NodeProfile, header: &str) -> String {
         r#"sd="{STATE_DIR}"; hd="{HOOKS_DIR}"; sysd=none
 {systemd}case "$sd$hd" in *[!A-Za-z0-9_./-]*) sd=-; hd=- ;; esac
 echo "{header} $sd $hd ${{sysd:-unknown}}"
-for f in "$sd/hook" "$hd/{HOOK_FILE}" "$sd"/rules/*; do
-  [ -f "$f" ] || continue
-  stat -c 'mode %a %n' "$f"; sha256sum "$f" | sed 's/^/sha /'
-done
+# One stat and one sha256sum for all files: a node may hold a thousand.
+set --
+for f in "$sd/hook" "$hd/{HOOK_FILE}" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
+if [ "$#" -gt 0 ]; then stat -c 'mode %a %n' "$@"; sha256sum "$@" | sed 's/^/sha /'; fi
 "#
     )
 }

@@ -51,6 +51,7 @@ const CASES: &[Case] = &[
     ("durable_node_reboot_by_the_boot_service", durable_cases::node_reboot_by_the_boot_service),
     ("durable_target_restarted", durable_cases::target_restarted),
     ("durable_old_container_made_durable_on_request", durable_cases::old_container_made_durable_on_request),
+    ("durable_etcd_member_restarted", views::etcd_member_restarted),
     // Shared nodes: ownership by id, and a node removed from the file.
     ("same_name_two_ids_side_by_side", ownership_cases::same_name_two_ids_side_by_side),
     ("destroy_node_cleans_a_node_removed_from_the_file", ownership_cases::destroy_node_cleans_a_node_removed_from_the_file),

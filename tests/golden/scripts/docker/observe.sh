@@ -27,8 +27,8 @@ done
 sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/containers/oci/hooks.d}"; sysd=none
 case "$sd$hd" in *[!A-Za-z0-9_./-]*) sd=-; hd=- ;; esac
 echo "@@geartopo durable $sd $hd ${sysd:-unknown}"
-for f in "$sd/hook" "$hd/geartopo.json" "$sd"/rules/*; do
-  [ -f "$f" ] || continue
-  stat -c 'mode %a %n' "$f"; sha256sum "$f" | sed 's/^/sha /'
-done
+# One stat and one sha256sum for all files: a node may hold a thousand.
+set --
+for f in "$sd/hook" "$hd/geartopo.json" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
+if [ "$#" -gt 0 ]; then stat -c 'mode %a %n' "$@"; sha256sum "$@" | sed 's/^/sha /'; fi
 echo "@@geartopo end"
