@@ -152,10 +152,12 @@ impl Sim {
             format!("{STATE}/hook"),
             (durable::HOOK_MODE.into(), durable::HOOK.into()),
         );
-        files.insert(
-            format!("{HOOKS}/{}", durable::HOOK_FILE),
-            (durable::HOOK_FILE_MODE.into(), durable::hook_file(STATE)),
-        );
+        if profile.runtime == Runtime::Podman {
+            files.insert(
+                format!("{HOOKS}/{}", durable::HOOK_FILE),
+                (durable::HOOK_FILE_MODE.into(), durable::hook_file(STATE)),
+            );
+        }
         files.insert(
             format!("{STATE}/rules/{file}"),
             (

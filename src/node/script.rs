@@ -116,7 +116,7 @@ const DURABLE_DIRS: &str = r#"sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd=
 case "$sd" in /*) ok=1 ;; *) ok= ;; esac; case "$hd" in /*) ;; *) ok= ;; esac
 case "$sd$hd" in *[!A-Za-z0-9_./-]*) ok= ;; esac
 [ -n "$ok" ] || { echo "geartopo: GEARTOPO_STATE_DIR and GEARTOPO_HOOKS_DIR must be absolute paths of A-Z a-z 0-9 _ . - /" >&2; exit 1; }
-mkdir -p "$sd/rules" "$hd"; chmod 755 "$sd"; chmod 700 "$sd/rules"
+mkdir -p "$sd/rules"; chmod 755 "$sd"; chmod 700 "$sd/rules"
 "#;
 
 /// Puts the hook program and the hook file in place when they differ, then
@@ -125,18 +125,26 @@ fn durable_write_lines(profile: &NodeProfile, rules: &OwnedRules) -> String {
     let Some(file) = &rules.file else {
         return String::new();
     };
-    let hook_file = durable::hook_file("@STATE_DIR@");
     let mut s = String::from(DURABLE_DIRS);
     s.push_str(&format!(
         "cat > \"$sd/hook.new\" <<'GEARTOPO_HOOK'\n{hook}GEARTOPO_HOOK\n\
-         if cmp -s \"$sd/hook.new\" \"$sd/hook\"; then rm -f \"$sd/hook.new\"; else chmod {hm} \"$sd/hook.new\"; mv -f \"$sd/hook.new\" \"$sd/hook\"; fi\n\
-         sed \"s|@STATE_DIR@|$sd|g\" > \"$hd/{HOOK_FILE}.new\" <<'GEARTOPO_HOOK'\n{hook_file}GEARTOPO_HOOK\n\
-         if cmp -s \"$hd/{HOOK_FILE}.new\" \"$hd/{HOOK_FILE}\"; then rm -f \"$hd/{HOOK_FILE}.new\"; else chmod {fm} \"$hd/{HOOK_FILE}.new\"; mv -f \"$hd/{HOOK_FILE}.new\" \"$hd/{HOOK_FILE}\"; fi\n\
-         (umask 077; cat > \"$sd/rules/{file}.new\") <<'GEARTOPO_RULES'\n{content}GEARTOPO_RULES\n\
-         chmod {rm} \"$sd/rules/{file}.new\"; mv -f \"$sd/rules/{file}.new\" \"$sd/rules/{file}\"\n",
+         if cmp -s \"$sd/hook.new\" \"$sd/hook\"; then rm -f \"$sd/hook.new\"; else chmod {hm} \"$sd/hook.new\"; mv -f \"$sd/hook.new\" \"$sd/hook\"; fi\n",
         hook = durable::HOOK,
         hm = durable::HOOK_MODE,
-        fm = durable::HOOK_FILE_MODE,
+    ));
+    // The hook file is podman's: a docker node has no hooks directory.
+    if profile.runtime == Runtime::Podman {
+        s.push_str(&format!(
+            "mkdir -p \"$hd\"\n\
+             sed \"s|@STATE_DIR@|$sd|g\" > \"$hd/{HOOK_FILE}.new\" <<'GEARTOPO_HOOK'\n{hook_file}GEARTOPO_HOOK\n\
+             if cmp -s \"$hd/{HOOK_FILE}.new\" \"$hd/{HOOK_FILE}\"; then rm -f \"$hd/{HOOK_FILE}.new\"; else chmod {fm} \"$hd/{HOOK_FILE}.new\"; mv -f \"$hd/{HOOK_FILE}.new\" \"$hd/{HOOK_FILE}\"; fi\n",
+            hook_file = durable::hook_file("@STATE_DIR@"),
+            fm = durable::HOOK_FILE_MODE,
+        ));
+    }
+    s.push_str(&format!(
+        "(umask 077; cat > \"$sd/rules/{file}.new\") <<'GEARTOPO_RULES'\n{content}GEARTOPO_RULES\n\
+         chmod {rm} \"$sd/rules/{file}.new\"; mv -f \"$sd/rules/{file}.new\" \"$sd/rules/{file}\"\n",
         rm = durable::RULES_MODE,
         content = durable::rules_file(profile, rules),
     ));

@@ -3,7 +3,7 @@ sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/co
 case "$sd" in /*) ok=1 ;; *) ok= ;; esac; case "$hd" in /*) ;; *) ok= ;; esac
 case "$sd$hd" in *[!A-Za-z0-9_./-]*) ok= ;; esac
 [ -n "$ok" ] || { echo "geartopo: GEARTOPO_STATE_DIR and GEARTOPO_HOOKS_DIR must be absolute paths of A-Z a-z 0-9 _ . - /" >&2; exit 1; }
-mkdir -p "$sd/rules" "$hd"; chmod 755 "$sd"; chmod 700 "$sd/rules"
+mkdir -p "$sd/rules"; chmod 755 "$sd"; chmod 700 "$sd/rules"
 cat > "$sd/hook.new" <<'GEARTOPO_HOOK'
 #!/bin/sh
 # geartopo-hook 1
@@ -71,15 +71,6 @@ esac
 ' geartopo-hook "$file" "$backend" || fail "$name: could not put its rules in place"
 GEARTOPO_HOOK
 if cmp -s "$sd/hook.new" "$sd/hook"; then rm -f "$sd/hook.new"; else chmod 755 "$sd/hook.new"; mv -f "$sd/hook.new" "$sd/hook"; fi
-sed "s|@STATE_DIR@|$sd|g" > "$hd/geartopo.json.new" <<'GEARTOPO_HOOK'
-{
-  "version": "1.0.0",
-  "hook": { "path": "@STATE_DIR@/hook", "args": ["geartopo-hook", "@STATE_DIR@"] },
-  "when": { "annotations": { "^io\\.geartopo\\.rules$": ".+" } },
-  "stages": ["createRuntime"]
-}
-GEARTOPO_HOOK
-if cmp -s "$hd/geartopo.json.new" "$hd/geartopo.json"; then rm -f "$hd/geartopo.json.new"; else chmod 644 "$hd/geartopo.json.new"; mv -f "$hd/geartopo.json.new" "$hd/geartopo.json"; fi
 (umask 077; cat > "$sd/rules/todo-app1.new") <<'GEARTOPO_RULES'
 geartopo-rules 1 iptables
 sysctl net/ipv4/ip_forward 1

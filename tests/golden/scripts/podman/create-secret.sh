@@ -3,7 +3,7 @@ sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/co
 case "$sd" in /*) ok=1 ;; *) ok= ;; esac; case "$hd" in /*) ;; *) ok= ;; esac
 case "$sd$hd" in *[!A-Za-z0-9_./-]*) ok= ;; esac
 [ -n "$ok" ] || { echo "geartopo: GEARTOPO_STATE_DIR and GEARTOPO_HOOKS_DIR must be absolute paths of A-Z a-z 0-9 _ . - /" >&2; exit 1; }
-mkdir -p "$sd/rules" "$hd"; chmod 755 "$sd"; chmod 700 "$sd/rules"
+mkdir -p "$sd/rules"; chmod 755 "$sd"; chmod 700 "$sd/rules"
 cat > "$sd/hook.new" <<'GEARTOPO_HOOK'
 #!/bin/sh
 # geartopo-hook 1
@@ -71,6 +71,7 @@ esac
 ' geartopo-hook "$file" "$backend" || fail "$name: could not put its rules in place"
 GEARTOPO_HOOK
 if cmp -s "$sd/hook.new" "$sd/hook"; then rm -f "$sd/hook.new"; else chmod 755 "$sd/hook.new"; mv -f "$sd/hook.new" "$sd/hook"; fi
+mkdir -p "$hd"
 sed "s|@STATE_DIR@|$sd|g" > "$hd/geartopo.json.new" <<'GEARTOPO_HOOK'
 {
   "version": "1.0.0",
