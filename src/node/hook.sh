@@ -9,14 +9,19 @@
 # Idempotent: the owned chains are replaced as a whole and each jump into them is
 # made present exactly once, so a namespace that survived a restart is fine.
 # Touches nothing but the owned chains, the jumps into them and the sysctls.
+# Every process counts (a start waits for the hook): shell builtins where they do.
 set -u
 dir=${1:-${0%/*}}
 fail() { echo "geartopo hook: $*" >&2; exit 1; }
-state=$(cat) || fail "could not read the container state"
-# Compact JSON from the runtime; a quote inside a string is escaped, so neither
-# pattern matches inside a value.
-pid=$(printf '%s' "$state" | sed -n 's/.*"pid"[[:space:]]*:[[:space:]]*\([0-9][0-9]*\).*/\1/p')
-name=$(printf '%s' "$state" | sed -n 's/.*"io\.geartopo\.rules"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
+IFS= read -r state || [ -n "$state" ] || fail "could not read the container state"
+# Compact JSON from the runtime; a quote inside a string is escaped (\"), so
+# neither key matches inside a value.
+pid=
+rest=${state#*\"pid\":}
+if [ "$rest" != "$state" ]; then rest=${rest#"${rest%%[! ]*}"}; pid=${rest%%[!0-9]*}; fi
+name=
+rest=${state#*\"io.geartopo.rules\":}
+if [ "$rest" != "$state" ]; then rest=${rest#"${rest%%[! ]*}"}; rest=${rest#\"}; name=${rest%%\"*}; fi
 [ -n "$name" ] || exit 0
 case $name in
   .* | *[!A-Za-z0-9_.-]*) fail "invalid rules file name in the annotation: $name" ;;
@@ -44,19 +49,21 @@ while IFS=" " read -r word key value; do
 done < "$file"
 case $backend in
   iptables)
-    fix=$(iptables-save | awk -v chains="filter:INPUT:GEARTOPO-INPUT nat:OUTPUT:GEARTOPO-OUTPUT nat:POSTROUTING:GEARTOPO-POSTROUTING nat:PREROUTING:GEARTOPO-PREROUTING" "
+    # The payload, then for each owned chain the jump fixes the saved tables
+    # call for (a missing jump added, a duplicate removed): one restore.
+    iptables-save | awk -v file="$file" -v chains="filter:INPUT:GEARTOPO-INPUT nat:OUTPUT:GEARTOPO-OUTPUT nat:POSTROUTING:GEARTOPO-POSTROUTING nat:PREROUTING:GEARTOPO-PREROUTING" "
       BEGIN { k = split(chains, c, \" \") }
       /^\\*/ { t = substr(\$0, 2); next }
       { for (i = 1; i <= k; i++) { split(c[i], p, \":\"); if (t == p[1] && \$0 == \"-A \" p[2] \" -j \" p[3]) n[i]++ } }
       END {
+        while ((getline l < file) > 0) { if (body) print l; else if (l == \"payload\") body = 1 }
         for (i = 1; i <= k; i++) {
           split(c[i], p, \":\"); out = \"\"
           if (n[i] == 0) out = (p[1] == \"filter\" ? \"-I \" p[2] \" 1\" : \"-A \" p[2]) \" -j \" p[3] \"\\n\"
           for (j = n[i]; j > 1; j--) out = out \"-D \" p[2] \" -j \" p[3] \"\\n\"
           if (out != \"\") printf \"*%s\\n%sCOMMIT\\n\", p[1], out
         }
-      }") || exit 1
-    { sed "1,/^payload\$/d" "$file"; printf "%s\n" "$fix"; } | iptables-restore --noflush ;;
+      }" | iptables-restore --noflush ;;
   nftables)
     sed "1,/^payload\$/d" "$file" | nft -f - ;;
   *) echo "geartopo hook: unknown backend $backend" >&2; exit 1 ;;
