@@ -247,6 +247,29 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
         if matches!(step, Step::Create(_)) {
             deps.extend(deletes_on.get(&c.node).into_iter().flatten().copied());
         }
+        // The init of a stopped durable container runs the hook, which reads
+        // its rules file: a file to repair is written first.
+        let repair = ["rules file", "hook"];
+        if matches!(op, NodeOp::Init { .. })
+            && c.rules_file.is_some()
+            && c.reasons.iter().any(|r| repair.contains(&r.as_str()))
+        {
+            let write = tasks.len();
+            tasks.push(Task {
+                node: c.node.clone(),
+                label: format!("rules file {}", c.runtime_name),
+                op: NodeOp::WriteRules {
+                    rules: OwnedRules {
+                        topology: topology.name.clone(),
+                        container: c.container.clone(),
+                        rules: c.rules_after.clone(),
+                        file: c.rules_file.clone(),
+                    },
+                },
+                deps: deps.clone(),
+            });
+            deps.push(write);
+        }
         deps.sort();
         deps.dedup();
         index.insert(step.clone(), tasks.len());

@@ -302,7 +302,22 @@ impl Sim {
                         return Ok(out);
                     }
                 }
-                NodeOp::Init { container } => self.init(node, container),
+                NodeOp::Init { container } => {
+                    // The init runs the hook, which fails without the rules file.
+                    let file = self
+                        .find(node, container)
+                        .and_then(|c| c.labels.get(crate::node::durable::LABEL).cloned());
+                    if let Some(file) = file {
+                        let path = format!("{STATE}/rules/{file}");
+                        if !self.files.get(node).is_some_and(|f| f.contains_key(&path)) {
+                            return Ok(failure(
+                                126,
+                                format!("geartopo hook: {file}: its rules file {path} is missing"),
+                            ));
+                        }
+                    }
+                    self.init(node, container)
+                }
                 NodeOp::Rules { container, rules } => {
                     if self.runtime(node) == Runtime::Docker {
                         self.start(node, container);
@@ -324,6 +339,7 @@ impl Sim {
                     c.jumps = 1;
                     self.write_durable(node, rules);
                 }
+                NodeOp::WriteRules { rules } => self.write_durable(node, rules),
                 NodeOp::Start { container } => {
                     let c = self
                         .find(node, container)

@@ -783,3 +783,30 @@ fn a_container_made_before_durable_links_is_shown_and_replaced_only_on_request()
     let (p, _, _) = apply_once(&t, &w);
     assert!(!p.has_changes() && p.not_durable.is_empty(), "{p:?}");
 }
+
+/// A stopped durable container whose rules file is gone: its init would run the
+/// hook, which fails without the file, so apply writes the file first.
+#[test]
+fn a_stopped_container_whose_rules_file_is_gone_gets_it_back_before_its_init() {
+    let t = redis_todo();
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    {
+        let mut s = sim.lock().unwrap();
+        let app = s.nodes.get_mut("node1").unwrap().iter_mut().next().unwrap();
+        app.status = "exited".into();
+        app.pid = 0;
+        s.files
+            .get_mut("node1")
+            .unwrap()
+            .remove("/var/lib/geartopo/rules/todo-app1");
+    }
+    let (p, tasks, outcomes) = apply_once(&t, &w);
+    assert_eq!(p.changes[0].reasons, ["start", "rules", "rules file"]);
+    let write = position(&tasks, "rules file todo-app1");
+    let init = position(&tasks, "init todo-app1");
+    assert!(tasks[init].deps.contains(&write), "{tasks:?}");
+    assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
+    assert_eq!(sim.lock().unwrap().nodes["node1"][0].status, "running");
+    assert!(!apply_once(&t, &w).0.has_changes());
+}

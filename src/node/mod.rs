@@ -55,6 +55,10 @@ pub enum NodeOp {
         container: String,
         rules: OwnedRules,
     },
+    /// Writes a container's rules file (and the node's hook) without touching
+    /// its namespace: before the init of a stopped durable container whose file
+    /// is repaired, since that init runs the hook, which reads the file.
+    WriteRules { rules: OwnedRules },
     /// Starts a prepared container.
     Start { container: String },
     /// Removes a container (and with it its namespace and owned chains).
@@ -77,6 +81,7 @@ impl NodeOp {
             NodeOp::Create(_) => "create",
             NodeOp::Init { .. } => "init",
             NodeOp::Rules { .. } => "rules",
+            NodeOp::WriteRules { .. } => "write-rules",
             NodeOp::Start { .. } => "start",
             NodeOp::Remove { .. } => "remove",
             NodeOp::EnsureImage { .. } => "image",

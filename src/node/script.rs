@@ -33,6 +33,7 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
         NodeOp::Create(spec) => create_script(profile, spec),
         NodeOp::Init { container } => init_script(runtime, container),
         NodeOp::Rules { container, rules } => rules_script(profile, container, rules),
+        NodeOp::WriteRules { rules } => format!("set -e\n{}", durable_write_lines(profile, rules)),
         NodeOp::Start { container } => start_script(runtime, container),
         NodeOp::Remove { container } => remove_script(runtime, container),
         NodeOp::EnsureImage { image } => ensure_image_script(runtime, image),
@@ -530,6 +531,12 @@ mod tests {
                 "rules",
                 vec![NodeOp::Rules {
                     container: id.clone(),
+                    rules: owned_rules(),
+                }],
+            ),
+            (
+                "write-rules",
+                vec![NodeOp::WriteRules {
                     rules: owned_rules(),
                 }],
             ),
