@@ -97,6 +97,7 @@ fn topology(containers: usize) -> Topology {
                     private: false,
                 }],
                 links,
+                restart: Default::default(),
             }
         })
         .collect();

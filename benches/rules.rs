@@ -131,6 +131,8 @@ fn child(way: &str, n: usize) {
                     topology: topology.into(),
                     container: container.into(),
                     rules: rules.clone(),
+                    // The restore alone, as measured before durable links.
+                    file: None,
                 },
             };
             let script = render(&NodeProfile::for_runtime(Runtime::Podman), &[op]);

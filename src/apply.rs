@@ -128,6 +128,13 @@ fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
             .collect(),
         image: d.image.clone(),
         command: d.command.clone(),
+        restart: d.restart.as_arg(),
+        durable: Some(OwnedRules {
+            topology: topology.name.clone(),
+            container: d.container.clone(),
+            rules: d.rules.clone(),
+            file: Some(d.runtime_name.clone()),
+        }),
     }
 }
 
@@ -221,6 +228,7 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
                         topology: topology.name.clone(),
                         container: c.container.clone(),
                         rules: c.rules_after.clone(),
+                        file: c.rules_file.clone(),
                     },
                 },
             ),
@@ -241,6 +249,29 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
             .collect();
         if matches!(step, Step::Create(_)) {
             deps.extend(deletes_on.get(&c.node).into_iter().flatten().copied());
+        }
+        // The init of a stopped durable container runs the hook, which reads
+        // its rules file: a file to repair is written first.
+        let repair = ["rules file", "hook"];
+        if matches!(op, NodeOp::Init { .. })
+            && c.rules_file.is_some()
+            && c.reasons.iter().any(|r| repair.contains(&r.as_str()))
+        {
+            let write = tasks.len();
+            tasks.push(Task {
+                node: c.node.clone(),
+                label: format!("rules file {}", c.runtime_name),
+                op: NodeOp::WriteRules {
+                    rules: OwnedRules {
+                        topology: topology.name.clone(),
+                        container: c.container.clone(),
+                        rules: c.rules_after.clone(),
+                        file: c.rules_file.clone(),
+                    },
+                },
+                deps: deps.clone(),
+            });
+            deps.push(write);
         }
         deps.sort();
         deps.dedup();

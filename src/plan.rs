@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use crate::rules::ResolvedLink;
 use crate::state::{ObservedContainer, ObservedState};
-use crate::topology::model::{EnvValue, Protocol, Runtime, Topology};
+use crate::topology::model::{EnvValue, Protocol, RestartPolicy, Runtime, Topology};
 
 mod diff;
+mod durable;
 mod owner;
 mod private;
 mod resolve;
@@ -48,6 +49,8 @@ pub struct Desired {
     /// Per attribute hashes, recorded in the `geartopo.spec` label.
     #[serde(skip)]
     pub spec: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub restart: RestartPolicy,
 }
 
 impl Desired {
@@ -96,6 +99,10 @@ pub struct Change {
     pub observed_image: Option<String>,
     #[serde(skip)]
     pub desired: Option<Desired>,
+    /// The rules file the container keeps on its node (docs/durable.md): set for
+    /// every container made durable; `None` for one made before.
+    #[serde(skip)]
+    pub rules_file: Option<String>,
 }
 
 /// A change made outside geartopo.
@@ -117,6 +124,16 @@ pub struct Adopted {
     pub runtime_name: String,
 }
 
+/// A container made before durable links (no rules file, no hook, no restart
+/// policy, which podman can only set at create): shown as its own kind of change,
+/// made only when the operator asks (`--make-durable`, or `--replace`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotDurable {
+    pub container: String,
+    pub node: String,
+    pub runtime_name: String,
+}
+
 /// The plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
@@ -130,6 +147,10 @@ pub struct Plan {
     /// Changes to the nodes' own private-ports chains (`private_ports`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub node_changes: Vec<NodeChange>,
+    /// Containers that are not durable and stay as they are (`NotDurable`).
+    pub not_durable: Vec<NotDurable>,
+    /// Warnings about a node (its boot service), in words; change nothing.
+    pub warnings: Vec<String>,
     /// Every container's resolved form, changed or not (for `links`, `show`).
     #[serde(skip)]
     pub desired: Vec<Desired>,
@@ -237,6 +258,7 @@ pub fn plan(
     let selection = Selection {
         limit: needed.map_or(Limit::All, |n| Limit::Only(n.clone())),
         replace: BTreeSet::new(),
+        make_durable: false,
     };
     plan_selected(topology, state, &selection)
 }
@@ -321,6 +343,8 @@ pub fn plan_selected(
     let in_scope = |name: &str| selection.limit.allows(name);
     let mut changes = Vec::new();
     let mut drift = Vec::new();
+    let mut not_durable = Vec::new();
+    let mut warnings = Vec::new();
     // Owned containers no longer in the file, or found on another node than planned.
     for (node, ns) in &state.nodes {
         for (name, oc) in &ns.containers {
@@ -340,14 +364,37 @@ pub fn plan_selected(
         if !in_scope(&d.container) {
             continue;
         }
-        let observed = state.nodes[&d.node].containers.get(&d.container);
+        let ns = &state.nodes[&d.node];
+        let observed = ns.containers.get(&d.container);
         let mut change = diff_one(d, observed, &mut drift);
         if selection.replace.contains(&d.container) {
             change = replace_requested(d, observed, change);
         }
+        change = durable::check(
+            topology,
+            d,
+            observed,
+            ns,
+            change,
+            selection.make_durable,
+            &mut drift,
+            &mut not_durable,
+        );
         changes.extend(change);
     }
     let node_changes = private::plan_nodes(topology, &by_name, state, &desired, &mut drift);
+    for (node, ns) in &state.nodes {
+        durable::check_node(
+            topology,
+            node,
+            ns,
+            &mut changes,
+            &mut drift,
+            &mut warnings,
+            &in_scope,
+            &desired,
+        );
+    }
     Ok(Plan {
         topology: topology.name.clone(),
         // Of everything read: the lock's re-read compares the same whole state.
@@ -356,6 +403,8 @@ pub fn plan_selected(
         drift,
         adopted: owned.adopted,
         node_changes,
+        not_durable,
+        warnings,
         desired,
     })
 }
@@ -402,6 +451,8 @@ pub fn destroy_selected(
         drift: vec![],
         adopted: vec![],
         node_changes,
+        not_durable: vec![],
+        warnings: vec![],
         desired: vec![],
     }
 }
@@ -419,6 +470,7 @@ fn delete_change(node: &str, oc: &ObservedContainer) -> Change {
         observed_id: Some(oc.id.clone()),
         observed_image: Some(oc.image.clone()),
         desired: None,
+        rules_file: oc.rules_file.clone(),
     }
 }
 

@@ -130,6 +130,29 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         }
         out.push('\n');
     }
+    for w in &plan.warnings {
+        out.push_str(&format!("{} {}\n\n", style.yellow("Warning:"), esc(w)));
+    }
+    if !plan.not_durable.is_empty() {
+        out.push_str(
+            &style.bold(
+                "Note: containers made before durable links lose their links when they restart",
+            ),
+        );
+        out.push_str("\n\n");
+        for n in &plan.not_durable {
+            out.push_str(&format!(
+                "  {} {} on {} (\"{}\"): not durable: replace to make it durable\n",
+                style.yellow("!"),
+                esc(&n.container),
+                esc(&n.node),
+                esc(&n.runtime_name)
+            ));
+        }
+        out.push_str(
+            "\n  Nothing is done to them unless asked: apply --make-durable replaces them all,\n  apply --replace NAME one of them (each restarts once).\n\n",
+        );
+    }
     if !plan.has_changes() {
         out.push_str(NO_CHANGES);
         out.push('\n');
@@ -185,6 +208,10 @@ fn change_text(c: &Change, style: Style) -> String {
             "will be replaced, as requested",
             format!("{}/{}", style.red("-"), style.green("+")),
         ),
+        Action::Replace { .. } if c.reasons.iter().any(|r| r == "make durable") => (
+            "will be replaced to make it durable, as requested",
+            format!("{}/{}", style.red("-"), style.green("+")),
+        ),
         Action::Replace { .. } => (
             "must be replaced",
             format!("{}/{}", style.red("-"), style.green("+")),
@@ -232,6 +259,10 @@ fn change_text(c: &Change, style: Style) -> String {
                         quoted_list(&d.command)
                     ),
                     "env" => format!("      {tilde} env (changed) # forces replacement\n"),
+                    "restart" => format!(
+                        "      {tilde} restart = {:?} # forces replacement\n",
+                        d.restart.as_arg()
+                    ),
                     other => format!(
                         "      {tilde} {} (changed) # forces replacement\n",
                         esc(other)
@@ -270,6 +301,8 @@ fn change_text(c: &Change, style: Style) -> String {
                     }
                     "start" => out.push_str(&format!("      {tilde} state   = \"stopped\" -> \"running\"\n")),
                     "sysctls" => out.push_str(&format!("      {tilde} sysctls = net.ipv4.ip_forward=1, net.ipv4.conf.all.route_localnet=1\n")),
+                    "rules file" => out.push_str(&format!("      {tilde} rules file: written again (the hook reads it at every start)\n")),
+                    "hook" => out.push_str(&format!("      {tilde} hook: the node's hook program and hook file written again\n")),
                     other => out.push_str(&format!("      {tilde} {}\n", esc(other))),
                 }
             }

@@ -41,6 +41,22 @@ pub struct NodeState {
     /// node without them fingerprints as before.
     #[serde(default, skip_serializing_if = "NodeFilter::is_empty")]
     pub filter: NodeFilter,
+    /// What the node keeps for durable links; `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable: Option<DurableState>,
+}
+
+/// The node's hook program, hook file and rules files (docs/durable.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DurableState {
+    /// `GEARTOPO_STATE_DIR` as the node resolves it (`-`: unusable).
+    pub state_dir: String,
+    /// `GEARTOPO_HOOKS_DIR` as the node resolves it.
+    pub hooks_dir: String,
+    /// `none` without systemd, else `systemctl is-enabled podman-restart.service`.
+    pub systemd: String,
+    /// Every file found, by path: (octal mode, sha256).
+    pub files: BTreeMap<String, (String, String)>,
 }
 
 /// `tcp` / `udp`, serializable.
@@ -91,6 +107,10 @@ pub struct ObservedContainer {
     pub container: String,
     /// Label `geartopo.spec`: per attribute hashes, `image=..,command=..`.
     pub spec: BTreeMap<String, String>,
+    /// Label `geartopo.rules`: the name of its rules file, for a container made
+    /// durable (docs/durable.md); `None` for one made before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_file: Option<String>,
     /// Label `geartopo.id`: the id of the topology that created it; `None` for
     /// containers made before ids (or by a file without one).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,10 +3,11 @@
 //! tool's surface (hidden from the docs), and built only for tests and benches
 //! (`cfg(test)` or the `testing` feature).
 
+use crate::node::durable;
 use crate::plan::Plan;
 use crate::rules::{rules_hash, CHAINS};
 use crate::state::{
-    NodeState, ObservedContainer, ObservedState, OwnedChains, PublishedPort, RunState,
+    DurableState, NodeState, ObservedContainer, ObservedState, OwnedChains, PublishedPort, RunState,
 };
 use crate::topology::model::Topology;
 
@@ -60,8 +61,54 @@ pub fn applied_state(t: &Topology, p: &Plan) -> ObservedState {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
                 host_network: false,
+                rules_file: Some(d.runtime_name.clone()),
             },
+        );
+        let durable = ns.durable.get_or_insert_with(|| node_durable(t, &d.node));
+        let rules = crate::node::OwnedRules {
+            topology: t.name.clone(),
+            container: d.container.clone(),
+            rules: d.rules.clone(),
+            file: Some(d.runtime_name.clone()),
+        };
+        let profile = crate::node::NodeProfile::of(&t.nodes[&d.node]);
+        durable.files.insert(
+            format!("{DEFAULT_STATE_DIR}/rules/{}", d.runtime_name),
+            (
+                durable::RULES_MODE.into(),
+                durable::sha256(&durable::rules_file(&profile, &rules)),
+            ),
         );
     }
     s
+}
+
+/// Where a real node keeps geartopo's state (`GEARTOPO_STATE_DIR` unset).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/geartopo";
+/// The hooks directory podman reads by default.
+pub const DEFAULT_HOOKS_DIR: &str = "/etc/containers/oci/hooks.d";
+
+/// A node's durable state after an apply: its hook program and hook file in
+/// place, no systemd (rules files are added per container).
+pub fn node_durable(t: &Topology, node: &str) -> DurableState {
+    let mut d = DurableState {
+        state_dir: DEFAULT_STATE_DIR.into(),
+        hooks_dir: DEFAULT_HOOKS_DIR.into(),
+        systemd: "none".into(),
+        ..Default::default()
+    };
+    d.files.insert(
+        format!("{DEFAULT_STATE_DIR}/hook"),
+        (durable::HOOK_MODE.into(), durable::sha256(durable::HOOK)),
+    );
+    if t.nodes[node].runtime == crate::topology::model::Runtime::Podman {
+        d.files.insert(
+            format!("{DEFAULT_HOOKS_DIR}/{}", durable::HOOK_FILE),
+            (
+                durable::HOOK_FILE_MODE.into(),
+                durable::sha256(&durable::hook_file(DEFAULT_STATE_DIR)),
+            ),
+        );
+    }
+    d
 }

@@ -54,7 +54,12 @@ pub(crate) struct Sim {
     /// chains with their rules.
     pub forward: BTreeMap<String, Vec<String>>,
     pub node_chains: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Files geartopo keeps on each node for durable links: path -> (mode, text).
+    pub files: BTreeMap<String, BTreeMap<String, (String, String)>>,
 }
+
+/// Where the sim's nodes keep geartopo's files (the defaults of a real node).
+use crate::testing::{DEFAULT_HOOKS_DIR as HOOKS, DEFAULT_STATE_DIR as STATE};
 
 fn failure(status: i32, stderr: String) -> Output {
     Output {
@@ -149,6 +154,16 @@ impl Sim {
             Runtime::Docker => "172.17.0.0/16",
         };
         out.push_str(&format!("{} {subnet}\n", Section::Subnets.header()));
+        out.push_str(&format!(
+            "{} {STATE} {HOOKS} none\n",
+            Section::Durable.header()
+        ));
+        for (path, (mode, text)) in self.files.get(node).into_iter().flatten() {
+            out.push_str(&format!(
+                "mode {mode} {path}\nsha {}  {path}\n",
+                crate::node::durable::sha256(text)
+            ));
+        }
         out.push_str(&line(Section::End));
         out
     }
@@ -166,6 +181,31 @@ impl Sim {
             chains.insert(chain.to_string(), rules.to_vec());
             forward.insert(0, jump);
         }
+    }
+
+    /// What the create and rules steps write: the hook, its file, the rules file.
+    fn write_durable(&mut self, node: &str, rules: &crate::node::OwnedRules) {
+        use crate::node::durable;
+        let Some(file) = &rules.file else { return };
+        let profile = crate::node::NodeProfile::for_runtime(self.runtime(node));
+        let files = self.files.entry(node.into()).or_default();
+        files.insert(
+            format!("{STATE}/hook"),
+            (durable::HOOK_MODE.into(), durable::HOOK.into()),
+        );
+        if profile.runtime == Runtime::Podman {
+            files.insert(
+                format!("{HOOKS}/{}", durable::HOOK_FILE),
+                (durable::HOOK_FILE_MODE.into(), durable::hook_file(STATE)),
+            );
+        }
+        files.insert(
+            format!("{STATE}/rules/{file}"),
+            (
+                durable::RULES_MODE.into(),
+                durable::rules_file(&profile, rules),
+            ),
+        );
     }
 
     fn find(&mut self, node: &str, name_or_id: &str) -> Option<&mut SimContainer> {
@@ -203,10 +243,14 @@ impl Sim {
     }
 
     fn create(&mut self, node: &str, spec: &CreateSpec) -> Output {
+        let mut labels: BTreeMap<String, String> = spec.labels.iter().cloned().collect();
+        if let Some(file) = spec.durable.as_ref().and_then(|r| r.file.clone()) {
+            labels.insert(crate::node::durable::LABEL.into(), file);
+        }
         let c = SimContainer {
             id: format!("{node}-{}", self.next),
             name: spec.runtime_name.clone(),
-            labels: spec.labels.iter().cloned().collect(),
+            labels,
             image: spec.image.clone(),
             publish: spec
                 .publish
@@ -236,6 +280,9 @@ impl Sim {
             return failure(126, format!("port {} is already allocated", p.0));
         }
         others.push(c);
+        if let Some(rules) = &spec.durable {
+            self.write_durable(node, rules);
+        }
         if self.runtime(node) == Runtime::Podman {
             self.init(node, &spec.runtime_name);
         }
@@ -297,7 +344,22 @@ impl Sim {
                         return Ok(out);
                     }
                 }
-                NodeOp::Init { container } => self.init(node, container),
+                NodeOp::Init { container } => {
+                    // The init runs the hook, which fails without the rules file.
+                    let file = self
+                        .find(node, container)
+                        .and_then(|c| c.labels.get(crate::node::durable::LABEL).cloned());
+                    if let Some(file) = file {
+                        let path = format!("{STATE}/rules/{file}");
+                        if !self.files.get(node).is_some_and(|f| f.contains_key(&path)) {
+                            return Ok(failure(
+                                126,
+                                format!("geartopo hook: {file}: its rules file {path} is missing"),
+                            ));
+                        }
+                    }
+                    self.init(node, container)
+                }
                 NodeOp::Rules { container, rules } => {
                     if self.runtime(node) == Runtime::Docker {
                         self.start(node, container);
@@ -317,7 +379,9 @@ impl Sim {
                         .map(str::to_string)
                         .collect();
                     c.jumps = 1;
+                    self.write_durable(node, rules);
                 }
+                NodeOp::WriteRules { rules } => self.write_durable(node, rules),
                 NodeOp::Start { container } => {
                     let c = self
                         .find(node, container)
@@ -335,10 +399,20 @@ impl Sim {
                     }
                 }
                 NodeOp::Remove { container } => {
-                    self.nodes
-                        .entry(node.into())
-                        .or_default()
-                        .retain(|c| c.id != *container && c.name != *container);
+                    let cs = self.nodes.entry(node.into()).or_default();
+                    let file = cs
+                        .iter()
+                        .find(|c| c.id == *container || c.name == *container)
+                        .and_then(|c| c.labels.get(crate::node::durable::LABEL).cloned());
+                    cs.retain(|c| c.id != *container && c.name != *container);
+                    // The rules file named by its label; the hook once none is left.
+                    if let (Some(file), Some(files)) = (file, self.files.get_mut(node)) {
+                        files.remove(&format!("{STATE}/rules/{file}"));
+                        let prefix = format!("{STATE}/rules/");
+                        if !files.keys().any(|k| k.starts_with(&prefix)) {
+                            files.clear();
+                        }
+                    }
                 }
             }
         }

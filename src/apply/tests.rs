@@ -284,6 +284,7 @@ fn destroy_removes_dependents_first_and_only_what_the_topology_owns() {
             observed_id: Some(oc.id.clone()),
             observed_image: None,
             desired: None,
+            rules_file: None,
         })
         .collect();
     let tasks = destroy_tasks(&t, &DepGraph::build(&t).unwrap(), &p);
@@ -581,4 +582,231 @@ fn a_node_whose_read_fails_is_reported_with_its_stderr_escaped() {
         printed.contains("node node1: reading state failed (exit 125): podman: \\x1b]0;pwned\\x07\\x1b[2Jerror\\u{202e}"),
         "{printed}"
     );
+}
+
+// ---- durable links (docs/durable.md) ------------------------------------------
+
+/// The files a simulated node keeps for durable links, by path.
+fn files_on(sim: &std::sync::Mutex<super::sim::Sim>, node: &str) -> Vec<String> {
+    let s = sim.lock().unwrap();
+    s.files
+        .get(node)
+        .into_iter()
+        .flatten()
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+#[test]
+fn an_apply_writes_the_hook_and_a_rules_file_per_container_before_its_first_start() {
+    let t = redis_todo();
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    assert_eq!(
+        files_on(&sim, "node1"),
+        [
+            "/etc/containers/oci/hooks.d/geartopo.json",
+            "/var/lib/geartopo/hook",
+            "/var/lib/geartopo/rules/todo-app1"
+        ]
+    );
+    // Written by the create step, before the container's init (its first start).
+    let creates: Vec<CreateSpec> = w
+        .log()
+        .iter()
+        .flat_map(|r| r.ops.clone())
+        .filter_map(|op| match op {
+            NodeOp::Create(spec) => Some(spec),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(creates.len(), 2);
+    for spec in &creates {
+        assert_eq!(spec.restart, "always");
+        let rules = spec
+            .durable
+            .as_ref()
+            .expect("every new container is durable");
+        assert_eq!(rules.file.as_deref(), Some(spec.runtime_name.as_str()));
+    }
+    let (p, tasks, _) = apply_once(&t, &w);
+    assert!(!p.has_changes(), "{:?}", p.changes);
+    assert!(tasks.is_empty());
+    assert!(p.not_durable.is_empty());
+}
+
+#[test]
+fn a_rules_file_or_hook_removed_on_the_node_is_drift_and_apply_puts_it_back() {
+    let t = redis_todo();
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    let before = sim.lock().unwrap().files.clone();
+    {
+        let mut s = sim.lock().unwrap();
+        let files = s.files.get_mut("node1").unwrap();
+        files.remove("/var/lib/geartopo/rules/todo-app1");
+        files.remove("/var/lib/geartopo/hook");
+    }
+    let (p, tasks, outcomes) = apply_once(&t, &w);
+    let drift: Vec<&str> = p.drift.iter().map(|d| d.what.as_str()).collect();
+    assert_eq!(
+        drift,
+        [
+            "rules file /var/lib/geartopo/rules/todo-app1 is missing",
+            "hook program /var/lib/geartopo/hook is missing"
+        ]
+    );
+    assert_eq!(p.changes.len(), 1);
+    assert_eq!(p.changes[0].action, Action::Update);
+    assert_eq!(p.changes[0].reasons, ["rules file", "hook"]);
+    assert!(!p.changes[0].start, "a repair restarts nothing");
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(outcomes, [Outcome::Done]);
+    assert_eq!(sim.lock().unwrap().files, before);
+    assert!(!apply_once(&t, &w).0.has_changes());
+}
+
+#[test]
+fn a_rules_file_changed_by_hand_is_drift_and_a_link_change_rewrites_it_in_its_rules_step() {
+    let t = redis_todo();
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    let path = "/var/lib/geartopo/rules/todo-app1";
+    sim.lock()
+        .unwrap()
+        .files
+        .get_mut("node1")
+        .unwrap()
+        .get_mut(path)
+        .unwrap()
+        .1 += "# added\n";
+    let (p, _, _) = apply_once(&t, &w);
+    assert_eq!(p.drift.len(), 1);
+    assert!(p.drift[0].what.contains("differs"), "{:?}", p.drift);
+    assert!(!apply_once(&t, &w).0.has_changes());
+    // A link change: one rules step, which writes the new rules file.
+    let mut t2 = t.clone();
+    t2.containers[1].links.clear();
+    let (p, tasks, _) = apply_once(&t2, &w);
+    assert!(p.drift.is_empty());
+    assert_eq!(tasks.len(), 1);
+    match &tasks[0].op {
+        NodeOp::Rules { rules, .. } => assert_eq!(rules.file.as_deref(), Some("todo-app1")),
+        other => panic!("{other:?}"),
+    }
+    let text = sim.lock().unwrap().files["node1"][path].1.clone();
+    assert!(!text.contains("--to-destination"), "{text}");
+    assert!(!apply_once(&t2, &w).0.has_changes());
+}
+
+#[test]
+fn destroy_removes_each_rules_file_and_the_hook_once_no_rules_file_is_left() {
+    let t = redis_todo();
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    // Another topology's rules file on node1: the hook stays for it.
+    sim.lock().unwrap().files.get_mut("node1").unwrap().insert(
+        "/var/lib/geartopo/rules/other-web".into(),
+        ("600".into(), "x".into()),
+    );
+    let mut c = conns(&w, &t);
+    let state = observe(&t, &mut c, 4).unwrap();
+    let p = crate::plan::destroy("todo", &state);
+    let tasks = destroy_tasks(&t, &DepGraph::build(&t).unwrap(), &p);
+    execute(&tasks, &mut c, 4, &Quiet);
+    assert!(files_on(&sim, "node4").is_empty());
+    assert_eq!(
+        files_on(&sim, "node1"),
+        [
+            "/etc/containers/oci/hooks.d/geartopo.json",
+            "/var/lib/geartopo/hook",
+            "/var/lib/geartopo/rules/other-web"
+        ]
+    );
+}
+
+/// A container made by a geartopo before durable links: no label, no `restart`
+/// in its spec. Upgrading never replaces it by itself; it is shown, and replaced
+/// only when asked.
+#[test]
+fn a_container_made_before_durable_links_is_shown_and_replaced_only_on_request() {
+    let t = redis_todo();
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    {
+        let mut s = sim.lock().unwrap();
+        for cs in s.nodes.values_mut() {
+            for c in cs {
+                c.labels.remove(crate::node::durable::LABEL);
+                let spec = c.labels["geartopo.spec"].clone();
+                let old: Vec<&str> = spec
+                    .split(',')
+                    .filter(|kv| !kv.starts_with("restart="))
+                    .collect();
+                c.labels.insert("geartopo.spec".into(), old.join(","));
+            }
+        }
+        s.files.clear();
+    }
+    let (p, tasks, _) = apply_once(&t, &w);
+    assert!(!p.has_changes(), "{:?}", p.changes);
+    assert!(tasks.is_empty());
+    let names: Vec<&str> = p
+        .not_durable
+        .iter()
+        .map(|n| n.runtime_name.as_str())
+        .collect();
+    assert_eq!(names, ["todo-redisdb", "todo-app1"]);
+    let text = crate::render::plan_text(&p, crate::render::Style::plain());
+    assert!(
+        text.contains("app1 on node1 (\"todo-app1\"): not durable: replace to make it durable"),
+        "{text}"
+    );
+    // --make-durable: both replaced, then durable.
+    let mut c = conns(&w, &t);
+    let state = observe(&t, &mut c, 4).unwrap();
+    let selection = crate::plan::Selection {
+        limit: crate::plan::Limit::All,
+        replace: Default::default(),
+        make_durable: true,
+    };
+    let p = crate::plan::plan_selected(&t, &state, &selection).unwrap();
+    assert_eq!(p.changes.len(), 2);
+    for ch in &p.changes {
+        assert!(matches!(ch.action, Action::Replace { .. }), "{ch:?}");
+        assert_eq!(ch.reasons, ["make durable"]);
+    }
+    let graph = DepGraph::build(&t).unwrap();
+    let tasks = apply_tasks(&t, &graph, &p);
+    let outcomes = execute(&tasks, &mut c, 4, &Quiet);
+    assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
+    let (p, _, _) = apply_once(&t, &w);
+    assert!(!p.has_changes() && p.not_durable.is_empty(), "{p:?}");
+}
+
+/// A stopped durable container whose rules file is gone: its init would run the
+/// hook, which fails without the file, so apply writes the file first.
+#[test]
+fn a_stopped_container_whose_rules_file_is_gone_gets_it_back_before_its_init() {
+    let t = redis_todo();
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    {
+        let mut s = sim.lock().unwrap();
+        let app = s.nodes.get_mut("node1").unwrap().iter_mut().next().unwrap();
+        app.status = "exited".into();
+        app.pid = 0;
+        s.files
+            .get_mut("node1")
+            .unwrap()
+            .remove("/var/lib/geartopo/rules/todo-app1");
+    }
+    let (p, tasks, outcomes) = apply_once(&t, &w);
+    assert_eq!(p.changes[0].reasons, ["start", "rules", "rules file"]);
+    let write = position(&tasks, "rules file todo-app1");
+    let init = position(&tasks, "init todo-app1");
+    assert!(tasks[init].deps.contains(&write), "{tasks:?}");
+    assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
+    assert_eq!(sim.lock().unwrap().nodes["node1"][0].status, "running");
+    assert!(!apply_once(&t, &w).0.has_changes());
 }

@@ -265,6 +265,7 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
         targets: args.targets.clone(),
         excludes: args.excludes.clone(),
         replace: Vec::new(),
+        make_durable: false,
     };
     let mut destroy_plan = session.destroy_plan(&state, &scope)?;
     if !extra.is_empty() {

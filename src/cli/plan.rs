@@ -43,6 +43,10 @@ pub struct ScopeArgs {
     /// nothing changed (repeat for more).
     #[arg(long = "replace", value_name = "CONTAINER")]
     pub replace: Vec<String>,
+    /// Replace every container made before durable links (plan shows them as
+    /// "not durable"), so that its links survive restarts and reboots.
+    #[arg(long = "make-durable")]
+    pub make_durable: bool,
 }
 
 impl ScopeArgs {
@@ -51,12 +55,16 @@ impl ScopeArgs {
             targets: self.targets.clone(),
             excludes: self.excludes.clone(),
             replace: self.replace.clone(),
+            make_durable: self.make_durable,
         }
     }
 
     /// Whether any of the three was given.
     pub fn any(&self) -> bool {
-        !(self.targets.is_empty() && self.excludes.is_empty() && self.replace.is_empty())
+        !(self.targets.is_empty()
+            && self.excludes.is_empty()
+            && self.replace.is_empty()
+            && !self.make_durable)
     }
 }
 
@@ -76,6 +84,9 @@ pub struct SavedPlan {
     /// `--replace` (absent in plans saved before it existed).
     #[serde(default)]
     pub replace: Vec<String>,
+    /// `--make-durable` (absent in plans saved before it existed).
+    #[serde(default)]
+    pub make_durable: bool,
     pub fingerprint: String,
     /// The plan as shown (`plan --json`), for the record.
     pub plan: serde_json::Value,
@@ -88,6 +99,7 @@ impl SavedPlan {
             targets: self.targets.clone(),
             excludes: self.excludes.clone(),
             replace: self.replace.clone(),
+            make_durable: self.make_durable,
         }
     }
 
@@ -125,6 +137,7 @@ pub fn run(args: PlanArgs) -> Result<i32> {
             targets: scope.targets.clone(),
             excludes: scope.excludes.clone(),
             replace: scope.replace.clone(),
+            make_durable: scope.make_durable,
             fingerprint: plan.fingerprint.clone(),
             plan: plan_json(&plan),
         };
@@ -175,6 +188,7 @@ mod tests {
             targets: vec![],
             excludes: vec!["app1".into()],
             replace: vec!["db-2".into()],
+            make_durable: false,
             fingerprint: "f".into(),
             plan: serde_json::Value::Null,
         };
@@ -185,6 +199,7 @@ mod tests {
                 targets: vec![],
                 excludes: vec!["app1".into()],
                 replace: vec!["db-2".into()],
+                make_durable: false,
             }
         );
         let old = br#"{"geartopo_plan": 1, "topology_path": "t.toml", "topology_source": "",

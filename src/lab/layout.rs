@@ -110,6 +110,16 @@ impl NodeLayout {
     pub fn run_dir(&self) -> PathBuf {
         self.dir.join("run-geartopo")
     }
+    /// The node's own persistent geartopo directory (the hook program and the
+    /// containers' rules files), given as `GEARTOPO_STATE_DIR` (see docs/durable.md).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state-geartopo")
+    }
+    /// The node's own OCI hooks directory: podman reads it (containers.conf
+    /// `hooks_dir`), geartopo writes its hook file there (`GEARTOPO_HOOKS_DIR`).
+    pub fn hooks_dir(&self) -> PathBuf {
+        self.dir.join("hooks.d")
+    }
     /// A docker node's dockerd: its data root (images, containers, volumes).
     pub fn docker_data_root(&self) -> PathBuf {
         self.dir.join("docker")
@@ -183,7 +193,7 @@ impl NodeLayout {
 
     /// Directories the podman configuration points into; created by `up`.
     pub fn podman_dirs(&self) -> Vec<PathBuf> {
-        ["storage", "run", "tmp", "networks", "volumes"]
+        ["storage", "run", "tmp", "networks", "volumes", "hooks.d"]
             .iter()
             .map(|d| self.dir.join(d))
             .collect()
@@ -208,6 +218,14 @@ impl NodeLayout {
                 "GEARTOPO_RUN_DIR".into(),
                 self.run_dir().display().to_string(),
             ),
+            (
+                "GEARTOPO_STATE_DIR".into(),
+                self.state_dir().display().to_string(),
+            ),
+            (
+                "GEARTOPO_HOOKS_DIR".into(),
+                self.hooks_dir().display().to_string(),
+            ),
         ];
         if runtime == Runtime::Docker {
             env.push(("DOCKER_HOST".into(), self.docker_host()));
@@ -227,6 +245,7 @@ impl NodeLayout {
              \n\
              [engine]\n\
              runtime = \"runc\"\n\
+             hooks_dir = [\"{hooks}\"]\n\
              cgroup_manager = \"cgroupfs\"\n\
              events_logger = \"file\"\n\
              tmp_dir = \"{tmp}\"\n\
@@ -238,6 +257,7 @@ impl NodeLayout {
              network_backend = \"netavark\"\n\
              network_config_dir = \"{networks}\"\n",
             tmp = d.join("tmp").display(),
+            hooks = self.hooks_dir().display(),
             static_dir = d.join("storage/libpod").display(),
             volumes = d.join("volumes").display(),
             networks = d.join("networks").display(),
@@ -367,7 +387,9 @@ mod tests {
         assert!(cfg.contains(
             "SetEnv CONTAINERS_CONF=/l/t/nodes/node1/containers.conf \
              CONTAINERS_STORAGE_CONF=/l/t/nodes/node1/storage.conf GEARTOPO_LAB_NODE=node1 \
-             GEARTOPO_RUN_DIR=/l/t/nodes/node1/run-geartopo\n"
+             GEARTOPO_RUN_DIR=/l/t/nodes/node1/run-geartopo \
+             GEARTOPO_STATE_DIR=/l/t/nodes/node1/state-geartopo \
+             GEARTOPO_HOOKS_DIR=/l/t/nodes/node1/hooks.d\n"
         ));
     }
 

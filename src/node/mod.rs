@@ -9,6 +9,7 @@
 use crate::topology::model::{Node, Runtime};
 use crate::transport::{Output, Transport, TransportError};
 
+pub mod durable;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod lock;
@@ -54,6 +55,10 @@ pub enum NodeOp {
         container: String,
         rules: OwnedRules,
     },
+    /// Writes a container's rules file (and the node's hook) without touching
+    /// its namespace: before the init of a stopped durable container whose file
+    /// is repaired, since that init runs the hook, which reads the file.
+    WriteRules { rules: OwnedRules },
     /// Starts a prepared container.
     Start { container: String },
     /// Removes a container (and with it its namespace and owned chains).
@@ -81,6 +86,7 @@ impl NodeOp {
             NodeOp::Create(_) => "create",
             NodeOp::Init { .. } => "init",
             NodeOp::Rules { .. } => "rules",
+            NodeOp::WriteRules { .. } => "write-rules",
             NodeOp::Start { .. } => "start",
             NodeOp::Remove { .. } => "remove",
             NodeOp::EnsureImage { .. } => "image",
@@ -102,6 +108,12 @@ pub struct CreateSpec {
     pub secret_env: Vec<(String, String)>,
     pub image: String,
     pub command: Vec<String>,
+    /// The restart policy, as the runtime spells it (`always`).
+    pub restart: String,
+    /// The container's rules, when it is made durable (always, for a container
+    /// created now): its rules file is written before it is created, and it
+    /// carries the label and annotation that make the hook run at every start.
+    pub durable: Option<OwnedRules>,
 }
 
 /// The owned chains' rules of one container, in iptables-save's form
@@ -112,6 +124,10 @@ pub struct OwnedRules {
     /// The container's name in the topology (the marker rule names it).
     pub container: String,
     pub rules: Vec<String>,
+    /// The name of the container's rules file on the node (its runtime name),
+    /// written in the same step as the restore; `None` for a container made
+    /// before durable links (no hook runs for it, so no file is kept).
+    pub file: Option<String>,
 }
 
 /// How a node's firewall is driven. One backend today; another renders its own

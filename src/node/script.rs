@@ -6,6 +6,7 @@
 //! I/O. Every script is pinned by a golden file (tests/golden/scripts), which
 //! shellcheck reads in CI.
 
+use super::durable::{self, HOOKS_DIR, HOOK_FILE, STATE_DIR};
 use super::lock::{LockHolder, HELD_PREFIX, INFO_PREFIX};
 use super::section::Section;
 use super::{CreateSpec, Firewall, NodeOp, NodeProfile, OwnedRules, LOCK_HELD, SYSCTLS};
@@ -29,9 +30,10 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
         NodeOp::Unlock { holder } => unlock_script(holder),
         NodeOp::ReadLock => read_lock_script(),
         NodeOp::ForceUnlock { line } => force_unlock_script(line),
-        NodeOp::Create(spec) => create_script(runtime, spec),
+        NodeOp::Create(spec) => create_script(profile, spec),
         NodeOp::Init { container } => init_script(runtime, container),
         NodeOp::Rules { container, rules } => rules_script(profile, container, rules),
+        NodeOp::WriteRules { rules } => format!("set -e\n{}", durable_write_lines(profile, rules)),
         NodeOp::Start { container } => start_script(runtime, container),
         NodeOp::Remove { container } => remove_script(runtime, container),
         NodeOp::EnsureImage { image } => ensure_image_script(runtime, image),
@@ -47,7 +49,7 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
 fn observe_script(profile: &NodeProfile, topology: &str) -> String {
     let rt = profile.runtime.binary();
     let label = quote(&format!("label=geartopo.topology={topology}"));
-    let [tcp, udp, ports, inspect, ns, hostns, sysctl, nodefilter, subnets, end] =
+    let [tcp, udp, ports, inspect, ns, hostns, sysctl, nodefilter, subnets, durable, end] =
         Section::ALL.map(Section::header);
     // The values in the order `Section::Sysctl` promises: that of SYSCTLS.
     let sysctls: Vec<String> = SYSCTLS
@@ -105,9 +107,70 @@ done
 echo "{nodefilter}"
 {node_filter}
 echo "{subnets} $({networks} 2>/dev/null)"
-echo "{end}"
+{durable_read}echo "{end}"
+"#,
+        durable_read = durable_read_lines(profile, &durable),
+    )
+}
+
+/// The `Durable` section: the node's hook program, hook file and rules files
+/// (modes and hashes), and whether podman's boot service is enabled.
+fn durable_read_lines(profile: &NodeProfile, header: &str) -> String {
+    let systemd = match profile.runtime {
+        Runtime::Podman => "if [ -d /run/systemd/system ]; then sysd=$(systemctl is-enabled podman-restart.service 2>/dev/null) || true; fi
+",
+        Runtime::Docker => "",
+    };
+    format!(
+        r#"sd="{STATE_DIR}"; hd="{HOOKS_DIR}"; sysd=none
+{systemd}case "$sd$hd" in *[!A-Za-z0-9_./-]*) sd=-; hd=- ;; esac
+echo "{header} $sd $hd ${{sysd:-unknown}}"
+# One stat and one sha256sum for all files: a node may hold a thousand.
+set --
+for f in "$sd/hook" "$hd/{HOOK_FILE}" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
+if [ "$#" -gt 0 ]; then stat -c 'mode %a %n' "$@"; sha256sum "$@" | sed 's/^/sha /'; fi
 "#
     )
+}
+
+/// Validates the state and hooks directories and makes them, not world-writable.
+const DURABLE_DIRS: &str = r#"sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/containers/oci/hooks.d}"
+case "$sd" in /*) ok=1 ;; *) ok= ;; esac; case "$hd" in /*) ;; *) ok= ;; esac
+case "$sd$hd" in *[!A-Za-z0-9_./-]*) ok= ;; esac
+[ -n "$ok" ] || { echo "geartopo: GEARTOPO_STATE_DIR and GEARTOPO_HOOKS_DIR must be absolute paths of A-Z a-z 0-9 _ . - /" >&2; exit 1; }
+mkdir -p "$sd/rules"; chmod 755 "$sd"; chmod 700 "$sd/rules"
+"#;
+
+/// Puts the hook program and the hook file in place when they differ, then
+/// writes the container's rules file (root only), each by rename.
+fn durable_write_lines(profile: &NodeProfile, rules: &OwnedRules) -> String {
+    let Some(file) = &rules.file else {
+        return String::new();
+    };
+    let mut s = String::from(DURABLE_DIRS);
+    s.push_str(&format!(
+        "cat > \"$sd/hook.new\" <<'GEARTOPO_HOOK'\n{hook}GEARTOPO_HOOK\n\
+         if cmp -s \"$sd/hook.new\" \"$sd/hook\"; then rm -f \"$sd/hook.new\"; else chmod {hm} \"$sd/hook.new\"; mv -f \"$sd/hook.new\" \"$sd/hook\"; fi\n",
+        hook = durable::HOOK,
+        hm = durable::HOOK_MODE,
+    ));
+    // The hook file is podman's: a docker node has no hooks directory.
+    if profile.runtime == Runtime::Podman {
+        s.push_str(&format!(
+            "mkdir -p \"$hd\"\n\
+             sed \"s|@STATE_DIR@|$sd|g\" > \"$hd/{HOOK_FILE}.new\" <<'GEARTOPO_HOOK'\n{hook_file}GEARTOPO_HOOK\n\
+             if cmp -s \"$hd/{HOOK_FILE}.new\" \"$hd/{HOOK_FILE}\"; then rm -f \"$hd/{HOOK_FILE}.new\"; else chmod {fm} \"$hd/{HOOK_FILE}.new\"; mv -f \"$hd/{HOOK_FILE}.new\" \"$hd/{HOOK_FILE}\"; fi\n",
+            hook_file = durable::hook_file("@STATE_DIR@"),
+            fm = durable::HOOK_FILE_MODE,
+        ));
+    }
+    s.push_str(&format!(
+        "(umask 077; cat > \"$sd/rules/{file}.new\") <<'GEARTOPO_RULES'\n{content}GEARTOPO_RULES\n\
+         chmod {rm} \"$sd/rules/{file}.new\"; mv -f \"$sd/rules/{file}.new\" \"$sd/rules/{file}\"\n",
+        rm = durable::RULES_MODE,
+        content = durable::rules_file(profile, rules),
+    ));
+    s
 }
 
 /// Where the apply lock lives on a node (the lab gives each node its own).
@@ -199,6 +262,17 @@ fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String
         args.push("--label".into());
         args.push(format!("{k}={v}"));
     }
+    args.push("--restart".into());
+    args.push(spec.restart.clone());
+    if let Some(file) = spec.durable.as_ref().and_then(|r| r.file.as_ref()) {
+        args.push("--label".into());
+        args.push(format!("{}={file}", durable::LABEL));
+        // Docker has no annotations; its runtime wrapper adds the hook instead.
+        if runtime == Runtime::Podman {
+            args.push("--annotation".into());
+            args.push(format!("{}={file}", durable::ANNOTATION));
+        }
+    }
     for (k, v) in SYSCTLS {
         args.push("--sysctl".into());
         args.push(format!("{k}={v}"));
@@ -225,8 +299,14 @@ fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String
 /// `rules_script` instead, see README). Secret values go through a file only root
 /// can read, written by the shell's own printf, so that they never stand on a
 /// command line that `ps` shows on the node.
-fn create_script(runtime: Runtime, spec: &CreateSpec) -> String {
+fn create_script(profile: &NodeProfile, spec: &CreateSpec) -> String {
+    let runtime = profile.runtime;
     let mut s = String::from("set -e\n");
+    // The rules file before the container exists: its first start (podman
+    // `init`) runs the hook, which reads it.
+    if let Some(rules) = &spec.durable {
+        s.push_str(&durable_write_lines(profile, rules));
+    }
     if !spec.secret_env.is_empty() {
         // Removed however the script ends: normally (EXIT), or by a signal, after
         // which the exit ends the script with the signal's status.
@@ -290,6 +370,8 @@ fn rules_script(profile: &NodeProfile, name: &str, rules: &OwnedRules) -> String
     for (k, v) in SYSCTLS {
         s.push_str(&format!("nsenter -t \"$pid\" -n sysctl -q -w {k}={v}\n"));
     }
+    // The rules file in the same step as the restore: the next start gets these.
+    s.push_str(&durable_write_lines(profile, rules));
     match profile.firewall {
         Firewall::Iptables => s.push_str(&iptables_lines(rules)),
     }
@@ -388,12 +470,26 @@ fn ensure_image_script(runtime: Runtime, image: &str) -> String {
     )
 }
 
-/// Removes a container (and with it its namespace and owned chains).
+/// Removes a container (and with it its namespace and owned chains), then its
+/// rules file (named by its label), and the hook once no rules file is left on
+/// the node (no container of any topology needs it any more).
 fn remove_script(runtime: Runtime, id: &str) -> String {
+    let rt = runtime.binary();
+    let i = quote(id);
     format!(
-        "set -e\n{} rm -f {} >/dev/null\n",
-        runtime.binary(),
-        quote(id)
+        r#"set -e
+f=$({rt} inspect -f '{{{{index .Config.Labels "{label}"}}}}' {i} 2>/dev/null) || f=
+{rt} rm -f {i} >/dev/null
+case $f in
+  '' | .* | *[!A-Za-z0-9_.-]*) ;;
+  *)
+    sd="{STATE_DIR}"; hd="{HOOKS_DIR}"
+    rm -f "$sd/rules/$f"
+    if [ -z "$(ls -A "$sd/rules" 2>/dev/null)" ]; then rm -f "$hd/{HOOK_FILE}" "$sd/hook"; fi
+    ;;
+esac
+"#,
+        label = durable::LABEL,
     )
 }
 
@@ -435,6 +531,8 @@ mod tests {
             },
             image: "localhost/geartopo-busybox:latest".into(),
             command: vec!["sleep".into(), "1000000".into()],
+            restart: "always".into(),
+            durable: Some(owned_rules()),
         }
     }
 
@@ -451,6 +549,7 @@ mod tests {
             topology: "todo".into(),
             container: "app1".into(),
             rules: render_rules("todo", "app1", &[link]),
+            file: Some("todo-app1".into()),
         }
     }
 
@@ -486,6 +585,12 @@ mod tests {
                 "rules",
                 vec![NodeOp::Rules {
                     container: id.clone(),
+                    rules: owned_rules(),
+                }],
+            ),
+            (
+                "write-rules",
+                vec![NodeOp::WriteRules {
                     rules: owned_rules(),
                 }],
             ),

@@ -31,12 +31,18 @@ pub enum Section {
     NodeFilter,
     /// Args: the runtime's default container network(s), `A.B.C.D/N`.
     Subnets,
+    /// Args `STATE_DIR HOOKS_DIR SYSTEMD`: what the node keeps for durable links
+    /// (docs/durable.md). SYSTEMD is `none` without systemd, else what
+    /// `systemctl is-enabled podman-restart.service` said. The body has lines
+    /// `mode OCTAL PATH` and `sha HASH  PATH` for the hook program, the hook file
+    /// and every rules file.
+    Durable,
     /// The script got to its end.
     End,
 }
 
 impl Section {
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 11] = [
         Section::Tcp,
         Section::Udp,
         Section::Ports,
@@ -46,6 +52,7 @@ impl Section {
         Section::Sysctl,
         Section::NodeFilter,
         Section::Subnets,
+        Section::Durable,
         Section::End,
     ];
 
@@ -61,6 +68,7 @@ impl Section {
             Section::Sysctl => "sysctl",
             Section::NodeFilter => "nodefilter",
             Section::Subnets => "subnets",
+            Section::Durable => "durable",
             Section::End => "end",
         }
     }

@@ -108,6 +108,33 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                     .filter_map(|n| crate::private_ports::network(n))
                     .collect();
             }
+            (Section::Durable, [state_dir, hooks_dir, systemd]) => {
+                let mut d = crate::state::DurableState {
+                    state_dir: state_dir.to_string(),
+                    hooks_dir: hooks_dir.to_string(),
+                    systemd: systemd.to_string(),
+                    ..Default::default()
+                };
+                let mut modes = BTreeMap::new();
+                let mut shas = BTreeMap::new();
+                for line in body.lines() {
+                    let mut w = line.split_whitespace();
+                    match (w.next(), w.next(), w.next()) {
+                        (Some("mode"), Some(m), Some(p)) => {
+                            modes.insert(p.to_string(), m.to_string());
+                        }
+                        (Some("sha"), Some(h), Some(p)) => {
+                            shas.insert(p.to_string(), h.to_string());
+                        }
+                        _ => {}
+                    }
+                }
+                for (p, m) in modes {
+                    let h = shas.remove(&p).unwrap_or_default();
+                    d.files.insert(p, (m, h));
+                }
+                state.durable = Some(d);
+            }
             (Section::End, []) => {}
             (section, args) => {
                 return Err(err(format!(
@@ -280,6 +307,7 @@ fn parse_inspect(v: &Value) -> Result<Option<ObservedContainer>, String> {
         container,
         spec,
         owner_id: label("geartopo.id"),
+        rules_file: label(crate::node::durable::LABEL),
         image,
         state,
         pid: None,

@@ -27,9 +27,14 @@ pub struct PlanDocument {
     /// left out when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub node_changes: Vec<PlanNodeChange>,
+    /// Containers made before durable links: their links do not survive a
+    /// restart; left as they are unless `--make-durable` (or `--replace`) asks.
+    pub not_durable: Vec<PlanAdopted>,
     pub summary: PlanSummary,
     /// The topology's name.
     pub topology: String,
+    /// Warnings about nodes (e.g. podman's boot service not enabled).
+    pub warnings: Vec<String>,
 }
 
 /// What happens to one container.
@@ -158,12 +163,22 @@ impl PlanDocument {
                     rules_before: n.rules_before.clone(),
                 })
                 .collect(),
+            not_durable: plan
+                .not_durable
+                .iter()
+                .map(|a| PlanAdopted {
+                    container: a.container.clone(),
+                    node: a.node.clone(),
+                    runtime_name: a.runtime_name.clone(),
+                })
+                .collect(),
             summary: PlanSummary {
                 add: s.add,
                 change: s.change,
                 destroy: s.destroy,
             },
             topology: plan.topology.clone(),
+            warnings: plan.warnings.clone(),
         }
     }
 }

@@ -9,6 +9,9 @@ use super::{Action, Change, Desired, Drift};
 /// The reason a replace carries when the operator asked for it (`--replace`).
 pub(crate) const REPLACE_REQUESTED: &str = "replace requested";
 
+/// The attribute containers made before durable links do not record.
+const ADDED_LATER: &str = "restart";
+
 fn make_change(
     d: &Desired,
     observed: Option<&ObservedContainer>,
@@ -16,6 +19,10 @@ fn make_change(
     start: bool,
     reasons: Vec<String>,
 ) -> Change {
+    let rules_file = match &action {
+        Action::Create | Action::Replace { .. } => Some(d.runtime_name.clone()),
+        _ => observed.and_then(|oc| oc.rules_file.clone()),
+    };
     Change {
         container: d.container.clone(),
         node: d.node.clone(),
@@ -28,6 +35,7 @@ fn make_change(
         observed_id: observed.map(|oc| oc.id.clone()),
         observed_image: observed.map(|oc| oc.image.clone()),
         desired: Some(d.clone()),
+        rules_file,
     }
 }
 
@@ -71,7 +79,13 @@ pub(super) fn diff_one(
     let forced_by: Vec<String> = d
         .spec
         .iter()
-        .filter(|(k, v)| oc.spec.get(*k) != Some(*v))
+        // An attribute a container of an older geartopo does not record
+        // (`restart`) never forces a replace by itself: a new version of geartopo
+        // does not replace what runs (see `durable`).
+        .filter(|(k, v)| match oc.spec.get(*k) {
+            None => k.as_str() != ADDED_LATER,
+            Some(o) => o != *v,
+        })
         .map(|(k, _)| k.clone())
         .collect();
     if !forced_by.is_empty() {

@@ -228,6 +228,8 @@ pub(super) fn resolve(
         .collect();
     pub_text.sort();
     spec.insert("publish".to_string(), short_hash(&pub_text.join(",")));
+    // Podman 4.3 sets a restart policy only at create: changing it replaces.
+    spec.insert("restart".to_string(), c.restart.as_arg());
     Ok(Desired {
         container: c.name.clone(),
         node: c.node.clone(),
@@ -240,6 +242,7 @@ pub(super) fn resolve(
         links,
         rules,
         spec,
+        restart: c.restart,
     })
 }
 

@@ -33,6 +33,8 @@ pub struct Scope {
     pub excludes: Vec<String>,
     /// `--replace`: replace these even when nothing changed (apply only).
     pub replace: Vec<String>,
+    /// `--make-durable`: replace the containers made before durable links.
+    pub make_durable: bool,
 }
 
 impl Scope {
@@ -99,6 +101,8 @@ pub struct Selection {
     /// Containers to replace although nothing changed (those that exist; one that
     /// does not is created, as it would be anyway).
     pub replace: BTreeSet<String>,
+    /// `--make-durable`: replace every container made before durable links.
+    pub make_durable: bool,
 }
 
 /// Why the names given cannot be used. Names the flag and the name.
@@ -183,7 +187,11 @@ pub fn select(
             replace.insert(n);
         }
     }
-    Ok(Selection { limit, replace })
+    Ok(Selection {
+        limit,
+        replace,
+        make_durable: scope.make_durable,
+    })
 }
 
 fn expand_all(

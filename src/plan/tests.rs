@@ -55,6 +55,7 @@ fn container(name: &str, node: &str, image: &str) -> Container {
         env: env(&[("GEARTOPO_TOPOLOGY", "todo"), ("GEARTOPO_CONTAINER", name)]),
         publish: vec![],
         links: vec![],
+        restart: Default::default(),
     }
 }
 
@@ -335,7 +336,8 @@ fn picked_host_ports_skip_taken_ones_and_are_kept() {
 /// As `applied`, on top of ports already taken in `base`.
 fn applied_with(t: &Topology, base: &ObservedState) -> ObservedState {
     let p = plan(t, base, None).unwrap();
-    let mut s = applied(t);
+    // The rules files (and everything else) as this plan would leave them.
+    let mut s = crate::testing::applied_state(t, &p);
     for (name, ns) in &base.nodes {
         s.nodes
             .get_mut(name)

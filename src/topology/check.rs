@@ -14,7 +14,7 @@ use serde_spanned::Spanned;
 pub use super::diag::Invalid;
 use super::diag::{Problem, MAX_REPORTED};
 use super::graph::DepGraph;
-use super::model::{EnvValue, Protocol, Publish, Topology};
+use super::model::{EnvValue, Protocol, Publish, RestartPolicy, Topology};
 use super::names::{closest, name_problem, MAX_LINKS, MAX_SUGGESTIONS};
 use super::raw::{self, Document, RawContainer, RawProtocol};
 use views::Expanded;
@@ -128,6 +128,7 @@ struct Declared<'a> {
     env: BTreeMap<String, EnvValue>,
     command: Vec<String>,
     image: String,
+    restart: RestartPolicy,
 }
 
 struct Checker<'p> {

@@ -419,6 +419,7 @@ mod tests {
             command: vec![],
             env: BTreeMap::new(),
             publish: vec![],
+            restart: Default::default(),
             links: links
                 .iter()
                 .enumerate()

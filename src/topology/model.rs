@@ -158,6 +158,54 @@ pub struct Container {
     pub publish: Vec<Publish>,
     /// Concrete links after view expansion, in a stable order.
     pub links: Vec<Link>,
+    /// What the runtime does when its process ends (and at a node's boot).
+    pub restart: RestartPolicy,
+}
+
+/// A restart policy, as podman and docker name it (`--restart`). The default,
+/// `always`, is the one under which a rebooted node brings the container back by
+/// the runtime's own boot mechanism (podman's `podman-restart` service starts
+/// exactly the containers whose policy is `always`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    No,
+    /// `on-failure`, or `on-failure:N` (at most N restarts).
+    OnFailure(Option<u32>),
+    #[default]
+    Always,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Parses the runtime's own spelling; `None` for anything else.
+    pub fn parse(text: &str) -> Option<RestartPolicy> {
+        match text {
+            "no" => Some(RestartPolicy::No),
+            "on-failure" => Some(RestartPolicy::OnFailure(None)),
+            "always" => Some(RestartPolicy::Always),
+            "unless-stopped" => Some(RestartPolicy::UnlessStopped),
+            _ => {
+                let n = text.strip_prefix("on-failure:")?;
+                // Digits only: `+3` or ` 3` would parse as a number but are not
+                // what the runtime's own parser takes.
+                if n.is_empty() || n.len() > 9 || !n.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                Some(RestartPolicy::OnFailure(Some(n.parse().ok()?)))
+            }
+        }
+    }
+
+    /// The value of `--restart`, as the runtime spells it.
+    pub fn as_arg(self) -> String {
+        match self {
+            RestartPolicy::No => "no".into(),
+            RestartPolicy::OnFailure(None) => "on-failure".into(),
+            RestartPolicy::OnFailure(Some(n)) => format!("on-failure:{n}"),
+            RestartPolicy::Always => "always".into(),
+            RestartPolicy::UnlessStopped => "unless-stopped".into(),
+        }
+    }
 }
 
 impl Container {

@@ -92,6 +92,10 @@ pub struct RawDefaults {
     /// or a publish says otherwise (default `false`).
     #[schemars(with = "Option<bool>")]
     pub private_ports: Option<Spanned<bool>>,
+    /// Every container's restart policy, as podman and docker name it: `no`,
+    /// `on-failure`, `on-failure:N`, `always` (default), `unless-stopped`.
+    #[schemars(with = "Option<String>")]
+    pub restart: Option<Spanned<String>>,
 }
 
 /// `[nodes.NAME]`: one host.
@@ -153,6 +157,9 @@ pub struct RawContainer {
     /// Links: `{ to = "CONTAINER:PORT" }` or geard's `"[LOCAL_IP:]LOCAL_PORT:REMOTE_HOST:REMOTE_PORT"`.
     #[schemars(with = "Option<Vec<RawLink>>")]
     pub links: Option<Vec<Spanned<RawLink>>>,
+    /// Overrides `defaults.restart`.
+    #[schemars(with = "Option<String>")]
+    pub restart: Option<Spanned<String>>,
 }
 
 /// One published port.

@@ -8,6 +8,7 @@
 
 mod core_cases;
 mod docker_cases;
+mod durable_cases;
 mod fault_cases;
 mod harness;
 mod lab_cases;
@@ -45,6 +46,13 @@ const CASES: &[Case] = &[
     ("docker_link_changed_in_place", docker_cases::link_changed_in_place),
     ("docker_drift_repaired", docker_cases::drift_repaired),
     ("docker_destroy_leaves_nothing", docker_cases::destroy_leaves_nothing),
+    // Durable links: restarts, crashes and reboots, with no geartopo in between.
+    ("durable_restart_of_a_linked_container", durable_cases::restart_of_a_linked_container),
+    ("durable_kill_9_under_the_default_policy", durable_cases::kill_9_under_the_default_policy),
+    ("durable_node_reboot_by_the_boot_service", durable_cases::node_reboot_by_the_boot_service),
+    ("durable_target_restarted", durable_cases::target_restarted),
+    ("durable_old_container_made_durable_on_request", durable_cases::old_container_made_durable_on_request),
+    ("durable_etcd_member_restarted", views::etcd_member_restarted),
     // Shared nodes: ownership by id, and a node removed from the file.
     ("same_name_two_ids_side_by_side", ownership_cases::same_name_two_ids_side_by_side),
     ("destroy_node_cleans_a_node_removed_from_the_file", ownership_cases::destroy_node_cleans_a_node_removed_from_the_file),

@@ -668,3 +668,57 @@ pub fn example_links(ctx: &Ctx) -> Outcome {
     );
     Ok(())
 }
+
+/// Durable links (docs/durable.md): a member of the etcd view restarted with
+/// `podman restart` comes back in a fresh namespace with its view addresses in
+/// place (the hook), rejoins, and the cluster is healthy again with no geartopo
+/// command in between: every member started, a value written through the
+/// restarted member is read through another, and plan finds nothing to do.
+pub fn etcd_member_restarted(ctx: &Ctx) -> Outcome {
+    load_image(ctx)?;
+    let file = write_topology(ctx, 3)?;
+    let _guard = Guard::new(ctx, &file, NAME);
+    apply(ctx, &file)?;
+    wait_started(ctx, 3)?;
+    let member = MEMBERS[1];
+    let before = pids(ctx, &[member])?;
+    ctx.on_node(
+        member.node,
+        &format!("podman restart -t 2 {}", member.runtime()),
+    )
+    .ok()?;
+    let after = pids(ctx, &[member])?;
+    ensure!(before != after, "podman restart kept the pid {before:?}");
+    let rows = wait_started(ctx, 3)?;
+    assert_membership(&rows, 3)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let put = etcdctl(
+            ctx,
+            member,
+            "--endpoints http://192.168.1.2:2379 put durable yes",
+        );
+        let get = etcdctl(
+            ctx,
+            MEMBERS[0],
+            "--endpoints http://192.168.1.1:2379 get durable --print-value-only",
+        );
+        if put.code == 0 && get.stdout.trim() == "yes" {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the cluster did not heal after the restart:\n{}\n{}",
+            put.describe(),
+            get.describe()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let plan = ctx.plan(&file);
+    ensure!(
+        plan.code == 0,
+        "plan after a member's restart:\n{}",
+        plan.describe()
+    );
+    Ok(())
+}

@@ -283,6 +283,7 @@ fn target_and_exclude_together_are_refused() {
         targets: names(&["api"]),
         excludes: names(&["redis"]),
         replace: vec![],
+        make_durable: false,
     };
     let e = select(&t, &g, &s, &scope, Mode::Apply).unwrap_err();
     assert_eq!(e, SelectError::TargetAndExclude);

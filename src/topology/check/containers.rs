@@ -9,7 +9,7 @@ use serde_spanned::Spanned;
 
 use super::{protocol, suggest, Checker, Declared, Named};
 use crate::topology::diag::Problem;
-use crate::topology::model::{EnvValue, Publish};
+use crate::topology::model::{EnvValue, Publish, RestartPolicy};
 use crate::topology::names::{MAX_CONTAINERS, MAX_NAME};
 use crate::topology::raw::{Document, Entry, RawContainer, RawEnvValue};
 
@@ -25,6 +25,13 @@ impl Checker<'_> {
         // Concrete containers so far, against MAX_CONTAINERS.
         let mut total = 0usize;
         let mut over_limit = false;
+        // Checked once, whether or not a container inherits it.
+        let default_restart = doc
+            .defaults
+            .restart
+            .as_ref()
+            .and_then(|r| self.restart(r))
+            .unwrap_or_default();
         for Entry {
             name,
             key_span,
@@ -120,6 +127,10 @@ impl Checker<'_> {
                 }
             }
             let publish = self.publish(raw, private);
+            let restart = match &raw.restart {
+                Some(r) => self.restart(r).unwrap_or_default(),
+                None => default_restart,
+            };
             declared.push(Declared {
                 name: name.clone(),
                 key_span: key_span.clone(),
@@ -129,9 +140,23 @@ impl Checker<'_> {
                 env,
                 command,
                 image,
+                restart,
             });
         }
         declared
+    }
+
+    /// A restart policy, in the runtime's own spelling.
+    fn restart(&mut self, r: &Spanned<String>) -> Option<RestartPolicy> {
+        let parsed = RestartPolicy::parse(r.get_ref());
+        if parsed.is_none() {
+            self.push(Problem::at(
+                format!("invalid restart policy {:?}", r.get_ref()),
+                r.span(),
+                "expected no, on-failure, on-failure:N, always or unless-stopped",
+            ));
+        }
+        parsed
     }
 
     /// Where a declared container's concrete containers run.

@@ -122,6 +122,7 @@ impl Checker<'_> {
                     env,
                     publish: d.publish.iter().map(|(p, _)| *p).collect(),
                     links: links.into_iter().map(|(l, _, _)| l).collect(),
+                    restart: d.restart,
                 });
             }
         }

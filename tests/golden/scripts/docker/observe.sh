@@ -27,4 +27,11 @@ done
 echo "@@geartopo nodefilter"
 iptables-save -t filter 2>/dev/null | grep -e '^:GEARTOPO-PP-' -e '^-A GEARTOPO-PP-' -e '^-A FORWARD -j GEARTOPO-PP-' || true
 echo "@@geartopo subnets $(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}' 2>/dev/null)"
+sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/containers/oci/hooks.d}"; sysd=none
+case "$sd$hd" in *[!A-Za-z0-9_./-]*) sd=-; hd=- ;; esac
+echo "@@geartopo durable $sd $hd ${sysd:-unknown}"
+# One stat and one sha256sum for all files: a node may hold a thousand.
+set --
+for f in "$sd/hook" "$hd/geartopo.json" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
+if [ "$#" -gt 0 ]; then stat -c 'mode %a %n' "$@"; sha256sum "$@" | sed 's/^/sha /'; fi
 echo "@@geartopo end"

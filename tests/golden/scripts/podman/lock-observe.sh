@@ -36,4 +36,12 @@ done
 echo "@@geartopo nodefilter"
 iptables-save -t filter 2>/dev/null | grep -e '^:GEARTOPO-PP-' -e '^-A GEARTOPO-PP-' -e '^-A FORWARD -j GEARTOPO-PP-' || true
 echo "@@geartopo subnets $(podman network inspect podman --format '{{range .Subnets}}{{.Subnet}} {{end}}' 2>/dev/null)"
+sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/containers/oci/hooks.d}"; sysd=none
+if [ -d /run/systemd/system ]; then sysd=$(systemctl is-enabled podman-restart.service 2>/dev/null) || true; fi
+case "$sd$hd" in *[!A-Za-z0-9_./-]*) sd=-; hd=- ;; esac
+echo "@@geartopo durable $sd $hd ${sysd:-unknown}"
+# One stat and one sha256sum for all files: a node may hold a thousand.
+set --
+for f in "$sd/hook" "$hd/geartopo.json" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
+if [ "$#" -gt 0 ]; then stat -c 'mode %a %n' "$@"; sha256sum "$@" | sed 's/^/sha /'; fi
 echo "@@geartopo end"
