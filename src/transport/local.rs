@@ -38,7 +38,16 @@ impl Transport for LocalTransport {
     }
 
     fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
-        let deadline = Instant::now() + self.timeout;
+        self.run_within(command, stdin, self.timeout)
+    }
+
+    fn run_within(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<Output, TransportError> {
+        let deadline = Instant::now() + limit;
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -72,7 +81,7 @@ impl Transport for LocalTransport {
                 // The pipe threads are left behind: a process that left the group may hold the pipes open.
                 return Err(TransportError::CommandTimeout {
                     node: self.node.clone(),
-                    secs: self.timeout.as_secs(),
+                    secs: limit.as_secs(),
                 });
             }
         };

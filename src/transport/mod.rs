@@ -75,6 +75,18 @@ pub enum TransportError {
     },
     #[error("node {node}: command timed out after {secs}s")]
     CommandTimeout { node: String, secs: u64 },
+    /// A supervised script timed out; `aftermath` says whether its processes on
+    /// the node were ended, or where their pid file is when they could not be.
+    #[error("node {node}: command timed out after {secs}s; {aftermath}")]
+    ScriptTimeout {
+        node: String,
+        secs: u64,
+        aftermath: String,
+    },
+    /// Nothing more is run on a node where a timed-out script could not be
+    /// ended: not even the unlock, so that its lock stays.
+    #[error("node {node}: not run: a command that timed out may still be running there (its process group is in {pid_file} on the node); the apply lock stays until `geartopo force-unlock` shows and ends it")]
+    Stranded { node: String, pid_file: String },
     #[error("node {node}: {reason}")]
     Io { node: String, reason: String },
 }
@@ -98,6 +110,17 @@ pub trait Transport: Send {
     fn node(&self) -> &str;
     /// Runs `command` (a shell command line, already quoted) with `stdin`, and waits.
     fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Output, TransportError>;
+    /// As `run`, giving up after `limit` instead of the command time-out (for the
+    /// short clean-up after a time-out, which must not wait as long again).
+    fn run_within(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<Output, TransportError> {
+        let _ = limit;
+        self.run(command, stdin)
+    }
 }
 
 /// How to connect.
