@@ -89,6 +89,10 @@ pub enum TransportError {
     Stranded { node: String, pid_file: String },
     #[error("node {node}: {reason}")]
     Io { node: String, reason: String },
+    /// More output than any answer of a node can be (`MAX_OUTPUT`): refused, and
+    /// not read further, so that a broken or hostile node cannot fill our memory.
+    #[error("node {node}: the command wrote more than {limit} bytes of output; refused (no answer of a node is that large: check what runs there)")]
+    OutputTooLarge { node: String, limit: usize },
 }
 
 /// A host key refused because another key type is on record for the host.
@@ -103,6 +107,10 @@ pub struct KeyTypeRefusal {
     pub key_type: String,
     pub fingerprint: String,
 }
+
+/// The most output (stdout and stderr together) one command may send back:
+/// far above an observe of 10,000 containers (tens of megabytes).
+pub const MAX_OUTPUT: usize = 256 << 20;
 
 /// Runs commands on one node. One value holds one connection for its lifetime.
 pub trait Transport: Send {

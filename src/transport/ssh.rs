@@ -223,6 +223,12 @@ impl SshTransport {
                 stderr_done = done;
                 progress |= moved;
             }
+            if output.stdout.len() + output.stderr.len() > super::MAX_OUTPUT {
+                return Err(TransportError::OutputTooLarge {
+                    node: self.node.clone(),
+                    limit: super::MAX_OUTPUT,
+                });
+            }
             if stdout_done && stderr_done && !stdin_done {
                 // Output ended but stdin is not all taken: if the command is gone
                 // (sshd closed the channel) the rest of stdin has no reader, and
