@@ -235,7 +235,17 @@ fn killed_after(ctx: &Ctx, kind: &str, name: &str, node: &str, port: u16) -> Out
     signal(pid, libc::SIGKILL);
     let _ = apply.finish();
     ensure!(lock_present(ctx, node)?, "no lock left after SIGKILL");
-    ctx.geartopo(&["apply", &f, "--auto-approve"]).expect(1)?;
+    // Refused on the stale lock; or, when the killed step was the last one, a
+    // no-op (an apply with nothing to do takes no lock).
+    let run = ctx.geartopo(&["apply", &f, "--auto-approve"]);
+    ensure!(
+        (run.code == 1 && run.stderr.contains("STALE"))
+            || (run.code == 0 && run.stdout.contains("No changes")),
+        "the apply after the kill:
+{}",
+        run.describe()
+    );
+    ensure!(lock_present(ctx, node)?, "the stale lock went by itself");
     ctx.geartopo(&["force-unlock", &f, "--yes"]).ok()?;
     converges(ctx, &file, name, node)
 }
@@ -254,4 +264,276 @@ pub fn killed_after_start(ctx: &Ctx) -> Outcome {
 }
 pub fn killed_after_remove(ctx: &Ctx) -> Outcome {
     killed_after(ctx, "remove", "e2e-kremove", "node1", 7725)
+}
+
+/// Partial reachability: with a node's SSH packets dropped, a plan of the whole
+/// topology fails naming that node, while `--target` of a container that needs
+/// nothing there reads only its own node (the others not contacted) and applies;
+/// once the node answers again, the whole topology converges.
+pub fn an_unreachable_node_blocks_only_what_needs_it(ctx: &Ctx) -> Outcome {
+    let name = "e2e-reach";
+    let body = server("a", "node1", 7731, 51731) + &server("b", "node3", 7732, 51732);
+    let file = ctx.topology(name, &body);
+    let _guard = Guard::new(ctx, &file, name);
+    let f = file_arg(&file);
+    let partition = Partition::new(ctx, "node3")?;
+    let run = ctx
+        .geartopo(&["plan", &f, "--connect-timeout", "3"])
+        .expect(1)?;
+    ensure!(
+        run.stderr.contains("node3"),
+        "the unreachable node is not named:\n{}",
+        run.describe()
+    );
+    let run = ctx
+        .geartopo(&[
+            "apply",
+            &f,
+            "--auto-approve",
+            "--target",
+            "a",
+            "--connect-timeout",
+            "3",
+        ])
+        .ok()?;
+    ensure!(
+        run.stderr
+            .contains("--target needs only node1; not contacted: node2, node3, node4, node5"),
+        "{}",
+        run.describe()
+    );
+    ensure!(
+        ctx.containers_of("node1", name)?.len() == 1,
+        "a not created"
+    );
+    let run = ctx.geartopo(&["plan", &f, "--target", "a", "--detailed-exitcode"]);
+    ensure!(
+        run.code == 0,
+        "targeted plan after apply:\n{}",
+        run.describe()
+    );
+    ensure!(!lock_present(ctx, "node1")?, "node1 still locked");
+    drop(partition);
+    converges(ctx, &file, name, "node3")
+}
+
+/// A server on `server_node` and a client on `client_node` linked to it.
+fn linked(name: &str, server_node: &str, client_node: &str, port: u16) -> String {
+    server("s", server_node, port, port + 44000)
+        + &format!(
+            "[containers.c]\nnode = \"{client_node}\"\nimage = \"{}\"\ncommand = [\"sleep\", \"inf\"]\nlinks = [{{ to = \"s:{port}\" }}]\n\n",
+            crate::harness::IMAGE
+        )
+        + &format!("# {name}\n")
+}
+
+/// The owned nat chains of the client and the jump into them, once each.
+fn client_rules_in_place(ctx: &Ctx, node: &str, name: &str) -> Outcome {
+    let nat = ctx.container_nat(node, &format!("{name}-c"))?;
+    let jumps = nat
+        .lines()
+        .filter(|l| *l == "-A OUTPUT -j GEARTOPO-OUTPUT")
+        .count();
+    ensure!(jumps == 1, "{jumps} jumps into GEARTOPO-OUTPUT:\n{nat}");
+    ensure!(
+        nat.lines()
+            .any(|l| l.starts_with("-A GEARTOPO-OUTPUT") && l.contains("DNAT")),
+        "no link rule:\n{nat}"
+    );
+    Ok(())
+}
+
+/// The nat table flushed by hand inside a container: plan shows the drift, the
+/// next apply puts the owned chains and the jump back (once), nothing else.
+pub fn nat_flushed_inside_a_container_is_restored(ctx: &Ctx) -> Outcome {
+    let name = "e2e-flush";
+    let file = ctx.topology(name, &linked(name, "node1", "node2", 7741));
+    let _guard = Guard::new(ctx, &file, name);
+    ctx.apply(&file)?;
+    client_rules_in_place(ctx, "node2", name)?;
+    let pid = ctx.container_pid("node2", &format!("{name}-c"))?;
+    ctx.on_node("node2", &format!("nsenter -t {pid} -n iptables -w -t nat -F"))
+        .ok()?;
+    ensure!(ctx.plan(&file).code == 2, "the flushed rules are not planned");
+    converges(ctx, &file, name, "node2")?;
+    client_rules_in_place(ctx, "node2", name)
+}
+
+/// A container removed by hand (`podman rm -f`): the plan creates it again, and
+/// the apply converges with one container and its links in place.
+pub fn container_removed_by_hand_is_created_again(ctx: &Ctx) -> Outcome {
+    let name = "e2e-rmhand";
+    let file = ctx.topology(name, &linked(name, "node3", "node4", 7742));
+    let _guard = Guard::new(ctx, &file, name);
+    ctx.apply(&file)?;
+    let rt = ctx.runtime("node4");
+    ctx.on_node("node4", &format!("{rt} rm -f {name}-c >/dev/null"))
+        .ok()?;
+    ensure!(ctx.plan(&file).code == 2, "the removed container is not planned");
+    converges(ctx, &file, name, "node4")?;
+    client_rules_in_place(ctx, "node4", name)
+}
+
+/// An image no node has and no registry serves: the step fails naming it, no
+/// container is left half-made, the locks are released; once the file names an
+/// image that exists, apply converges.
+pub fn missing_image_fails_cleanly(ctx: &Ctx) -> Outcome {
+    let name = "e2e-noimg";
+    let body = server("s", "node2", 7743, 51743)
+        .replace(crate::harness::IMAGE, "localhost/geartopo-no-such-image:1");
+    let file = ctx.topology(name, &body);
+    let _guard = Guard::new(ctx, &file, name);
+    let f = file_arg(&file);
+    let run = ctx.geartopo(&["apply", &f, "--auto-approve"]).expect(1)?;
+    ensure!(
+        run.stdout.contains("FAILED") && run.stdout.contains("geartopo-no-such-image"),
+        "the failure does not name the image:\n{}",
+        run.describe()
+    );
+    ensure!(
+        ctx.containers_of("node2", name)?.is_empty(),
+        "a container was left behind"
+    );
+    for (n, _) in &ctx.nodes {
+        ensure!(!lock_present(ctx, n)?, "{n} still locked");
+    }
+    ctx.topology(name, &server("s", "node2", 7743, 51743));
+    converges(ctx, &file, name, "node2")
+}
+
+/// A listener of another owner, started by the test in `node`'s namespace on
+/// `port`; stopped (by its pid) when dropped.
+struct Foreign<'a> {
+    ctx: &'a Ctx,
+    node: String,
+    pid: String,
+}
+
+impl<'a> Foreign<'a> {
+    fn listen(ctx: &'a Ctx, node: &str, port: u16) -> Result<Foreign<'a>, String> {
+        let run = ctx
+            .on_node(
+                node,
+                &format!("setsid socat TCP-LISTEN:{port},reuseaddr,fork /dev/null </dev/null >/dev/null 2>&1 & echo $!"),
+            )
+            .ok()?;
+        let pid = run.stdout.trim().to_string();
+        ensure!(
+            pid.bytes().all(|b| b.is_ascii_digit()),
+            "no pid: {}",
+            run.describe()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(Foreign {
+            ctx,
+            node: node.to_string(),
+            pid,
+        })
+    }
+
+    fn alive(&self) -> bool {
+        std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+impl Drop for Foreign<'_> {
+    fn drop(&mut self) {
+        let _ = self.ctx.on_node(&self.node, &format!("kill {}", self.pid));
+    }
+}
+
+/// A host port taken by another owner: before the plan, the plan refuses naming
+/// node and port and nothing is changed; taken between lock and create (the
+/// apply paused after the lock), the runtime's failure or success is reported as
+/// it is, the foreign listener is untouched, and once it is gone apply converges.
+pub fn host_port_taken_by_another_owner(ctx: &Ctx) -> Outcome {
+    let name = "e2e-porttaken";
+    let node = "node1";
+    let file = ctx.topology(name, &server("s", node, 7744, 51744));
+    let _guard = Guard::new(ctx, &file, name);
+    let f = file_arg(&file);
+    {
+        let foreign = Foreign::listen(ctx, node, 51744)?;
+        let run = ctx.geartopo(&["apply", &f, "--auto-approve"]).expect(1)?;
+        ensure!(
+            run.stderr.contains("51744") && run.stderr.contains(node),
+            "the taken port is not named:\n{}",
+            run.describe()
+        );
+        ensure!(ctx.containers_of(node, name)?.is_empty(), "created anyway");
+        ensure!(foreign.alive(), "the foreign listener was touched");
+    }
+    let mut apply = start(
+        ctx,
+        &["apply", &f, "--auto-approve"],
+        &[
+            ("GEARTOPO_TEST_PAUSE_AT", "after-lock"),
+            ("GEARTOPO_TEST_PAUSE_MS", "3000"),
+        ],
+        Stdio::null(),
+    );
+    apply.paused_at("after-lock")?;
+    let foreign = Foreign::listen(ctx, node, 51744)?;
+    let (status, stdout, stderr) = apply.finish();
+    let all = format!("[{status:?}]\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    ensure!(foreign.alive(), "the foreign listener was touched:\n{all}");
+    ensure!(
+        ctx.containers_of(node, name)?.len() <= 1,
+        "duplicate containers:\n{all}"
+    );
+    for (n, _) in &ctx.nodes {
+        ensure!(!lock_present(ctx, n)?, "{n} still locked:\n{all}");
+    }
+    drop(foreign);
+    converges(ctx, &file, name, node)
+}
+
+/// A node partitioned in the middle of an apply (its SSH packets dropped inside
+/// its namespace while a step waits to start): that node's step fails with the
+/// time-out, its lock cannot be released (the node is not reachable) and stays;
+/// once the node answers again, force-unlock removes it and apply converges.
+pub fn partitioned_mid_apply(ctx: &Ctx) -> Outcome {
+    let name = "e2e-midpart";
+    let node = "node4";
+    let file = ctx.topology(name, &server("s", node, 7745, 51745));
+    let _guard = Guard::new(ctx, &file, name);
+    let f = file_arg(&file);
+    struct Unlock<'a>(&'a Ctx, String);
+    impl Drop for Unlock<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.geartopo(&["force-unlock", &self.1, "--yes"]);
+        }
+    }
+    let _unlock = Unlock(ctx, f.clone());
+    let mut apply = start(
+        ctx,
+        &["apply", &f, "--auto-approve", "--command-timeout", "8s"],
+        &[
+            ("GEARTOPO_TEST_PAUSE_AT", "step"),
+            ("GEARTOPO_TEST_PAUSE_MS", "2000"),
+        ],
+        Stdio::null(),
+    );
+    apply.paused_at("step")?;
+    let partition = Partition::new(ctx, node)?;
+    let (status, stdout, stderr) = apply.finish();
+    drop(partition);
+    let all = format!("[{status:?}]\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    ensure!(status.code() == Some(1), "exit status:\n{all}");
+    ensure!(
+        stdout.contains(&format!("FAILED      {node}")) && stdout.contains("timed out"),
+        "the report:\n{all}"
+    );
+    ensure!(
+        stderr.contains(&format!("could not release the lock on node {node}")),
+        "the lock left is not said:\n{all}"
+    );
+    ensure!(lock_present(ctx, node)?, "no lock left:\n{all}");
+    ensure!(
+        ctx.containers_of(node, name)?.len() <= 1,
+        "duplicate containers:\n{all}"
+    );
+    ctx.geartopo(&["force-unlock", &f, "--node", node, "--yes"])
+        .ok()?;
+    converges(ctx, &file, name, node)
 }

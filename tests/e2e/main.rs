@@ -69,6 +69,12 @@ const CASES: &[Case] = &[
     ("fault_killed_after_rules", fault_matrix_cases::killed_after_rules),
     ("fault_killed_after_start", fault_matrix_cases::killed_after_start),
     ("fault_killed_after_remove", fault_matrix_cases::killed_after_remove),
+    ("fault_unreachable_node_blocks_only_what_needs_it", fault_matrix_cases::an_unreachable_node_blocks_only_what_needs_it),
+    ("fault_nat_flushed_inside_a_container", fault_matrix_cases::nat_flushed_inside_a_container_is_restored),
+    ("fault_container_removed_by_hand", fault_matrix_cases::container_removed_by_hand_is_created_again),
+    ("fault_missing_image", fault_matrix_cases::missing_image_fails_cleanly),
+    ("fault_host_port_taken", fault_matrix_cases::host_port_taken_by_another_owner),
+    ("fault_partitioned_mid_apply", fault_matrix_cases::partitioned_mid_apply),
     // terraform's targeting habits: --replace, destroy --target.
     ("replace_and_destroy_target", targeting_cases::replace_and_destroy_target),
     // Shared nodes: the route_localnet guard, the node's own namespace, image typos.
