@@ -14,6 +14,19 @@ use crate::ensure;
 use crate::fault_cases::{file_arg, lock_present, server, signal, start};
 use crate::harness::{Ctx, Guard, Outcome};
 
+thread_local! {
+    /// `foreign` as the running row found it when it began (`row`).
+    static BEFORE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Begins a row: writes its topology and records what it must not change.
+fn row(ctx: &Ctx, name: &str, body: &str) -> Result<std::path::PathBuf, String> {
+    let file = ctx.topology(name, body);
+    let before = foreign(ctx, name)?;
+    BEFORE.with(|b| *b.borrow_mut() = before);
+    Ok(file)
+}
+
 /// How many `sleep 3600` (the injected hang) run in `node`'s network namespace.
 fn hanging(ctx: &Ctx, node: &str) -> Result<usize, String> {
     let run = ctx.on_node(
@@ -39,10 +52,35 @@ fn pid_files(ctx: &Ctx, node: &str) -> Result<String, String> {
     Ok(run.ok()?.stdout.trim().to_string())
 }
 
+/// What geartopo does not own on the lab's nodes, as a row finds it: every
+/// container of another topology (id, name, state) and each node's own INPUT and
+/// OUTPUT rules (geartopo never writes the node's namespace).
+fn foreign(ctx: &Ctx, name: &str) -> Result<String, String> {
+    let mut out = String::new();
+    for (node, _) in &ctx.nodes {
+        let rt = ctx.runtime(node);
+        let run = ctx.on_node(
+            node,
+            &format!(
+                "{rt} ps -a --format '{{{{.ID}}}} {{{{.Names}}}} {{{{.State}}}}' | grep -v ' {name}-' || true; iptables -w -S INPUT; iptables -w -S OUTPUT"
+            ),
+        );
+        out.push_str(&format!("{node}:\n{}", run.ok()?.stdout));
+    }
+    Ok(out)
+}
+
 /// The checks every row ends with: the next apply converges (after force-unlock
 /// where the design says so, done by the row), the plan shows no change, one
-/// container per name, no lock and no script left on any node.
+/// container per name, no lock and no script left on any node, and nothing
+/// geartopo does not own changed since `before` (`foreign`).
 fn converges(ctx: &Ctx, file: &std::path::Path, name: &str, node: &str) -> Outcome {
+    let before = BEFORE.with(|b| b.borrow().clone());
+    ensure!(
+        foreign(ctx, name)? == before,
+        "something geartopo does not own changed:\nbefore:\n{before}\nnow:\n{}",
+        foreign(ctx, name)?
+    );
     ctx.apply(file)?;
     ctx.plan(file).ok()?;
     let containers = ctx.containers_of(node, name)?;
@@ -67,7 +105,7 @@ fn converges(ctx: &Ctx, file: &std::path::Path, name: &str, node: &str) -> Outco
 pub fn hang_past_the_command_timeout_is_ended(ctx: &Ctx) -> Outcome {
     let name = "e2e-hang";
     let node = "node2";
-    let file = ctx.topology(name, &server("s", node, 7711, 51711));
+    let file = row(ctx, name, &server("s", node, 7711, 51711))?;
     let _guard = Guard::new(ctx, &file, name);
     let f = file_arg(&file);
     let began = Instant::now();
@@ -136,7 +174,7 @@ impl Drop for Partition<'_> {
 pub fn partitioned_during_a_hang_keeps_the_lock_and_force_unlock_ends_it(ctx: &Ctx) -> Outcome {
     let name = "e2e-part";
     let node = "node3";
-    let file = ctx.topology(name, &server("s", node, 7712, 51712));
+    let file = row(ctx, name, &server("s", node, 7712, 51712))?;
     let _guard = Guard::new(ctx, &file, name);
     let f = file_arg(&file);
     // Whatever happens below, no lock or script of this row outlives it.
@@ -202,7 +240,7 @@ pub fn partitioned_during_a_hang_keeps_the_lock_and_force_unlock_ends_it(ctx: &C
 /// apply has every kind: the lock stays (stale), force-unlock removes it, and the
 /// next apply converges without a duplicate.
 fn killed_after(ctx: &Ctx, kind: &str, name: &str, node: &str, port: u16) -> Outcome {
-    let file = ctx.topology(name, &server("s", node, port, port + 44000));
+    let file = row(ctx, name, &server("s", node, port, port + 44000))?;
     let _guard = Guard::new(ctx, &file, name);
     let f = file_arg(&file);
     if kind == "remove" || kind == "init" {
@@ -273,7 +311,7 @@ pub fn killed_after_remove(ctx: &Ctx) -> Outcome {
 pub fn an_unreachable_node_blocks_only_what_needs_it(ctx: &Ctx) -> Outcome {
     let name = "e2e-reach";
     let body = server("a", "node1", 7731, 51731) + &server("b", "node3", 7732, 51732);
-    let file = ctx.topology(name, &body);
+    let file = row(ctx, name, &body)?;
     let _guard = Guard::new(ctx, &file, name);
     let f = file_arg(&file);
     let partition = Partition::new(ctx, "node3")?;
@@ -347,14 +385,20 @@ fn client_rules_in_place(ctx: &Ctx, node: &str, name: &str) -> Outcome {
 /// next apply puts the owned chains and the jump back (once), nothing else.
 pub fn nat_flushed_inside_a_container_is_restored(ctx: &Ctx) -> Outcome {
     let name = "e2e-flush";
-    let file = ctx.topology(name, &linked(name, "node1", "node2", 7741));
+    let file = row(ctx, name, &linked(name, "node1", "node2", 7741))?;
     let _guard = Guard::new(ctx, &file, name);
     ctx.apply(&file)?;
     client_rules_in_place(ctx, "node2", name)?;
     let pid = ctx.container_pid("node2", &format!("{name}-c"))?;
-    ctx.on_node("node2", &format!("nsenter -t {pid} -n iptables -w -t nat -F"))
-        .ok()?;
-    ensure!(ctx.plan(&file).code == 2, "the flushed rules are not planned");
+    ctx.on_node(
+        "node2",
+        &format!("nsenter -t {pid} -n iptables -w -t nat -F"),
+    )
+    .ok()?;
+    ensure!(
+        ctx.plan(&file).code == 2,
+        "the flushed rules are not planned"
+    );
     converges(ctx, &file, name, "node2")?;
     client_rules_in_place(ctx, "node2", name)
 }
@@ -363,13 +407,16 @@ pub fn nat_flushed_inside_a_container_is_restored(ctx: &Ctx) -> Outcome {
 /// the apply converges with one container and its links in place.
 pub fn container_removed_by_hand_is_created_again(ctx: &Ctx) -> Outcome {
     let name = "e2e-rmhand";
-    let file = ctx.topology(name, &linked(name, "node3", "node4", 7742));
+    let file = row(ctx, name, &linked(name, "node3", "node4", 7742))?;
     let _guard = Guard::new(ctx, &file, name);
     ctx.apply(&file)?;
     let rt = ctx.runtime("node4");
     ctx.on_node("node4", &format!("{rt} rm -f {name}-c >/dev/null"))
         .ok()?;
-    ensure!(ctx.plan(&file).code == 2, "the removed container is not planned");
+    ensure!(
+        ctx.plan(&file).code == 2,
+        "the removed container is not planned"
+    );
     converges(ctx, &file, name, "node4")?;
     client_rules_in_place(ctx, "node4", name)
 }
@@ -381,7 +428,7 @@ pub fn missing_image_fails_cleanly(ctx: &Ctx) -> Outcome {
     let name = "e2e-noimg";
     let body = server("s", "node2", 7743, 51743)
         .replace(crate::harness::IMAGE, "localhost/geartopo-no-such-image:1");
-    let file = ctx.topology(name, &body);
+    let file = row(ctx, name, &body)?;
     let _guard = Guard::new(ctx, &file, name);
     let f = file_arg(&file);
     let run = ctx.geartopo(&["apply", &f, "--auto-approve"]).expect(1)?;
@@ -449,7 +496,7 @@ impl Drop for Foreign<'_> {
 pub fn host_port_taken_by_another_owner(ctx: &Ctx) -> Outcome {
     let name = "e2e-porttaken";
     let node = "node1";
-    let file = ctx.topology(name, &server("s", node, 7744, 51744));
+    let file = row(ctx, name, &server("s", node, 7744, 51744))?;
     let _guard = Guard::new(ctx, &file, name);
     let f = file_arg(&file);
     {
@@ -495,7 +542,7 @@ pub fn host_port_taken_by_another_owner(ctx: &Ctx) -> Outcome {
 pub fn partitioned_mid_apply(ctx: &Ctx) -> Outcome {
     let name = "e2e-midpart";
     let node = "node4";
-    let file = ctx.topology(name, &server("s", node, 7745, 51745));
+    let file = row(ctx, name, &server("s", node, 7745, 51745))?;
     let _guard = Guard::new(ctx, &file, name);
     let f = file_arg(&file);
     struct Unlock<'a>(&'a Ctx, String);
@@ -536,4 +583,115 @@ pub fn partitioned_mid_apply(ctx: &Ctx) -> Outcome {
     ctx.geartopo(&["force-unlock", &f, "--node", node, "--yes"])
         .ok()?;
     converges(ctx, &file, name, node)
+}
+
+/// The lab's layout (the harness names the lab after its own pid).
+fn layout() -> geartopo::lab::Layout {
+    geartopo::lab::Layout::new(
+        std::path::Path::new(geartopo::lab::LAB_ROOT),
+        &format!("e2e-{}", std::process::id()),
+    )
+}
+
+/// Kills `node`'s sshd (by its pid file) and the per-connection sshd processes
+/// it started (its children, found through /proc): the node stops answering SSH
+/// and every open connection to it drops.
+fn kill_sshd(node: &str) -> Result<(), String> {
+    let pid_file = layout().node(node).sshd_pid();
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .map_err(|e| format!("{}: {e}", pid_file.display()))?
+        .trim()
+        .parse()
+        .map_err(|e| format!("{}: {e}", pid_file.display()))?;
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    signal(pid, libc::SIGKILL);
+    for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+        signal(child, libc::SIGKILL);
+    }
+    Ok(())
+}
+
+/// Starts `node`'s sshd again, as `lab up` does (unless it runs).
+fn start_sshd(node: &str) -> Outcome {
+    let layout = layout();
+    let running = std::fs::read_to_string(layout.node(node).sshd_pid())
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}/exe")).exists());
+    if running {
+        return Ok(());
+    }
+    let config = layout.node(node).sshd_config();
+    let status = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", layout.node_ns(node)))
+        .arg("/usr/sbin/sshd")
+        .arg("-f")
+        .arg(&config)
+        .status()
+        .map_err(|e| format!("sshd: {e}"))?;
+    ensure!(status.success(), "sshd did not start: {status:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(())
+}
+
+/// A node's sshd killed in the middle of an apply (with its connections): that
+/// node's step fails as unreachable, the others' finish, the lock on it cannot be
+/// released and stays; with sshd back, force-unlock removes it (the holder is
+/// gone: stale) and apply converges.
+pub fn sshd_killed_mid_apply(ctx: &Ctx) -> Outcome {
+    let name = "e2e-sshdkill";
+    let node = "node2";
+    let file = row(ctx, name, &linked(name, node, "node3", 7746))?;
+    let _guard = Guard::new(ctx, &file, name);
+    let f = file_arg(&file);
+    struct Restore<'a>(&'a Ctx, String, &'static str);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let _ = start_sshd(self.2);
+            let _ = self.0.geartopo(&["force-unlock", &self.1, "--yes"]);
+        }
+    }
+    let mut apply = start(
+        ctx,
+        &["apply", &f, "--auto-approve", "--command-timeout", "8s"],
+        &[
+            ("GEARTOPO_TEST_PAUSE_AT", "step"),
+            ("GEARTOPO_TEST_PAUSE_MS", "2000"),
+        ],
+        Stdio::null(),
+    );
+    apply.paused_at("step")?;
+    let restore = Restore(ctx, f.clone(), node);
+    kill_sshd(node)?;
+    let (status, stdout, stderr) = apply.finish();
+    let all = format!("[{status:?}]\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    ensure!(status.code() == Some(1), "exit status:\n{all}");
+    ensure!(
+        stdout.contains(&format!("FAILED      {node}")),
+        "the report:\n{all}"
+    );
+    ensure!(
+        stderr.contains(&format!("could not release the lock on node {node}")),
+        "the lock left is not said:\n{all}"
+    );
+    start_sshd(node)?;
+    ensure!(lock_present(ctx, node)?, "no lock left:\n{all}");
+    for (n, _) in &ctx.nodes {
+        ensure!(
+            n == node || !lock_present(ctx, n)?,
+            "{n} still locked:\n{all}"
+        );
+    }
+    let run = ctx.geartopo(&["apply", &f, "--auto-approve"]).expect(1)?;
+    ensure!(run.stderr.contains("STALE"), "{}", run.describe());
+    ctx.geartopo(&["force-unlock", &f, "--node", node, "--yes"])
+        .ok()?;
+    drop(restore);
+    converges(ctx, &file, name, node)?;
+    ensure!(
+        ctx.containers_of("node3", name)?.len() == 1,
+        "not one client container"
+    );
+    Ok(())
 }

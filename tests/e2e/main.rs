@@ -75,6 +75,7 @@ const CASES: &[Case] = &[
     ("fault_missing_image", fault_matrix_cases::missing_image_fails_cleanly),
     ("fault_host_port_taken", fault_matrix_cases::host_port_taken_by_another_owner),
     ("fault_partitioned_mid_apply", fault_matrix_cases::partitioned_mid_apply),
+    ("fault_sshd_killed_mid_apply", fault_matrix_cases::sshd_killed_mid_apply),
     // terraform's targeting habits: --replace, destroy --target.
     ("replace_and_destroy_target", targeting_cases::replace_and_destroy_target),
     // Shared nodes: the route_localnet guard, the node's own namespace, image typos.
