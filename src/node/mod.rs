@@ -161,7 +161,6 @@ pub type Connections = Vec<Box<dyn NodeConnection>>;
 pub struct ScriptedNode {
     transport: Box<dyn Transport>,
     profile: NodeProfile,
-    runs: u64,
     cleanup_limit: Duration,
     /// The pid file of a timed-out script that could not be ended.
     stranded: Option<String>,
@@ -176,7 +175,6 @@ impl ScriptedNode {
         ScriptedNode {
             transport,
             profile,
-            runs: 0,
             cleanup_limit: CLEANUP_LIMIT,
             stranded: None,
         }
@@ -201,8 +199,11 @@ impl NodeConnection for ScriptedNode {
                 pid_file: pid_file.clone(),
             });
         }
-        self.runs += 1;
-        let token = format!("{}-{}", std::process::id(), self.runs);
+        // Unique on the node among this process's round trips, whatever the
+        // connection (two connections to one node never share a pid file).
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let token = format!("{}-{n}", std::process::id());
         #[allow(unused_mut)]
         let mut text = script::render(&self.profile, ops);
         #[cfg(feature = "testing")]
@@ -260,9 +261,16 @@ mod tests {
         let log = world.log();
         assert_eq!(log.len(), 1);
         assert_eq!(log[0].node, "node1");
-        let token = format!("{}-1", std::process::id());
+        let token = token_of(&log[0].command);
+        assert!(token.starts_with(&format!("{}-", std::process::id())));
         assert_eq!(log[0].command, script::supervise::supervised(&token));
         assert_eq!(log[0].stdin, script::render(&profile, &ops));
+    }
+
+    /// The token of a supervised command line (its pid file's name).
+    fn token_of(command: &str) -> String {
+        let after = command.split("f=\"$d/").nth(1).expect(command);
+        after.split(".pid").next().unwrap().to_string()
     }
 
     fn timing_out(end_succeeds: bool) -> FakeWorld {
@@ -297,7 +305,7 @@ mod tests {
         );
         let log = world.log();
         assert_eq!(log.len(), 2);
-        let token = format!("{}-1", std::process::id());
+        let token = token_of(&log[0].command);
         assert_eq!(log[1].command, script::SHELL);
         assert_eq!(log[1].stdin, script::supervise::end_script(&token));
         assert!(log[1].stdin.contains(&format!("scripts/{token}.pid")));
@@ -314,7 +322,7 @@ mod tests {
         let profile = NodeProfile::for_runtime(Runtime::Podman);
         let mut node = ScriptedNode::new(Box::new(world.transport("node1")), profile);
         let err = node.run(&[NodeOp::ReadLock]).unwrap_err().to_string();
-        let token = format!("{}-1", std::process::id());
+        let token = token_of(&world.log()[0].command);
         let pid_file = script::supervise::pid_file(&token);
         assert!(err.contains("could not be ended"), "{err}");
         assert!(err.contains(&pid_file), "{err}");
