@@ -203,7 +203,8 @@ mod tests {
 
         let mut hanging = run(&supervised("1-2"), "sleep 300 & sleep 300\n");
         let pid_file = dir.path().join("scripts/1-2.pid");
-        for _ in 0..100 {
+        // Up to 10 s: the machine may be loaded.
+        for _ in 0..500 {
             if pid_file.exists() {
                 break;
             }
