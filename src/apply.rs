@@ -462,6 +462,8 @@ pub fn execute_until(
                             #[cfg(feature = "testing")]
                             pause::at("step");
                             let result = conn.run(std::slice::from_ref(&task.op));
+                            #[cfg(feature = "testing")]
+                            pause::at(&format!("after-{}", task.op.kind()));
                             *permits.lock().unwrap() += 1;
                             permit_freed.notify_one();
                             match result {
@@ -475,7 +477,12 @@ pub fn execute_until(
                                     })
                                 }
                                 Err(e) => {
-                                    broken = Some(format!("node {} is unreachable", task.node));
+                                    broken = Some(match e {
+                                        crate::transport::TransportError::ScriptTimeout {
+                                            ..
+                                        } => format!("a step on node {} timed out", task.node),
+                                        _ => format!("node {} is unreachable", task.node),
+                                    });
                                     Outcome::Failed(e.to_string())
                                 }
                             }
@@ -519,6 +526,8 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod private_tests;
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod diff;
 mod durable;
 mod owner;
 mod private;
+pub mod reach;
 mod resolve;
 pub mod select;
 
@@ -397,8 +398,8 @@ pub fn plan_selected(
     }
     Ok(Plan {
         topology: topology.name.clone(),
-        // Of everything read: the lock's re-read compares the same whole state.
-        fingerprint: full.fingerprint(),
+        // Of what this plan depends on: the lock's re-read compares the same part.
+        fingerprint: fingerprint_for(&desired, full),
         changes,
         drift,
         adopted: owned.adopted,
@@ -407,6 +408,36 @@ pub fn plan_selected(
         warnings,
         desired,
     })
+}
+
+/// The fingerprint of the part of `state` a plan of `desired` depends on: every
+/// container of the topology (with its chains, sysctls and ports), and of the
+/// rest of each node only the host ports its containers publish there and the
+/// runtime names they take. Sockets and containers of others coming and going
+/// elsewhere on a node do not change it; one taking a port or a name the plan
+/// needs does. Saved plans and the lock's re-check compare this.
+pub fn fingerprint_for(desired: &[Desired], state: &ObservedState) -> String {
+    let mut ports: BTreeMap<String, BTreeSet<(crate::state::ProtocolName, u16)>> = BTreeMap::new();
+    let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for d in desired {
+        let node_ports = ports.entry(d.node.clone()).or_default();
+        for (protocol, _, host_port) in &d.publish {
+            node_ports.insert(((*protocol).into(), *host_port));
+        }
+        names
+            .entry(d.node.clone())
+            .or_default()
+            .insert(d.runtime_name.clone());
+    }
+    state.narrowed(&ports, &names).fingerprint()
+}
+
+impl Plan {
+    /// The fingerprint of `state` as this plan sees it (`fingerprint_for`): equal
+    /// to `self.fingerprint` when nothing the plan depends on moved.
+    pub fn fingerprint_of(&self, state: &ObservedState) -> String {
+        fingerprint_for(&self.desired, state)
+    }
 }
 
 /// The plan for `destroy`: every container observed under this topology's label,
@@ -446,7 +477,7 @@ pub fn destroy_selected(
     };
     Plan {
         topology: topology.to_string(),
-        fingerprint: state.fingerprint(),
+        fingerprint: fingerprint_for(&[], state),
         changes,
         drift: vec![],
         adopted: vec![],

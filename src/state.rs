@@ -181,6 +181,56 @@ impl ObservedState {
     }
 }
 
+impl ObservedState {
+    /// This state with each node's taken ports and container names cut down to
+    /// `ports` and `names` of that node (what a plan depends on; see
+    /// `plan::fingerprint_for`). Containers are kept whole.
+    pub fn narrowed(
+        &self,
+        ports: &BTreeMap<String, BTreeSet<(ProtocolName, u16)>>,
+        names: &BTreeMap<String, BTreeSet<String>>,
+    ) -> ObservedState {
+        let none_p = BTreeSet::new();
+        let none_n = BTreeSet::new();
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|(node, ns)| {
+                let ports = ports.get(node).unwrap_or(&none_p);
+                let names = names.get(node).unwrap_or(&none_n);
+                let ns = NodeState {
+                    containers: ns.containers.clone(),
+                    taken_ports: ns.taken_ports.intersection(ports).copied().collect(),
+                    names: ns.names.intersection(names).cloned().collect(),
+                    extras: ns.extras.clone(),
+                    // The node's own chains; and of its durable-link files, the
+                    // hook's and this topology's rules files only: another
+                    // topology's apply on the node is not a change to this plan.
+                    filter: ns.filter.clone(),
+                    durable: ns.durable.as_ref().map(|d| {
+                        let ours: BTreeSet<&str> = ns
+                            .containers
+                            .values()
+                            .filter_map(|c| c.rules_file.as_deref())
+                            .collect();
+                        let mut d = d.clone();
+                        d.files.retain(|path, _| {
+                            let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+                            !dir.ends_with("/rules") || ours.contains(file)
+                        });
+                        d
+                    }),
+                };
+                (node.clone(), ns)
+            })
+            .collect();
+        ObservedState {
+            nodes,
+            resolved: self.resolved.clone(),
+        }
+    }
+}
+
 /// Feeds what is written into a hash.
 struct HashWriter(Sha256);
 

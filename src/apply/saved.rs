@@ -19,14 +19,16 @@ pub enum SavedPlanError {
     PlansDifferently { file: String },
 }
 
-/// The nodes read now must have the fingerprint the plan was made against.
-/// Checked before planning, so a plan is never made from a state that moved.
+/// What `plan` depends on in the nodes read now (`plan::fingerprint_for`) must
+/// have the fingerprint the saved plan was made against: sockets and containers
+/// of others that came and went elsewhere on a node do not make it stale.
 pub fn check_fingerprint(
     file: &str,
     saved_fingerprint: &str,
+    plan: &crate::plan::Plan,
     state: &ObservedState,
 ) -> Result<(), SavedPlanError> {
-    let now = state.fingerprint();
+    let now = plan.fingerprint_of(state);
     if now == saved_fingerprint {
         Ok(())
     } else {
@@ -74,7 +76,7 @@ mod tests {
         let state = empty_state(&t);
         let p = plan(&t, &state, None).unwrap();
         let saved = crate::render::plan_json(&p);
-        assert_eq!(check_fingerprint("p", &state.fingerprint(), &state), Ok(()));
+        assert_eq!(check_fingerprint("p", &p.fingerprint, &p, &state), Ok(()));
         assert_eq!(check_same_plan("p", &saved, &p), Ok(()));
     }
 
@@ -85,10 +87,37 @@ mod tests {
         let p = plan(&t, &before, None).unwrap();
         // Somebody applied in between: the nodes now run the containers.
         let after = applied_state(&t, &p);
-        let err = check_fingerprint("p.plan", &before.fingerprint(), &after).unwrap_err();
+        let err = check_fingerprint("p.plan", &p.fingerprint, &p, &after).unwrap_err();
         assert!(matches!(err, SavedPlanError::Stale { .. }), "{err}");
         assert!(err.to_string().starts_with("stale plan:"), "{err}");
         assert!(err.to_string().contains("Nothing was changed"), "{err}");
+    }
+
+    /// A socket opening on a node in the host-port range, on a port the plan does
+    /// not use, leaves a saved plan valid; one on a port the plan publishes on
+    /// makes it stale.
+    #[test]
+    fn only_ports_the_plan_publishes_on_make_it_stale() {
+        let t = topology();
+        let before = empty_state(&t);
+        let p = plan(&t, &before, None).unwrap();
+        let d = p.desired.iter().find(|d| !d.publish.is_empty()).unwrap();
+        let (protocol, _, used) = d.publish[0];
+        let mut unrelated = before.clone();
+        let ns = unrelated.nodes.get_mut(&d.node).unwrap();
+        ns.taken_ports
+            .insert((protocol.into(), used.wrapping_add(17)));
+        ns.names.insert("somebody-elses".into());
+        assert_ne!(unrelated.fingerprint(), before.fingerprint());
+        assert_eq!(
+            check_fingerprint("p", &p.fingerprint, &p, &unrelated),
+            Ok(())
+        );
+        let mut relevant = before.clone();
+        let ns = relevant.nodes.get_mut(&d.node).unwrap();
+        ns.taken_ports.insert((protocol.into(), used));
+        let err = check_fingerprint("p", &p.fingerprint, &p, &relevant).unwrap_err();
+        assert!(matches!(err, SavedPlanError::Stale { .. }), "{err}");
     }
 
     #[test]

@@ -106,9 +106,9 @@ pub fn run_controlled(
     };
     let result = match locked {
         Err(errors) => Err(SessionError::Read(errors)),
-        Ok(state) if state.fingerprint() != plan.fingerprint => Err(SessionError::Moved {
+        Ok(state) if plan.fingerprint_of(&state) != plan.fingerprint => Err(SessionError::Moved {
             planned: plan.fingerprint.clone(),
-            now: state.fingerprint(),
+            now: plan.fingerprint_of(&state),
         }),
         // Same state and same inputs give the same plan: the one shown still holds.
         Ok(_) => Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(

@@ -207,16 +207,22 @@ fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
         .as_ref()
         .map(SavedPlan::scope)
         .unwrap_or_else(|| args.scope.scope());
+    let (topology, graph) = super::session::narrowed(topology, graph, &scope.targets)?;
     let mut session = Session::connect(topology, graph, source, &args.connect)
         .map_err(stop(ApplyErrorKind::Unreachable))?;
     let state = session
         .observe()
         .map_err(stop(ApplyErrorKind::Unreadable))?;
-    if let Some(s) = &saved {
-        crate::apply::saved::check_fingerprint(&path.display().to_string(), &s.fingerprint, &state)
-            .map_err(|e| stop(ApplyErrorKind::StalePlan)(e.into()))?;
-    }
     let plan = planned.insert(session.plan_scoped(&state, &scope)?);
+    if let Some(s) = &saved {
+        crate::apply::saved::check_fingerprint(
+            &path.display().to_string(),
+            &s.fingerprint,
+            plan,
+            &state,
+        )
+        .map_err(|e| stop(ApplyErrorKind::StalePlan)(e.into()))?;
+    }
     if let Some(warning) = scope.targeting_warning() {
         errln!("{warning}")?;
     }

@@ -12,7 +12,9 @@ use anyhow::{anyhow, Result};
 
 use super::session::{load, Session};
 use crate::node::lock::{staleness, start_ticks, HeldLock, Local, Staleness};
+use crate::node::script::supervise::parse_running;
 use crate::node::{Connections, NodeOp};
+use crate::text::escape_controls;
 
 #[derive(Debug, clap::Args)]
 pub struct ForceUnlockArgs {
@@ -105,6 +107,17 @@ pub fn unlock_nodes(
                     lock.shown(),
                     lock.path
                 )?;
+                for script in parse_running(&read.stdout_str()) {
+                    writeln!(
+                        out,
+                        "{node}: a geartopo script still runs there (process group {}, pid file {}); removing the lock ends it:",
+                        script.group,
+                        escape_controls(&script.pid_file)
+                    )?;
+                    for p in &script.processes {
+                        writeln!(out, "    {}", escape_controls(p))?;
+                    }
+                }
                 held.push((i, lock));
             }
         }
@@ -130,6 +143,9 @@ pub fn unlock_nodes(
         let node = conn.node().to_string();
         let removed = conn.run(&[NodeOp::ForceUnlock { line: lock.line }])?;
         if removed.success() {
+            for ended in removed.stdout_str().lines() {
+                writeln!(out, "{node}: {}", escape_controls(ended))?;
+            }
             writeln!(out, "{node}: lock removed")?;
         } else {
             writeln!(err, "error: node {node}: {}", removed.stderr_str().trim())?;
@@ -159,10 +175,16 @@ mod tests {
             for op in ops {
                 match (node, op, held.as_ref()) {
                     ("node1", NodeOp::ReadLock, Some(h)) => {
-                        out.stdout = HeldLock::report(h, "/run/geartopo/apply.lock").into_bytes();
+                        out.stdout = (HeldLock::report(h, "/run/geartopo/apply.lock")
+                            + "script: /run/geartopo/scripts/9-3.pid 77\n"
+                            + "script-ps: 77 05:00 sh -s\n"
+                            + "script-ps: 80 05:00 sleep 600\n")
+                            .into_bytes();
                     }
                     ("node1", NodeOp::ForceUnlock { line }, Some(h)) if *line == h.to_string() => {
                         *held = None;
+                        out.stdout =
+                            b"ended process group 77 (/run/geartopo/scripts/9-3.pid)\n".to_vec();
                     }
                     _ => {}
                 }
@@ -244,6 +266,24 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         assert_eq!(forced, ["node1"], "only the locked node");
+    }
+
+    /// A script an apply left running (a time-out that could not be ended) is
+    /// shown with its processes before the question, and ended with the lock.
+    #[test]
+    fn a_script_left_running_is_shown_then_ended_with_the_lock() {
+        let (fake, _) = nodes(gone());
+        let (ok, out, _) = run(&fake, true);
+        assert!(ok, "{out}");
+        let shown = out
+            .find("node1: a geartopo script still runs there (process group 77, pid file /run/geartopo/scripts/9-3.pid)")
+            .expect(&out);
+        let sleep = out.find("    80 05:00 sleep 600").expect(&out);
+        let ended = out
+            .find("node1: ended process group 77 (/run/geartopo/scripts/9-3.pid)")
+            .expect(&out);
+        let removed = out.find("node1: lock removed").expect(&out);
+        assert!(shown < sleep && sleep < ended && ended < removed, "{out}");
     }
 
     #[test]

@@ -95,6 +95,20 @@ pub struct ConnectArgs {
     /// Seconds to wait for a node to answer a connection.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub connect_timeout: u64,
+    /// How long one round trip on a node may run (`300s`, `5m`, `90s`; a bare
+    /// number is seconds). A script that runs longer is ended on the node through
+    /// its pid file; if the node cannot be reached for that, its lock stays.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = parse_command_timeout)]
+    pub command_timeout: std::time::Duration,
+}
+
+/// A duration (`apply::parse_duration`) that is not zero.
+fn parse_command_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = apply::parse_duration(text)?;
+    if d.is_zero() {
+        return Err("a command time-out of 0 would fail every command".into());
+    }
+    Ok(d)
 }
 
 impl ConnectArgs {
@@ -102,7 +116,7 @@ impl ConnectArgs {
         crate::transport::ConnectOptions {
             accept_new_host_keys: self.accept_new_host_keys,
             connect_timeout: std::time::Duration::from_secs(self.connect_timeout),
-            ..Default::default()
+            command_timeout: self.command_timeout,
         }
     }
 }

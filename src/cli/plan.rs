@@ -114,9 +114,10 @@ impl SavedPlan {
 pub fn run(args: PlanArgs) -> Result<i32> {
     let path = super::topology_path(args.file);
     let (topology, graph, source) = load(&path)?;
+    let scope = args.scope.scope();
+    let (topology, graph) = super::session::narrowed(topology, graph, &scope.targets)?;
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
     let state = session.observe()?;
-    let scope = args.scope.scope();
     let plan = session.plan_scoped(&state, &scope)?;
     if let Some(warning) = scope.targeting_warning() {
         errln!("{warning}")?;

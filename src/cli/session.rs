@@ -141,3 +141,30 @@ impl Session {
 pub fn stdout_style() -> crate::render::Style {
     crate::render::Style::detect(std::io::stdout().is_terminal())
 }
+
+/// With `--target`, the part of the topology on the nodes the targets need
+/// (`plan::reach`), saying on stderr which nodes are left alone; otherwise the
+/// whole topology.
+pub fn narrowed(
+    topology: Topology,
+    graph: DepGraph,
+    targets: &[String],
+) -> Result<(Topology, DepGraph)> {
+    let Some(part) = crate::plan::reach::reachable_part(&topology, &graph, targets) else {
+        return Ok((topology, graph));
+    };
+    let left: Vec<&str> = topology
+        .nodes
+        .keys()
+        .filter(|n| !part.nodes.contains_key(*n))
+        .map(String::as_str)
+        .collect();
+    errln!(
+        "note: --target needs only {}; not contacted: {}",
+        part.nodes.keys().cloned().collect::<Vec<_>>().join(", "),
+        left.join(", ")
+    )?;
+    // A part of an acyclic graph has no cycle.
+    let graph = DepGraph::build(&part).map_err(|c| anyhow!("{c:?}"))?;
+    Ok((part, graph))
+}

@@ -6,6 +6,8 @@
 //! A `NodeConnection` runs operations on one node in one round trip. No shell text
 //! is built outside `script`, and nothing here parses what a node answered.
 
+use std::time::Duration;
+
 use crate::topology::model::{Node, Runtime};
 use crate::transport::{Output, Transport, TransportError};
 
@@ -174,15 +176,36 @@ pub trait NodeConnection: Send {
 pub type Connections = Vec<Box<dyn NodeConnection>>;
 
 /// The real thing: renders the operations for the node's profile and runs the
-/// script through a transport (`sh -s`, the script on stdin).
+/// script through a transport, supervised (`script::supervise`: the script on
+/// stdin of a shell in a session of its own, named by a pid file). A script that
+/// times out is ended over another channel; if it cannot be, nothing more runs on
+/// the node through this connection (the unlock included: its lock stays).
 pub struct ScriptedNode {
     transport: Box<dyn Transport>,
     profile: NodeProfile,
+    cleanup_limit: Duration,
+    /// The pid file of a timed-out script that could not be ended.
+    stranded: Option<String>,
 }
+
+/// How long ending a timed-out script may take by default (TERM, five seconds,
+/// KILL, and the round trip).
+pub const CLEANUP_LIMIT: Duration = Duration::from_secs(20);
 
 impl ScriptedNode {
     pub fn new(transport: Box<dyn Transport>, profile: NodeProfile) -> Self {
-        ScriptedNode { transport, profile }
+        ScriptedNode {
+            transport,
+            profile,
+            cleanup_limit: CLEANUP_LIMIT,
+            stranded: None,
+        }
+    }
+
+    /// How long ending a timed-out script may take.
+    pub fn cleanup_within(mut self, limit: Duration) -> Self {
+        self.cleanup_limit = limit;
+        self
     }
 }
 
@@ -192,8 +215,49 @@ impl NodeConnection for ScriptedNode {
     }
 
     fn run(&mut self, ops: &[NodeOp]) -> Result<Output, TransportError> {
-        let text = script::render(&self.profile, ops);
-        self.transport.run(script::SHELL, text.as_bytes())
+        if let Some(pid_file) = &self.stranded {
+            return Err(TransportError::Stranded {
+                node: self.node().to_string(),
+                pid_file: pid_file.clone(),
+            });
+        }
+        // Unique on the node among this process's round trips, whatever the
+        // connection (two connections to one node never share a pid file).
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let token = format!("{}-{n}", std::process::id());
+        #[allow(unused_mut)]
+        let mut text = script::render(&self.profile, ops);
+        #[cfg(feature = "testing")]
+        text.push_str(crate::apply::pause::remote_hang(ops));
+        let result = self
+            .transport
+            .run(&script::supervise::supervised(&token), text.as_bytes());
+        let Err(TransportError::CommandTimeout { node, secs }) = result else {
+            return result;
+        };
+        let pid_file = script::supervise::pid_file(&token);
+        let end = script::supervise::end_script(&token);
+        let aftermath = match self.transport.run_within(
+            script::SHELL,
+            end.as_bytes(),
+            self.cleanup_limit,
+        ) {
+            Ok(out) if out.success() => "its processes on the node were ended".to_string(),
+            ended => {
+                let why = match ended {
+                    Ok(out) => format!("exit {}: {}", out.status, out.stderr_str().trim()),
+                    Err(e) => e.to_string(),
+                };
+                self.stranded = Some(pid_file.clone());
+                format!("its processes could not be ended ({why}); their process group is in {pid_file} on the node, and the apply lock stays: `geartopo force-unlock` shows and ends them")
+            }
+        };
+        Err(TransportError::ScriptTimeout {
+            node,
+            secs,
+            aftermath,
+        })
     }
 }
 
@@ -203,7 +267,7 @@ mod tests {
     use crate::transport::fake::FakeWorld;
 
     #[test]
-    fn a_round_trip_is_one_script_on_stdin_of_the_same_command_line() {
+    fn a_round_trip_is_one_script_on_stdin_of_a_supervised_shell() {
         let world = FakeWorld::succeeding();
         let profile = NodeProfile::for_runtime(Runtime::Docker);
         let mut node = ScriptedNode::new(Box::new(world.transport("node1")), profile);
@@ -219,7 +283,80 @@ mod tests {
         let log = world.log();
         assert_eq!(log.len(), 1);
         assert_eq!(log[0].node, "node1");
-        assert_eq!(log[0].command, "sh -s");
+        let token = token_of(&log[0].command);
+        assert!(token.starts_with(&format!("{}-", std::process::id())));
+        assert_eq!(log[0].command, script::supervise::supervised(&token));
         assert_eq!(log[0].stdin, script::render(&profile, &ops));
+    }
+
+    /// The token of a supervised command line (its pid file's name).
+    fn token_of(command: &str) -> String {
+        let after = command.split("f=\"$d/").nth(1).expect(command);
+        after.split(".pid").next().unwrap().to_string()
+    }
+
+    fn timing_out(end_succeeds: bool) -> FakeWorld {
+        FakeWorld::new(move |node, command, _| {
+            if command.starts_with("setsid") {
+                Err(TransportError::CommandTimeout {
+                    node: node.into(),
+                    secs: 3,
+                })
+            } else if end_succeeds {
+                Ok(Output::default())
+            } else {
+                Err(TransportError::CommandTimeout {
+                    node: node.into(),
+                    secs: 1,
+                })
+            }
+        })
+    }
+
+    /// A script that outlives its time-out is ended through its pid file over
+    /// another run; the connection stays usable (the unlock can follow).
+    #[test]
+    fn a_timed_out_script_is_ended_by_its_pid_file() {
+        let world = timing_out(true);
+        let profile = NodeProfile::for_runtime(Runtime::Podman);
+        let mut node = ScriptedNode::new(Box::new(world.transport("node1")), profile);
+        let err = node.run(&[NodeOp::ReadLock]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "node node1: command timed out after 3s; its processes on the node were ended"
+        );
+        let log = world.log();
+        assert_eq!(log.len(), 2);
+        let token = token_of(&log[0].command);
+        assert_eq!(log[1].command, script::SHELL);
+        assert_eq!(log[1].stdin, script::supervise::end_script(&token));
+        assert!(log[1].stdin.contains(&format!("scripts/{token}.pid")));
+        // Still usable: the next round trip is sent.
+        let _ = node.run(&[NodeOp::ReadLock]);
+        assert!(world.log()[2].command.starts_with("setsid -w"));
+    }
+
+    /// When the script cannot be ended (the node stopped answering), nothing
+    /// more is sent, the unlock included: the lock stays, the pid file named.
+    #[test]
+    fn a_script_that_cannot_be_ended_strands_the_node_with_its_pid_file_named() {
+        let world = timing_out(false);
+        let profile = NodeProfile::for_runtime(Runtime::Podman);
+        let mut node = ScriptedNode::new(Box::new(world.transport("node1")), profile);
+        let err = node.run(&[NodeOp::ReadLock]).unwrap_err().to_string();
+        let token = token_of(&world.log()[0].command);
+        let pid_file = script::supervise::pid_file(&token);
+        assert!(err.contains("could not be ended"), "{err}");
+        assert!(err.contains(&pid_file), "{err}");
+        let unlock = node
+            .run(&[NodeOp::Unlock {
+                holder: lock::LockHolder::this_process("todo"),
+            }])
+            .unwrap_err();
+        assert!(
+            matches!(&unlock, TransportError::Stranded { pid_file: p, .. } if *p == pid_file),
+            "{unlock}"
+        );
+        assert_eq!(world.log().len(), 2, "the unlock never reached the node");
     }
 }

@@ -14,6 +14,8 @@ use crate::rules::{render_restore, CHAINS, TABLES};
 use crate::topology::model::Runtime;
 use crate::transport::shell::{join, quote};
 
+pub mod supervise;
+
 /// The command line every script is run with: the script comes on stdin.
 pub const SHELL: &str = "sh -s";
 
@@ -225,29 +227,34 @@ if [ "$(cat "$d/apply.lock/holder" 2>/dev/null)" = {holder} ]; then rm -rf "$d/a
     )
 }
 
-/// Reports the lock on stdout when one is held; nothing otherwise.
+/// Reports the lock on stdout when one is held, with the supervised scripts
+/// still running on the node (`supervise::running_report`); nothing otherwise.
 fn read_lock_script() -> String {
     format!(
         r#"d="{RUN_DIR}"
 if [ -d "$d/apply.lock" ]; then
-{report}fi
+{report}{running}fi
 "#,
-        report = lock_report("")
+        report = lock_report(""),
+        running = supervise::running_report(),
     )
 }
 
-/// Removes the lock if it is still the one shown (its `holder` file reads `line`).
+/// Removes the lock if it is still the one shown (its `holder` file reads `line`),
+/// after ending the supervised scripts still running on the node (which the
+/// operator was shown); a script that cannot be ended keeps the lock.
 fn force_unlock_script(line: &str) -> String {
     format!(
         r#"d="{RUN_DIR}"
 if [ ! -d "$d/apply.lock" ]; then echo "no lock is held (any more)" >&2; exit 0; fi
 if [ "$(cat "$d/apply.lock/holder" 2>/dev/null)" = {line} ]; then
-  rm -rf "$d/apply.lock"
+{end}  rm -rf "$d/apply.lock"
 else
   echo "the lock changed since it was shown; nothing was removed" >&2; exit 1
 fi
 "#,
-        line = quote(line)
+        line = quote(line),
+        end = supervise::end_running(),
     )
 }
 

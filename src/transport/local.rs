@@ -13,6 +13,7 @@ use super::{Output, Transport, TransportError};
 pub struct LocalTransport {
     node: String,
     timeout: Duration,
+    max_output: usize,
 }
 
 impl LocalTransport {
@@ -21,7 +22,14 @@ impl LocalTransport {
         LocalTransport {
             node: node.to_string(),
             timeout,
+            max_output: super::MAX_OUTPUT,
         }
+    }
+
+    /// The same, refusing more than `limit` bytes of output per command.
+    pub fn with_max_output(mut self, limit: usize) -> Self {
+        self.max_output = limit;
+        self
     }
 
     fn io_error(&self, what: &str, e: impl std::fmt::Display) -> TransportError {
@@ -38,7 +46,16 @@ impl Transport for LocalTransport {
     }
 
     fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
-        let deadline = Instant::now() + self.timeout;
+        self.run_within(command, stdin, self.timeout)
+    }
+
+    fn run_within(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<Output, TransportError> {
+        let deadline = Instant::now() + limit;
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -58,8 +75,9 @@ impl Transport for LocalTransport {
             // A command that exits without reading all of its stdin is not an error here.
             let _ = pipe_in.write_all(&input);
         });
-        let stdout = reader(child.stdout.take().expect("stdout is piped"));
-        let stderr = reader(child.stderr.take().expect("stderr is piped"));
+        let max = self.max_output as u64;
+        let stdout = reader(child.stdout.take().expect("stdout is piped"), max);
+        let stderr = reader(child.stderr.take().expect("stderr is piped"), max);
 
         let status = match wait_until(&mut child, deadline)
             .map_err(|e| self.io_error("waiting for sh", e))?
@@ -72,7 +90,7 @@ impl Transport for LocalTransport {
                 // The pipe threads are left behind: a process that left the group may hold the pipes open.
                 return Err(TransportError::CommandTimeout {
                     node: self.node.clone(),
-                    secs: self.timeout.as_secs(),
+                    secs: limit.as_secs(),
                 });
             }
         };
@@ -85,6 +103,12 @@ impl Transport for LocalTransport {
             .join()
             .expect("reader thread does not panic")
             .map_err(|e| self.io_error("reading stderr", e))?;
+        if stdout.len() + stderr.len() > self.max_output {
+            return Err(TransportError::OutputTooLarge {
+                node: self.node.clone(),
+                limit: self.max_output,
+            });
+        }
         Ok(Output {
             status: shell_status(status),
             stdout,
@@ -93,10 +117,12 @@ impl Transport for LocalTransport {
     }
 }
 
-fn reader(mut pipe: impl Read + Send + 'static) -> JoinHandle<std::io::Result<Vec<u8>>> {
+/// Reads a pipe to its end, or to one byte past `limit` (then the pipe is closed:
+/// the writer gets EPIPE instead of blocking, and the caller refuses the output).
+fn reader(pipe: impl Read + Send + 'static, limit: u64) -> JoinHandle<std::io::Result<Vec<u8>>> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
-        pipe.read_to_end(&mut bytes).map(|_| bytes)
+        pipe.take(limit + 1).read_to_end(&mut bytes).map(|_| bytes)
     })
 }
 
@@ -148,6 +174,30 @@ mod tests {
         assert_eq!(out.stdout.len(), 2 << 20);
         assert_eq!(out.stderr.len(), 2 << 20);
         assert!(out.success());
+    }
+
+    #[test]
+    fn output_beyond_the_limit_is_refused_naming_the_node() {
+        let err = local(Duration::from_secs(30))
+            .with_max_output(1000)
+            .run("head -c 100000 /dev/zero", b"")
+            .unwrap_err();
+        assert!(
+            matches!(&err, TransportError::OutputTooLarge { node, limit: 1000 } if node == "here"),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("node here: "), "{err}");
+        // A writer that never stops is not waited for until the time-out.
+        let started = Instant::now();
+        let err = local(Duration::from_secs(30))
+            .with_max_output(1000)
+            .run("yes", b"")
+            .unwrap_err();
+        assert!(
+            matches!(err, TransportError::OutputTooLarge { .. }),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

@@ -75,8 +75,24 @@ pub enum TransportError {
     },
     #[error("node {node}: command timed out after {secs}s")]
     CommandTimeout { node: String, secs: u64 },
+    /// A supervised script timed out; `aftermath` says whether its processes on
+    /// the node were ended, or where their pid file is when they could not be.
+    #[error("node {node}: command timed out after {secs}s; {aftermath}")]
+    ScriptTimeout {
+        node: String,
+        secs: u64,
+        aftermath: String,
+    },
+    /// Nothing more is run on a node where a timed-out script could not be
+    /// ended: not even the unlock, so that its lock stays.
+    #[error("node {node}: not run: a command that timed out may still be running there (its process group is in {pid_file} on the node); the apply lock stays until `geartopo force-unlock` shows and ends it")]
+    Stranded { node: String, pid_file: String },
     #[error("node {node}: {reason}")]
     Io { node: String, reason: String },
+    /// More output than any answer of a node can be (`MAX_OUTPUT`): refused, and
+    /// not read further, so that a broken or hostile node cannot fill our memory.
+    #[error("node {node}: the command wrote more than {limit} bytes of output; refused (no answer of a node is that large: check what runs there)")]
+    OutputTooLarge { node: String, limit: usize },
 }
 
 /// A host key refused because another key type is on record for the host.
@@ -92,12 +108,27 @@ pub struct KeyTypeRefusal {
     pub fingerprint: String,
 }
 
+/// The most output (stdout and stderr together) one command may send back:
+/// far above an observe of 10,000 containers (tens of megabytes).
+pub const MAX_OUTPUT: usize = 256 << 20;
+
 /// Runs commands on one node. One value holds one connection for its lifetime.
 pub trait Transport: Send {
     /// The node's name in the topology.
     fn node(&self) -> &str;
     /// Runs `command` (a shell command line, already quoted) with `stdin`, and waits.
     fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Output, TransportError>;
+    /// As `run`, giving up after `limit` instead of the command time-out (for the
+    /// short clean-up after a time-out, which must not wait as long again).
+    fn run_within(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<Output, TransportError> {
+        let _ = limit;
+        self.run(command, stdin)
+    }
 }
 
 /// How to connect.

@@ -39,6 +39,8 @@ pub struct SshTransport {
     node: String,
     session: Session,
     command_timeout: Duration,
+    /// The limit of the command running now (the command time-out, or shorter).
+    limit: Duration,
 }
 
 impl SshTransport {
@@ -112,6 +114,7 @@ impl SshTransport {
             node: node.name.clone(),
             session,
             command_timeout: options.command_timeout,
+            limit: options.command_timeout,
         })
     }
 
@@ -125,7 +128,7 @@ impl SshTransport {
     fn timeout(&self) -> TransportError {
         TransportError::CommandTimeout {
             node: self.node.clone(),
-            secs: self.command_timeout.as_secs(),
+            secs: self.limit.as_secs(),
         }
     }
 
@@ -220,6 +223,12 @@ impl SshTransport {
                 stderr_done = done;
                 progress |= moved;
             }
+            if output.stdout.len() + output.stderr.len() > super::MAX_OUTPUT {
+                return Err(TransportError::OutputTooLarge {
+                    node: self.node.clone(),
+                    limit: super::MAX_OUTPUT,
+                });
+            }
             if stdout_done && stderr_done && !stdin_done {
                 // Output ended but stdin is not all taken: if the command is gone
                 // (sshd closed the channel) the rest of stdin has no reader, and
@@ -256,7 +265,17 @@ impl Transport for SshTransport {
     }
 
     fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
-        let deadline = Instant::now() + self.command_timeout;
+        self.run_within(command, stdin, self.command_timeout)
+    }
+
+    fn run_within(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<Output, TransportError> {
+        self.limit = limit;
+        let deadline = Instant::now() + limit;
         let mut channel = self.again(deadline, "opening a channel", || {
             self.session.channel_session()
         })?;

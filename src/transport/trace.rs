@@ -54,6 +54,19 @@ impl Transport for Traced {
             .write_all(line(self.inner.node(), self.runs, stdin.len()).as_bytes());
         self.inner.run(command, stdin)
     }
+
+    fn run_within(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        limit: std::time::Duration,
+    ) -> Result<Output, TransportError> {
+        self.runs += 1;
+        let _ = self
+            .sink
+            .write_all(line(self.inner.node(), self.runs, stdin.len()).as_bytes());
+        self.inner.run_within(command, stdin, limit)
+    }
 }
 
 #[cfg(test)]

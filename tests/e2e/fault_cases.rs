@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::ensure;
 use crate::harness::{Ctx, Guard, Outcome, IMAGE};
 
-fn server(name: &str, node: &str, port: u16, host_port: u16) -> String {
+pub(crate) fn server(name: &str, node: &str, port: u16, host_port: u16) -> String {
     format!(
         "[containers.{name}]\nnode = \"{node}\"\nimage = \"{IMAGE}\"\n\
          command = [\"gt-serve\", \"tcp\", \"{port}\", \"{name}\"]\n\
@@ -24,7 +24,7 @@ fn server(name: &str, node: &str, port: u16, host_port: u16) -> String {
 
 /// A geartopo started in the lab's control namespace, its stderr read line by
 /// line as it comes.
-struct Started {
+pub(crate) struct Started {
     child: Child,
     lines: mpsc::Receiver<String>,
     stderr: Vec<String>,
@@ -33,7 +33,7 @@ struct Started {
 
 /// Starts `geartopo ARGS` as `lab exec` would, with `env`, stdin `stdin`, in a
 /// process group of its own (SIGINT at its default: LAB-NOTES, "Testing Ctrl-C").
-fn start(ctx: &Ctx, args: &[&str], env: &[(&str, &str)], stdin: Stdio) -> Started {
+pub(crate) fn start(ctx: &Ctx, args: &[&str], env: &[(&str, &str)], stdin: Stdio) -> Started {
     let lab = ctx.lab.display().to_string();
     let bin = ctx.bin.display().to_string();
     let mut cmd = Command::new(&ctx.bin);
@@ -71,7 +71,7 @@ fn start(ctx: &Ctx, args: &[&str], env: &[(&str, &str)], stdin: Stdio) -> Starte
 
 impl Started {
     /// Waits for the pause at `point`; the pid of the paused geartopo.
-    fn paused_at(&mut self, point: &str) -> Result<i32, String> {
+    pub(crate) fn paused_at(&mut self, point: &str) -> Result<i32, String> {
         let marker = format!("geartopo-test: paused at {point} (pid ");
         loop {
             let line = self
@@ -89,7 +89,7 @@ impl Started {
     }
 
     /// Waits for the end: (exit status of `lab exec`, stdout, stderr).
-    fn finish(mut self) -> (std::process::ExitStatus, String, String) {
+    pub(crate) fn finish(mut self) -> (std::process::ExitStatus, String, String) {
         let status = self.child.wait().expect("wait");
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.stderr.push(line);
@@ -99,14 +99,14 @@ impl Started {
     }
 }
 
-fn signal(pid: i32, sig: libc::c_int) {
+pub(crate) fn signal(pid: i32, sig: libc::c_int) {
     unsafe {
         libc::kill(pid, sig);
     }
 }
 
 /// Whether node's apply lock directory exists.
-fn lock_present(ctx: &Ctx, node: &str) -> Result<bool, String> {
+pub(crate) fn lock_present(ctx: &Ctx, node: &str) -> Result<bool, String> {
     let run = ctx.on_node(
         node,
         r#"test -d "${GEARTOPO_RUN_DIR:-/run/geartopo}/apply.lock" && echo present || echo absent"#,
@@ -114,7 +114,7 @@ fn lock_present(ctx: &Ctx, node: &str) -> Result<bool, String> {
     Ok(run.ok()?.stdout.trim() == "present")
 }
 
-fn file_arg(file: &Path) -> String {
+pub(crate) fn file_arg(file: &Path) -> String {
     file.display().to_string()
 }
 

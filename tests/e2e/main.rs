@@ -10,6 +10,7 @@ mod core_cases;
 mod docker_cases;
 mod durable_cases;
 mod fault_cases;
+mod fault_matrix_cases;
 mod harness;
 mod lab_cases;
 mod ownership_cases;
@@ -70,6 +71,20 @@ const CASES: &[Case] = &[
     ("fault_ctrl_c_at_the_prompt_changes_nothing", fault_cases::ctrl_c_at_the_prompt_changes_nothing),
     ("fault_sigint_mid_apply_stops_in_good_order", fault_cases::sigint_mid_apply_stops_in_good_order),
     ("fault_second_sigint_exits_at_once", fault_cases::second_sigint_exits_at_once),
+    ("fault_hang_past_the_command_timeout_is_ended", fault_matrix_cases::hang_past_the_command_timeout_is_ended),
+    ("fault_partitioned_during_a_hang_keeps_the_lock", fault_matrix_cases::partitioned_during_a_hang_keeps_the_lock_and_force_unlock_ends_it),
+    ("fault_killed_after_create", fault_matrix_cases::killed_after_create),
+    ("fault_killed_after_init", fault_matrix_cases::killed_after_init),
+    ("fault_killed_after_rules", fault_matrix_cases::killed_after_rules),
+    ("fault_killed_after_start", fault_matrix_cases::killed_after_start),
+    ("fault_killed_after_remove", fault_matrix_cases::killed_after_remove),
+    ("fault_unreachable_node_blocks_only_what_needs_it", fault_matrix_cases::an_unreachable_node_blocks_only_what_needs_it),
+    ("fault_nat_flushed_inside_a_container", fault_matrix_cases::nat_flushed_inside_a_container_is_restored),
+    ("fault_container_removed_by_hand", fault_matrix_cases::container_removed_by_hand_is_created_again),
+    ("fault_missing_image", fault_matrix_cases::missing_image_fails_cleanly),
+    ("fault_host_port_taken", fault_matrix_cases::host_port_taken_by_another_owner),
+    ("fault_partitioned_mid_apply", fault_matrix_cases::partitioned_mid_apply),
+    ("fault_sshd_killed_mid_apply", fault_matrix_cases::sshd_killed_mid_apply),
     // terraform's targeting habits: --replace, destroy --target.
     ("replace_and_destroy_target", targeting_cases::replace_and_destroy_target),
     // Shared nodes: the route_localnet guard, the node's own namespace, image typos.

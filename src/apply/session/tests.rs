@@ -322,6 +322,34 @@ fn state_moved_between_plan_and_lock_changes_nothing() {
     assert!(sim(&s).locks.is_empty(), "locks released");
 }
 
+/// Issue 16: a socket or a container of another owner appearing on a node
+/// between plan and lock, on a host port the plan does not use, does not abort
+/// the apply (the fingerprint covers only what the plan depends on).
+#[test]
+fn an_unrelated_port_taken_between_plan_and_lock_does_not_abort() {
+    let t = redis_todo();
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    sim(&s)
+        .nodes
+        .entry("node4".into())
+        .or_default()
+        .push(SimContainer {
+            id: "foreign".into(),
+            name: "other-web".into(),
+            labels: Default::default(),
+            image: "img".into(),
+            publish: vec![("50999".into(), "80".into(), "tcp".into())],
+            status: "running".into(),
+            pid: 9,
+            rules: vec![],
+            jumps: 0,
+        });
+    let outcomes = session(&t, &nodes, &p, &tasks).unwrap();
+    assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
+    assert!(sim(&s).locks.is_empty(), "locks released");
+}
+
 #[test]
 fn a_step_that_panics_still_releases_every_lock() {
     let t = redis_todo();
