@@ -123,12 +123,17 @@ pub enum Firewall {
 pub struct NodeProfile {
     pub runtime: Runtime,
     pub firewall: Firewall,
+    /// Scripts run as root through `sudo -n` (`script::command_line`).
+    pub sudo: bool,
 }
 
 impl NodeProfile {
     /// The profile of a node of the topology.
     pub fn of(node: &Node) -> NodeProfile {
-        NodeProfile::for_runtime(node.runtime)
+        NodeProfile {
+            sudo: node.sudo,
+            ..NodeProfile::for_runtime(node.runtime)
+        }
     }
 
     /// A node with `runtime` and the default of everything else.
@@ -136,6 +141,7 @@ impl NodeProfile {
         NodeProfile {
             runtime,
             firewall: Firewall::Iptables,
+            sudo: false,
         }
     }
 }
@@ -156,11 +162,25 @@ pub type Connections = Vec<Box<dyn NodeConnection>>;
 pub struct ScriptedNode {
     transport: Box<dyn Transport>,
     profile: NodeProfile,
+    /// The SSH user, for the error when its `sudo -n` is refused.
+    user: String,
 }
 
 impl ScriptedNode {
     pub fn new(transport: Box<dyn Transport>, profile: NodeProfile) -> Self {
-        ScriptedNode { transport, profile }
+        ScriptedNode {
+            transport,
+            profile,
+            user: String::new(),
+        }
+    }
+
+    /// The connection to `node` through `transport`, with the node's profile.
+    pub fn for_node(transport: Box<dyn Transport>, node: &Node) -> Self {
+        ScriptedNode {
+            user: node.user.clone(),
+            ..ScriptedNode::new(transport, NodeProfile::of(node))
+        }
     }
 }
 
@@ -171,7 +191,17 @@ impl NodeConnection for ScriptedNode {
 
     fn run(&mut self, ops: &[NodeOp]) -> Result<Output, TransportError> {
         let text = script::render(&self.profile, ops);
-        self.transport.run(script::SHELL, text.as_bytes())
+        let out = self
+            .transport
+            .run(&script::command_line(&self.profile), text.as_bytes())?;
+        if self.profile.sudo && out.status == script::SUDO_REFUSED {
+            return Err(TransportError::SudoRefused {
+                node: self.transport.node().to_string(),
+                user: self.user.clone(),
+                reason: out.stderr_str().trim().replace('\n', "; "),
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -199,5 +229,109 @@ mod tests {
         assert_eq!(log[0].node, "node1");
         assert_eq!(log[0].command, "sh -s");
         assert_eq!(log[0].stdin, script::render(&profile, &ops));
+    }
+
+    /// A stand-in `sudo` on PATH: `-n true` fails as a sudo that wants a password
+    /// does when `$1` of the test says so; otherwise it runs the command with an
+    /// empty environment but PATH, as `env_reset` does.
+    fn run_with_fake_sudo(wants_password: bool, env: &[(&str, &str)], script: &str) -> Output {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!(
+            "geartopo-fake-sudo-{}-{wants_password}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sudo = dir.join("sudo");
+        let body = if wants_password {
+            "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n"
+        } else {
+            "#!/bin/sh\n[ \"$1\" = -n ] || exit 99\nshift\nexec env -i PATH=\"$PATH\" \"$@\"\n"
+        };
+        std::fs::write(&sudo, body).unwrap();
+        std::fs::set_permissions(&sudo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let profile = NodeProfile {
+            sudo: true,
+            ..NodeProfile::for_runtime(Runtime::Podman)
+        };
+        let line = script::command_line(&profile);
+        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &line])
+            .env_clear()
+            .env("PATH", path)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }
+    }
+
+    #[test]
+    fn under_sudo_the_session_variables_scripts_read_survive_env_reset() {
+        let out = run_with_fake_sudo(
+            false,
+            &[
+                ("GEARTOPO_RUN_DIR", "/l/it's here"),
+                ("DOCKER_HOST", "unix:///l/d.sock"),
+                ("UNRELATED", "x"),
+            ],
+            "env | grep -E '^(GEARTOPO_RUN_DIR|DOCKER_HOST|CONTAINERS_CONF|UNRELATED)=' | sort\n",
+        );
+        assert_eq!(out.status, 0, "{}", out.stderr_str());
+        // Set ones are passed verbatim; unset ones stay unset (not empty).
+        assert_eq!(
+            out.stdout_str(),
+            "DOCKER_HOST=unix:///l/d.sock\nGEARTOPO_RUN_DIR=/l/it's here\n"
+        );
+    }
+
+    #[test]
+    fn a_sudo_that_wants_a_password_is_an_error_naming_node_user_and_fix() {
+        let out = run_with_fake_sudo(true, &[], "echo ran\n");
+        assert_eq!(out.status, script::SUDO_REFUSED);
+        assert!(out.stdout.is_empty(), "nothing of the script ran");
+        let world = FakeWorld::new(move |_, _, _| Ok(out.clone()));
+        let profile = NodeProfile {
+            sudo: true,
+            ..NodeProfile::for_runtime(Runtime::Podman)
+        };
+        let mut node = ScriptedNode {
+            user: "deploy".into(),
+            ..ScriptedNode::new(Box::new(world.transport("node3")), profile)
+        };
+        let e = node.run(&[NodeOp::ReadLock]).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "node node3: `sudo -n` as deploy was refused (sudo: a password is required)"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("deploy ALL=(root) NOPASSWD: ALL"), "{e}");
+        assert!(world.log()[0]
+            .command
+            .starts_with("sh -c 'sudo -n true || exit 77;"));
+    }
+
+    #[test]
+    fn without_sudo_the_command_line_stays_sh_s() {
+        assert_eq!(
+            script::command_line(&NodeProfile::for_runtime(Runtime::Docker)),
+            "sh -s"
+        );
     }
 }

@@ -16,6 +16,42 @@ use crate::transport::shell::{join, quote};
 /// The command line every script is run with: the script comes on stdin.
 pub const SHELL: &str = "sh -s";
 
+/// Exit status of a round trip on a `sudo` node whose `sudo -n` was refused (it
+/// wanted a password, or the user may not use it): nothing of the script ran.
+pub const SUDO_REFUSED: i32 = 77;
+
+/// The variables a node's sessions may carry that scripts read (the lock's run
+/// directory, podman's configuration, docker's socket): `sudo` resets the
+/// environment, so on a `sudo` node the ones that are set are passed to the root
+/// shell explicitly, by name. `PATH` is not: root's commands are found on sudo's
+/// own `secure_path`.
+pub const SUDO_PASSED_ENV: [&str; 4] = [
+    "GEARTOPO_RUN_DIR",
+    "CONTAINERS_CONF",
+    "CONTAINERS_STORAGE_CONF",
+    "DOCKER_HOST",
+];
+
+/// The command line a node's scripts run with: `sh -s`, or on a `sudo` node the
+/// same shell as root through `sudo -n` (never a prompt: a sudo that wants a
+/// password ends the round trip with `SUDO_REFUSED` before anything ran). The
+/// outer `sh -c '...'` makes the line mean the same whatever the user's login
+/// shell is; the variables set in the session are passed as `env NAME=value`.
+pub fn command_line(profile: &NodeProfile) -> String {
+    if !profile.sudo {
+        return SHELL.to_string();
+    }
+    let pass: Vec<String> = SUDO_PASSED_ENV
+        .iter()
+        .map(|v| format!("${{{v}+\"{v}=${v}\"}}"))
+        .collect();
+    let inner = format!(
+        "sudo -n true || exit {SUDO_REFUSED}; exec sudo -n env {} {SHELL}",
+        pass.join(" ")
+    );
+    format!("sh -c {}", quote(&inner))
+}
+
 /// The script for `ops`, run in order in one round trip.
 pub fn render(profile: &NodeProfile, ops: &[NodeOp]) -> String {
     ops.iter().map(|op| render_one(profile, op)).collect()

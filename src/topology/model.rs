@@ -69,6 +69,21 @@ pub struct Node {
     pub known_hosts: PathBuf,
     pub runtime: Runtime,
     pub host_ports: PortRange,
+    /// Where SSH connects when not `address` (which stays the target of links).
+    pub ssh_host: Option<String>,
+    /// Every remote script runs through `sudo -n` (a non-root `user`).
+    pub sudo: bool,
+}
+
+impl Node {
+    /// The host SSH connects to: `ssh_host`, else the address; `None` for `local`.
+    pub fn ssh_target(&self) -> Option<&str> {
+        match (&self.ssh_host, &self.address) {
+            (Some(h), _) => Some(h),
+            (None, NodeAddress::Remote(a)) => Some(a),
+            (None, NodeAddress::Local) => None,
+        }
+    }
 }
 
 /// Transport protocol of a published port or a link.

@@ -88,6 +88,10 @@ pub struct RawDefaults {
     /// Where host ports are picked when a publish gives none: `"FIRST-LAST"` (default `"4000-60000"`).
     #[schemars(with = "Option<String>")]
     pub host_ports: Option<Spanned<String>>,
+    /// Run every remote script through `sudo -n` (default `false`): for a `user`
+    /// that is not root but may become root without a password.
+    #[schemars(with = "Option<bool>")]
+    pub sudo: Option<Spanned<bool>>,
 }
 
 /// `[nodes.NAME]`: one host.
@@ -115,6 +119,14 @@ pub struct RawNode {
     /// Overrides `defaults.host_ports`.
     #[schemars(with = "Option<String>")]
     pub host_ports: Option<Spanned<String>>,
+    /// Where SSH connects, when not `address`: a DNS name, an IP address (with the
+    /// OpenSSH transport also a `~/.ssh/config` Host alias). `address` stays what
+    /// links lead to.
+    #[schemars(with = "Option<String>")]
+    pub ssh_host: Option<Spanned<String>>,
+    /// Overrides `defaults.sudo`.
+    #[schemars(with = "Option<bool>")]
+    pub sudo: Option<Spanned<bool>>,
 }
 
 /// `[containers.NAME]`: one container, or `replicas` of it.

@@ -73,6 +73,12 @@ pub enum TransportError {
         user: String,
         reason: String,
     },
+    #[error("node {node}: `sudo -n` as {user} was refused ({reason}); nothing was run or changed on this node. With sudo = true, geartopo runs every script as root through `sudo -n`, which must not ask for a password: give {user} passwordless sudo on the node (a sudoers line `{user} ALL=(root) NOPASSWD: ALL`, see docs/fleets.md), or log in as root with sudo = false")]
+    SudoRefused {
+        node: String,
+        user: String,
+        reason: String,
+    },
     #[error("node {node}: command timed out after {secs}s")]
     CommandTimeout { node: String, secs: u64 },
     #[error("node {node}: {reason}")]

@@ -31,6 +31,7 @@ impl Checker<'_> {
             first: 4000,
             last: 60000,
         });
+        let default_sudo = d.sudo.as_ref().map(|s| *s.get_ref()).unwrap_or(false);
 
         let mut nodes = BTreeMap::new();
         for Entry {
@@ -43,6 +44,7 @@ impl Checker<'_> {
             let good_name = self.entity_name("node", name, key_span.clone());
             let Some(raw) = value else { continue };
             let address = self.address(&raw.address);
+            let ssh_host = self.ssh_host(raw.ssh_host.as_ref(), address.as_ref());
             let node = Node {
                 name: name.clone(),
                 address: address.unwrap_or(NodeAddress::Local),
@@ -64,6 +66,12 @@ impl Checker<'_> {
                 host_ports: self
                     .host_ports(raw.host_ports.as_ref())
                     .unwrap_or(default_range),
+                ssh_host,
+                sudo: raw
+                    .sudo
+                    .as_ref()
+                    .map(|s| *s.get_ref())
+                    .unwrap_or(default_sudo),
             };
             if good_name {
                 nodes.insert(name.clone(), node);
@@ -86,6 +94,35 @@ impl Checker<'_> {
             return None;
         }
         Some(NodeAddress::Remote(s.clone()))
+    }
+
+    /// `ssh_host`: a host name or address, as `address` is; meaningless on `local`.
+    fn ssh_host(
+        &mut self,
+        h: Option<&Spanned<String>>,
+        address: Option<&NodeAddress>,
+    ) -> Option<String> {
+        let h = h?;
+        let s = h.get_ref();
+        if address == Some(&NodeAddress::Local) {
+            self.push(
+                Problem::at(
+                    "ssh_host on a local node",
+                    h.span(),
+                    "a `local` node is reached without SSH",
+                )
+                .help("remove ssh_host, or give the node its network address"),
+            );
+            return None;
+        }
+        if let Some(why) = host_problem(s) {
+            self.push(
+                Problem::at(format!("invalid ssh_host {s:?}"), h.span(), why)
+                    .help("ssh_host is a DNS name, an IPv4 address or an ssh_config Host alias"),
+            );
+            return None;
+        }
+        Some(s.clone())
     }
 
     pub(super) fn user(&mut self, u: Option<&Spanned<String>>) -> Option<String> {
