@@ -188,6 +188,8 @@ impl Lab {
                 first: 50000,
                 last: 50999,
             },
+            ssh_host: None,
+            sudo: false,
         }
     }
 
@@ -887,6 +889,8 @@ fn trace_child() {
                 first: 50000,
                 last: 50999,
             },
+            ssh_host: None,
+            sudo: false,
         };
         let mut n1 = transport::connect(&node("n1"), &options()).unwrap();
         let mut n2 = transport::connect(&node("n2"), &options()).unwrap();

@@ -158,6 +158,10 @@ pub(super) fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabEr
         }
     }
 
+    // 4b. The login users the lab made, now that no session of theirs runs.
+    let user_problems = super::users::remove(layout);
+    problems.extend(user_problems);
+
     // 5. Mounts podman and dockerd left under the lab directory, then the directory.
     for m in sys::mounts_under(&layout.dir) {
         if let Err(e) = sys::unmount(&m) {

@@ -1,0 +1,190 @@
+//! Cases for real fleets (issue 14) on the lab: node3 of tests/e2e/lab.toml logs
+//! in as `gtfleet`, a user the lab creates with passwordless sudo, so every
+//! script there runs through `sudo -n`; plan, apply, show, the lock and destroy
+//! must work as they do as root, and a sudo that wants a password must stop the
+//! run with a clear error before anything changed.
+
+use std::path::{Path, PathBuf};
+
+use crate::ensure;
+use crate::harness::{Ctx, Guard, Outcome, IMAGE};
+use crate::lab_cases::ask_retrying;
+
+/// The lab node whose SSH user is not root (tests/e2e/lab.toml).
+const SUDO_NODE: &str = "node3";
+const SUDO_USER: &str = "gtfleet";
+
+/// A topology over the lab's nodes in which `SUDO_NODE` logs in as `SUDO_USER`
+/// with `sudo = true`.
+fn fleet_topology(ctx: &Ctx, name: &str, body: &str) -> PathBuf {
+    let file = ctx.topology(name, body);
+    let text = std::fs::read_to_string(&file).expect("topology written");
+    let address = ctx.address(SUDO_NODE);
+    let text = text.replacen(
+        &format!("[nodes.{SUDO_NODE}]\naddress = \"{address}\"\n"),
+        &format!(
+            "[nodes.{SUDO_NODE}]\naddress = \"{address}\"\nuser = \"{SUDO_USER}\"\nsudo = true\n"
+        ),
+        1,
+    );
+    assert!(text.contains("sudo = true"), "node3 not found in {text}");
+    std::fs::write(&file, text).expect("write topology");
+    file
+}
+
+fn server(name: &str, node: &str, port: u16, host_port: u16) -> String {
+    format!(
+        "[containers.{name}]\nnode = \"{node}\"\nimage = \"{IMAGE}\"\n\
+         command = [\"gt-serve\", \"tcp\", \"{port}\", \"{name}\"]\n\
+         publish = [{{ port = {port}, host_port = {host_port} }}]\n\n"
+    )
+}
+
+fn client(name: &str, node: &str, links: &str) -> String {
+    format!("[containers.{name}]\nnode = \"{node}\"\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"inf\"]\nlinks = [{links}]\n\n")
+}
+
+/// The lab's sudoers file for the sudo user, replaced for the case and put back
+/// when dropped (also when the case fails).
+struct SudoersSwap {
+    path: PathBuf,
+    saved: String,
+}
+
+impl SudoersSwap {
+    fn new(ctx: &Ctx, text: &str) -> Result<SudoersSwap, String> {
+        let layout = geartopo::lab::Layout::new(
+            Path::new(geartopo::lab::LAB_ROOT),
+            &format!("e2e-{}", ctx.run_id),
+        );
+        let path = geartopo::lab::users::sudoers_file(&layout, SUDO_USER);
+        let saved = std::fs::read_to_string(&path)
+            .map_err(|e| format!("the lab made no sudoers file {}: {e}", path.display()))?;
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(SudoersSwap { path, saved })
+    }
+}
+
+impl Drop for SudoersSwap {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, &self.saved);
+    }
+}
+
+/// plan, apply, show, the lock and destroy on a node reached as a non-root user
+/// with passwordless sudo: real TCP through the link into that node, the lock
+/// found in the node's own run directory (the lab's GEARTOPO_RUN_DIR, which
+/// survives sudo's env_reset only because scripts pass it).
+pub fn sudo_user_plan_apply_show_lock_destroy(ctx: &Ctx) -> Outcome {
+    let name = "e2e-fleet";
+    let body =
+        server("web", SUDO_NODE, 7501, 51501) + &client("app", "node1", r#"{ to = "web:7501" }"#);
+    let file = fleet_topology(ctx, name, &body);
+    let _guard = Guard::new(ctx, &file, name);
+    let f = file.display().to_string();
+
+    ctx.plan(&file).expect(2)?;
+    ctx.apply(&file)?;
+    let reply = ask_retrying(
+        ctx,
+        "node1",
+        &format!("{name}-app"),
+        "tcp",
+        "127.0.0.1",
+        7501,
+    )?;
+    ensure!(reply == "web hello", "through the link: {reply:?}");
+    ctx.plan(&file).expect(0)?;
+    let show = ctx.geartopo(&["show", &f]).ok()?;
+    ensure!(
+        show.stdout
+            .contains(&format!("{name}-web on {SUDO_NODE}: running"))
+            && show.stdout.contains("links match the file"),
+        "show on the sudo node:\n{}",
+        show.describe()
+    );
+
+    // Someone else's lock in the node's run directory stops an apply there.
+    let lock = r#"d="${GEARTOPO_RUN_DIR:?}/apply.lock""#;
+    ctx.on_node(
+        SUDO_NODE,
+        &format!("{lock}; mkdir -p \"$d\" && echo 'ops-laptop apply of billing' > \"$d/holder\""),
+    )
+    .ok()?;
+    let changed = fleet_topology(
+        ctx,
+        name,
+        &(body.clone() + &server("web2", SUDO_NODE, 7502, 51502)),
+    );
+    let held = ctx
+        .geartopo(&["apply", &changed.display().to_string(), "--auto-approve"])
+        .expect(1);
+    ctx.on_node(SUDO_NODE, &format!("{lock}; rm -rf \"$d\""))
+        .ok()?;
+    let held = held?;
+    ensure!(
+        held.stderr.contains(&format!("node {SUDO_NODE}"))
+            && held.stderr.contains("ops-laptop apply of billing"),
+        "the lock on the sudo node is not reported:\n{}",
+        held.describe()
+    );
+    ensure!(
+        ctx.containers_of(SUDO_NODE, name)?.len() == 1,
+        "apply under someone else's lock created something"
+    );
+    let run = ctx.apply(&changed)?;
+    ensure!(run.stdout.contains("1 added"), "{}", run.describe());
+    // Our own lock went with the apply, from the same directory.
+    ctx.on_node(SUDO_NODE, &format!("{lock}; test ! -e \"$d\""))
+        .ok()?;
+
+    ctx.geartopo(&["destroy", &f, "--auto-approve"]).ok()?;
+    ensure!(
+        ctx.containers_of(SUDO_NODE, name)?.is_empty()
+            && ctx.containers_of("node1", name)?.is_empty(),
+        "destroy through sudo left containers"
+    );
+    Ok(())
+}
+
+/// A sudo that wants a password: plan and apply stop at once with an error that
+/// names the node, the user and the sudoers line to add; nothing is created on
+/// any node (the node1 container of the same topology included); no hang.
+pub fn sudo_wanting_a_password_is_a_clear_error(ctx: &Ctx) -> Outcome {
+    let name = "e2e-fleet-pw";
+    let body =
+        server("web", SUDO_NODE, 7511, 51511) + &client("app", "node1", r#"{ to = "web:7511" }"#);
+    let file = fleet_topology(ctx, name, &body);
+    let _guard = Guard::new(ctx, &file, name);
+    let swap = SudoersSwap::new(ctx, &format!("{SUDO_USER} ALL=(root) ALL\n"))?;
+    let plan = ctx.plan(&file).expect(1)?;
+    let apply = ctx
+        .geartopo(&["apply", &file.display().to_string(), "--auto-approve"])
+        .expect(1)?;
+    for run in [&plan, &apply] {
+        ensure!(
+            run.stderr.contains(&format!(
+                "node {SUDO_NODE}: `sudo -n` as {SUDO_USER} was refused (sudo: a password is required)"
+            )) && run
+                .stderr
+                .contains(&format!("{SUDO_USER} ALL=(root) NOPASSWD: ALL")),
+            "no clear sudo error:\n{}",
+            run.describe()
+        );
+        ensure!(
+            run.secs < 30.0,
+            "took {:.0}s: did sudo wait for a password?",
+            run.secs
+        );
+    }
+    for node in [SUDO_NODE, "node1"] {
+        ensure!(
+            ctx.containers_of(node, name)?.is_empty(),
+            "an apply that could not become root on {SUDO_NODE} created something on {node}"
+        );
+    }
+    drop(swap);
+    // Passwordless again: the same file applies.
+    ctx.apply(&file)?;
+    Ok(())
+}
