@@ -51,6 +51,9 @@ pub fn check(name: &str, source: &[u8]) -> Result<(Topology, DepGraph), Invalid>
         };
         checker.topology(&doc)
     });
+    // A file that is not TOML has no spans to go by: every `value = ...` the
+    // text holds is masked as well (a secret's line may be the one shown).
+    masked.extend(super::secret_mask::value_literals(&text));
     match topology {
         Some((t, Some(graph))) if problems.is_empty() => Ok((t, graph)),
         _ => Err(invalid(name, mask(text, &masked), problems)),
@@ -75,7 +78,14 @@ fn invalid(name: &str, source: String, mut problems: Vec<Problem>) -> Invalid {
 fn mask(text: String, spans: &[Range<usize>]) -> String {
     let mut bytes = text.into_bytes();
     for span in spans {
-        let inner = span.start.saturating_add(1)..span.end.saturating_sub(1);
+        // A string keeps its quotes (one `*` per byte inside); anything else
+        // (a number written where a secret goes) is masked whole.
+        let quoted = matches!(bytes.get(span.start), Some(b'"' | b'\''));
+        let inner = if quoted {
+            span.start.saturating_add(1)..span.end.saturating_sub(1)
+        } else {
+            span.clone()
+        };
         for b in bytes.get_mut(inner).into_iter().flatten() {
             *b = b'*';
         }

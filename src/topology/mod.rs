@@ -13,6 +13,7 @@ pub mod id;
 pub mod model;
 pub(crate) mod names;
 pub mod raw;
+mod secret_mask;
 
 pub use diag::{Invalid, Problem};
 pub use model::Topology;

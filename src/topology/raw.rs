@@ -186,9 +186,38 @@ pub enum RawEnvValue {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnvTable {
+    #[serde(deserialize_with = "unechoed_string")]
     pub value: String,
     #[serde(default)]
     pub secret: bool,
+}
+
+/// A string; any other type is refused without echoing the value (serde's own
+/// message would print it, and this value may be a secret).
+fn unechoed_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<String, E> {
+            Err(E::invalid_type(de::Unexpected::Other("an integer"), &self))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<String, E> {
+            Err(E::invalid_type(de::Unexpected::Other("an integer"), &self))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<String, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a float"), &self))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<String, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a boolean"), &self))
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// A link: the table form or geard's string form.
