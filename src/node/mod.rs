@@ -92,7 +92,8 @@ pub struct CreateSpec {
     /// (protocol, container port, host port)
     pub publish: Vec<(&'static str, u16, u16)>,
     pub env: Vec<(String, String)>,
-    /// Secret values without a line break: passed in a root-only file.
+    /// Secret values: passed in a root-only file, or, with a line break, in the
+    /// environment of the create process (`--env NAME` without a value).
     pub secret_env: Vec<(String, String)>,
     pub image: String,
     pub command: Vec<String>,

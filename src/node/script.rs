@@ -202,7 +202,21 @@ fi
     )
 }
 
+/// Whether a secret goes through the create process's environment rather than
+/// the env file (which holds one line per variable).
+fn multi_line(value: &str) -> bool {
+    value.contains('\n')
+}
+
 fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String {
+    // `NAME=value runtime create ... --env NAME`: the assignment is the shell's
+    // own, so the value is in that one process's environment (readable by root
+    // only, in /proc/PID/environ), never in its arguments.
+    let through_env: Vec<&(String, String)> = spec
+        .secret_env
+        .iter()
+        .filter(|(_, v)| multi_line(v))
+        .collect();
     let mut args: Vec<String> = vec![
         runtime.binary().into(),
         "create".into(),
@@ -225,7 +239,15 @@ fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String
         args.push("--env".into());
         args.push(format!("{k}={v}"));
     }
-    let mut line = join(&args);
+    for (k, _) in &through_env {
+        args.push("--env".into());
+        args.push(k.clone());
+    }
+    let mut line: String = through_env
+        .iter()
+        .map(|(k, v)| format!("{k}={} ", quote(v)))
+        .collect();
+    line.push_str(&join(&args));
     if env_file {
         line.push_str(" --env-file \"$envfile\"");
     }
@@ -241,7 +263,8 @@ fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String
 /// command line that `ps` shows on the node.
 fn create_script(runtime: Runtime, spec: &CreateSpec) -> String {
     let mut s = String::from("set -e\n");
-    if !spec.secret_env.is_empty() {
+    let in_file = spec.secret_env.iter().any(|(_, v)| !multi_line(v));
+    if in_file {
         // Removed however the script ends: normally (EXIT), or by a signal, after
         // which the exit ends the script with the signal's status.
         s.push_str(concat!(
@@ -251,14 +274,14 @@ fn create_script(runtime: Runtime, spec: &CreateSpec) -> String {
             "trap 'rm -f \"$envfile\"; exit 130' INT\n",
             "trap 'rm -f \"$envfile\"; exit 143' TERM\n",
         ));
-        for (k, v) in &spec.secret_env {
+        for (k, v) in spec.secret_env.iter().filter(|(_, v)| !multi_line(v)) {
             s.push_str(&format!(
                 "printf '%s\\n' {} >> \"$envfile\"\n",
                 quote(&format!("{k}={v}"))
             ));
         }
     }
-    s.push_str(&create_command(runtime, spec, !spec.secret_env.is_empty()));
+    s.push_str(&create_command(runtime, spec, in_file));
     s.push_str(" >/dev/null\n");
     s.push_str(&init_lines(runtime, &spec.runtime_name));
     s
@@ -410,7 +433,13 @@ mod tests {
             publish: vec![("tcp", 6379, 50000), ("udp", 53, 50001)],
             env: vec![("X".into(), "$(touch /tmp/x); echo".into())],
             secret_env: if secret {
-                vec![("API_KEY".into(), "it's secret".into())]
+                vec![
+                    ("API_KEY".into(), "it's secret".into()),
+                    (
+                        "TLS_KEY".into(),
+                        "-----BEGIN secret-----\nAAAA\n-----END-----".into(),
+                    ),
+                ]
             } else {
                 vec![]
             },
@@ -549,10 +578,26 @@ mod tests {
                 &[NodeOp::Create(spec(true))],
             );
             let with_secret: Vec<&str> = text.lines().filter(|l| l.contains("secret")).collect();
+            let create = format!("{} create", runtime.binary());
             assert_eq!(
                 with_secret,
-                ["printf '%s\\n' 'API_KEY=it'\\''s secret' >> \"$envfile\""],
+                [
+                    "printf '%s\\n' 'API_KEY=it'\\''s secret' >> \"$envfile\"",
+                    "TLS_KEY='-----BEGIN secret-----",
+                ],
                 "{text}"
+            );
+            // The multi-line one is an assignment before the create command, which
+            // names it without a value: in its environment, not its arguments.
+            let line = text.lines().find(|l| l.contains(&create)).unwrap();
+            assert!(
+                line.starts_with("-----END-----' podman create")
+                    || line.starts_with("-----END-----' docker create"),
+                "{line}"
+            );
+            assert!(
+                line.contains(" --env TLS_KEY --env-file \"$envfile\" "),
+                "{line}"
             );
         }
     }

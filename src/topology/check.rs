@@ -44,6 +44,12 @@ pub fn check(name: &str, source: &[u8]) -> Result<(Topology, DepGraph), Invalid>
     let topology = raw::read(&text, &mut problems).and_then(|doc| {
         masked = doc.masked.clone();
         let mut checker = Checker {
+            base_dir: Some(
+                std::path::Path::new(name)
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default(),
+            ),
             problems: &mut problems,
             node_names: BTreeSet::new(),
             names: BTreeMap::new(),
@@ -141,6 +147,8 @@ struct Declared<'a> {
 }
 
 struct Checker<'p> {
+    /// The topology file's folder: where `from_file` paths start.
+    base_dir: Option<std::path::PathBuf>,
     problems: &'p mut Vec<Problem>,
     /// Node names declared, including those whose entry was broken.
     node_names: BTreeSet<String>,

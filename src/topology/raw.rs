@@ -182,14 +182,26 @@ pub enum RawEnvValue {
     Table(RawEnvTable),
 }
 
-/// `{ value = "...", secret = true }`: a secret value is never printed.
+/// `{ value = "...", secret = true }`: a secret value is never printed. Instead of
+/// `value`, `from_env = "NAME"` (the geartopo process's environment) or
+/// `from_file = "PATH"` (beside the topology, mode 0600 or 0400): both are secret.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnvTable {
-    #[serde(deserialize_with = "unechoed_string")]
-    pub value: String,
+    /// The value, written in the file.
+    #[serde(default, deserialize_with = "some_unechoed_string")]
+    pub value: Option<String>,
+    /// The name of a variable of geartopo's own environment that holds the value.
+    pub from_env: Option<String>,
+    /// A file holding the value (one trailing newline dropped), relative to the
+    /// topology file's folder; group and others must have no access to it.
+    pub from_file: Option<String>,
     #[serde(default)]
     pub secret: bool,
+}
+
+fn some_unechoed_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    unechoed_string(d).map(Some)
 }
 
 /// A string; any other type is refused without echoing the value (serde's own
@@ -295,7 +307,7 @@ impl<'de> Deserialize<'de> for RawEnvValue {
         impl<'de> Visitor<'de> for V {
             type Value = RawEnvValue;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string or a table `{ value = \"...\", secret = true }`")
+                f.write_str("a string or a table `{ value = \"...\", secret = true }` (or `{ from_env = \"NAME\" }`, `{ from_file = \"PATH\" }`)")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEnvValue, E> {
                 Ok(RawEnvValue::Plain(v.to_owned()))
@@ -303,17 +315,6 @@ impl<'de> Deserialize<'de> for RawEnvValue {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEnvValue, A::Error> {
                 RawEnvTable::deserialize(de::value::MapAccessDeserializer::new(map))
                     .map(RawEnvValue::Table)
-                    .map_err(|e| {
-                        // Say which form the table is read as, not only what it lacks.
-                        if e.to_string().starts_with("missing field `value`") {
-                            de::Error::custom(
-                                "an env value written as a table needs `value`: \
-                                 the form is `{ value = \"...\", secret = true }`",
-                            )
-                        } else {
-                            e
-                        }
-                    })
             }
         }
         d.deserialize_any(V)

@@ -188,3 +188,101 @@ pub fn sudo_wanting_a_password_is_a_clear_error(ctx: &Ctx) -> Outcome {
     ctx.apply(&file)?;
     Ok(())
 }
+
+/// Secrets kept out of the file: one from geartopo's environment, a multi-line
+/// one from a private file beside the topology, on a podman and a docker node.
+/// The saved plan holds neither value (only salted hashes); applying it after the
+/// variable changed is refused with nothing created; with the same value it
+/// applies and the containers see both values exactly; no output shows them; a
+/// file readable by others is refused.
+pub fn secrets_from_env_and_file(ctx: &Ctx) -> Outcome {
+    let name = "e2e-fleet-secrets";
+    let token = format!("tok-{}-e2e", ctx.run_id);
+    let cert = "-----BEGIN TEST-----\nc2VjcmV0IGxpbmUgdHdv\n-----END TEST-----";
+    let docker = ctx.docker_nodes[0].clone();
+    let body = |node: &str, c: &str| {
+        format!(
+            "[containers.{c}]\nnode = \"{node}\"\nimage = \"{IMAGE}\"\ncommand = [\"sleep\", \"inf\"]\n\
+             env = {{ TOKEN = {{ from_env = \"GT_E2E_TOKEN\" }}, CERT = {{ from_file = \"{name}.cert\" }} }}\n\n"
+        )
+    };
+    let file = ctx.topology(name, &(body("node1", "p") + &body(&docker, "d")));
+    let _guard = Guard::new(ctx, &file, name);
+    let dir = file.parent().expect("in the run's folder");
+    let cert_file = dir.join(format!("{name}.cert"));
+    std::fs::write(&cert_file, format!("{cert}\n")).map_err(|e| e.to_string())?;
+    let chmod = |mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cert_file, std::fs::Permissions::from_mode(mode))
+    };
+    let bin = ctx.bin.display().to_string();
+    let f = file.display().to_string();
+    let saved = dir.join(format!("{name}.plan")).display().to_string();
+    let with_token = |value: &str, args: &str| {
+        ctx.in_control(&format!("GT_E2E_TOKEN='{value}' NO_COLOR=1 {bin} {args}"))
+    };
+
+    chmod(0o644).map_err(|e| e.to_string())?;
+    let refused = with_token(&token, &format!("validate {f}")).expect(1)?;
+    ensure!(
+        refused.stderr.contains("group or others may read it")
+            && refused.stderr.contains("chmod 600"),
+        "a world-readable secret file was not refused:\n{}",
+        refused.describe()
+    );
+    chmod(0o600).map_err(|e| e.to_string())?;
+
+    let plan = with_token(&token, &format!("plan {f} -o {saved}")).ok()?;
+    let text = std::fs::read_to_string(&saved).map_err(|e| e.to_string())?;
+    for (what, out) in [
+        ("saved plan", text.as_str()),
+        ("plan output", &plan.output()),
+    ] {
+        ensure!(
+            !out.contains(&token) && !out.contains("c2VjcmV0IGxpbmUgdHdv"),
+            "the {what} holds a secret value:\n{out}"
+        );
+    }
+    ensure!(
+        text.contains("\"secret_hashes\""),
+        "no secret hashes in the saved plan"
+    );
+
+    let changed = with_token("another", &format!("apply {saved}")).expect(1)?;
+    ensure!(
+        changed.stderr.contains("has changed since")
+            && changed.stderr.contains("nothing was changed"),
+        "a changed secret was not refused:\n{}",
+        changed.describe()
+    );
+    ensure!(
+        ctx.containers_of("node1", name)?.is_empty()
+            && ctx.containers_of(&docker, name)?.is_empty(),
+        "an apply refused for a changed secret created something"
+    );
+
+    let applied = with_token(&token, &format!("apply {saved}")).ok()?;
+    ensure!(
+        !applied.output().contains(&token),
+        "apply output shows the secret:\n{}",
+        applied.describe()
+    );
+    for (node, c) in [("node1", "p"), (docker.as_str(), "d")] {
+        let seen = ctx
+            .on_node(
+                node,
+                &format!(
+                    "{} exec {name}-{c} sh -c 'printf \"%s|%s\" \"$TOKEN\" \"$CERT\"'",
+                    ctx.runtime(node)
+                ),
+            )
+            .ok()?;
+        ensure!(
+            seen.stdout == format!("{token}|{cert}"),
+            "{node}: the container sees {:?}",
+            seen.stdout
+        );
+    }
+    let _ = with_token(&token, &format!("destroy {f} --auto-approve"));
+    Ok(())
+}
