@@ -47,6 +47,8 @@ fn topology(containers: usize) -> Topology {
                     first: 4000,
                     last: 60000,
                 },
+                ssh_host: None,
+                sudo: false,
             };
             (name, node)
         })
