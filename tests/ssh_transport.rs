@@ -1013,3 +1013,17 @@ fn running(pid: libc::pid_t) -> bool {
         Err(_) => false,
     }
 }
+
+/// `ssh_host` is where the connection goes and under which name the host key is
+/// looked up; `address` (here one nobody answers on) is only what links lead to.
+#[test]
+fn ssh_host_is_where_the_connection_goes_not_the_address() {
+    let _env = env_read();
+    let Some(lab) = lab() else { return };
+    let kh = lab.known_hosts("kh", &[format!("[{HOST}]:{PORT} {}", lab.host_key())]);
+    let mut node = lab.node1(&kh);
+    node.address = NodeAddress::Remote(BLACKHOLE.into());
+    node.ssh_host = Some(HOST.into());
+    let mut ssh = lab.connect(node, options()).unwrap();
+    assert_eq!(ssh.run("echo ok", b"").unwrap().stdout_str(), "ok\n");
+}
