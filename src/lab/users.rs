@@ -32,9 +32,15 @@ fn users_file(layout: &Layout) -> PathBuf {
     layout.dir.join("users")
 }
 
-/// The sudoers line of a lab user: root without a password, for anything.
+/// The sudoers file of a lab user: root without a password, for anything; and
+/// the `PATH` a lab node's commands run with (sudo replaces the session's with
+/// its `secure_path`, which would find a newer docker client in /usr/local/bin
+/// before the one that speaks the node's dockerd).
 pub fn sudoers_line(user: &str) -> String {
-    format!("{user} ALL=(root) NOPASSWD: ALL\n")
+    format!(
+        "Defaults:{user} secure_path=\"{}\"\n{user} ALL=(root) NOPASSWD: ALL\n",
+        super::layout::DOCKER_NODE_PATH
+    )
 }
 
 /// The comment field of `user`, or `None` when there is no such user.
@@ -130,6 +136,6 @@ mod tests {
             !name.contains('.') && name.starts_with("geartopo-lab-"),
             "{name}"
         );
-        assert_eq!(sudoers_line("deploy"), "deploy ALL=(root) NOPASSWD: ALL\n");
+        assert!(sudoers_line("deploy").ends_with("\ndeploy ALL=(root) NOPASSWD: ALL\n"));
     }
 }
