@@ -49,6 +49,7 @@ fn topology(containers: usize) -> Topology {
                 },
                 ssh_host: None,
                 sudo: false,
+                openssh: None,
             };
             (name, node)
         })

@@ -28,6 +28,7 @@ fn node(name: &str, ip: &str) -> Node {
         },
         ssh_host: None,
         sudo: false,
+        openssh: None,
     }
 }
 

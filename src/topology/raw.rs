@@ -92,6 +92,18 @@ pub struct RawDefaults {
     /// that is not root but may become root without a password.
     #[schemars(with = "Option<bool>")]
     pub sudo: Option<Spanned<bool>>,
+    /// SSH client: `ssh2` (built in, the default) or `openssh` (the system's `ssh`,
+    /// which reads `~/.ssh/config`).
+    #[schemars(with = "Option<RawTransport>")]
+    pub transport: Option<Spanned<RawTransport>>,
+}
+
+/// The SSH client a node is reached with.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawTransport {
+    Ssh2,
+    Openssh,
 }
 
 /// `[nodes.NAME]`: one host.
@@ -127,6 +139,9 @@ pub struct RawNode {
     /// Overrides `defaults.sudo`.
     #[schemars(with = "Option<bool>")]
     pub sudo: Option<Spanned<bool>>,
+    /// Overrides `defaults.transport`.
+    #[schemars(with = "Option<RawTransport>")]
+    pub transport: Option<Spanned<RawTransport>>,
 }
 
 /// `[containers.NAME]`: one container, or `replicas` of it.

@@ -10,6 +10,7 @@ use crate::topology::model::{Node, NodeAddress};
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod local;
+pub mod openssh;
 pub mod ssh;
 pub mod trace;
 
@@ -136,7 +137,10 @@ pub fn connect(
             &node.name,
             options.command_timeout,
         )),
-        NodeAddress::Remote(_) => Box::new(ssh::SshTransport::connect(node, options)?),
+        NodeAddress::Remote(_) => match &node.openssh {
+            Some(o) => Box::new(openssh::OpenSshTransport::connect(node, o, options)?),
+            None => Box::new(ssh::SshTransport::connect(node, options)?),
+        },
     };
     Ok(trace::from_env(transport))
 }

@@ -9,9 +9,9 @@ use serde_spanned::Spanned;
 
 use super::Checker;
 use crate::topology::diag::Problem;
-use crate::topology::model::{Node, NodeAddress, PortRange, Runtime};
+use crate::topology::model::{Node, NodeAddress, OpenSsh, PortRange, Runtime};
 use crate::topology::names::host_problem;
-use crate::topology::raw::{Document, Entry, RawRuntime};
+use crate::topology::raw::{Document, Entry, RawRuntime, RawTransport};
 
 impl Checker<'_> {
     pub(super) fn nodes(&mut self, doc: &Document) -> BTreeMap<String, Node> {
@@ -32,6 +32,10 @@ impl Checker<'_> {
             last: 60000,
         });
         let default_sudo = d.sudo.as_ref().map(|s| *s.get_ref()).unwrap_or(false);
+        let default_openssh = d
+            .transport
+            .as_ref()
+            .is_some_and(|t| *t.get_ref() == RawTransport::Openssh);
 
         let mut nodes = BTreeMap::new();
         for Entry {
@@ -72,6 +76,24 @@ impl Checker<'_> {
                     .as_ref()
                     .map(|s| *s.get_ref())
                     .unwrap_or(default_sudo),
+                openssh: raw
+                    .transport
+                    .as_ref()
+                    .map(|t| *t.get_ref() == RawTransport::Openssh)
+                    .unwrap_or(default_openssh)
+                    .then(|| OpenSsh {
+                        user: raw
+                            .user
+                            .as_ref()
+                            .or(d.user.as_ref())
+                            .map(|u| u.get_ref().clone()),
+                        port: raw.port.as_ref().or(d.port.as_ref()).map(|p| *p.get_ref()),
+                        known_hosts: raw
+                            .known_hosts
+                            .as_ref()
+                            .or(d.known_hosts.as_ref())
+                            .map(|k| expand_tilde(k.get_ref())),
+                    }),
             };
             if good_name {
                 nodes.insert(name.clone(), node);
