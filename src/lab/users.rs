@@ -95,6 +95,18 @@ pub fn create(layout: &Layout, users: &[(String, bool)]) -> Result<(), LabError>
     Ok(())
 }
 
+/// The users `up` listed for this lab.
+pub(super) fn listed(layout: &Layout) -> Vec<String> {
+    std::fs::read_to_string(users_file(layout))
+        .map(|t| {
+            t.lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Removes what `create` made for this lab: its sudoers files and the users that
 /// carry its mark. Returns what it could not remove.
 pub fn remove(layout: &Layout) -> Vec<String> {

@@ -35,14 +35,7 @@ pub struct OpenSshTransport {
 /// `$XDG_RUNTIME_DIR/geartopo-ssh`, else `~/.ssh/geartopo-cm`; created 0700, and
 /// refused when another user owns it or group or others may use it.
 pub fn control_dir() -> Result<PathBuf, String> {
-    let dir = if let Some(d) = std::env::var_os(ENV_CONTROL_DIR).filter(|d| !d.is_empty()) {
-        PathBuf::from(d)
-    } else if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        PathBuf::from(d).join("geartopo-ssh")
-    } else {
-        let home = std::env::var_os("HOME").ok_or("neither XDG_RUNTIME_DIR nor HOME is set")?;
-        PathBuf::from(home).join(".ssh/geartopo-cm")
-    };
+    let dir = control_dir_path()?;
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -60,6 +53,20 @@ pub fn control_dir() -> Result<PathBuf, String> {
         ));
     }
     Ok(dir)
+}
+
+/// Where `control_dir` is, without creating it.
+pub fn control_dir_path() -> Result<PathBuf, String> {
+    Ok(
+        if let Some(d) = std::env::var_os(ENV_CONTROL_DIR).filter(|d| !d.is_empty()) {
+            PathBuf::from(d)
+        } else if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            PathBuf::from(d).join("geartopo-ssh")
+        } else {
+            let home = std::env::var_os("HOME").ok_or("neither XDG_RUNTIME_DIR nor HOME is set")?;
+            PathBuf::from(home).join(".ssh/geartopo-cm")
+        },
+    )
 }
 
 /// The `ssh` options for `node`, master connection included.
