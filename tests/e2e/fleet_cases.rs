@@ -287,3 +287,68 @@ pub fn secrets_from_env_and_file(ctx: &Ctx) -> Outcome {
     let _ = with_token(&token, &format!("destroy {f} --auto-approve"));
     Ok(())
 }
+
+/// `transport = "openssh"` (the system's ssh) on every node, node3 as the sudo
+/// user: plan, apply, a no-op plan and destroy work; the master connections live
+/// in the private control folder, are reused (a second plan opens no new ones)
+/// and go with `ssh -O exit`.
+pub fn openssh_transport_plan_apply_destroy(ctx: &Ctx) -> Outcome {
+    let name = "e2e-fleet-openssh";
+    let body = "[defaults]\ntransport = \"openssh\"\nuser = \"root\"\n\n".to_string()
+        + &server("web", SUDO_NODE, 7521, 51521)
+        + &client("app", "node1", r#"{ to = "web:7521" }"#);
+    let file = fleet_topology(ctx, name, &body);
+    let _guard = Guard::new(ctx, &file, name);
+    let control = file.with_file_name(format!("{name}-cm"));
+    let bin = ctx.bin.display().to_string();
+    let f = file.display().to_string();
+    let gt = |args: &str| {
+        ctx.in_control(&format!(
+            "GEARTOPO_SSH_CONTROL_DIR={} NO_COLOR=1 {bin} {args}",
+            control.display()
+        ))
+    };
+    let result = (|| {
+        gt(&format!("plan {f} --detailed-exitcode")).expect(2)?;
+        gt(&format!("apply {f} --auto-approve")).ok()?;
+        let reply = ask_retrying(
+            ctx,
+            "node1",
+            &format!("{name}-app"),
+            "tcp",
+            "127.0.0.1",
+            7521,
+        )?;
+        ensure!(reply == "web hello", "through the link: {reply:?}");
+        let masters = std::fs::read_dir(&control)
+            .map_err(|e| e.to_string())?
+            .count();
+        ensure!(
+            masters == ctx.nodes.len(),
+            "{masters} master sockets for {} nodes",
+            ctx.nodes.len()
+        );
+        gt(&format!("plan {f} --detailed-exitcode")).expect(0)?;
+        let again = std::fs::read_dir(&control)
+            .map_err(|e| e.to_string())?
+            .count();
+        ensure!(
+            again == masters,
+            "a no-op plan opened new masters ({again})"
+        );
+        gt(&format!("destroy {f} --auto-approve")).ok()?;
+        ensure!(
+            ctx.containers_of(SUDO_NODE, name)?.is_empty(),
+            "destroy over openssh left containers"
+        );
+        Ok(())
+    })();
+    for (node, address) in &ctx.nodes {
+        let user = if node == SUDO_NODE { SUDO_USER } else { "root" };
+        let _ = ctx.in_control(&format!(
+            "ssh -o ControlPath={}/%C -O exit {user}@{address}",
+            control.display()
+        ));
+    }
+    result
+}
