@@ -47,6 +47,9 @@ fn topology(containers: usize) -> Topology {
                     first: 4000,
                     last: 60000,
                 },
+                ssh_host: None,
+                sudo: false,
+                openssh: None,
             };
             (name, node)
         })

@@ -9,7 +9,9 @@ set -euo pipefail
 
 # netavark is named because the lab's podman configuration selects it. docker.io
 # (dockerd 20.10 and its containerd) runs the lab's docker nodes, one dockerd per node.
-lab=(iptables openssh-server openssh-client iproute2 podman runc netavark docker.io busybox-static socat util-linux tar)
+# sudo and passwd (useradd): a lab node whose topology logs in as a non-root user with
+# `sudo = true` gets that user and a passwordless sudoers file.
+lab=(iptables openssh-server openssh-client iproute2 podman runc netavark docker.io busybox-static socat util-linux tar sudo passwd)
 # Building geartopo: the ssh2 crate compiles libssh2 against OpenSSL and zlib.
 build=(gcc libc6-dev make pkg-config libssl-dev zlib1g-dev)
 # The same-view end-to-end case packs a real etcd cluster image (images/etcd).

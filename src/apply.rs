@@ -89,10 +89,11 @@ fn runtime_of(topology: &Topology, node: &str) -> Runtime {
         .unwrap_or(Runtime::Podman)
 }
 
-/// Secret values go through an env file; one with a line break cannot, and is
-/// passed as `--env` like any other (README, design notes).
+/// Secret values never stand on a command line: `script` passes them through a
+/// root-only env file, or (with a line break, which an env file cannot hold)
+/// through the environment of the create process.
 fn in_file(v: &crate::topology::model::EnvValue) -> bool {
-    v.secret && !v.value.contains('\n')
+    v.secret
 }
 
 fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {

@@ -188,6 +188,9 @@ impl Lab {
                 first: 50000,
                 last: 50999,
             },
+            ssh_host: None,
+            sudo: false,
+            openssh: None,
         }
     }
 
@@ -887,6 +890,9 @@ fn trace_child() {
                 first: 50000,
                 last: 50999,
             },
+            ssh_host: None,
+            sudo: false,
+            openssh: None,
         };
         let mut n1 = transport::connect(&node("n1"), &options()).unwrap();
         let mut n2 = transport::connect(&node("n2"), &options()).unwrap();
@@ -1008,4 +1014,90 @@ fn running(pid: libc::pid_t) -> bool {
             .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
+}
+
+/// `ssh_host` is where the connection goes and under which name the host key is
+/// looked up; `address` (here one nobody answers on) is only what links lead to.
+#[test]
+fn ssh_host_is_where_the_connection_goes_not_the_address() {
+    let _env = env_read();
+    let Some(lab) = lab() else { return };
+    let kh = lab.known_hosts("kh", &[format!("[{HOST}]:{PORT} {}", lab.host_key())]);
+    let mut node = lab.node1(&kh);
+    node.address = NodeAddress::Remote(BLACKHOLE.into());
+    node.ssh_host = Some(HOST.into());
+    let mut ssh = lab.connect(node, options()).unwrap();
+    assert_eq!(ssh.run("echo ok", b"").unwrap().stdout_str(), "ok\n");
+}
+
+/// The OpenSSH transport (`transport = "openssh"`): commands with stdin and exit
+/// statuses through the system's `ssh`; one master connection shared by two
+/// transports (two geartopo invocations) and stopped by `ssh -O exit`; an
+/// unknown host key refused.
+#[test]
+fn openssh_transport_runs_commands_over_one_master_and_checks_host_keys() {
+    use geartopo::topology::model::OpenSsh;
+    use geartopo::transport::openssh::{OpenSshTransport, ENV_CONTROL_DIR};
+    let _env = env_write();
+    let Some(lab) = lab() else { return };
+    let control = lab.path("cm");
+    std::env::set_var(ENV_CONTROL_DIR, &control);
+    let kh = lab.known_hosts("kh", &[format!("[{HOST}]:{PORT} {}", lab.host_key())]);
+    let o = OpenSsh {
+        user: Some("root".into()),
+        port: Some(PORT),
+        known_hosts: Some(kh.clone()),
+    };
+    let node = lab.node1(&kh);
+    let connect = |o: OpenSsh, node: Node| {
+        lab.in_netns(move || OpenSshTransport::connect(&node, &o, &options()))
+    };
+    let first = connect(o.clone(), node.clone()).unwrap();
+    let second = connect(o.clone(), node.clone()).unwrap();
+    let run = |mut t: OpenSshTransport, cmd: &'static str, stdin: &'static [u8]| {
+        lab.in_netns(move || (t.run(cmd, stdin), t))
+    };
+    let (out, first) = run(first, "tr a-z A-Z; echo oops >&2; exit 3", b"hello");
+    let out = out.unwrap();
+    assert_eq!(
+        (out.status, out.stdout_str(), out.stderr_str()),
+        (3, "HELLO".into(), "oops\n".into())
+    );
+    let (out, second) = run(second, "echo $SSH_CONNECTION", b"");
+    assert!(out.unwrap().success());
+    let log = fs::read_to_string(lab.path("sshd.log")).unwrap();
+    assert_eq!(
+        log.matches("Accepted publickey").count(),
+        1,
+        "one master: {log}"
+    );
+    let master = fs::read_dir(&control).unwrap().count();
+    assert_eq!(master, 1, "one socket in the control folder");
+    assert_eq!(
+        fs::metadata(&control).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    lab.in_netns(move || first.stop_master());
+    drop(second);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fs::read_dir(&control).unwrap().count() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        fs::read_dir(&control).unwrap().count(),
+        0,
+        "ssh -O exit left the master"
+    );
+
+    let empty = lab.known_hosts("empty", &[]);
+    let strict = OpenSsh {
+        known_hosts: Some(empty.clone()),
+        ..o
+    };
+    let e = match connect(strict, lab.node1(&empty)) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("an unknown host key was accepted"),
+    };
+    assert!(e.contains("Host key verification failed"), "{e}");
+    std::env::remove_var(ENV_CONTROL_DIR);
 }

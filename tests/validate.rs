@@ -519,3 +519,42 @@ fn the_fresh_id_a_warning_offers_is_one_the_file_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Regression: a secret beside a duplicate key (a file toml cannot parse) was
+/// shown in clear on the line the report quotes, and a secret written as a number
+/// was echoed in the type error; every report, text and JSON, hides both.
+#[test]
+fn secrets_stay_hidden_in_reports_of_broken_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validate");
+    for (case, secret) in [
+        ("secret-beside-a-duplicate-key.toml", "918273"),
+        ("secret-inline-beside-a-duplicate-key.toml", "hunter2"),
+        ("secret-of-the-wrong-type.toml", "918273"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(case)).unwrap();
+        assert!(text.contains(secret), "{case} no longer holds its secret");
+        for json in [false, true] {
+            let mut cmd = geartopo();
+            cmd.current_dir(&dir).arg("validate");
+            if json {
+                cmd.arg("--json");
+            }
+            let out = cmd.arg(case).output().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{case}");
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                !all.contains(secret),
+                "{case} (json: {json}) shows it:\n{all}"
+            );
+            // The text report quotes the lines around the problem, the secret's too.
+            assert!(
+                json || all.contains("***"),
+                "{case}: nothing masked:\n{all}"
+            );
+        }
+    }
+}

@@ -17,6 +17,62 @@ pub enum SavedPlanError {
     },
     #[error("{file} was made by a geartopo that plans differently from this one; nothing was changed. Run `geartopo plan` again.")]
     PlansDifferently { file: String },
+    #[error("the secret value of {which} has changed since {file} was made (it is read again from its environment variable or file, and its hash no longer matches the one the plan recorded); nothing was changed. Run `geartopo plan` again.")]
+    SecretChanged { file: String, which: String },
+}
+
+/// A salted SHA-256 of every secret env value (`CONTAINER.KEY`), recorded in a
+/// saved plan instead of the value: values read from the environment or a file are
+/// read again by `apply`, which must refuse if they changed since the plan.
+pub fn secret_hashes(
+    topology: &crate::topology::Topology,
+    salt: &str,
+) -> std::collections::BTreeMap<String, String> {
+    use sha2::{Digest, Sha256};
+    let mut out = std::collections::BTreeMap::new();
+    for c in &topology.containers {
+        for (k, v) in c.env.iter().filter(|(_, v)| v.secret) {
+            let mut h = Sha256::new();
+            h.update(salt.as_bytes());
+            h.update([0]);
+            h.update(v.value.as_bytes());
+            let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            out.insert(format!("{}.{k}", c.name), hex);
+        }
+    }
+    out
+}
+
+/// The secrets read now must hash as the saved plan recorded them.
+pub fn check_secrets(
+    file: &str,
+    salt: &str,
+    saved: &std::collections::BTreeMap<String, String>,
+    topology: &crate::topology::Topology,
+) -> Result<(), SavedPlanError> {
+    let now = secret_hashes(topology, salt);
+    let changed = now
+        .iter()
+        .filter(|(k, h)| saved.get(*k) != Some(*h))
+        .map(|(k, _)| k.as_str())
+        .chain(
+            saved
+                .keys()
+                .filter(|k| !now.contains_key(*k))
+                .map(String::as_str),
+        )
+        .next();
+    match changed {
+        None => Ok(()),
+        Some(which) => Err(SavedPlanError::SecretChanged {
+            file: file.to_string(),
+            which: format!(
+                "env {} of container {}",
+                which.rsplit_once('.').map_or(which, |(_, k)| k),
+                which.rsplit_once('.').map_or("", |(c, _)| c)
+            ),
+        }),
+    }
 }
 
 /// What `plan` depends on in the nodes read now (`plan::fingerprint_for`) must
@@ -134,5 +190,33 @@ mod tests {
                 file: "p.plan".into()
             }
         );
+    }
+
+    #[test]
+    fn a_secret_that_changed_since_the_plan_is_refused_and_never_written() {
+        let mut t = crate::topology::parse(
+            "t.toml",
+            b"name = \"t\"\n[nodes.n]\naddress = \"198.18.0.1\"\n[containers.a]\nnode = \"n\"\nimage = \"i\"\nenv = { K = { value = \"hunter2\", secret = true }, P = \"plain\" }\n",
+        )
+        .unwrap();
+        let saved = secret_hashes(&t, "salt1");
+        assert_eq!(
+            saved.keys().collect::<Vec<_>>(),
+            ["a.K"],
+            "plain values are not recorded"
+        );
+        assert!(!saved["a.K"].contains("hunter2"));
+        assert_ne!(saved, secret_hashes(&t, "salt2"), "salted");
+        assert_eq!(check_secrets("p", "salt1", &saved, &t), Ok(()));
+        t.containers[0].env.get_mut("K").unwrap().value = "hunter3".into();
+        let err = check_secrets("p.plan", "salt1", &saved, &t).unwrap_err();
+        assert_eq!(
+            err,
+            SavedPlanError::SecretChanged {
+                file: "p.plan".into(),
+                which: "env K of container a".into()
+            }
+        );
+        assert!(err.to_string().contains("nothing was changed"), "{err}");
     }
 }

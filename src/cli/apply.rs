@@ -203,6 +203,16 @@ fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
         Some(s) => load_source(&s.topology_path, s.topology_source.clone().into_bytes())?,
         None => load_source(&path.display().to_string(), bytes)?,
     };
+    // A plan saved before secret hashes existed has no salt: nothing to compare.
+    if let Some(s) = saved.as_ref().filter(|s| !s.secret_salt.is_empty()) {
+        crate::apply::saved::check_secrets(
+            &path.display().to_string(),
+            &s.secret_salt,
+            &s.secret_hashes,
+            &topology,
+        )
+        .map_err(|e| stop(ApplyErrorKind::StalePlan)(e.into()))?;
+    }
     let scope = saved
         .as_ref()
         .map(SavedPlan::scope)

@@ -90,6 +90,13 @@ pub struct SavedPlan {
     pub fingerprint: String,
     /// The plan as shown (`plan --json`), for the record.
     pub plan: serde_json::Value,
+    /// The salt of `secret_hashes` (absent in plans saved before it existed).
+    #[serde(default)]
+    pub secret_salt: String,
+    /// A salted hash of every secret env value (`apply::saved::secret_hashes`),
+    /// never the value: `apply` reads the values again and refuses changed ones.
+    #[serde(default)]
+    pub secret_hashes: std::collections::BTreeMap<String, String>,
 }
 
 impl SavedPlan {
@@ -131,6 +138,7 @@ pub fn run(args: PlanArgs) -> Result<i32> {
         out!("{}", plan_text(&plan, stdout_style()))?;
     }
     if let Some(out) = &args.out {
+        let salt = random_salt().with_context(|| "cannot read /dev/urandom")?;
         let saved = SavedPlan {
             geartopo_plan: 1,
             topology_path: path.display().to_string(),
@@ -141,6 +149,8 @@ pub fn run(args: PlanArgs) -> Result<i32> {
             make_durable: scope.make_durable,
             fingerprint: plan.fingerprint.clone(),
             plan: plan_json(&plan),
+            secret_hashes: crate::apply::saved::secret_hashes(&session.topology, &salt),
+            secret_salt: salt,
         };
         write_private(out, &serde_json::to_vec_pretty(&saved)?)
             .with_context(|| format!("cannot write {}", out.display()))?;
@@ -157,6 +167,14 @@ pub fn run(args: PlanArgs) -> Result<i32> {
     } else {
         0
     })
+}
+
+/// 16 random bytes, hex: the salt of a saved plan's secret hashes.
+fn random_salt() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Writes a file only its owner can read: a saved plan carries the topology,
@@ -192,6 +210,8 @@ mod tests {
             make_durable: false,
             fingerprint: "f".into(),
             plan: serde_json::Value::Null,
+            secret_salt: String::new(),
+            secret_hashes: Default::default(),
         };
         let read = SavedPlan::read(&serde_json::to_vec(&saved).unwrap()).unwrap();
         assert_eq!(

@@ -130,6 +130,10 @@ pub(super) fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabEr
         stop_dockerd(layout, node, out, &mut problems);
     }
 
+    // 2b. OpenSSH master connections geartopo left to the lab's nodes
+    //     (`transport = "openssh"`): asked to exit through their sockets.
+    stop_ssh_masters(layout, out);
+
     // 3. sshd, by its pid file only, and only if that pid is still an sshd.
     for node in &nodes {
         let pid_file = layout.node(node).sshd_pid();
@@ -157,6 +161,10 @@ pub(super) fn teardown(layout: &Layout, out: &mut dyn Write) -> Result<(), LabEr
             }
         }
     }
+
+    // 4b. The login users the lab made, now that no session of theirs runs.
+    let user_problems = super::users::remove(layout);
+    problems.extend(user_problems);
 
     // 5. Mounts podman and dockerd left under the lab directory, then the directory.
     for m in sys::mounts_under(&layout.dir) {
@@ -238,5 +246,41 @@ fn stop_dockerd(layout: &Layout, node: &str, out: &mut dyn Write, problems: &mut
         say(out, format!("  {node}: stopped dockerd (pid {pid})"));
     } else {
         problems.push(format!("{node}: dockerd pid {pid} did not stop"));
+    }
+}
+
+/// `ssh -O exit` for every master connection the OpenSSH transport may hold to a
+/// node of this lab, as root or as a user the lab made (found through its control
+/// socket, so only masters that exist answer; nothing is killed by name).
+fn stop_ssh_masters(layout: &Layout, out: &mut dyn Write) {
+    let Ok(dir) = crate::transport::openssh::control_dir_path() else {
+        return;
+    };
+    if std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none()) {
+        return;
+    }
+    let Some(state) = std::fs::read_to_string(layout.state_file())
+        .ok()
+        .and_then(|t| serde_json::from_str::<super::State>(&t).ok())
+    else {
+        return;
+    };
+    let mut users = vec!["root".to_string()];
+    users.extend(super::users::listed(layout));
+    for node in &state.nodes {
+        for user in &users {
+            let stopped = Cmd::new("ssh")
+                .args(["-o", &format!("ControlPath={}/%C", dir.display())])
+                .args(["-p", &node.port.to_string(), "-O", "exit"])
+                .arg(format!("{user}@{}", node.address))
+                .run()
+                .is_ok();
+            if stopped {
+                say(
+                    out,
+                    format!("  {}: stopped the ssh master of {user}", node.name),
+                );
+            }
+        }
     }
 }

@@ -338,6 +338,8 @@ mod tests {
             address: Ipv4Addr::new(198, 18, 0, last),
             port,
             runtime: Runtime::Podman,
+            user: "root".into(),
+            sudo: false,
         }
     }
 

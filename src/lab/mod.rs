@@ -21,6 +21,7 @@ pub mod preflight;
 pub mod spec;
 pub(crate) mod sys;
 mod up;
+pub mod users;
 
 use crate::topology::model::Runtime;
 pub use down::down;

@@ -17,6 +17,10 @@ pub struct LabNode {
     /// Podman nodes run podman on their own store; docker nodes also get their
     /// own dockerd (data root, exec root and socket in the node's directory).
     pub runtime: Runtime,
+    /// The SSH user the topology logs in as; the lab creates it when not root.
+    pub user: String,
+    /// Whether that user gets passwordless sudo (the topology's `sudo = true`).
+    pub sudo: bool,
 }
 
 /// The topology as the lab sees it.
@@ -44,7 +48,25 @@ impl LabSpec {
                 (n.name.clone(), address, n.port, n.runtime)
             })
             .collect();
-        Self::checked(topology.name.clone(), nodes).map_err(LabError::Spec)
+        let mut spec = Self::checked(topology.name.clone(), nodes).map_err(LabError::Spec)?;
+        for lab_node in &mut spec.nodes {
+            let node = &topology.nodes[&lab_node.name];
+            lab_node.user = node.user.clone();
+            lab_node.sudo = node.sudo;
+        }
+        Ok(spec)
+    }
+
+    /// The non-root users the lab creates, each once, with whether it gets sudo.
+    pub fn users(&self) -> Vec<(String, bool)> {
+        let mut users: Vec<(String, bool)> = Vec::new();
+        for n in self.nodes.iter().filter(|n| n.user != "root") {
+            match users.iter_mut().find(|(u, _)| *u == n.user) {
+                Some((_, sudo)) => *sudo |= n.sudo,
+                None => users.push((n.user.clone(), n.sudo)),
+            }
+        }
+        users
     }
 
     fn checked(
@@ -94,6 +116,8 @@ impl LabSpec {
                 address,
                 port,
                 runtime,
+                user: "root".into(),
+                sudo: false,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -14,7 +14,7 @@ use super::{
     create_dir, io_err, ip, layout_for, read, say, write_file, LabError, LabNode, LabSpec, Layout,
     State, StateNode, ENV_IDENTITY, ENV_KNOWN_HOSTS,
 };
-use super::{layout, preflight};
+use super::{layout, preflight, users};
 use crate::topology::model::Runtime;
 
 /// Brings the lab up; on any failure takes down what was made and returns the error.
@@ -142,7 +142,37 @@ pub(super) fn build(
         &format!("geartopo-lab-{}-client", spec.name),
     )?;
     let client_pub = read(&pub_of(&layout.client_key()))?;
-    write_file(&layout.authorized_keys(), &client_pub, 0o600)?;
+    let users = spec.users();
+    if users.is_empty() {
+        write_file(&layout.authorized_keys(), &client_pub, 0o600)?;
+    } else {
+        // sshd reads a user's authorized keys as that user: the lab's users must
+        // reach this (public) file through the lab directory, whose private files
+        // stay 0600.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&layout.dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(io_err(&layout.dir))?;
+        write_file(&layout.authorized_keys(), &client_pub, 0o644)?;
+        say(
+            out,
+            format!(
+                "  users: {}",
+                users
+                    .iter()
+                    .map(|(u, sudo)| if *sudo {
+                        format!(
+                            "{u} (passwordless sudo, {})",
+                            users::sudoers_file(layout, u).display()
+                        )
+                    } else {
+                        u.clone()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        users::create(layout, &users)?;
+    }
     let driver = sys::storage_driver_for(&layout.dir);
     let mut known_hosts = String::new();
     for node in &spec.nodes {
@@ -340,12 +370,25 @@ pub(super) fn check_node(layout: &Layout, node: &LabNode) -> Result<(), LabError
             ),
         });
     }
+    if node.user != "root" {
+        // The topology's own user logs in, and becomes root without a password.
+        let probe = if node.sudo { "sudo -n true" } else { "true" };
+        ssh_as(layout, node, &node.user, probe).map_err(|e| LabError::Node {
+            node: node.name.clone(),
+            reason: format!("ssh as {} (`{probe}`) failed: {e}", node.user),
+        })?;
+    }
     Ok(())
 }
 
 /// Runs `command` on a node with plain OpenSSH from the control namespace, host key
 /// verified against the lab's known_hosts only.
 pub(super) fn ssh(layout: &Layout, node: &LabNode, command: &str) -> Result<String, LabError> {
+    ssh_as(layout, node, "root", command)
+}
+
+/// `ssh` as `user`.
+fn ssh_as(layout: &Layout, node: &LabNode, user: &str, command: &str) -> Result<String, LabError> {
     let kh = layout.known_hosts().display().to_string();
     Cmd::new("ssh")
         .args([
@@ -375,7 +418,7 @@ pub(super) fn ssh(layout: &Layout, node: &LabNode, command: &str) -> Result<Stri
         .args([
             "-p",
             &node.port.to_string(),
-            &format!("root@{}", node.address),
+            &format!("{user}@{}", node.address),
             command,
         ])
         .in_netns(&layout.control_ns())

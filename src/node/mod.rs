@@ -106,7 +106,8 @@ pub struct CreateSpec {
     /// (protocol, container port, host port)
     pub publish: Vec<(&'static str, u16, u16)>,
     pub env: Vec<(String, String)>,
-    /// Secret values without a line break: passed in a root-only file.
+    /// Secret values: passed in a root-only file, or, with a line break, in the
+    /// environment of the create process (`--env NAME` without a value).
     pub secret_env: Vec<(String, String)>,
     pub image: String,
     pub command: Vec<String>,
@@ -147,12 +148,17 @@ pub enum Firewall {
 pub struct NodeProfile {
     pub runtime: Runtime,
     pub firewall: Firewall,
+    /// Scripts run as root through `sudo -n` (`script::command_line`).
+    pub sudo: bool,
 }
 
 impl NodeProfile {
     /// The profile of a node of the topology.
     pub fn of(node: &Node) -> NodeProfile {
-        NodeProfile::for_runtime(node.runtime)
+        NodeProfile {
+            sudo: node.sudo,
+            ..NodeProfile::for_runtime(node.runtime)
+        }
     }
 
     /// A node with `runtime` and the default of everything else.
@@ -160,6 +166,7 @@ impl NodeProfile {
         NodeProfile {
             runtime,
             firewall: Firewall::Iptables,
+            sudo: false,
         }
     }
 }
@@ -186,6 +193,8 @@ pub struct ScriptedNode {
     cleanup_limit: Duration,
     /// The pid file of a timed-out script that could not be ended.
     stranded: Option<String>,
+    /// The SSH user, for the error when its `sudo -n` is refused.
+    user: String,
 }
 
 /// How long ending a timed-out script may take by default (TERM, five seconds,
@@ -199,6 +208,15 @@ impl ScriptedNode {
             profile,
             cleanup_limit: CLEANUP_LIMIT,
             stranded: None,
+            user: String::new(),
+        }
+    }
+
+    /// The connection to `node` through `transport`, with the node's profile.
+    pub fn for_node(transport: Box<dyn Transport>, node: &Node) -> Self {
+        ScriptedNode {
+            user: node.user.clone(),
+            ..ScriptedNode::new(transport, NodeProfile::of(node))
         }
     }
 
@@ -230,16 +248,26 @@ impl NodeConnection for ScriptedNode {
         let mut text = script::render(&self.profile, ops);
         #[cfg(feature = "testing")]
         text.push_str(crate::apply::pause::remote_hang(ops));
-        let result = self
-            .transport
-            .run(&script::supervise::supervised(&token), text.as_bytes());
+        let result = self.transport.run(
+            &script::wrap(&self.profile, &script::supervise::supervised(&token)),
+            text.as_bytes(),
+        );
+        if let Ok(out) = &result {
+            if self.profile.sudo && out.status == script::SUDO_REFUSED {
+                return Err(TransportError::SudoRefused {
+                    node: self.transport.node().to_string(),
+                    user: self.user.clone(),
+                    reason: out.stderr_str().trim().replace('\n', "; "),
+                });
+            }
+        }
         let Err(TransportError::CommandTimeout { node, secs }) = result else {
             return result;
         };
         let pid_file = script::supervise::pid_file(&token);
         let end = script::supervise::end_script(&token);
         let aftermath = match self.transport.run_within(
-            script::SHELL,
+            &script::wrap(&self.profile, script::SHELL),
             end.as_bytes(),
             self.cleanup_limit,
         ) {
@@ -358,5 +386,109 @@ mod tests {
             "{unlock}"
         );
         assert_eq!(world.log().len(), 2, "the unlock never reached the node");
+    }
+
+    /// A stand-in `sudo` on PATH: `-n true` fails as a sudo that wants a password
+    /// does when `$1` of the test says so; otherwise it runs the command with an
+    /// empty environment but PATH, as `env_reset` does.
+    fn run_with_fake_sudo(wants_password: bool, env: &[(&str, &str)], script: &str) -> Output {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!(
+            "geartopo-fake-sudo-{}-{wants_password}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sudo = dir.join("sudo");
+        let body = if wants_password {
+            "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n"
+        } else {
+            "#!/bin/sh\n[ \"$1\" = -n ] || exit 99\nshift\nexec env -i PATH=\"$PATH\" \"$@\"\n"
+        };
+        std::fs::write(&sudo, body).unwrap();
+        std::fs::set_permissions(&sudo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let profile = NodeProfile {
+            sudo: true,
+            ..NodeProfile::for_runtime(Runtime::Podman)
+        };
+        let line = script::command_line(&profile);
+        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &line])
+            .env_clear()
+            .env("PATH", path)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }
+    }
+
+    #[test]
+    fn under_sudo_the_session_variables_scripts_read_survive_env_reset() {
+        let out = run_with_fake_sudo(
+            false,
+            &[
+                ("GEARTOPO_RUN_DIR", "/l/it's here"),
+                ("DOCKER_HOST", "unix:///l/d.sock"),
+                ("UNRELATED", "x"),
+            ],
+            "env | grep -E '^(GEARTOPO_RUN_DIR|DOCKER_HOST|CONTAINERS_CONF|UNRELATED)=' | sort\n",
+        );
+        assert_eq!(out.status, 0, "{}", out.stderr_str());
+        // Set ones are passed verbatim; unset ones stay unset (not empty).
+        assert_eq!(
+            out.stdout_str(),
+            "DOCKER_HOST=unix:///l/d.sock\nGEARTOPO_RUN_DIR=/l/it's here\n"
+        );
+    }
+
+    #[test]
+    fn a_sudo_that_wants_a_password_is_an_error_naming_node_user_and_fix() {
+        let out = run_with_fake_sudo(true, &[], "echo ran\n");
+        assert_eq!(out.status, script::SUDO_REFUSED);
+        assert!(out.stdout.is_empty(), "nothing of the script ran");
+        let world = FakeWorld::new(move |_, _, _| Ok(out.clone()));
+        let profile = NodeProfile {
+            sudo: true,
+            ..NodeProfile::for_runtime(Runtime::Podman)
+        };
+        let mut node = ScriptedNode {
+            user: "deploy".into(),
+            ..ScriptedNode::new(Box::new(world.transport("node3")), profile)
+        };
+        let e = node.run(&[NodeOp::ReadLock]).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "node node3: `sudo -n` as deploy was refused (sudo: a password is required)"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("deploy ALL=(root) NOPASSWD: ALL"), "{e}");
+        assert!(world.log()[0]
+            .command
+            .starts_with("sh -c 'sudo -n true || exit 77;"));
+    }
+
+    #[test]
+    fn without_sudo_the_command_line_stays_sh_s() {
+        assert_eq!(
+            script::command_line(&NodeProfile::for_runtime(Runtime::Docker)),
+            "sh -s"
+        );
     }
 }

@@ -19,6 +19,48 @@ pub mod supervise;
 /// The command line every script is run with: the script comes on stdin.
 pub const SHELL: &str = "sh -s";
 
+/// Exit status of a round trip on a `sudo` node whose `sudo -n` was refused (it
+/// wanted a password, or the user may not use it): nothing of the script ran.
+pub const SUDO_REFUSED: i32 = 77;
+
+/// The variables a node's sessions may carry that scripts read (the lock's run
+/// directory, podman's configuration, docker's socket): `sudo` resets the
+/// environment, so on a `sudo` node the ones that are set are passed to the root
+/// shell explicitly, by name. `PATH` is not: root's commands are found on sudo's
+/// own `secure_path`.
+pub const SUDO_PASSED_ENV: [&str; 4] = [
+    "GEARTOPO_RUN_DIR",
+    "CONTAINERS_CONF",
+    "CONTAINERS_STORAGE_CONF",
+    "DOCKER_HOST",
+];
+
+/// The command line a node's scripts run with: `sh -s`, or on a `sudo` node the
+/// same shell as root through `sudo -n` (never a prompt: a sudo that wants a
+/// password ends the round trip with `SUDO_REFUSED` before anything ran). The
+/// outer `sh -c '...'` makes the line mean the same whatever the user's login
+/// shell is; the variables set in the session are passed as `env NAME=value`.
+pub fn command_line(profile: &NodeProfile) -> String {
+    wrap(profile, SHELL)
+}
+
+/// `command` (which reads the script on stdin) as the node's profile runs it: as
+/// it is, or as root through `sudo -n` with the session variables scripts read.
+pub fn wrap(profile: &NodeProfile, command: &str) -> String {
+    if !profile.sudo {
+        return command.to_string();
+    }
+    let pass: Vec<String> = SUDO_PASSED_ENV
+        .iter()
+        .map(|v| format!("${{{v}+\"{v}=${v}\"}}"))
+        .collect();
+    let inner = format!(
+        "sudo -n true || exit {SUDO_REFUSED}; exec sudo -n env {} {command}",
+        pass.join(" ")
+    );
+    format!("sh -c {}", quote(&inner))
+}
+
 /// The script for `ops`, run in order in one round trip.
 pub fn render(profile: &NodeProfile, ops: &[NodeOp]) -> String {
     ops.iter().map(|op| render_one(profile, op)).collect()
@@ -258,7 +300,21 @@ fi
     )
 }
 
+/// Whether a secret goes through the create process's environment rather than
+/// the env file (which holds one line per variable).
+fn multi_line(value: &str) -> bool {
+    value.contains('\n')
+}
+
 fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String {
+    // `NAME=value runtime create ... --env NAME`: the assignment is the shell's
+    // own, so the value is in that one process's environment (readable by root
+    // only, in /proc/PID/environ), never in its arguments.
+    let through_env: Vec<&(String, String)> = spec
+        .secret_env
+        .iter()
+        .filter(|(_, v)| multi_line(v))
+        .collect();
     let mut args: Vec<String> = vec![
         runtime.binary().into(),
         "create".into(),
@@ -292,7 +348,15 @@ fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String
         args.push("--env".into());
         args.push(format!("{k}={v}"));
     }
-    let mut line = join(&args);
+    for (k, _) in &through_env {
+        args.push("--env".into());
+        args.push(k.clone());
+    }
+    let mut line: String = through_env
+        .iter()
+        .map(|(k, v)| format!("{k}={} ", quote(v)))
+        .collect();
+    line.push_str(&join(&args));
     if env_file {
         line.push_str(" --env-file \"$envfile\"");
     }
@@ -314,7 +378,8 @@ fn create_script(profile: &NodeProfile, spec: &CreateSpec) -> String {
     if let Some(rules) = &spec.durable {
         s.push_str(&durable_write_lines(profile, rules));
     }
-    if !spec.secret_env.is_empty() {
+    let in_file = spec.secret_env.iter().any(|(_, v)| !multi_line(v));
+    if in_file {
         // Removed however the script ends: normally (EXIT), or by a signal, after
         // which the exit ends the script with the signal's status.
         s.push_str(concat!(
@@ -324,14 +389,14 @@ fn create_script(profile: &NodeProfile, spec: &CreateSpec) -> String {
             "trap 'rm -f \"$envfile\"; exit 130' INT\n",
             "trap 'rm -f \"$envfile\"; exit 143' TERM\n",
         ));
-        for (k, v) in &spec.secret_env {
+        for (k, v) in spec.secret_env.iter().filter(|(_, v)| !multi_line(v)) {
             s.push_str(&format!(
                 "printf '%s\\n' {} >> \"$envfile\"\n",
                 quote(&format!("{k}={v}"))
             ));
         }
     }
-    s.push_str(&create_command(runtime, spec, !spec.secret_env.is_empty()));
+    s.push_str(&create_command(runtime, spec, in_file));
     s.push_str(" >/dev/null\n");
     s.push_str(&init_lines(runtime, &spec.runtime_name));
     s
@@ -532,7 +597,13 @@ mod tests {
             publish: vec![("tcp", 6379, 50000), ("udp", 53, 50001)],
             env: vec![("X".into(), "$(touch /tmp/x); echo".into())],
             secret_env: if secret {
-                vec![("API_KEY".into(), "it's secret".into())]
+                vec![
+                    ("API_KEY".into(), "it's secret".into()),
+                    (
+                        "TLS_KEY".into(),
+                        "-----BEGIN secret-----\nAAAA\n-----END-----".into(),
+                    ),
+                ]
             } else {
                 vec![]
             },
@@ -706,10 +777,26 @@ mod tests {
                 &[NodeOp::Create(spec(true))],
             );
             let with_secret: Vec<&str> = text.lines().filter(|l| l.contains("secret")).collect();
+            let create = format!("{} create", runtime.binary());
             assert_eq!(
                 with_secret,
-                ["printf '%s\\n' 'API_KEY=it'\\''s secret' >> \"$envfile\""],
+                [
+                    "printf '%s\\n' 'API_KEY=it'\\''s secret' >> \"$envfile\"",
+                    "TLS_KEY='-----BEGIN secret-----",
+                ],
                 "{text}"
+            );
+            // The multi-line one is an assignment before the create command, which
+            // names it without a value: in its environment, not its arguments.
+            let line = text.lines().find(|l| l.contains(&create)).unwrap();
+            assert!(
+                line.starts_with("-----END-----' podman create")
+                    || line.starts_with("-----END-----' docker create"),
+                "{line}"
+            );
+            assert!(
+                line.contains(" --env TLS_KEY --env-file \"$envfile\" "),
+                "{line}"
             );
         }
     }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::node::lock::LockHolder;
-use crate::node::{Connections, NodeOp, NodeProfile, ScriptedNode, LOCK_HELD};
+use crate::node::{Connections, NodeOp, ScriptedNode, LOCK_HELD};
 use crate::state::{NodeState, ObservedState};
 use crate::topology::model::{LinkTarget, NodeAddress, Topology};
 use crate::transport::{ConnectOptions, TransportError};
@@ -89,8 +89,7 @@ pub fn connect_all(
             progress.failed(&node.name, &e.to_string());
         }
         connected.map(|t| {
-            Box::new(ScriptedNode::new(t, NodeProfile::of(node)))
-                as Box<dyn crate::node::NodeConnection>
+            Box::new(ScriptedNode::for_node(t, node)) as Box<dyn crate::node::NodeConnection>
         })
     });
     let mut conns = Vec::new();

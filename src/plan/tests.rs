@@ -26,6 +26,9 @@ fn node(name: &str, ip: &str) -> Node {
             first: 4000,
             last: 60000,
         },
+        ssh_host: None,
+        sudo: false,
+        openssh: None,
     }
 }
 

@@ -44,6 +44,12 @@ pub fn check(name: &str, source: &[u8]) -> Result<(Topology, DepGraph), Invalid>
     let topology = raw::read(&text, &mut problems).and_then(|doc| {
         masked = doc.masked.clone();
         let mut checker = Checker {
+            base_dir: Some(
+                std::path::Path::new(name)
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default(),
+            ),
             problems: &mut problems,
             node_names: BTreeSet::new(),
             names: BTreeMap::new(),
@@ -51,6 +57,9 @@ pub fn check(name: &str, source: &[u8]) -> Result<(Topology, DepGraph), Invalid>
         };
         checker.topology(&doc)
     });
+    // A file that is not TOML has no spans to go by: every `value = ...` the
+    // text holds is masked as well (a secret's line may be the one shown).
+    masked.extend(super::secret_mask::value_literals(&text));
     match topology {
         Some((t, Some(graph))) if problems.is_empty() => Ok((t, graph)),
         _ => Err(invalid(name, mask(text, &masked), problems)),
@@ -75,7 +84,14 @@ fn invalid(name: &str, source: String, mut problems: Vec<Problem>) -> Invalid {
 fn mask(text: String, spans: &[Range<usize>]) -> String {
     let mut bytes = text.into_bytes();
     for span in spans {
-        let inner = span.start.saturating_add(1)..span.end.saturating_sub(1);
+        // A string keeps its quotes (one `*` per byte inside); anything else
+        // (a number written where a secret goes) is masked whole.
+        let quoted = matches!(bytes.get(span.start), Some(b'"' | b'\''));
+        let inner = if quoted {
+            span.start.saturating_add(1)..span.end.saturating_sub(1)
+        } else {
+            span.clone()
+        };
         for b in bytes.get_mut(inner).into_iter().flatten() {
             *b = b'*';
         }
@@ -132,6 +148,8 @@ struct Declared<'a> {
 }
 
 struct Checker<'p> {
+    /// The topology file's folder: where `from_file` paths start.
+    base_dir: Option<std::path::PathBuf>,
     problems: &'p mut Vec<Problem>,
     /// Node names declared, including those whose entry was broken.
     node_names: BTreeSet<String>,

@@ -13,6 +13,8 @@ pub mod id;
 pub mod model;
 pub(crate) mod names;
 pub mod raw;
+mod secret_mask;
+pub(crate) mod secret_source;
 
 pub use diag::{Invalid, Problem};
 pub use model::Topology;

@@ -69,6 +69,36 @@ pub struct Node {
     pub known_hosts: PathBuf,
     pub runtime: Runtime,
     pub host_ports: PortRange,
+    /// Where SSH connects when not `address` (which stays the target of links).
+    pub ssh_host: Option<String>,
+    /// Every remote script runs through `sudo -n` (a non-root `user`).
+    pub sudo: bool,
+    /// `Some`: reached with the system's OpenSSH client, with what the topology
+    /// itself sets (the rest comes from ssh_config); `None`: the built-in client.
+    pub openssh: Option<OpenSsh>,
+}
+
+/// What the topology sets for a node reached with OpenSSH: it wins over
+/// ssh_config, which wins over geartopo's defaults (which are not passed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenSsh {
+    /// `user` of the node or `[defaults]`, when written.
+    pub user: Option<String>,
+    /// `port` of the node or `[defaults]`, when written.
+    pub port: Option<u16>,
+    /// `known_hosts` of the node or `[defaults]`, when written.
+    pub known_hosts: Option<PathBuf>,
+}
+
+impl Node {
+    /// The host SSH connects to: `ssh_host`, else the address; `None` for `local`.
+    pub fn ssh_target(&self) -> Option<&str> {
+        match (&self.ssh_host, &self.address) {
+            (Some(h), _) => Some(h),
+            (None, NodeAddress::Remote(a)) => Some(a),
+            (None, NodeAddress::Local) => None,
+        }
+    }
 }
 
 /// Transport protocol of a published port or a link.

@@ -96,6 +96,22 @@ pub struct RawDefaults {
     /// `on-failure`, `on-failure:N`, `always` (default), `unless-stopped`.
     #[schemars(with = "Option<String>")]
     pub restart: Option<Spanned<String>>,
+    /// Run every remote script through `sudo -n` (default `false`): for a `user`
+    /// that is not root but may become root without a password.
+    #[schemars(with = "Option<bool>")]
+    pub sudo: Option<Spanned<bool>>,
+    /// SSH client: `ssh2` (built in, the default) or `openssh` (the system's `ssh`,
+    /// which reads `~/.ssh/config`).
+    #[schemars(with = "Option<RawTransport>")]
+    pub transport: Option<Spanned<RawTransport>>,
+}
+
+/// The SSH client a node is reached with.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawTransport {
+    Ssh2,
+    Openssh,
 }
 
 /// `[nodes.NAME]`: one host.
@@ -123,6 +139,17 @@ pub struct RawNode {
     /// Overrides `defaults.host_ports`.
     #[schemars(with = "Option<String>")]
     pub host_ports: Option<Spanned<String>>,
+    /// Where SSH connects, when not `address`: a DNS name, an IP address (with the
+    /// OpenSSH transport also a `~/.ssh/config` Host alias). `address` stays what
+    /// links lead to.
+    #[schemars(with = "Option<String>")]
+    pub ssh_host: Option<Spanned<String>>,
+    /// Overrides `defaults.sudo`.
+    #[schemars(with = "Option<bool>")]
+    pub sudo: Option<Spanned<bool>>,
+    /// Overrides `defaults.transport`.
+    #[schemars(with = "Option<RawTransport>")]
+    pub transport: Option<Spanned<RawTransport>>,
 }
 
 /// `[containers.NAME]`: one container, or `replicas` of it.
@@ -189,13 +216,54 @@ pub enum RawEnvValue {
     Table(RawEnvTable),
 }
 
-/// `{ value = "...", secret = true }`: a secret value is never printed.
+/// `{ value = "...", secret = true }`: a secret value is never printed. Instead of
+/// `value`, `from_env = "NAME"` (the geartopo process's environment) or
+/// `from_file = "PATH"` (beside the topology, mode 0600 or 0400): both are secret.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnvTable {
-    pub value: String,
+    /// The value, written in the file.
+    #[serde(default, deserialize_with = "some_unechoed_string")]
+    pub value: Option<String>,
+    /// The name of a variable of geartopo's own environment that holds the value.
+    pub from_env: Option<String>,
+    /// A file holding the value (one trailing newline dropped), relative to the
+    /// topology file's folder; group and others must have no access to it.
+    pub from_file: Option<String>,
     #[serde(default)]
     pub secret: bool,
+}
+
+fn some_unechoed_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    unechoed_string(d).map(Some)
+}
+
+/// A string; any other type is refused without echoing the value (serde's own
+/// message would print it, and this value may be a secret).
+fn unechoed_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<String, E> {
+            Err(E::invalid_type(de::Unexpected::Other("an integer"), &self))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<String, E> {
+            Err(E::invalid_type(de::Unexpected::Other("an integer"), &self))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<String, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a float"), &self))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<String, E> {
+            Err(E::invalid_type(de::Unexpected::Other("a boolean"), &self))
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// A link: the table form or geard's string form.
@@ -273,7 +341,7 @@ impl<'de> Deserialize<'de> for RawEnvValue {
         impl<'de> Visitor<'de> for V {
             type Value = RawEnvValue;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string or a table `{ value = \"...\", secret = true }`")
+                f.write_str("a string or a table `{ value = \"...\", secret = true }` (or `{ from_env = \"NAME\" }`, `{ from_file = \"PATH\" }`)")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEnvValue, E> {
                 Ok(RawEnvValue::Plain(v.to_owned()))
@@ -281,17 +349,6 @@ impl<'de> Deserialize<'de> for RawEnvValue {
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEnvValue, A::Error> {
                 RawEnvTable::deserialize(de::value::MapAccessDeserializer::new(map))
                     .map(RawEnvValue::Table)
-                    .map_err(|e| {
-                        // Say which form the table is read as, not only what it lacks.
-                        if e.to_string().starts_with("missing field `value`") {
-                            de::Error::custom(
-                                "an env value written as a table needs `value`: \
-                                 the form is `{ value = \"...\", secret = true }`",
-                            )
-                        } else {
-                            e
-                        }
-                    })
             }
         }
         d.deserialize_any(V)

@@ -10,6 +10,7 @@ use crate::topology::model::{Node, NodeAddress};
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod local;
+pub mod openssh;
 pub mod ssh;
 pub mod trace;
 
@@ -69,6 +70,12 @@ pub enum TransportError {
     HostKeyTypeNotOnRecord(Box<KeyTypeRefusal>),
     #[error("node {node}: authentication as {user} failed: {reason}")]
     Auth {
+        node: String,
+        user: String,
+        reason: String,
+    },
+    #[error("node {node}: `sudo -n` as {user} was refused ({reason}); nothing was run or changed on this node. With sudo = true, geartopo runs every script as root through `sudo -n`, which must not ask for a password: give {user} passwordless sudo on the node (a sudoers line `{user} ALL=(root) NOPASSWD: ALL`, see docs/fleets.md), or log in as root with sudo = false")]
+    SudoRefused {
         node: String,
         user: String,
         reason: String,
@@ -161,7 +168,10 @@ pub fn connect(
             &node.name,
             options.command_timeout,
         )),
-        NodeAddress::Remote(_) => Box::new(ssh::SshTransport::connect(node, options)?),
+        NodeAddress::Remote(_) => match &node.openssh {
+            Some(o) => Box::new(openssh::OpenSshTransport::connect(node, o, options)?),
+            None => Box::new(ssh::SshTransport::connect(node, options)?),
+        },
     };
     Ok(trace::from_env(transport))
 }

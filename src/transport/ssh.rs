@@ -16,7 +16,7 @@ mod auth;
 mod host_keys;
 
 use super::{ConnectOptions, Output, Transport, TransportError};
-use crate::topology::model::{Node, NodeAddress};
+use crate::topology::model::Node;
 use auth::authenticate;
 pub use host_keys::fingerprint_sha256;
 use host_keys::{
@@ -49,9 +49,10 @@ impl SshTransport {
     /// `GEARTOPO_IDENTITY` and `GEARTOPO_KNOWN_HOSTS`, when set and non-empty,
     /// replace the node's identity and known_hosts file.
     pub fn connect(node: &Node, options: &ConnectOptions) -> Result<Self, TransportError> {
-        let host = match &node.address {
-            NodeAddress::Remote(host) => host.clone(),
-            NodeAddress::Local => {
+        // `ssh_host` when set: the address stays what links lead to.
+        let host = match node.ssh_target() {
+            Some(host) => host.to_string(),
+            None => {
                 return Err(TransportError::Connect {
                     node: node.name.clone(),
                     address: "local".into(),

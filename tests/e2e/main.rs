@@ -11,6 +11,7 @@ mod docker_cases;
 mod durable_cases;
 mod fault_cases;
 mod fault_matrix_cases;
+mod fleet_cases;
 mod harness;
 mod lab_cases;
 mod ownership_cases;
@@ -66,6 +67,11 @@ const CASES: &[Case] = &[
     ("unreachable_node_is_named", core_cases::unreachable_node_is_named),
     ("show_reports_links_in_force", core_cases::show_reports_links_in_force),
     ("secret_env_reaches_the_container_unshown", core_cases::secret_env_reaches_the_container_unshown),
+    // Real fleets: node3 is reached as a non-root user with sudo.
+    ("fleet_sudo_user_plan_apply_show_lock_destroy", fleet_cases::sudo_user_plan_apply_show_lock_destroy),
+    ("fleet_sudo_wanting_a_password_is_a_clear_error", fleet_cases::sudo_wanting_a_password_is_a_clear_error),
+    ("fleet_secrets_from_env_and_file", fleet_cases::secrets_from_env_and_file),
+    ("fleet_openssh_transport_plan_apply_destroy", fleet_cases::openssh_transport_plan_apply_destroy),
     // Faults: killed and interrupted applies, the locks they leave.
     ("fault_killed_apply_leaves_a_stale_lock", fault_cases::killed_apply_leaves_a_stale_lock),
     ("fault_ctrl_c_at_the_prompt_changes_nothing", fault_cases::ctrl_c_at_the_prompt_changes_nothing),

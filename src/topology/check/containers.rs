@@ -11,7 +11,8 @@ use super::{protocol, suggest, Checker, Declared, Named};
 use crate::topology::diag::Problem;
 use crate::topology::model::{EnvValue, Publish, RestartPolicy};
 use crate::topology::names::{MAX_CONTAINERS, MAX_NAME};
-use crate::topology::raw::{Document, Entry, RawContainer, RawEnvValue};
+use crate::topology::raw::{Document, Entry, RawContainer, RawEnvTable, RawEnvValue};
+use crate::topology::secret_source;
 
 /// Most replicas one container may have: enough for any cluster, small enough that
 /// a typo (`replicas = 30000`) is caught instead of planned.
@@ -298,6 +299,52 @@ impl Checker<'_> {
         cmd.get_ref().iter().map(|a| a.get_ref().clone()).collect()
     }
 
+    /// An env value in the table form: written (`value`), or read now from
+    /// geartopo's environment or a file beside the topology (always secret).
+    fn env_table(&mut self, key: &str, t: &RawEnvTable, span: Range<usize>) -> Option<EnvValue> {
+        let given = [
+            t.value.is_some(),
+            t.from_env.is_some(),
+            t.from_file.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            self.push(Problem::at(
+                format!("env {key}: a table needs exactly one of `value`, `from_env`, `from_file`"),
+                span,
+                "the form is `{ value = \"...\", secret = true }`, `{ from_env = \"NAME\" }` or `{ from_file = \"PATH\" }`",
+            ));
+            return None;
+        }
+        if let Some(v) = &t.value {
+            return Some(EnvValue {
+                value: v.clone(),
+                secret: t.secret,
+            });
+        }
+        let read = match (&t.from_env, &t.from_file) {
+            (Some(var), _) => secret_source::from_env(var),
+            (_, Some(file)) => secret_source::from_file(self.base_dir.as_deref(), file),
+            _ => unreachable!("exactly one is given"),
+        };
+        match read {
+            Ok(value) => Some(EnvValue {
+                value,
+                secret: true,
+            }),
+            Err((label, help)) => {
+                self.push(
+                    Problem::at(
+                        format!("env {key}: cannot read its secret value"),
+                        span,
+                        label,
+                    )
+                    .help(help),
+                );
+                None
+            }
+        }
+    }
+
     pub(super) fn env(&mut self, raw: &RawContainer) -> BTreeMap<String, EnvValue> {
         let mut out = BTreeMap::new();
         let Some(env) = &raw.env else { return out };
@@ -332,11 +379,25 @@ impl Checker<'_> {
                     value: s.clone(),
                     secret: false,
                 },
-                RawEnvValue::Table(t) => EnvValue {
-                    value: t.value.clone(),
-                    secret: t.secret,
+                RawEnvValue::Table(t) => match self.env_table(k, t, value.span()) {
+                    Some(v) => v,
+                    None => continue,
                 },
             };
+            if v.secret && v.value.contains('\n') && read_by_the_runtime_client(k) {
+                // Such a value reaches the container through the environment of
+                // `podman/docker create` (an env file holds one line), where a
+                // name the client itself reads would change what the client does.
+                self.push(
+                    Problem::at(
+                        format!("secret {k} spans several lines and has a name podman and docker read themselves"),
+                        key.span(),
+                        "a multi-line secret is passed in the create command's environment",
+                    )
+                    .help("rename the variable (the image can read it under another name), or keep the value on one line"),
+                );
+                continue;
+            }
             if v.value.contains('\0') {
                 // The span is of the whole value: a secret's text is never shown, only where it is.
                 self.push(Problem::at(
@@ -398,4 +459,43 @@ impl Checker<'_> {
         }
         out
     }
+}
+
+/// Variables the container clients, their Go runtime or the shell read (a prefix
+/// ends in `_`): a multi-line secret cannot have such a name.
+fn read_by_the_runtime_client(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "SHELL",
+        "IFS",
+        "ENV",
+        "USER",
+        "LANG",
+        "TZ",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "GODEBUG",
+        "GOTRACEBACK",
+        "GOGC",
+        "GOMAXPROCS",
+        "REGISTRY_AUTH_FILE",
+        "STORAGE_DRIVER",
+        "STORAGE_OPTS",
+    ];
+    const PREFIXES: &[&str] = &[
+        "LD_",
+        "LC_",
+        "CONTAINERS_",
+        "DOCKER_",
+        "PODMAN_",
+        "BUILDAH_",
+        "XDG_",
+        "SSL_",
+    ];
+    let upper = name.to_ascii_uppercase();
+    NAMES.contains(&upper.as_str()) || PREFIXES.iter().any(|p| upper.starts_with(p))
 }

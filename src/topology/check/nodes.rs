@@ -9,9 +9,9 @@ use serde_spanned::Spanned;
 
 use super::Checker;
 use crate::topology::diag::Problem;
-use crate::topology::model::{Node, NodeAddress, PortRange, Runtime};
+use crate::topology::model::{Node, NodeAddress, OpenSsh, PortRange, Runtime};
 use crate::topology::names::host_problem;
-use crate::topology::raw::{Document, Entry, RawRuntime};
+use crate::topology::raw::{Document, Entry, RawRuntime, RawTransport};
 
 impl Checker<'_> {
     pub(super) fn nodes(&mut self, doc: &Document) -> BTreeMap<String, Node> {
@@ -31,6 +31,11 @@ impl Checker<'_> {
             first: 4000,
             last: 60000,
         });
+        let default_sudo = d.sudo.as_ref().map(|s| *s.get_ref()).unwrap_or(false);
+        let default_openssh = d
+            .transport
+            .as_ref()
+            .is_some_and(|t| *t.get_ref() == RawTransport::Openssh);
 
         let mut nodes = BTreeMap::new();
         for Entry {
@@ -43,6 +48,7 @@ impl Checker<'_> {
             let good_name = self.entity_name("node", name, key_span.clone());
             let Some(raw) = value else { continue };
             let address = self.address(&raw.address);
+            let ssh_host = self.ssh_host(raw.ssh_host.as_ref(), address.as_ref());
             let node = Node {
                 name: name.clone(),
                 address: address.unwrap_or(NodeAddress::Local),
@@ -64,6 +70,30 @@ impl Checker<'_> {
                 host_ports: self
                     .host_ports(raw.host_ports.as_ref())
                     .unwrap_or(default_range),
+                ssh_host,
+                sudo: raw
+                    .sudo
+                    .as_ref()
+                    .map(|s| *s.get_ref())
+                    .unwrap_or(default_sudo),
+                openssh: raw
+                    .transport
+                    .as_ref()
+                    .map(|t| *t.get_ref() == RawTransport::Openssh)
+                    .unwrap_or(default_openssh)
+                    .then(|| OpenSsh {
+                        user: raw
+                            .user
+                            .as_ref()
+                            .or(d.user.as_ref())
+                            .map(|u| u.get_ref().clone()),
+                        port: raw.port.as_ref().or(d.port.as_ref()).map(|p| *p.get_ref()),
+                        known_hosts: raw
+                            .known_hosts
+                            .as_ref()
+                            .or(d.known_hosts.as_ref())
+                            .map(|k| expand_tilde(k.get_ref())),
+                    }),
             };
             if good_name {
                 nodes.insert(name.clone(), node);
@@ -86,6 +116,35 @@ impl Checker<'_> {
             return None;
         }
         Some(NodeAddress::Remote(s.clone()))
+    }
+
+    /// `ssh_host`: a host name or address, as `address` is; meaningless on `local`.
+    fn ssh_host(
+        &mut self,
+        h: Option<&Spanned<String>>,
+        address: Option<&NodeAddress>,
+    ) -> Option<String> {
+        let h = h?;
+        let s = h.get_ref();
+        if address == Some(&NodeAddress::Local) {
+            self.push(
+                Problem::at(
+                    "ssh_host on a local node",
+                    h.span(),
+                    "a `local` node is reached without SSH",
+                )
+                .help("remove ssh_host, or give the node its network address"),
+            );
+            return None;
+        }
+        if let Some(why) = host_problem(s) {
+            self.push(
+                Problem::at(format!("invalid ssh_host {s:?}"), h.span(), why)
+                    .help("ssh_host is a DNS name, an IPv4 address or an ssh_config Host alias"),
+            );
+            return None;
+        }
+        Some(s.clone())
     }
 
     pub(super) fn user(&mut self, u: Option<&Spanned<String>>) -> Option<String> {

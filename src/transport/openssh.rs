@@ -1,0 +1,268 @@
+//! SSH transport through the system's OpenSSH client (`transport = "openssh"`):
+//! every command is one `ssh` process, so `~/.ssh/config` (Host aliases,
+//! HostName, User, Port, IdentityFile, ProxyJump, UserKnownHostsFile,
+//! certificates, the agent) applies as for any ssh user. Precedence: what the
+//! topology writes (passed with `-l`, `-p`, `-i`, `-o UserKnownHostsFile`) wins,
+//! then ssh_config, then ssh's own defaults. Host keys are checked strictly
+//! (`StrictHostKeyChecking=yes`, or `accept-new` with `--accept-new-host-keys`).
+//! One master connection per node is shared by every invocation of geartopo
+//! (ControlMaster in a private folder, `CONTROL_PERSIST` seconds after last use).
+//! Nothing here knows what the commands do.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{ConnectOptions, Output, Transport, TransportError};
+use crate::topology::model::{Node, OpenSsh};
+
+/// How long a master connection outlives its last use, in seconds.
+pub const CONTROL_PERSIST: u64 = 300;
+/// Overrides where the master connections' sockets live (the lab and tests).
+pub const ENV_CONTROL_DIR: &str = "GEARTOPO_SSH_CONTROL_DIR";
+
+/// A node reached with `ssh`.
+pub struct OpenSshTransport {
+    node: String,
+    args: Vec<String>,
+    target: String,
+    command_timeout: Duration,
+}
+
+/// The private folder of the master sockets: `$GEARTOPO_SSH_CONTROL_DIR`, else
+/// `$XDG_RUNTIME_DIR/geartopo-ssh`, else `~/.ssh/geartopo-cm`; created 0700, and
+/// refused when another user owns it or group or others may use it.
+pub fn control_dir() -> Result<PathBuf, String> {
+    let dir = control_dir_path()?;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let meta = std::fs::symlink_metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != me || meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} must be a folder of this user with mode 0700 (it holds SSH master sockets)",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
+/// Where `control_dir` is, without creating it.
+pub fn control_dir_path() -> Result<PathBuf, String> {
+    Ok(
+        if let Some(d) = std::env::var_os(ENV_CONTROL_DIR).filter(|d| !d.is_empty()) {
+            PathBuf::from(d)
+        } else if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            PathBuf::from(d).join("geartopo-ssh")
+        } else {
+            let home = std::env::var_os("HOME").ok_or("neither XDG_RUNTIME_DIR nor HOME is set")?;
+            PathBuf::from(home).join(".ssh/geartopo-cm")
+        },
+    )
+}
+
+/// The `ssh` options for `node`, master connection included.
+fn ssh_args(node: &Node, o: &OpenSsh, options: &ConnectOptions, dir: &Path) -> Vec<String> {
+    let strict = if options.accept_new_host_keys {
+        "accept-new"
+    } else {
+        "yes"
+    };
+    let mut args: Vec<String> = [
+        "-T",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        &format!("StrictHostKeyChecking={strict}"),
+        "-o",
+        &format!(
+            "ConnectTimeout={}",
+            options.connect_timeout.as_secs().max(1)
+        ),
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        &format!("ControlPath={}/%C", dir.display()),
+        "-o",
+        &format!("ControlPersist={CONTROL_PERSIST}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if let Some(user) = &o.user {
+        args.extend(["-l".into(), user.clone()]);
+    }
+    if let Some(port) = o.port {
+        args.extend(["-p".into(), port.to_string()]);
+    }
+    let env_path = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(identity) = env_path(super::ssh::ENV_IDENTITY).or_else(|| node.identity.clone()) {
+        args.extend([
+            "-i".into(),
+            identity.display().to_string(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+        ]);
+    }
+    if let Some(kh) = env_path(super::ssh::ENV_KNOWN_HOSTS).or_else(|| o.known_hosts.clone()) {
+        args.extend(["-o".into(), format!("UserKnownHostsFile={}", kh.display())]);
+    }
+    args
+}
+
+impl OpenSshTransport {
+    /// Prepares the `ssh` command line for `node` and runs `true` through it, which
+    /// opens (or reuses) the master connection and reports a connection error now.
+    pub fn connect(
+        node: &Node,
+        o: &OpenSsh,
+        options: &ConnectOptions,
+    ) -> Result<Self, TransportError> {
+        let target = node.ssh_target().unwrap_or_default().to_string();
+        let connect_err = |reason: String| TransportError::Connect {
+            node: node.name.clone(),
+            address: target.clone(),
+            reason,
+        };
+        let dir = control_dir().map_err(connect_err)?;
+        let mut t = OpenSshTransport {
+            node: node.name.clone(),
+            args: ssh_args(node, o, options, &dir),
+            target: target.clone(),
+            command_timeout: options.connect_timeout + Duration::from_secs(5),
+        };
+        let out = t.run("true", b"")?;
+        if !out.success() {
+            return Err(connect_err(format!("ssh: {}", out.stderr_str().trim())));
+        }
+        t.command_timeout = options.command_timeout;
+        Ok(t)
+    }
+
+    /// Stops this node's master connection (`ssh -O exit`), if one runs.
+    pub fn stop_master(&self) {
+        let _ = Command::new("ssh")
+            .args(&self.args)
+            .args(["-O", "exit", "--", &self.target])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Transport for OpenSshTransport {
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
+        let io = |reason: String| TransportError::Io {
+            node: self.node.clone(),
+            reason,
+        };
+        // stderr goes to a file, not a pipe: a master that `ssh` forks keeps the
+        // stderr it was started with open for `CONTROL_PERSIST` seconds.
+        let mut err_file = tempfile_in_control_dir().map_err(|e| io(e.to_string()))?;
+        let mut child = Command::new("ssh")
+            .args(&self.args)
+            .arg("--")
+            .arg(&self.target)
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(err_file.0.try_clone().map_err(|e| io(e.to_string()))?)
+            .spawn()
+            .map_err(|e| io(format!("cannot run ssh: {e}")))?;
+        let mut input = child.stdin.take().expect("piped");
+        let data = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
+        let mut output = child.stdout.take().expect("piped");
+        let reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = output.read_to_end(&mut buf);
+            buf
+        });
+        let deadline = Instant::now() + self.command_timeout;
+        let status = loop {
+            match child.try_wait().map_err(|e| io(e.to_string()))? {
+                Some(status) => break status,
+                None if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(TransportError::CommandTimeout {
+                        node: self.node.clone(),
+                        secs: self.command_timeout.as_secs(),
+                    });
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        };
+        let _ = writer.join();
+        let stdout = reader.join().unwrap_or_default();
+        let mut stderr = Vec::new();
+        use std::io::Seek;
+        err_file.0.rewind().map_err(|e| io(e.to_string()))?;
+        err_file
+            .0
+            .read_to_end(&mut stderr)
+            .map_err(|e| io(e.to_string()))?;
+        use std::os::unix::process::ExitStatusExt;
+        let code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        Ok(Output {
+            status: code,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// An anonymous file (unlinked at once) for one command's stderr.
+struct TempFile(std::fs::File);
+
+fn tempfile_in_control_dir() -> std::io::Result<TempFile> {
+    let dir = std::env::temp_dir();
+    for n in 0..100u32 {
+        let path = dir.join(format!(
+            "geartopo-ssh-err-{}-{}-{n}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        ));
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(f) => {
+                let _ = std::fs::remove_file(&path);
+                return Ok(TempFile(f));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("no free temporary file name"))
+}
+
+use std::os::unix::fs::OpenOptionsExt;
