@@ -13,6 +13,7 @@
 #          40 links) by geartopo and by Ansible, and beside it the runtime's own
 #          create/init/start of the same 8 containers, timed on the nodes
 # Usage, as root: bash bench/floor.sh [read] [floor] [wide] [ansible]  (default: all)
+# GEARTOPO_BIN: a geartopo binary to use instead of building one (release).
 # Holds /tmp/geartopo-e2e.lock while its lab is up (clean CPU figures, no clash
 # with the end-to-end tests); always takes the lab down, also on failure.
 set -euo pipefail
@@ -23,9 +24,12 @@ parts=${*:-read floor wide ansible}
 want() { case " $parts " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 find_cargo
 
-step "building geartopo (release)"
-(cargo build --quiet --release --bin geartopo)
-gt=$target_dir/release/geartopo
+gt=${GEARTOPO_BIN:-}
+if [ -z "$gt" ]; then
+  step "building geartopo (release)"
+  (cargo build --quiet --release --bin geartopo)
+  gt=$target_dir/release/geartopo
+fi
 [ -f images/out/geartopo-busybox.tar ] || bash images/build.sh
 NET=198.19.0
 export GTB_NET=$NET GTB_LAB=gtp-lab

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use geartopo::node::{Connections, NodeConnection, NodeOp};
 use geartopo::observe::{observe_with, parallel_map, NoProgress};
 use geartopo::plan::plan;
-use geartopo::render::plan_text;
+use geartopo::render::{plan_text, Style};
 use geartopo::testing::{applied_output, empty_state};
 use geartopo::transport::{Output, TransportError};
 
@@ -130,7 +130,7 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
     let state = observe_with(&t, &mut conns, parallelism, None, &NoProgress).expect("reads");
     let read = start.elapsed() - connected;
     let p = plan(&t, &state, None).expect("plans");
-    let shown = plan_text(&p, Default::default());
+    let shown = plan_text(&p, Style::plain());
     let total = start.elapsed();
     assert!(!p.has_changes(), "as applied: no changes\n{shown}");
     let waves = nodes.div_ceil(parallelism);
