@@ -57,6 +57,7 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 now() { date +%s.%N; }
 # Seconds that "$@" took (output to $out/last.log, shown when it fails).

@@ -152,8 +152,17 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
 }
 
 const COLUMNS: [&str; 11] = [
-    "nodes", "delay ms", "links", "waves", "ideal s", "connect s", "read s", "total s", "x ideal",
-    "RSS in MB", "peak MB",
+    "nodes",
+    "delay ms",
+    "links",
+    "waves",
+    "ideal s",
+    "connect s",
+    "read s",
+    "total s",
+    "x ideal",
+    "RSS in MB",
+    "peak MB",
 ];
 
 fn main() {
@@ -206,7 +215,10 @@ fn main() {
                 .output()
                 .expect("runs the child");
             if !out.status.success() {
-                eprintln!("{n} nodes, {ms} ms: {}", String::from_utf8_lossy(&out.stderr));
+                eprintln!(
+                    "{n} nodes, {ms} ms: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 std::process::exit(1);
             }
             let text = String::from_utf8_lossy(&out.stdout);

@@ -112,7 +112,11 @@ pub fn applied_output(t: &Topology, p: &Plan, node: &str) -> String {
             1000 + i
         ));
         let values: Vec<&str> = crate::node::SYSCTLS.iter().map(|(_, v)| *v).collect();
-        out.push_str(&format!("{} {}\n", Section::Sysctl.header(), values.join(" ")));
+        out.push_str(&format!(
+            "{} {}\n",
+            Section::Sysctl.header(),
+            values.join(" ")
+        ));
         // As iptables-save shows the restored chains and their jumps.
         let restore = crate::rules::render_restore(&t.name, &d.container, &d.rules);
         for l in restore.lines() {
@@ -140,8 +144,8 @@ mod tests {
         let p = crate::plan::plan(&t, &empty_state(&t), None).unwrap();
         let state = applied_state(&t, &p);
         for node in t.nodes.keys() {
-            let read = crate::observe::parse_node(node, &t.name, &applied_output(&t, &p, node))
-                .unwrap();
+            let read =
+                crate::observe::parse_node(node, &t.name, &applied_output(&t, &p, node)).unwrap();
             assert_eq!(read.containers, state.nodes[node].containers, "{node}");
         }
         let mut read = state.clone();

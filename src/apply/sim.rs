@@ -99,14 +99,26 @@ impl Sim {
                         .iter()
                         .map(|(h, p, pr)| format!("0.0.0.0:{h}->{p}/{pr}"))
                         .collect();
-                    let topology = c.labels.get("geartopo.topology").cloned().unwrap_or_default();
-                    out.push_str(&format!("{}|{}|{}|{topology}\n", c.name, ports.join(", "), c.id));
+                    let topology = c
+                        .labels
+                        .get("geartopo.topology")
+                        .cloned()
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        "{}|{}|{}|{topology}\n",
+                        c.name,
+                        ports.join(", "),
+                        c.id
+                    ));
                 }
                 out.push_str(&line(Section::Inspect));
                 for c in &cs {
                     let mut bindings = serde_json::Map::new();
                     for (h, p, pr) in &c.publish {
-                        bindings.insert(format!("{p}/{pr}"), serde_json::json!([{"HostIp": "", "HostPort": h}]));
+                        bindings.insert(
+                            format!("{p}/{pr}"),
+                            serde_json::json!([{"HostIp": "", "HostPort": h}]),
+                        );
                     }
                     let v = serde_json::json!({"Id": c.id, "Name": format!("/{}", c.name), "State": {"Status": c.status, "Pid": c.pid},
                         "Config": {"Image": c.image, "Labels": c.labels}, "HostConfig": {"PortBindings": bindings}});

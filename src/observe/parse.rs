@@ -86,7 +86,12 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                 };
                 let list = list.unwrap_or_default();
                 for v in &list {
-                    for name in v.get("Names").and_then(Value::as_array).into_iter().flatten() {
+                    for name in v
+                        .get("Names")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         if let Some(name) = name.as_str().filter(|n| !n.is_empty()) {
                             state.names.insert(name.to_string());
                         }
@@ -242,7 +247,12 @@ fn inspect_body(body: &str) -> Result<Vec<Value>, serde_json::Error> {
 /// is a list of `{container_port, host_port, range, protocol}` (null when none).
 fn listed_ports(v: &Value) -> Vec<PublishedPort> {
     let mut out = Vec::new();
-    for p in v.get("Ports").and_then(Value::as_array).into_iter().flatten() {
+    for p in v
+        .get("Ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let protocol = match p.get("protocol").and_then(Value::as_str) {
             Some("tcp") => ProtocolName::Tcp,
             Some("udp") => ProtocolName::Udp,
@@ -636,7 +646,10 @@ COMMIT
         let end = PODMAN_LIST_SAMPLE.find("@@geartopo end").unwrap();
         let out = PODMAN_LIST_SAMPLE.replace(&PODMAN_LIST_SAMPLE[start..end], "");
         let e = parse_node("node4", "todo", &out).unwrap_err().to_string();
-        assert!(e.contains("node4") && e.contains("todo-redisdb") && e.contains("4242"), "{e}");
+        assert!(
+            e.contains("node4") && e.contains("todo-redisdb") && e.contains("4242"),
+            "{e}"
+        );
     }
 
     /// docker: one listing `NAME|PORTS|ID|TOPOLOGY` and one inspect line
@@ -658,7 +671,10 @@ d1 0 {"Id":"d1","Name":"/todo-app1","State":{"Status":"exited","Pid":0},"Config"
         let names: Vec<&str> = s.names.iter().map(String::as_str).collect();
         assert_eq!(names, ["odd", "todo-app1", "web"]);
         let taken: Vec<_> = s.taken_ports.iter().cloned().collect();
-        assert_eq!(taken, vec![(ProtocolName::Tcp, 8080), (ProtocolName::Tcp, 9000)]);
+        assert_eq!(
+            taken,
+            vec![(ProtocolName::Tcp, 8080), (ProtocolName::Tcp, 9000)]
+        );
         let c = &s.containers["app1"];
         assert_eq!(c.runtime_name, "todo-app1");
         assert_eq!(c.state, RunState::Stopped("exited".into()));
