@@ -27,7 +27,14 @@ use geartopo::render::{plan_text, Style};
 use geartopo::testing::{applied_output, empty_state};
 use geartopo::transport::{Output, TransportError};
 
-const CONTAINERS: usize = 10;
+/// Containers a node (`GEARTOPO_BENCH_CONTAINERS`, default 10): a topology holds
+/// at most 10,000 containers, so 5,000 nodes run with 2.
+fn containers() -> usize {
+    std::env::var("GEARTOPO_BENCH_CONTAINERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
 const LINKS: usize = 10;
 const CHILD: &str = "GEARTOPO_BENCH_SCALE_CHILD";
 
@@ -41,7 +48,7 @@ fn topology_text(nodes: usize) -> String {
         t.push_str(&format!("\n[nodes.n{i}]\naddress = \"{}\"\n", addr(i)));
     }
     for i in 0..nodes {
-        for k in 0..CONTAINERS {
+        for k in 0..containers() {
             let links: Vec<String> = (0..LINKS)
                 .map(|j| {
                     let listen = format!("127.0.0.1:{}", 7000 + j);
@@ -52,7 +59,11 @@ fn topology_text(nodes: usize) -> String {
                             50000 + j
                         )
                     } else {
-                        format!("{{ to = \"n{}c{j}:6379\", listen = \"{listen}\" }}", i - 1)
+                        format!(
+                            "{{ to = \"n{}c{}:6379\", listen = \"{listen}\" }}",
+                            i - 1,
+                            j % containers()
+                        )
                     }
                 })
                 .collect();
@@ -192,9 +203,10 @@ fn main() {
         .filter_map(|d| d.parse().ok())
         .collect();
     println!(
-        "plan over a simulated transport: {CONTAINERS} containers and {} links a node, \
+        "plan over a simulated transport: {} containers and {} links a node, \
          --parallelism {parallelism}; each node answers connect, then read, after the delay",
-        CONTAINERS * LINKS
+        containers(),
+        containers() * LINKS
     );
     println!("  ideal = waves x 2 x delay; RSS in: the captured outputs and model before the plan; peak: VmHWM");
     let widths = [6, 9, 8, 6, 8, 10, 8, 8, 8, 10, 8];
@@ -211,6 +223,7 @@ fn main() {
     for &ms in &delays {
         for &n in &sizes {
             let out = Command::new(&exe)
+                .stderr(std::process::Stdio::piped())
                 .env(CHILD, format!("{n},{ms}"))
                 .output()
                 .expect("runs the child");
