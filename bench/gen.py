@@ -19,6 +19,10 @@ import sys
 
 IMAGE = "localhost/geartopo-busybox:latest"
 NODES = 20
+# The lab's /24 and name; bench/floor.sh sets its own (198.19.0, gtp-lab) so that
+# it never meets the end-to-end lab's 198.18.0.1-5.
+NET = os.environ.get("GTB_NET", "198.18.0")
+LAB = os.environ.get("GTB_LAB", "gtb-lab")
 
 
 def node_name(i):
@@ -27,7 +31,7 @@ def node_name(i):
 
 def nodes_toml(n):
     return "".join(
-        f'\n[nodes.{node_name(i)}]\naddress = "198.18.0.{i}"\n' for i in range(1, n + 1)
+        f'\n[nodes.{node_name(i)}]\naddress = "{NET}.{i}"\n' for i in range(1, n + 1)
     )
 
 
@@ -59,7 +63,7 @@ def write(path, text):
 
 
 def inputs(out):
-    write(f"{out}/lab.toml", 'name = "gtb-lab"\n' + nodes_toml(NODES))
+    write(f"{out}/lab.toml", f'name = "{LAB}"\n' + nodes_toml(NODES))
     for n in (1, 5, 20):
         t = 'name = "gtb-read"\n' + nodes_toml(n)
         for i in range(1, n + 1):
@@ -67,7 +71,7 @@ def inputs(out):
             t += (
                 f'\n[containers.r{i:02d}]\nnode = "{node_name(i)}"\nimage = "{IMAGE}"\n'
                 f'command = ["sleep", "1000000"]\n'
-                f'links = ["127.0.0.1:7001:198.18.0.{nxt}:50000"]\n'
+                f'links = ["127.0.0.1:7001:{NET}.{nxt}:50000"]\n'
             )
         write(f"{out}/read-{n}.toml", t)
     t = 'name = "gtb-apply"\n' + nodes_toml(4)
@@ -85,7 +89,7 @@ def inputs(out):
         )
     write(f"{out}/apply.toml", t)
     inv = "[nodes]\n" + "".join(
-        f"{node_name(i)} ansible_host=198.18.0.{i}\n" for i in range(1, NODES + 1)
+        f"{node_name(i)} ansible_host={NET}.{i}\n" for i in range(1, NODES + 1)
     )
     # The lab's key and known_hosts come from `geartopo lab exec`'s environment;
     # host keys are checked (StrictHostKeyChecking=yes), never accepted blindly.

@@ -112,3 +112,110 @@ pub fn node_durable(t: &Topology, node: &str) -> DurableState {
     }
     d
 }
+
+/// What a podman node's observe script prints after a successful apply of `p`
+/// (as `applied_state`, but as text, so that a benchmark also pays for parsing):
+/// its one `ps -a --format json` listing, and each container's namespace read.
+pub fn applied_output(t: &Topology, p: &Plan, node: &str) -> String {
+    use crate::node::section::Section;
+    let line = |s: Section| s.header() + "\n";
+    let mut out = line(Section::Tcp) + &line(Section::Udp) + &line(Section::List);
+    let mine: Vec<(usize, &crate::plan::Desired)> = p
+        .desired
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.node == node)
+        .collect();
+    let list: Vec<serde_json::Value> = mine
+        .iter()
+        .map(|(i, d)| {
+            let mut labels = serde_json::Map::new();
+            labels.insert("geartopo.topology".into(), t.name.clone().into());
+            labels.insert("geartopo.container".into(), d.container.clone().into());
+            labels.insert("geartopo.spec".into(), d.spec_label().into());
+            if let Some(id) = &t.id {
+                labels.insert("geartopo.id".into(), id.clone().into());
+            }
+            labels.insert(
+                crate::node::durable::LABEL.into(),
+                d.runtime_name.clone().into(),
+            );
+            let ports: Vec<serde_json::Value> = d
+                .publish
+                .iter()
+                .map(|(proto, port, hp)| {
+                    serde_json::json!({"host_ip": "", "container_port": port, "host_port": hp,
+                        "range": 1, "protocol": proto.as_str()})
+                })
+                .collect();
+            serde_json::json!({"Id": format!("id-{}", d.container), "Names": [d.runtime_name],
+                "State": "running", "Pid": 1000 + i, "Image": d.image, "Labels": labels,
+                "Ports": ports})
+        })
+        .collect();
+    out.push_str(&serde_json::to_string_pretty(&list).expect("json"));
+    out.push('\n');
+    for (i, d) in &mine {
+        out.push_str(&format!(
+            "{} id-{} {}\n",
+            Section::Namespace.header(),
+            d.container,
+            1000 + i
+        ));
+        let values: Vec<&str> = crate::node::SYSCTLS.iter().map(|(_, v)| *v).collect();
+        out.push_str(&format!(
+            "{} {}\n",
+            Section::Sysctl.header(),
+            values.join(" ")
+        ));
+        // As iptables-save shows the restored chains and their jumps.
+        let restore = crate::rules::render_restore(&t.name, &d.container, &d.rules);
+        for l in restore.lines() {
+            out.push_str(l);
+            out.push('\n');
+            if let Some(table) = l.strip_prefix('*') {
+                for (_, b, o) in CHAINS.iter().filter(|(tb, _, _)| *tb == table) {
+                    out.push_str(&format!("-A {b} -j {o}\n"));
+                }
+            }
+        }
+    }
+    // The hook and the rules files, as `applied_state` has them.
+    if let Some(d) = &applied_state(t, p).nodes[node].durable {
+        out.push_str(&format!(
+            "{} {} {} {}\n",
+            Section::Durable.header(),
+            d.state_dir,
+            d.hooks_dir,
+            d.systemd
+        ));
+        for (path, (mode, sha)) in &d.files {
+            out.push_str(&format!("mode {mode} {path}\nsha {sha}  {path}\n"));
+        }
+    }
+    out.push_str(&line(Section::End));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text a benchmark feeds the parser reads back as `applied_state`.
+    #[test]
+    fn applied_output_reads_back_as_applied_state() {
+        let t = crate::plan::tests::redis_todo();
+        let p = crate::plan::plan(&t, &empty_state(&t), None).unwrap();
+        let state = applied_state(&t, &p);
+        for node in t.nodes.keys() {
+            let read =
+                crate::observe::parse_node(node, &t.name, &applied_output(&t, &p, node)).unwrap();
+            assert_eq!(read.containers, state.nodes[node].containers, "{node}");
+        }
+        let mut read = state.clone();
+        for (node, s) in read.nodes.iter_mut() {
+            *s = crate::observe::parse_node(node, &t.name, &applied_output(&t, &p, node)).unwrap();
+        }
+        assert!(!crate::plan::plan(&t, &read, None).unwrap().has_changes());
+    }
+}

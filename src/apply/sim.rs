@@ -76,29 +76,66 @@ impl Sim {
 
     pub fn observe(&self, node: &str) -> String {
         let line = |s: Section| s.header() + "\n";
-        let mut out = line(Section::Tcp) + &line(Section::Udp) + &line(Section::Ports);
+        let mut out = line(Section::Tcp) + &line(Section::Udp);
         let cs = self.nodes.get(node).cloned().unwrap_or_default();
-        for c in &cs {
-            let ports: Vec<String> = c
-                .publish
-                .iter()
-                .map(|(h, p, pr)| format!("0.0.0.0:{h}->{p}/{pr}"))
-                .collect();
-            out.push_str(&format!("{}|{}\n", c.name, ports.join(", ")));
-        }
-        let inspect: Vec<serde_json::Value> = cs
-            .iter()
-            .map(|c| {
-                let mut bindings = serde_json::Map::new();
-                for (h, p, pr) in &c.publish {
-                    bindings.insert(format!("{p}/{pr}"), serde_json::json!([{"HostIp": "", "HostPort": h}]));
+        // What the observe script prints for this node's runtime: podman's one
+        // JSON listing, or docker's listing and one inspect of ours.
+        match self.runtime(node) {
+            Runtime::Podman => {
+                let list: Vec<serde_json::Value> = cs
+                    .iter()
+                    .map(|c| {
+                        let ports: Vec<serde_json::Value> = c
+                            .publish
+                            .iter()
+                            .map(|(h, p, pr)| {
+                                serde_json::json!({"host_ip": "", "container_port": p.parse::<u16>().unwrap_or(0),
+                                    "host_port": h.parse::<u16>().unwrap_or(0), "range": 1, "protocol": pr})
+                            })
+                            .collect();
+                        serde_json::json!({"Id": c.id, "Names": [c.name], "State": c.status, "Pid": c.pid,
+                            "Image": c.image, "Labels": c.labels, "Ports": ports})
+                    })
+                    .collect();
+                out.push_str(&line(Section::List));
+                out.push_str(&serde_json::to_string_pretty(&list).expect("json"));
+                out.push('\n');
+            }
+            Runtime::Docker => {
+                out.push_str(&line(Section::Ports));
+                for c in &cs {
+                    let ports: Vec<String> = c
+                        .publish
+                        .iter()
+                        .map(|(h, p, pr)| format!("0.0.0.0:{h}->{p}/{pr}"))
+                        .collect();
+                    let topology = c
+                        .labels
+                        .get("geartopo.topology")
+                        .cloned()
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        "{}|{}|{}|{topology}\n",
+                        c.name,
+                        ports.join(", "),
+                        c.id
+                    ));
                 }
-                serde_json::json!({"Id": c.id, "Name": c.name, "State": {"Status": c.status, "Pid": c.pid},
-                    "Config": {"Image": c.image, "Labels": c.labels}, "HostConfig": {"PortBindings": bindings}})
-            })
-            .collect();
-        out.push_str(&line(Section::Inspect));
-        out.push_str(&format!("{}\n", serde_json::Value::Array(inspect)));
+                out.push_str(&line(Section::Inspect));
+                for c in &cs {
+                    let mut bindings = serde_json::Map::new();
+                    for (h, p, pr) in &c.publish {
+                        bindings.insert(
+                            format!("{p}/{pr}"),
+                            serde_json::json!([{"HostIp": "", "HostPort": h}]),
+                        );
+                    }
+                    let v = serde_json::json!({"Id": c.id, "Name": format!("/{}", c.name), "State": {"Status": c.status, "Pid": c.pid},
+                        "Config": {"Image": c.image, "Labels": c.labels}, "HostConfig": {"PortBindings": bindings}});
+                    out.push_str(&format!("{} {} {v}\n", c.id, c.pid));
+                }
+            }
+        }
         for c in &cs {
             out.push_str(&format!(
                 "{} {} {}\n",

@@ -92,8 +92,7 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
 /// and not read: its tables are the node's, not the container's.
 fn observe_script(profile: &NodeProfile, topology: &str) -> String {
     let rt = profile.runtime.binary();
-    let label = quote(&format!("label=geartopo.topology={topology}"));
-    let [tcp, udp, ports, inspect, ns, hostns, sysctl, nodefilter, subnets, durable, end] =
+    let [tcp, udp, ports, inspect, list, ns, hostns, sysctl, nodefilter, subnets, durable, end] =
         Section::ALL.map(Section::header);
     // The values in the order `Section::Sysctl` promises: that of SYSCTLS.
     let sysctls: Vec<String> = SYSCTLS
@@ -121,25 +120,43 @@ fn observe_script(profile: &NodeProfile, topology: &str) -> String {
             "docker network inspect bridge --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}'"
         }
     };
+    let t = quote(topology);
+    let ps_failed = format!("{{ echo \"geartopo: '{rt} ps' failed on this node\" >&2; exit 3; }}");
+    // Each runtime run costs a tenth of a CPU second or more on a node, which is
+    // what bounds reading many nodes at once: one run lists every container (and,
+    // on docker, which has no JSON listing with pids, one inspect of ours).
+    // `$ours` ends as one `ID PID` line per container of this topology.
+    let listing = match profile.runtime {
+        Runtime::Podman => format!(
+            r#"echo "{list}"
+ps=$({rt} ps -a --format json) || {ps_failed}
+printf '%s\n' "$ps"
+# `ID PID` of this topology's containers with a process, from that JSON as podman
+# indents it (the parser checks that every such container's namespace was read).
+ours=$(printf '%s\n' "$ps" | awk -v t={t} '{PODMAN_PIDS_AWK}')
+"#
+        ),
+        Runtime::Docker => format!(
+            r#"echo "{ports}"
+ls=$({rt} ps -a --no-trunc --format '{{{{.Names}}}}|{{{{.Ports}}}}|{{{{.ID}}}}|{{{{.Label "geartopo.topology"}}}}') || {ps_failed}
+[ -z "$ls" ] || printf '%s\n' "$ls"
+ids=$(printf '%s\n' "$ls" | awk -F'|' -v t={t} '{DOCKER_IDS_AWK}')
+echo "{inspect}"
+ours=
+# shellcheck disable=SC2086 # $ids is split on purpose: one inspect for every id (hex, no glob)
+if [ -n "$ids" ]; then ours=$({rt} inspect -f '{{{{.Id}}}} {{{{.State.Pid}}}} {{{{json .}}}}' $ids) || exit 3; fi
+[ -z "$ours" ] || printf '%s\n' "$ours"
+"#
+        ),
+    };
     format!(
         r#"set -u
 echo "{tcp}"
 cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
 echo "{udp}"
 cat /proc/net/udp /proc/net/udp6 2>/dev/null
-echo "{ports}"
-{rt} ps -a --format '{{{{.Names}}}}|{{{{.Ports}}}}' || {{ echo "geartopo: '{rt} ps' failed on this node" >&2; exit 3; }}
-ids=$({rt} ps -a -q --no-trunc --filter {label}) || exit 3
-echo "{inspect}"
-# shellcheck disable=SC2086 # $ids is split on purpose: one inspect for every id (hex, no glob)
-if [ -n "$ids" ]; then {rt} inspect $ids || exit 3; else echo '[]'; fi
-# One inspect for every pid, one nsenter per namespace: each podman run costs a
-# tenth of a CPU second or more, which is what bounds reading many nodes at once.
-pids=
-# shellcheck disable=SC2086 # as above
-if [ -n "$ids" ]; then pids=$({rt} inspect -f '{{{{.Id}}}} {{{{.State.Pid}}}}' $ids) || exit 3; fi
-selfns=$(readlink /proc/self/ns/net)
-[ -z "$pids" ] || printf '%s\n' "$pids" | while read -r id pid; do
+{listing}selfns=$(readlink /proc/self/ns/net)
+[ -z "$ours" ] || printf '%s\n' "$ours" | while read -r id pid _; do
   echo "{ns} $id $pid"
   if [ "$pid" -gt 0 ] 2>/dev/null && [ -n "$selfns" ] && [ "$(readlink "/proc/$pid/ns/net")" = "$selfns" ]; then
     echo "{hostns}"
@@ -216,6 +233,23 @@ fn durable_write_lines(profile: &NodeProfile, rules: &OwnedRules) -> String {
     ));
     s
 }
+/// Prints `ID PID` of each container in podman's `ps -a --format json` (indented
+/// two spaces per level) whose label `geartopo.topology` is `t` and whose pid is
+/// not 0. Exact string comparisons, no pattern made of the topology name.
+const PODMAN_PIDS_AWK: &str = concat!(
+    r#"$0 == "  {" { id = ""; pid = 0; ours = 0 } "#,
+    r#"substr($0, 1, 10) == "    \"Id\": " { id = $2; gsub(/[",]/, "", id) } "#,
+    r#"substr($0, 1, 11) == "    \"Pid\": " { pid = $2 + 0 } "#,
+    r#"$0 == "      \"geartopo.topology\": \"" t "\"" || $0 == "      \"geartopo.topology\": \"" t "\"," { ours = 1 } "#,
+    r#"($0 == "  }" || $0 == "  },") && ours && pid > 0 && id != "" { print id, pid }"#,
+);
+
+/// Prints the ID of each `NAMES|PORTS|ID|TOPOLOGY` line whose topology is `t`
+/// (a label value may itself hold `|`: the rest of the line is compared).
+const DOCKER_IDS_AWK: &str = concat!(
+    r#"NF >= 4 { topo = $4; for (i = 5; i <= NF; i++) topo = topo "|" $i; "#,
+    r#"if (topo == t) print $3 }"#,
+);
 
 /// Where the apply lock lives on a node (the lab gives each node its own).
 const RUN_DIR: &str = r#"${GEARTOPO_RUN_DIR:-/run/geartopo}"#;

@@ -13,10 +13,15 @@ pub enum Section {
     Tcp,
     /// `/proc/net/udp` and `udp6`.
     Udp,
-    /// `NAME|PORTS` of every container on the node (`ps --format`).
+    /// `NAME|PORTS` of every container on the node (`ps --format`), optionally
+    /// followed by `|ID|TOPOLOGY` (docker's one listing).
     Ports,
-    /// The runtime's inspect JSON of this topology's containers.
+    /// The runtime's inspect of this topology's containers: a JSON array, or
+    /// one line `ID PID JSON` per container (docker's `inspect -f`).
     Inspect,
+    /// podman's `ps -a --format json` of every container on the node: names,
+    /// published ports, and this topology's containers in full (one podman run).
+    List,
     /// Args `ID PID`: a container's namespace; its `Sysctl` section follows if
     /// the namespace could be entered.
     Namespace,
@@ -42,11 +47,12 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 11] = [
+    pub const ALL: [Section; 12] = [
         Section::Tcp,
         Section::Udp,
         Section::Ports,
         Section::Inspect,
+        Section::List,
         Section::Namespace,
         Section::HostNetwork,
         Section::Sysctl,
@@ -63,6 +69,7 @@ impl Section {
             Section::Udp => "udp",
             Section::Ports => "ports",
             Section::Inspect => "inspect",
+            Section::List => "list",
             Section::Namespace => "ns",
             Section::HostNetwork => "hostns",
             Section::Sysctl => "sysctl",

@@ -166,11 +166,21 @@ pub fn observe_with(
     });
     let mut state = ObservedState::default();
     let mut errors = Vec::new();
+    // Host ports the file gives, by node: once, not once per node (a scan of
+    // every container per node is quadratic in a fleet).
+    let mut given: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+    for c in &topology.containers {
+        given
+            .entry(c.node.as_str())
+            .or_default()
+            .extend(c.publish.iter().filter_map(|p| p.host_port));
+    }
     for r in results {
         match r {
             Ok((name, s)) => {
                 let mut s = s;
-                keep_relevant_ports(topology, &name, &mut s);
+                let ports = given.get(name.as_str()).map_or(&[][..], Vec::as_slice);
+                keep_relevant_ports(topology, &name, ports, &mut s);
                 state.nodes.insert(name, s);
             }
             Err(e) => errors.push(e),
@@ -215,16 +225,10 @@ fn read_node(
 /// Keeps only the taken ports a plan can care about: those in the node's
 /// `host_ports` range and those the file gives explicitly. The rest (ephemeral
 /// sockets elsewhere) would only make saved plans go stale for nothing.
-fn keep_relevant_ports(topology: &Topology, node: &str, state: &mut NodeState) {
+fn keep_relevant_ports(topology: &Topology, node: &str, given: &[u16], state: &mut NodeState) {
     let Some(n) = topology.nodes.get(node) else {
         return;
     };
-    let given: Vec<u16> = topology
-        .containers
-        .iter()
-        .filter(|c| c.node == node)
-        .flat_map(|c| c.publish.iter().filter_map(|p| p.host_port))
-        .collect();
     state
         .taken_ports
         .retain(|(_, p)| (n.host_ports.first..=n.host_ports.last).contains(p) || given.contains(p));
@@ -234,12 +238,18 @@ fn keep_relevant_ports(topology: &Topology, node: &str, state: &mut NodeState) {
 /// not IPs (only for nodes a link targets) and raw link hosts.
 fn resolve_names(topology: &Topology) -> Result<BTreeMap<String, Ipv4Addr>, ObserveError> {
     let mut names = Vec::new();
+    // By name once: `Topology::container` is a scan, and this runs per link.
+    let by_name: std::collections::HashMap<&str, &crate::topology::model::Container> = topology
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c))
+        .collect();
     for c in &topology.containers {
         for l in &c.links {
             match &l.target {
                 LinkTarget::Raw { host, .. } => names.push(host.clone()),
                 LinkTarget::Container { container, .. } => {
-                    if let Some(t) = topology.container(container) {
+                    if let Some(t) = by_name.get(container.as_str()) {
                         if let Some(NodeAddress::Remote(a)) =
                             topology.nodes.get(&t.node).map(|n| &n.address)
                         {

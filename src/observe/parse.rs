@@ -47,6 +47,7 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
     }
     let mut state = NodeState::default();
     let mut inspected: Vec<Value> = Vec::new();
+    let mut listed: Option<Vec<Value>> = None;
     let mut namespaces: BTreeMap<String, NamespaceRead> = BTreeMap::new();
     let mut current_ns: Option<String> = None;
     for (section, args, body) in &sections {
@@ -63,7 +64,9 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
             }
             (Section::Ports, []) => {
                 for line in body.lines() {
-                    let (name, ports) = line.split_once('|').unwrap_or(("", line));
+                    // NAME|PORTS, or NAME|PORTS|ID|TOPOLOGY (docker's listing).
+                    let (name, rest) = line.split_once('|').unwrap_or(("", line));
+                    let ports = rest.split('|').next().unwrap_or("");
                     if !name.is_empty() {
                         state.names.insert(name.trim().to_string());
                     }
@@ -71,8 +74,33 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                 }
             }
             (Section::Inspect, []) => {
-                inspected = serde_json::from_str(body)
+                inspected = inspect_body(body)
                     .map_err(|e| err(format!("inspect output is not JSON: {e}")))?;
+            }
+            (Section::List, []) => {
+                let list: Option<Vec<Value>> = if body.trim().is_empty() {
+                    None
+                } else {
+                    serde_json::from_str(body)
+                        .map_err(|e| err(format!("ps output is not JSON: {e}")))?
+                };
+                let list = list.unwrap_or_default();
+                for v in &list {
+                    for name in v
+                        .get("Names")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(name) = name.as_str().filter(|n| !n.is_empty()) {
+                            state.names.insert(name.to_string());
+                        }
+                    }
+                    for p in listed_ports(v) {
+                        state.taken_ports.insert((p.protocol, p.host_port));
+                    }
+                }
+                listed = Some(list);
             }
             (Section::Namespace, [id, pid]) => {
                 let pid = pid.parse::<u32>().ok().filter(|p| *p > 0);
@@ -147,17 +175,34 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
             }
         }
     }
-    for value in inspected {
-        let c = parse_inspect(&value).map_err(err)?;
-        let Some(c) = c else { continue };
-        if value
-            .pointer("/Config/Labels/geartopo.topology")
-            .and_then(Value::as_str)
-            != Some(topology)
-        {
+    // (container, its topology label, the pid the listing shows if it shows one)
+    let mut found: Vec<(ObservedContainer, Option<String>, Option<u32>)> = Vec::new();
+    for value in &inspected {
+        if let Some(c) = parse_inspect(value).map_err(err)? {
+            let t = value.pointer("/Config/Labels/geartopo.topology");
+            found.push((c, t.and_then(Value::as_str).map(str::to_string), None));
+        }
+    }
+    for value in listed.iter().flatten() {
+        if let Some(c) = parse_listed(value).map_err(err)? {
+            let t = value.pointer("/Labels/geartopo.topology");
+            let pid = value.get("Pid").and_then(Value::as_u64).unwrap_or(0) as u32;
+            found.push((c, t.and_then(Value::as_str).map(str::to_string), Some(pid)));
+        }
+    }
+    for (mut c, t, listed_pid) in found {
+        if t.as_deref() != Some(topology) {
             continue;
         }
-        let mut c = c;
+        match (namespaces.get(&c.id), listed_pid) {
+            (None, Some(pid)) if pid > 0 => {
+                return Err(err(format!(
+                    "container {} has a process (pid {pid}) but its namespace was not read",
+                    c.runtime_name
+                )))
+            }
+            _ => {}
+        }
         if let Some(ns) = namespaces.get(&c.id) {
             c.pid = ns.pid;
             c.host_network = ns.host;
@@ -221,6 +266,126 @@ fn published_in_ps(line: &str) -> Vec<(ProtocolName, u16)> {
         .collect()
 }
 
+/// The inspect section's body: a JSON array, or one `ID PID JSON` line per
+/// container (`docker inspect -f '{{.Id}} {{.State.Pid}} {{json .}}'`).
+fn inspect_body(body: &str) -> Result<Vec<Value>, serde_json::Error> {
+    if body.trim_start().starts_with('[') {
+        return serde_json::from_str(body);
+    }
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let json = l.splitn(3, ' ').nth(2).unwrap_or("");
+            serde_json::from_str(json)
+        })
+        .collect()
+}
+
+/// The published ports of one element of podman's `ps --format json`: `Ports`
+/// is a list of `{container_port, host_port, range, protocol}` (null when none).
+fn listed_ports(v: &Value) -> Vec<PublishedPort> {
+    let mut out = Vec::new();
+    for p in v
+        .get("Ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let protocol = match p.get("protocol").and_then(Value::as_str) {
+            Some("tcp") => ProtocolName::Tcp,
+            Some("udp") => ProtocolName::Udp,
+            _ => continue,
+        };
+        let num = |k: &str| p.get(k).and_then(Value::as_u64);
+        let (Some(port), Some(host_port)) = (num("container_port"), num("host_port")) else {
+            continue;
+        };
+        let range = num("range").unwrap_or(1).max(1);
+        for i in 0..range {
+            let (Ok(port), Ok(host_port)) = (u16::try_from(port + i), u16::try_from(host_port + i))
+            else {
+                continue;
+            };
+            if host_port == 0 {
+                continue;
+            }
+            out.push(PublishedPort {
+                protocol,
+                port,
+                host_port,
+            });
+        }
+    }
+    out
+}
+
+/// One element of podman's `ps -a --format json`; `None` without our labels.
+/// It carries all that `parse_inspect` reads: Id, Names, State, Labels, Ports
+/// and Image (the pid comes with the namespace read).
+fn parse_listed(v: &Value) -> Result<Option<ObservedContainer>, String> {
+    let label = |k: &str| {
+        v.pointer("/Labels")
+            .and_then(|l| l.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let Some(container) = label("geartopo.container") else {
+        return Ok(None);
+    };
+    let id = v
+        .get("Id")
+        .and_then(Value::as_str)
+        .ok_or("ps entry without Id")?
+        .to_string();
+    let runtime_name = v
+        .get("Names")
+        .and_then(Value::as_array)
+        .and_then(|n| n.first())
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let mut published = listed_ports(v);
+    published.sort();
+    published.dedup();
+    Ok(Some(ObservedContainer {
+        id,
+        runtime_name,
+        container,
+        spec: spec_label(label("geartopo.spec")),
+        owner_id: label("geartopo.id"),
+        rules_file: label(crate::node::durable::LABEL),
+        image: v
+            .get("Image")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        state: run_state(v.get("State").and_then(Value::as_str).unwrap_or("unknown")),
+        pid: None,
+        published,
+        chains: None,
+        sysctls: BTreeMap::new(),
+        host_network: false,
+    }))
+}
+
+fn spec_label(spec: Option<String>) -> BTreeMap<String, String> {
+    spec.unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+fn run_state(status: &str) -> RunState {
+    match status {
+        "running" => RunState::Running,
+        "created" | "initialized" | "configured" => RunState::Created,
+        other => RunState::Stopped(other.to_string()),
+    }
+}
+
 /// One element of `podman inspect` / `docker inspect`; `None` without our labels.
 fn parse_inspect(v: &Value) -> Result<Option<ObservedContainer>, String> {
     let labels = v.pointer("/Config/Labels");
@@ -244,14 +409,7 @@ fn parse_inspect(v: &Value) -> Result<Option<ObservedContainer>, String> {
         .unwrap_or("")
         .trim_start_matches('/')
         .to_string();
-    let spec = label("geartopo.spec")
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect();
+    let spec = spec_label(label("geartopo.spec"));
     let image = v
         .pointer("/Config/Image")
         .and_then(Value::as_str)
@@ -262,11 +420,7 @@ fn parse_inspect(v: &Value) -> Result<Option<ObservedContainer>, String> {
         .pointer("/State/Status")
         .and_then(Value::as_str)
         .unwrap_or("unknown");
-    let state = match status {
-        "running" => RunState::Running,
-        "created" | "initialized" | "configured" => RunState::Created,
-        other => RunState::Stopped(other.to_string()),
-    };
+    let state = run_state(status);
     let mut published = Vec::new();
     if let Some(bindings) = v
         .pointer("/HostConfig/PortBindings")
@@ -423,6 +577,151 @@ COMMIT
         let cut = &PODMAN_SAMPLE[..PODMAN_SAMPLE.len() - 20];
         let e = parse_node("node4", "todo", cut).unwrap_err();
         assert!(e.to_string().contains("node4"), "{e}");
+    }
+
+    /// The same node as `PODMAN_SAMPLE`, read as the observe script now reads
+    /// podman: one `ps -a --format json` of every container.
+    const PODMAN_LIST_SAMPLE: &str = r#"@@geartopo tcp
+@@geartopo udp
+@@geartopo list
+[
+  {
+    "Id": "abc123",
+    "Image": "localhost/geartopo-busybox:latest",
+    "Labels": {
+      "geartopo.container": "redisdb",
+      "geartopo.spec": "command=1,env=2,image=3,publish=4",
+      "geartopo.topology": "todo"
+    },
+    "Names": [
+      "todo-redisdb"
+    ],
+    "Pid": 4242,
+    "Ports": [
+      {
+        "host_ip": "",
+        "container_port": 6379,
+        "host_port": 50000,
+        "range": 1,
+        "protocol": "tcp"
+      }
+    ],
+    "State": "running"
+  },
+  {
+    "Id": "def456",
+    "Image": "nginx",
+    "Labels": null,
+    "Names": [
+      "other-web"
+    ],
+    "Pid": 99,
+    "Ports": [
+      {
+        "host_ip": "",
+        "container_port": 81,
+        "host_port": 4001,
+        "range": 2,
+        "protocol": "udp"
+      }
+    ],
+    "State": "running"
+  },
+  {
+    "Id": "0a0",
+    "Image": "localhost/geartopo-busybox:latest",
+    "Labels": {
+      "geartopo.container": "app1",
+      "geartopo.topology": "todo"
+    },
+    "Names": [
+      "todo-app1"
+    ],
+    "Pid": 0,
+    "Ports": null,
+    "State": "initialized"
+  }
+]
+@@geartopo ns abc123 4242
+@@geartopo sysctl 1 1
+*nat
+:OUTPUT ACCEPT [0:0]
+:GEARTOPO-OUTPUT - [0:0]
+-A OUTPUT -j GEARTOPO-OUTPUT
+COMMIT
+@@geartopo end
+"#;
+
+    /// podman's listing gives what its inspect gave: the same container, field
+    /// for field, and every container's names and published ports.
+    #[test]
+    fn a_podman_listing_reads_as_its_inspect_did() {
+        let s = parse_node("node4", "todo", PODMAN_LIST_SAMPLE).unwrap();
+        let from_inspect = parse_node("node4", "todo", PODMAN_SAMPLE).unwrap();
+        assert_eq!(s.containers["redisdb"], from_inspect.containers["redisdb"]);
+        let names: Vec<&str> = s.names.iter().map(String::as_str).collect();
+        assert_eq!(names, ["other-web", "todo-app1", "todo-redisdb"]);
+        let taken: Vec<_> = s.taken_ports.iter().cloned().collect();
+        assert_eq!(
+            taken,
+            vec![
+                (ProtocolName::Tcp, 50000),
+                (ProtocolName::Udp, 4001),
+                (ProtocolName::Udp, 4002)
+            ]
+        );
+        let app1 = &s.containers["app1"];
+        assert_eq!(app1.state, RunState::Created);
+        assert_eq!(app1.pid, None);
+        assert_eq!(app1.chains, None);
+        assert_eq!(s.containers.len(), 2);
+    }
+
+    /// A container of ours with a process whose namespace the script did not
+    /// read (the listing was not as the script expected): an error, never a
+    /// container read as having no rules (which a plan would then "repair").
+    #[test]
+    fn a_running_container_whose_namespace_was_not_read_is_an_error() {
+        let start = PODMAN_LIST_SAMPLE.find("@@geartopo ns").unwrap();
+        let end = PODMAN_LIST_SAMPLE.find("@@geartopo end").unwrap();
+        let out = PODMAN_LIST_SAMPLE.replace(&PODMAN_LIST_SAMPLE[start..end], "");
+        let e = parse_node("node4", "todo", &out).unwrap_err().to_string();
+        assert!(
+            e.contains("node4") && e.contains("todo-redisdb") && e.contains("4242"),
+            "{e}"
+        );
+    }
+
+    /// docker: one listing `NAME|PORTS|ID|TOPOLOGY` and one inspect line
+    /// `ID PID JSON` per container of ours.
+    #[test]
+    fn a_docker_listing_and_inspect_lines() {
+        let out = r#"@@geartopo tcp
+@@geartopo udp
+@@geartopo ports
+todo-app1|0.0.0.0:8080->80/tcp|d1|todo
+web||e2|
+odd|0.0.0.0:9000->9000/tcp|e3|to|do
+@@geartopo inspect
+d1 0 {"Id":"d1","Name":"/todo-app1","State":{"Status":"exited","Pid":0},"Config":{"Image":"busybox","Labels":{"geartopo.topology":"todo","geartopo.container":"app1"}},"HostConfig":{"PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}]}}}
+@@geartopo ns d1 0
+@@geartopo end
+"#;
+        let s = parse_node("node5", "todo", out).unwrap();
+        let names: Vec<&str> = s.names.iter().map(String::as_str).collect();
+        assert_eq!(names, ["odd", "todo-app1", "web"]);
+        let taken: Vec<_> = s.taken_ports.iter().cloned().collect();
+        assert_eq!(
+            taken,
+            vec![(ProtocolName::Tcp, 8080), (ProtocolName::Tcp, 9000)]
+        );
+        let c = &s.containers["app1"];
+        assert_eq!(c.runtime_name, "todo-app1");
+        assert_eq!(c.state, RunState::Stopped("exited".into()));
+        assert_eq!(
+            c.host_port(crate::topology::model::Protocol::Tcp, 80),
+            Some(8080)
+        );
     }
 
     #[test]

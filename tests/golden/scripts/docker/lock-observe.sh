@@ -13,18 +13,16 @@ cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
 echo "@@geartopo udp"
 cat /proc/net/udp /proc/net/udp6 2>/dev/null
 echo "@@geartopo ports"
-docker ps -a --format '{{.Names}}|{{.Ports}}' || { echo "geartopo: 'docker ps' failed on this node" >&2; exit 3; }
-ids=$(docker ps -a -q --no-trunc --filter label=geartopo.topology=todo) || exit 3
+ls=$(docker ps -a --no-trunc --format '{{.Names}}|{{.Ports}}|{{.ID}}|{{.Label "geartopo.topology"}}') || { echo "geartopo: 'docker ps' failed on this node" >&2; exit 3; }
+[ -z "$ls" ] || printf '%s\n' "$ls"
+ids=$(printf '%s\n' "$ls" | awk -F'|' -v t=todo 'NF >= 4 { topo = $4; for (i = 5; i <= NF; i++) topo = topo "|" $i; if (topo == t) print $3 }')
 echo "@@geartopo inspect"
+ours=
 # shellcheck disable=SC2086 # $ids is split on purpose: one inspect for every id (hex, no glob)
-if [ -n "$ids" ]; then docker inspect $ids || exit 3; else echo '[]'; fi
-# One inspect for every pid, one nsenter per namespace: each podman run costs a
-# tenth of a CPU second or more, which is what bounds reading many nodes at once.
-pids=
-# shellcheck disable=SC2086 # as above
-if [ -n "$ids" ]; then pids=$(docker inspect -f '{{.Id}} {{.State.Pid}}' $ids) || exit 3; fi
+if [ -n "$ids" ]; then ours=$(docker inspect -f '{{.Id}} {{.State.Pid}} {{json .}}' $ids) || exit 3; fi
+[ -z "$ours" ] || printf '%s\n' "$ours"
 selfns=$(readlink /proc/self/ns/net)
-[ -z "$pids" ] || printf '%s\n' "$pids" | while read -r id pid; do
+[ -z "$ours" ] || printf '%s\n' "$ours" | while read -r id pid _; do
   echo "@@geartopo ns $id $pid"
   if [ "$pid" -gt 0 ] 2>/dev/null && [ -n "$selfns" ] && [ "$(readlink "/proc/$pid/ns/net")" = "$selfns" ]; then
     echo "@@geartopo hostns"

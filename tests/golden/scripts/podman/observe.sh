@@ -3,19 +3,14 @@ echo "@@geartopo tcp"
 cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
 echo "@@geartopo udp"
 cat /proc/net/udp /proc/net/udp6 2>/dev/null
-echo "@@geartopo ports"
-podman ps -a --format '{{.Names}}|{{.Ports}}' || { echo "geartopo: 'podman ps' failed on this node" >&2; exit 3; }
-ids=$(podman ps -a -q --no-trunc --filter label=geartopo.topology=todo) || exit 3
-echo "@@geartopo inspect"
-# shellcheck disable=SC2086 # $ids is split on purpose: one inspect for every id (hex, no glob)
-if [ -n "$ids" ]; then podman inspect $ids || exit 3; else echo '[]'; fi
-# One inspect for every pid, one nsenter per namespace: each podman run costs a
-# tenth of a CPU second or more, which is what bounds reading many nodes at once.
-pids=
-# shellcheck disable=SC2086 # as above
-if [ -n "$ids" ]; then pids=$(podman inspect -f '{{.Id}} {{.State.Pid}}' $ids) || exit 3; fi
+echo "@@geartopo list"
+ps=$(podman ps -a --format json) || { echo "geartopo: 'podman ps' failed on this node" >&2; exit 3; }
+printf '%s\n' "$ps"
+# `ID PID` of this topology's containers with a process, from that JSON as podman
+# indents it (the parser checks that every such container's namespace was read).
+ours=$(printf '%s\n' "$ps" | awk -v t=todo '$0 == "  {" { id = ""; pid = 0; ours = 0 } substr($0, 1, 10) == "    \"Id\": " { id = $2; gsub(/[",]/, "", id) } substr($0, 1, 11) == "    \"Pid\": " { pid = $2 + 0 } $0 == "      \"geartopo.topology\": \"" t "\"" || $0 == "      \"geartopo.topology\": \"" t "\"," { ours = 1 } ($0 == "  }" || $0 == "  },") && ours && pid > 0 && id != "" { print id, pid }')
 selfns=$(readlink /proc/self/ns/net)
-[ -z "$pids" ] || printf '%s\n' "$pids" | while read -r id pid; do
+[ -z "$ours" ] || printf '%s\n' "$ours" | while read -r id pid _; do
   echo "@@geartopo ns $id $pid"
   if [ "$pid" -gt 0 ] 2>/dev/null && [ -n "$selfns" ] && [ "$(readlink "/proc/$pid/ns/net")" = "$selfns" ]; then
     echo "@@geartopo hostns"
