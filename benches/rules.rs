@@ -131,6 +131,8 @@ fn child(way: &str, n: usize) {
                     topology: topology.into(),
                     container: container.into(),
                     rules: rules.clone(),
+                    firewall: Default::default(),
+                    clear_other: false,
                 },
             };
             let script = render(&NodeProfile::for_runtime(Runtime::Podman), &[op]);

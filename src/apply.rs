@@ -14,7 +14,7 @@ use crate::graph::{DepGraph, Step};
 use crate::node::{CreateSpec, NodeConnection, NodeOp, OwnedRules};
 use crate::plan::{Action, Change, Plan};
 use crate::text::escape_controls;
-use crate::topology::model::{Runtime, Topology};
+use crate::topology::model::{Firewall, Runtime, Topology};
 
 pub mod interrupt;
 #[cfg(feature = "testing")]
@@ -87,6 +87,14 @@ fn runtime_of(topology: &Topology, node: &str) -> Runtime {
         .get(node)
         .map(|n| n.runtime)
         .unwrap_or(Runtime::Podman)
+}
+
+fn firewall_of(topology: &Topology, node: &str) -> Firewall {
+    topology
+        .nodes
+        .get(node)
+        .map(|n| n.firewall)
+        .unwrap_or_default()
 }
 
 /// Secret values go through an env file; one with a line break cannot, and is
@@ -218,6 +226,13 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
                         topology: topology.name.clone(),
                         container: c.container.clone(),
                         rules: c.rules_after.clone(),
+                        firewall: c
+                            .desired
+                            .as_ref()
+                            .map_or_else(|| firewall_of(topology, &c.node), |d| d.firewall),
+                        // A switch of backends: the old one's rules go after the
+                        // new ones are in place (docs/nftables.md).
+                        clear_other: c.reasons.iter().any(|r| r == "firewall"),
                     },
                 },
             ),
@@ -462,5 +477,7 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
+#[cfg(test)]
+mod firewall_tests;
 #[cfg(test)]
 mod tests;

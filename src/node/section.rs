@@ -26,12 +26,15 @@ pub enum Section {
     /// Args: the values of `node::SYSCTLS`, in that order; the body is the
     /// namespace's nat and filter tables as `iptables-save` prints them.
     Sysctl,
+    /// Follows `Sysctl` when the node has `nft`: the body is `nft -j list table
+    /// ip geartopo` in the namespace (JSON), empty when there is no such table.
+    Nft,
     /// The script got to its end.
     End,
 }
 
 impl Section {
-    pub const ALL: [Section; 8] = [
+    pub const ALL: [Section; 9] = [
         Section::Tcp,
         Section::Udp,
         Section::Ports,
@@ -39,6 +42,7 @@ impl Section {
         Section::Namespace,
         Section::HostNetwork,
         Section::Sysctl,
+        Section::Nft,
         Section::End,
     ];
 
@@ -52,6 +56,7 @@ impl Section {
             Section::Namespace => "ns",
             Section::HostNetwork => "hostns",
             Section::Sysctl => "sysctl",
+            Section::Nft => "nft",
             Section::End => "end",
         }
     }

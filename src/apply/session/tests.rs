@@ -311,6 +311,7 @@ fn state_moved_between_plan_and_lock_changes_nothing() {
             pid: 9,
             rules: vec![],
             jumps: 0,
+            nft: None,
         });
     let e = session(&t, &nodes, &p, &tasks).unwrap_err();
     assert!(
