@@ -11,6 +11,7 @@ mod docker_cases;
 mod fault_cases;
 mod harness;
 mod lab_cases;
+mod nft_cases;
 mod ownership_cases;
 mod security_cases;
 mod targeting_cases;
@@ -70,6 +71,12 @@ const CASES: &[Case] = &[
     // Same-view clusters: a real etcd cluster through view addresses.
     ("views_example_links", views::example_links),
     ("views_etcd_cluster_forms_and_scales", views::etcd_cluster_forms_and_scales),
+    // The core cases on nftables nodes (firewall = "nftables"), and the switch.
+    ("nft_seed_link_added_and_destroy", nft_cases::seed_link_added_and_destroy),
+    ("nft_drift_repaired", nft_cases::drift_repaired),
+    ("nft_foreign_rules_and_tables_untouched", nft_cases::foreign_rules_and_tables_untouched),
+    ("nft_backend_switch_in_place", nft_cases::backend_switch_in_place),
+    ("nft_views_etcd_cluster", nft_cases::views_etcd_cluster),
     // Last, after everything above ran: the machine's own namespace is untouched.
     ("lab_root_namespace_untouched", lab_cases::root_namespace_untouched),
 ];
