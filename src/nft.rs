@@ -40,8 +40,11 @@ pub const INPUT: &str = "input";
 /// The route_localnet guard: drops what reaches 127.0.0.0/8 from elsewhere unless
 /// it was DNAT'd here or belongs to a flow already accepted. The same test as the
 /// iptables form `! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate
-/// RELATED,ESTABLISHED,DNAT -j DROP`.
-pub const GUARD: &str = "ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct status != dnat ct state != { established, related } drop";
+/// RELATED,ESTABLISHED,DNAT -j DROP`. `ct status ! dnat` (the dnat bit not set),
+/// not `ct status != dnat`: `!=` compares the whole status word with the dnat bit
+/// alone, which a DNAT'd connection's status (dnat, seen-reply, confirmed...)
+/// never equals, so that form dropped every link of a container to itself.
+pub const GUARD: &str = "ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct status ! dnat ct state != { established, related } drop";
 
 /// geartopo's table in normalized form: what the renderer produces and what
 /// [`read::parse_list`] reads back, equal when the namespace holds what was

@@ -71,7 +71,7 @@ fn expr(statements: &str) -> Value {
         return json!([
             {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": prefix}},
             {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": prefix}},
-            {"match": {"op": "!=", "left": {"ct": {"key": "status"}}, "right": "dnat"}},
+            {"match": {"op": "!", "left": {"ct": {"key": "status"}}, "right": "dnat"}},
             {"match": {"op": "!=", "left": {"ct": {"key": "state"}}, "right": {"set": ["established", "related"]}}},
             {"drop": null}
         ]);

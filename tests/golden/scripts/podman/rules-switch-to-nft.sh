@@ -12,7 +12,7 @@ delete table ip geartopo
 table ip geartopo {
 	chain input {
 		type filter hook input priority 0; policy accept;
-		ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct status != dnat ct state != { established, related } drop comment "geartopo todo app1 route_localnet guard"
+		ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct status ! dnat ct state != { established, related } drop comment "geartopo todo app1 route_localnet guard"
 	}
 	chain output {
 		type nat hook output priority -100; policy accept;
@@ -21,7 +21,7 @@ table ip geartopo {
 	chain postrouting {
 		type nat hook postrouting priority 100; policy accept;
 		ip daddr 198.18.0.4 tcp dport 50000 masquerade comment "geartopo todo app1 source for 198.18.0.4:50000/tcp"
-		return comment "geartopo todo app1 applied f5e88a9e525f5c09"
+		return comment "geartopo todo app1 applied ed89ff6ca0c1169e"
 	}
 }
 GEARTOPO_NFT
