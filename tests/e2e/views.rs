@@ -298,11 +298,18 @@ fn plan_has(plan: &str, mark: &str, name: &str) -> bool {
 /// Rules added (`mark` '+') or removed ('-') in a plan's rules diff that mention
 /// `text`. Rules are shown as `iptables-save` prints them (`-A CHAIN ...`), so an
 /// added one reads `+-A ...` and a removed one `--A ...` whatever the indentation;
-/// context lines (` -A ...`) never count.
+/// context lines (` -A ...`) never count. On nftables nodes rules are nft
+/// syntax (`+        ip daddr ...`).
 fn diff_lines(plan: &str, mark: char, text: &str) -> usize {
     let prefix = format!("{mark}-A ");
     plan.lines()
-        .filter(|l| l.trim_start().starts_with(&prefix) && l.contains(text))
+        .filter(|l| {
+            let l = l.trim_start();
+            let nft = l
+                .strip_prefix(mark)
+                .is_some_and(|rest| rest.trim_start().starts_with("ip daddr "));
+            (l.starts_with(&prefix) || nft) && l.contains(text)
+        })
         .count()
 }
 
