@@ -2,19 +2,22 @@
 # The benchmarks of issue 8, geartopo next to its alternative, in one run:
 #   plan   planning alone, in memory (cargo bench --bench plan)
 #   rules  one container's rules: one restore vs a process per rule (cargo bench --bench rules)
+#   nft    the nftables backend against iptables: 10 to 10,000 links into one
+#          namespace by `nft -f` vs `iptables-restore --noflush`, and read back
+#          (cargo bench --bench nft; a scratch namespace per trial, removed after)
 #   lab    on a lab of 20 real hosts (198.18.0.1-20): reading state (plan) against
 #          1, 5 and 20 nodes vs an Ansible read; a whole apply (4 nodes, 8
 #          containers, 40 links) and its no-op re-apply vs an equivalent Ansible
 #          playbook (ansible-core from PyPI in bench/.venv, iptables and command
 #          modules over SSH, pipelining on, host keys checked)
-# Usage, as root: bash bench/run.sh [plan] [rules] [lab]   (default: all three)
+# Usage, as root: bash bench/run.sh [plan] [rules] [nft] [lab]   (default: all four)
 # Needs root. Everything networked lives in namespaces: the lab's, and for `rules`
 # a fresh one per trial. Idempotent; takes down what it made, also on failure.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/common.sh"
 require_root "$@"
 cd "$repo"
-parts=${*:-plan rules lab}
+parts=${*:-plan rules nft lab}
 find_cargo
 
 want() { case " $parts " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -26,6 +29,10 @@ fi
 if want rules; then
   step "item 2: pushing one container's rules"
   cargo bench --quiet --bench rules
+fi
+if want nft; then
+  step "issue 17: nft -f against iptables-restore, 10 to 10,000 links"
+  cargo bench --quiet --bench nft
 fi
 want lab || exit 0
 

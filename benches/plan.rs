@@ -43,6 +43,7 @@ fn topology(containers: usize) -> Topology {
                 identity: None,
                 known_hosts: PathBuf::from("/root/.ssh/known_hosts"),
                 runtime: Runtime::Podman,
+                firewall: Default::default(),
                 host_ports: PortRange {
                     first: 4000,
                     last: 60000,

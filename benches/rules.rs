@@ -133,6 +133,8 @@ fn child(way: &str, n: usize) {
                     rules: rules.clone(),
                     // The restore alone, as measured before durable links.
                     file: None,
+                    firewall: Default::default(),
+                    clear_other: false,
                 },
             };
             let script = render(&NodeProfile::for_runtime(Runtime::Podman), &[op]);

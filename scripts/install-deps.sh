@@ -9,18 +9,18 @@ set -euo pipefail
 
 # netavark is named because the lab's podman configuration selects it. docker.io
 # (dockerd 20.10 and its containerd) runs the lab's docker nodes, one dockerd per node.
+# nftables (nft) is the firewall of nodes with `firewall = "nftables"`.
 # sudo and passwd (useradd): a lab node whose topology logs in as a non-root user with
 # `sudo = true` gets that user and a passwordless sudoers file.
-lab=(iptables openssh-server openssh-client iproute2 podman runc netavark docker.io busybox-static socat util-linux tar sudo passwd)
+lab=(iptables nftables openssh-server openssh-client iproute2 podman runc netavark docker.io busybox-static socat util-linux tar sudo passwd)
 # Building geartopo: the ssh2 crate compiles libssh2 against OpenSSL and zlib.
 build=(gcc libc6-dev make pkg-config libssl-dev zlib1g-dev)
 # The same-view end-to-end case packs a real etcd cluster image (images/etcd).
 images=(etcd-server etcd-client)
-# CI reads the golden node scripts (tests/golden/scripts) with shellcheck; the
-# nftables renderer is loaded into scratch namespaces with nft; `graph` output is
+# CI reads the golden node scripts (tests/golden/scripts) with shellcheck; `graph` output is
 # drawn by graphviz's dot and the man pages rendered by man (groff) in tests/graph.rs
 # and tests/cli.rs, which would otherwise only say they skipped.
-checks=(shellcheck nftables graphviz man-db groff)
+checks=(shellcheck graphviz man-db groff)
 # The route_localnet end-to-end case sends a raw Ethernet frame with python3's
 # AF_PACKET socket.
 e2e=(python3)

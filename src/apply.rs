@@ -14,7 +14,7 @@ use crate::graph::{DepGraph, Step};
 use crate::node::{CreateSpec, NodeConnection, NodeOp, OwnedRules};
 use crate::plan::{Action, Change, Plan};
 use crate::text::escape_controls;
-use crate::topology::model::{Runtime, Topology};
+use crate::topology::model::{Firewall, Runtime, Topology};
 
 pub mod interrupt;
 #[cfg(feature = "testing")]
@@ -89,6 +89,14 @@ fn runtime_of(topology: &Topology, node: &str) -> Runtime {
         .unwrap_or(Runtime::Podman)
 }
 
+fn firewall_of(topology: &Topology, node: &str) -> Firewall {
+    topology
+        .nodes
+        .get(node)
+        .map(|n| n.firewall)
+        .unwrap_or_default()
+}
+
 /// Secret values never stand on a command line: `script` passes them through a
 /// root-only env file, or (with a line break, which an env file cannot hold)
 /// through the environment of the create process.
@@ -135,6 +143,8 @@ fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
             container: d.container.clone(),
             rules: d.rules.clone(),
             file: Some(d.runtime_name.clone()),
+            firewall: d.firewall,
+            clear_other: false,
         }),
     }
 }
@@ -230,6 +240,13 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
                         container: c.container.clone(),
                         rules: c.rules_after.clone(),
                         file: c.rules_file.clone(),
+                        firewall: c
+                            .desired
+                            .as_ref()
+                            .map_or_else(|| firewall_of(topology, &c.node), |d| d.firewall),
+                        // A switch of backends: the old one's rules go after the
+                        // new ones are in place (docs/nftables.md).
+                        clear_other: c.reasons.iter().any(|r| r == "firewall"),
                     },
                 },
             ),
@@ -268,6 +285,11 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
                         container: c.container.clone(),
                         rules: c.rules_after.clone(),
                         file: c.rules_file.clone(),
+                        firewall: c
+                            .desired
+                            .as_ref()
+                            .map_or_else(|| firewall_of(topology, &c.node), |d| d.firewall),
+                        clear_other: false,
                     },
                 },
                 deps: deps.clone(),
@@ -529,6 +551,8 @@ impl Drop for PanicGuard<'_> {
 
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod firewall_tests;
 #[cfg(test)]
 mod private_tests;
 #[cfg(test)]

@@ -13,10 +13,14 @@
 //! Pure functions, no I/O: the document is text for a transport to carry to a
 //! node (`nft -f -` there), never run here. Nothing here names another table.
 
+#[cfg(any(test, feature = "testing"))]
+pub mod listing;
 pub mod read;
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 use crate::rules::{rules_hash, ResolvedLink};
 
@@ -36,28 +40,31 @@ pub const INPUT: &str = "input";
 /// The route_localnet guard: drops what reaches 127.0.0.0/8 from elsewhere unless
 /// it was DNAT'd here or belongs to a flow already accepted. The same test as the
 /// iptables form `! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate
-/// RELATED,ESTABLISHED,DNAT -j DROP`.
-pub const GUARD: &str = "ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct status != dnat ct state != { established, related } drop";
+/// RELATED,ESTABLISHED,DNAT -j DROP`. `ct status ! dnat` (the dnat bit not set),
+/// not `ct status != dnat`: `!=` compares the whole status word with the dnat bit
+/// alone, which a DNAT'd connection's status (dnat, seen-reply, confirmed...)
+/// never equals, so that form dropped every link of a container to itself.
+pub const GUARD: &str = "ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct status ! dnat ct state != { established, related } drop";
 
 /// geartopo's table in normalized form: what the renderer produces and what
 /// [`read::parse_list`] reads back, equal when the namespace holds what was
 /// applied. Chains by name; rules in the order nft evaluates them (order is part
 /// of a ruleset's meaning, so it is compared, not sorted away).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NftTable {
     pub chains: BTreeMap<String, NftChain>,
 }
 
 /// One chain: its base-chain head (`type nat hook output priority -100; policy
 /// accept;`), `None` for a regular chain, and its rules.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NftChain {
     pub head: Option<String>,
     pub rules: Vec<NftRule>,
 }
 
 /// One rule in nft's own syntax: its statements and its comment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NftRule {
     pub statements: String,
     pub comment: Option<String>,
@@ -195,6 +202,24 @@ pub fn render_document(table: &NftTable) -> String {
 /// `render_document(&desired(..))`: what apply sends to a container's namespace.
 pub fn render_apply(topology: &str, container: &str, links: &[ResolvedLink]) -> String {
     render_document(&desired(topology, container, links))
+}
+
+/// The lines of `table` in nft's own syntax (`NftTable::to_nft`): what a plan
+/// carries as a container's rules on an nftables node and diffs line by line.
+pub fn table_lines(table: &NftTable) -> Vec<String> {
+    table.to_nft().lines().map(str::to_string).collect()
+}
+
+/// The `nft -f` document that replaces geartopo's table with the table whose
+/// lines are `lines` (as [`table_lines`] gives them): the same text as
+/// [`render_document`] of that table, self-contained and idempotent.
+pub fn document_from_lines(lines: &[String]) -> String {
+    let mut doc = String::from(DELETE_DOCUMENT);
+    for line in lines {
+        doc.push_str(line);
+        doc.push('\n');
+    }
+    doc
 }
 
 /// The `nft -f` document that removes geartopo's table, and only it, whether or

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::rules::ResolvedLink;
 use crate::state::{ObservedContainer, ObservedState};
-use crate::topology::model::{EnvValue, Protocol, RestartPolicy, Runtime, Topology};
+use crate::topology::model::{EnvValue, Firewall, Protocol, RestartPolicy, Runtime, Topology};
 
 mod diff;
 mod durable;
@@ -35,6 +35,9 @@ pub struct Desired {
     pub runtime_name: String,
     #[serde(skip)]
     pub runtime: Runtime,
+    /// Its node's firewall backend: the form of `rules`.
+    #[serde(skip)]
+    pub firewall: Firewall,
     pub image: String,
     pub command: Vec<String>,
     #[serde(skip)]
@@ -44,7 +47,9 @@ pub struct Desired {
     pub publish: Vec<(Protocol, u16, u16)>,
     #[serde(skip)]
     pub links: Vec<ResolvedLink>,
-    /// The owned chains' rules, as iptables-save prints them.
+    /// The owned rules in the form of the node's backend: as iptables-save prints
+    /// them (iptables), or the lines of `table ip geartopo`, marker included, in
+    /// nft syntax (nftables).
     #[serde(skip)]
     pub rules: Vec<String>,
     /// Per attribute hashes, recorded in the `geartopo.spec` label.
@@ -88,11 +93,13 @@ pub struct Change {
     pub action: Action,
     /// The container's process must be started (new, replaced or stopped).
     pub start: bool,
-    /// Live owned rules; `None` when there is no namespace to read them from.
+    /// Live owned rules, of both backends (iptables-save lines, then the lines of
+    /// geartopo's nft table); `None` when there is no namespace to read them from.
     pub rules_before: Option<Vec<String>>,
     /// Planned owned rules (empty for a delete).
     pub rules_after: Vec<String>,
-    /// Why an update is needed, in words (`rules`, `sysctls`, `stopped`, `jumps`...).
+    /// Why an update is needed, in words (`rules`, `sysctls`, `start`, `firewall`:
+    /// the other backend holds rules to remove).
     pub reasons: Vec<String>,
     /// The runtime id of the container that exists now, if any.
     pub observed_id: Option<String>,
@@ -495,7 +502,7 @@ fn delete_change(node: &str, oc: &ObservedContainer) -> Change {
         runtime_name: oc.runtime_name.clone(),
         action: Action::Delete,
         start: false,
-        rules_before: oc.chains.as_ref().map(|c| c.rules.clone()),
+        rules_before: diff::live_rules(oc),
         rules_after: Vec::new(),
         reasons: Vec::new(),
         observed_id: Some(oc.id.clone()),

@@ -8,6 +8,7 @@ use similar::TextDiff;
 use crate::output::plan::PlanDocument;
 use crate::plan::{Action, Change, Desired, NodeChange, Plan};
 use crate::text::escape_controls as esc;
+use crate::topology::model::Firewall;
 
 /// Terminal colours, off when `NO_COLOR` is set or output is not a terminal.
 #[derive(Debug, Clone, Copy)]
@@ -286,10 +287,16 @@ fn change_text(c: &Change, style: Style) -> String {
                         if before == c.rules_after {
                             out.push_str(&format!("      {tilde} rules: restore the owned chains and their jumps\n"));
                         } else {
-                            out.push_str(&format!("      {tilde} rules (owned chains in its nat and filter tables):\n"));
+                            let what = match c.desired.as_ref().map(|d| d.firewall) {
+                                Some(Firewall::Nftables) => "table ip geartopo, in nft syntax",
+                                _ => "owned chains in its nat and filter tables",
+                            };
+                            out.push_str(&format!("      {tilde} rules ({what}):\n"));
                             for line in rules_diff(&before, &c.rules_after).lines() {
                                 // Live lines come from the node: escaped before colour is added.
-                                let line = &*esc(line);
+                                // nft's syntax indents with tabs: shown as spaces.
+                                let untabbed = line.replace('\t', "    ");
+                                let line = &*esc(&untabbed);
                                 let colored = match line.chars().next() {
                                     Some('+') if !line.starts_with("+++") => style.green(line),
                                     Some('-') if !line.starts_with("---") => style.red(line),
@@ -298,6 +305,20 @@ fn change_text(c: &Change, style: Style) -> String {
                                 out.push_str(&format!("          {colored}\n"));
                             }
                         }
+                    }
+                    "firewall" => {
+                        let to = c.desired.as_ref().map(|d| d.firewall).unwrap_or_default();
+                        let from = match to {
+                            Firewall::Iptables => Firewall::Nftables,
+                            Firewall::Nftables => Firewall::Iptables,
+                        };
+                        out.push_str(&format!(
+                            "      {tilde} firewall = {:?} -> {:?} # in place, no restart: the {} rules are written first, then the {} ones removed\n",
+                            from.as_str(),
+                            to.as_str(),
+                            to.as_str(),
+                            from.as_str()
+                        ));
                     }
                     "start" => out.push_str(&format!("      {tilde} state   = \"stopped\" -> \"running\"\n")),
                     "sysctls" => out.push_str(&format!("      {tilde} sysctls = net.ipv4.ip_forward=1, net.ipv4.conf.all.route_localnet=1\n")),

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::nft::NftTable;
 use crate::private_ports::NodeFilter;
 use crate::topology::model::Protocol;
 
@@ -124,6 +125,10 @@ pub struct ObservedContainer {
     pub published: Vec<PublishedPort>,
     /// The owned chains in its nat and filter tables; `None` when it has no namespace.
     pub chains: Option<OwnedChains>,
+    /// geartopo's nft table (`table ip geartopo`) in its namespace, normalized
+    /// (`nft::read`); `None` when there is none, no namespace, or no nft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nft: Option<NftTable>,
     /// `net.ipv4.ip_forward` and `net.ipv4.conf.all.route_localnet`, when readable.
     pub sysctls: BTreeMap<String, String>,
     /// Its network namespace is the node's own (host networking, made or changed
@@ -168,6 +173,17 @@ pub struct OwnedChains {
     pub marker: Option<String>,
     /// How many times each built-in chain jumps into its owned chain.
     pub jumps: BTreeMap<String, usize>,
+}
+
+impl OwnedChains {
+    /// Nothing of geartopo's in the iptables tables (a namespace on nftables, or
+    /// one never given rules).
+    pub fn is_empty(&self) -> bool {
+        self.declared.is_empty()
+            && self.rules.is_empty()
+            && self.marker.is_none()
+            && self.jumps.values().all(|n| *n == 0)
+    }
 }
 
 impl ObservedState {

@@ -9,7 +9,7 @@ use crate::rules::{rules_hash, CHAINS};
 use crate::state::{
     DurableState, NodeState, ObservedContainer, ObservedState, OwnedChains, PublishedPort, RunState,
 };
-use crate::topology::model::Topology;
+use crate::topology::model::{Firewall, Topology};
 
 /// Every node of `t` observed, with nothing on it.
 pub fn empty_state(t: &Topology) -> ObservedState {
@@ -50,12 +50,18 @@ pub fn applied_state(t: &Topology, p: &Plan) -> ObservedState {
                 state: RunState::Running,
                 pid: Some(1000 + i as u32),
                 published,
-                chains: Some(OwnedChains {
-                    declared: CHAINS.iter().map(|(_, _, o)| o.to_string()).collect(),
-                    rules: d.rules.clone(),
-                    marker: Some(rules_hash(&d.rules)),
-                    jumps: CHAINS.iter().map(|(_, b, _)| (b.to_string(), 1)).collect(),
+                chains: Some(match d.firewall {
+                    Firewall::Iptables => OwnedChains {
+                        declared: CHAINS.iter().map(|(_, _, o)| o.to_string()).collect(),
+                        rules: d.rules.clone(),
+                        marker: Some(rules_hash(&d.rules)),
+                        jumps: CHAINS.iter().map(|(_, b, _)| (b.to_string(), 1)).collect(),
+                    },
+                    // iptables-save there shows nothing of geartopo's.
+                    Firewall::Nftables => OwnedChains::default(),
                 }),
+                nft: (d.firewall == Firewall::Nftables)
+                    .then(|| crate::nft::desired(&t.name, &d.container, &d.links)),
                 sysctls: crate::node::SYSCTLS
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -70,6 +76,8 @@ pub fn applied_state(t: &Topology, p: &Plan) -> ObservedState {
             container: d.container.clone(),
             rules: d.rules.clone(),
             file: Some(d.runtime_name.clone()),
+            firewall: d.firewall,
+            clear_other: false,
         };
         let profile = crate::node::NodeProfile::of(&t.nodes[&d.node]);
         durable.files.insert(

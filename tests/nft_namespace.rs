@@ -381,3 +381,73 @@ fn a_link_carries_real_tcp_from_127_0_0_1_to_the_other_side() {
     client.nft_apply(DELETE_DOCUMENT);
     assert!(fetch(&client, "127.0.0.1:6379").is_err());
 }
+
+/// A container's link to its own view address (DNAT to 127.0.0.1, as a member of
+/// a same-view cluster has) passes the route_localnet guard: the guard's
+/// `ct status ! dnat` lets a DNAT'd connection through, where `ct status != dnat`
+/// (the whole status word compared) dropped it.
+#[test]
+fn a_link_to_the_container_itself_passes_the_guard() {
+    if !prerequisites() {
+        return;
+    }
+    let ns = Netns::new();
+    let (a, b) = (
+        format!("gtsa{}", std::process::id() % 100_000),
+        format!("gtsb{}", std::process::id() % 100_000),
+    );
+    // An address and a default route, as a container has (the view address is
+    // routed out before the DNAT reroutes it to lo).
+    ns.ok(
+        &["ip", "link", "add", &a, "type", "veth", "peer", "name", &b],
+        None,
+    );
+    ns.ok(&["ip", "addr", "add", "198.18.201.1/30", "dev", &a], None);
+    ns.ok(&["ip", "link", "set", &a, "up"], None);
+    ns.ok(&["ip", "link", "set", &b, "up"], None);
+    ns.ok(
+        &[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.18.201.2",
+            "dev",
+            &a,
+        ],
+        None,
+    );
+    ns.ok(
+        &["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"],
+        None,
+    );
+    let _listener = Server(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, "socat"])
+            .args([
+                "TCP-LISTEN:2379,bind=127.0.0.1,reuseaddr,fork",
+                "SYSTEM:echo self",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fetch(&ns, "127.0.0.1:2379").is_err() {
+        assert!(Instant::now() < deadline, "the server never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let link = ResolvedLink {
+        listen_ip: "192.168.1.1".parse().unwrap(),
+        listen_port: 2379,
+        protocol: Protocol::Tcp,
+        dest_ip: "127.0.0.1".parse().unwrap(),
+        dest_port: 2379,
+        describe: "etcd-1:2379 (itself)".into(),
+    };
+    ns.nft_apply(&render_apply("nfttest", "etcd-1", &[link]));
+    assert_eq!(fetch(&ns, "192.168.1.1:2379"), Ok("self".to_string()));
+}

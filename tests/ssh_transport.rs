@@ -184,6 +184,7 @@ impl Lab {
             identity,
             known_hosts: known_hosts.to_path_buf(),
             runtime: Runtime::Podman,
+            firewall: Default::default(),
             host_ports: PortRange {
                 first: 50000,
                 last: 50999,
@@ -886,6 +887,7 @@ fn trace_child() {
             identity: Some(dir.join("wrong")),
             known_hosts: dir.join("empty"),
             runtime: Runtime::Podman,
+            firewall: Default::default(),
             host_ports: PortRange {
                 first: 50000,
                 last: 50999,

@@ -387,3 +387,16 @@ fn a_replica_linking_to_itself_on_another_address_keeps_the_loopback_link() {
         )
     );
 }
+
+#[test]
+fn the_firewall_backend_is_iptables_unless_defaults_or_the_node_say_otherwise() {
+    use geartopo::topology::model::Firewall;
+    let t = parse("name = \"d\"\n[nodes.a]\naddress = \"10.0.0.1\"\n");
+    assert_eq!(t.node("a").unwrap().firewall, Firewall::Iptables);
+    let t = parse(
+        "name = \"d\"\n[defaults]\nfirewall = \"nftables\"\n[nodes.a]\naddress = \"10.0.0.1\"\n\
+         [nodes.b]\naddress = \"10.0.0.2\"\nfirewall = \"iptables\"\n",
+    );
+    assert_eq!(t.node("a").unwrap().firewall, Firewall::Nftables);
+    assert_eq!(t.node("b").unwrap().firewall, Firewall::Iptables);
+}

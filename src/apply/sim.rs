@@ -11,8 +11,7 @@ use crate::node::fake::FakeNodes;
 use crate::node::lock::{HeldLock, LockHolder};
 use crate::node::section::Section;
 use crate::node::{CreateSpec, NodeOp, LOCK_HELD};
-use crate::rules::render_restore;
-use crate::topology::model::{Runtime, Topology};
+use crate::topology::model::{Firewall, Runtime, Topology};
 use crate::transport::{Output, TransportError};
 
 #[derive(Debug, Clone)]
@@ -27,6 +26,8 @@ pub(crate) struct SimContainer {
     pub pid: u32,
     pub rules: Vec<String>,
     pub jumps: usize,
+    /// geartopo's nft table, as its lines in nft syntax; `None`: no table.
+    pub nft: Option<Vec<String>>,
 }
 
 #[derive(Default)]
@@ -168,6 +169,12 @@ impl Sim {
                     }
                     out.push_str("COMMIT\n");
                 }
+                // As a node with nft answers: the listing, or nothing.
+                out.push_str(&line(Section::Nft));
+                if let Some(lines) = &c.nft {
+                    out.push_str(&crate::nft::listing::listing_json(lines));
+                    out.push('\n');
+                }
             }
         }
         out.push_str(&line(Section::NodeFilter));
@@ -298,6 +305,7 @@ impl Sim {
             pid: 0,
             rules: vec![],
             jumps: 0,
+            nft: None,
         };
         self.next += 1;
         // As the runtimes: names are unique on a node, and a host port another
@@ -408,14 +416,28 @@ impl Sim {
                         c.pid > 0,
                         "rules restored into a container without a namespace"
                     );
-                    // What iptables-save shows after the restore: its rules.
-                    let restore = render_restore(&rules.topology, &rules.container, &rules.rules);
-                    c.rules = restore
-                        .lines()
-                        .filter(|l| l.starts_with("-A "))
-                        .map(str::to_string)
-                        .collect();
-                    c.jumps = 1;
+                    match rules.firewall {
+                        Firewall::Iptables => {
+                            // What iptables-save shows after the restore: its rules.
+                            c.rules = rules
+                                .payload()
+                                .lines()
+                                .filter(|l| l.starts_with("-A "))
+                                .map(str::to_string)
+                                .collect();
+                            c.jumps = 1;
+                            if rules.clear_other {
+                                c.nft = None;
+                            }
+                        }
+                        Firewall::Nftables => {
+                            c.nft = Some(rules.rules.clone());
+                            if rules.clear_other {
+                                c.rules.clear();
+                                c.jumps = 0;
+                            }
+                        }
+                    }
                     self.write_durable(node, rules);
                 }
                 NodeOp::WriteRules { rules } => self.write_durable(node, rules),

@@ -29,7 +29,7 @@ impl Progress for Quiet {
 }
 
 /// observe -> plan -> execute, as `apply --auto-approve` does.
-fn apply_once(
+pub(super) fn apply_once(
     t: &crate::topology::model::Topology,
     w: &FakeNodes,
 ) -> (crate::plan::Plan, Vec<Task>, Vec<Outcome>) {
@@ -260,6 +260,7 @@ fn destroy_removes_dependents_first_and_only_what_the_topology_owns() {
             pid: 7,
             rules: vec![],
             jumps: 0,
+            nft: None,
         });
     let mut c = conns(&w, &t);
     let state = observe(&t, &mut c, 4).unwrap();

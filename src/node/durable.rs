@@ -8,8 +8,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Firewall, NodeProfile, OwnedRules, SYSCTLS};
-use crate::rules::render_restore;
+use super::{NodeProfile, OwnedRules, SYSCTLS};
 use crate::state::hex;
 
 /// The hook program, POSIX sh (its first lines name the format it reads).
@@ -51,22 +50,13 @@ pub fn hook_file(state_dir: &str) -> String {
 /// A container's rules file: a header naming the format and the firewall
 /// backend, its sysctls (as /proc/sys paths), then after `payload` exactly the
 /// document the rules step restores.
-pub fn rules_file(profile: &NodeProfile, rules: &OwnedRules) -> String {
-    let backend = match profile.firewall {
-        Firewall::Iptables => "iptables",
-    };
-    let mut s = format!("geartopo-rules 1 {backend}\n");
+pub fn rules_file(_profile: &NodeProfile, rules: &OwnedRules) -> String {
+    let mut s = format!("geartopo-rules 1 {}\n", rules.firewall.as_str());
     for (k, v) in SYSCTLS {
         s.push_str(&format!("sysctl {} {v}\n", k.replace('.', "/")));
     }
     s.push_str("payload\n");
-    match profile.firewall {
-        Firewall::Iptables => s.push_str(&render_restore(
-            &rules.topology,
-            &rules.container,
-            &rules.rules,
-        )),
-    }
+    s.push_str(&rules.payload());
     s
 }
 

@@ -119,8 +119,9 @@ pub struct CreateSpec {
     pub durable: Option<OwnedRules>,
 }
 
-/// The owned chains' rules of one container, in iptables-save's form
-/// (`rules::render_rules`); the firewall backend renders the document around them.
+/// The owned rules of one container, in the form of the backend they are for:
+/// iptables-save lines (`rules::render_rules`) for `Iptables`, the lines of
+/// `table ip geartopo` in nft syntax (`nft::table_lines`) for `Nftables`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedRules {
     pub topology: String,
@@ -131,16 +132,41 @@ pub struct OwnedRules {
     /// written in the same step as the restore; `None` for a container made
     /// before durable links (no hook runs for it, so no file is kept).
     pub file: Option<String>,
+    /// The backend `rules` are for, and so the program that applies them.
+    pub firewall: Firewall,
+    /// Also remove what the other backend holds of geartopo's in the namespace
+    /// (a node switched backends): after the new rules are in place.
+    pub clear_other: bool,
 }
 
-/// How a node's firewall is driven. One backend today; another renders its own
-/// document in `script` and reads its own state in `observe`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Firewall {
-    /// `iptables-restore --noflush` of the nat and filter tables, `iptables-save`
-    /// to read them.
-    Iptables,
+impl OwnedRules {
+    /// The document that puts these rules in place, self-contained and
+    /// idempotent: what is piped to `iptables-restore --noflush`
+    /// (`firewall_program`) or `nft -f -`. The same text every time for the same
+    /// rules, so that a hook may replay it after a restart.
+    pub fn payload(&self) -> String {
+        match self.firewall {
+            Firewall::Iptables => {
+                crate::rules::render_restore(&self.topology, &self.container, &self.rules)
+            }
+            Firewall::Nftables => crate::nft::document_from_lines(&self.rules),
+        }
+    }
 }
+
+/// The program (and arguments) that reads `OwnedRules::payload` on stdin.
+pub fn firewall_program(firewall: Firewall) -> &'static str {
+    match firewall {
+        Firewall::Iptables => "iptables-restore --noflush",
+        Firewall::Nftables => "nft -f -",
+    }
+}
+
+/// How a node's firewall is driven (the model's type: a node of the topology
+/// chooses it). Each backend renders its own document in `script`; `observe`
+/// reads both, so that a node switched from one to the other is seen with what
+/// the other left.
+pub use crate::topology::model::Firewall;
 
 /// Everything about a node that changes the text of its scripts (the container
 /// runtime, the firewall backend; later e.g. how root is obtained).
@@ -157,6 +183,7 @@ impl NodeProfile {
     pub fn of(node: &Node) -> NodeProfile {
         NodeProfile {
             sudo: node.sudo,
+            firewall: node.firewall,
             ..NodeProfile::for_runtime(node.runtime)
         }
     }

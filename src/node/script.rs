@@ -10,7 +10,7 @@ use super::durable::{self, HOOKS_DIR, HOOK_FILE, STATE_DIR};
 use super::lock::{LockHolder, HELD_PREFIX, INFO_PREFIX};
 use super::section::Section;
 use super::{CreateSpec, Firewall, NodeOp, NodeProfile, OwnedRules, LOCK_HELD, SYSCTLS};
-use crate::rules::{render_restore, CHAINS, TABLES};
+use crate::rules::{CHAINS, TABLES};
 use crate::topology::model::Runtime;
 use crate::transport::shell::{join, quote};
 
@@ -92,7 +92,7 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
 /// and not read: its tables are the node's, not the container's.
 fn observe_script(profile: &NodeProfile, topology: &str) -> String {
     let rt = profile.runtime.binary();
-    let [tcp, udp, ports, inspect, list, ns, hostns, sysctl, nodefilter, subnets, durable, end] =
+    let [tcp, udp, ports, inspect, list, ns, hostns, sysctl, nft, nodefilter, subnets, durable, end] =
         Section::ALL.map(Section::header);
     // The values in the order `Section::Sysctl` promises: that of SYSCTLS.
     let sysctls: Vec<String> = SYSCTLS
@@ -100,18 +100,24 @@ fn observe_script(profile: &NodeProfile, topology: &str) -> String {
         .map(|(k, _)| format!("$(cat /proc/sys/{})", k.replace('.', "/")))
         .collect();
     let sysctl = format!("{sysctl} {}", sysctls.join(" "));
-    let save = match profile.firewall {
-        Firewall::Iptables => "iptables-save -t nat; iptables-save -t filter",
-    };
+    // Both backends' state, whichever the node uses: a node switched from one to
+    // the other still holds what the other wrote, until the switch is applied.
+    // nft's JSON, not its text, whose layout changes between versions; a missing
+    // table lists nothing (nft exits 1), a node without nft has no section.
+    let save = format!(
+        "iptables-save -t nat; iptables-save -t filter; if command -v nft >/dev/null 2>&1; then echo \"{nft}\"; nft -j list table {} {} 2>/dev/null; fi",
+        crate::nft::FAMILY,
+        crate::nft::TABLE
+    );
     // The node's own filter table, owned lines only (private ports); and where a
     // container of this node comes from when it reaches a port of this node.
-    let node_filter = match profile.firewall {
-        Firewall::Iptables => format!(
-            "iptables-save -t filter 2>/dev/null | grep -e '^:{pp}' -e '^-A {pp}' -e '^-A {fw} -j {pp}' || true",
-            pp = crate::private_ports::PREFIX,
-            fw = crate::private_ports::BUILTIN,
-        ),
-    };
+    // The node's own table is iptables whatever its containers' backend: the
+    // runtimes here publish ports through iptables.
+    let node_filter = format!(
+        "iptables-save -t filter 2>/dev/null | grep -e '^:{pp}' -e '^-A {pp}' -e '^-A {fw} -j {pp}' || true",
+        pp = crate::private_ports::PREFIX,
+        fw = crate::private_ports::BUILTIN,
+    );
     let networks = match profile.runtime {
         Runtime::Podman => {
             "podman network inspect podman --format '{{range .Subnets}}{{.Subnet}} {{end}}'"
@@ -478,10 +484,60 @@ fn rules_script(profile: &NodeProfile, name: &str, rules: &OwnedRules) -> String
     }
     // The rules file in the same step as the restore: the next start gets these.
     s.push_str(&durable_write_lines(profile, rules));
-    match profile.firewall {
+    // The new backend's rules first, then the other's removed (a switch): every
+    // moment in between has at least one complete set of the same links.
+    match rules.firewall {
         Firewall::Iptables => s.push_str(&iptables_lines(rules)),
+        Firewall::Nftables => s.push_str(&nft_lines(rules)),
+    }
+    if rules.clear_other {
+        match rules.firewall {
+            Firewall::Iptables => s.push_str(&nft_clear_lines()),
+            Firewall::Nftables => s.push_str(&iptables_clear_lines()),
+        }
     }
     s
+}
+
+/// One `nft -f` transaction that declares, deletes and recreates geartopo's
+/// table (`OwnedRules::payload`): nothing outside that table is named.
+fn nft_lines(rules: &OwnedRules) -> String {
+    let mut s = String::from(
+        "command -v nft >/dev/null 2>&1 || { echo \"nft is not installed on this node (its firewall is nftables)\" >&2; exit 1; }\n",
+    );
+    s.push_str("nsenter -t \"$pid\" -n nft -f - <<'GEARTOPO_NFT'\n");
+    s.push_str(&rules.payload());
+    s.push_str("GEARTOPO_NFT\n");
+    s
+}
+
+/// Removes geartopo's nft table, if there is one (the node moved to iptables).
+fn nft_clear_lines() -> String {
+    format!(
+        "nsenter -t \"$pid\" -n nft -f - <<'GEARTOPO_NFT'\n{}GEARTOPO_NFT\n",
+        crate::nft::DELETE_DOCUMENT
+    )
+}
+
+/// Removes geartopo's owned iptables chains and every jump into them, if there
+/// are any (the node moved to nftables); nothing else in any table.
+fn iptables_clear_lines() -> String {
+    let chains: Vec<String> = CHAINS
+        .iter()
+        .map(|(t, b, o)| format!("{t}:{b}:{o}"))
+        .collect();
+    format!(
+        r#"for triple in {}; do
+  t=${{triple%%:*}}; rest=${{triple#*:}}; b=${{rest%%:*}}; o=${{rest#*:}}
+  while nsenter -t "$pid" -n iptables -w -t "$t" -D "$b" -j "$o" 2>/dev/null; do :; done
+  if nsenter -t "$pid" -n iptables -w -t "$t" -S "$o" >/dev/null 2>&1; then
+    nsenter -t "$pid" -n iptables -w -t "$t" -F "$o"
+    nsenter -t "$pid" -n iptables -w -t "$t" -X "$o"
+  fi
+done
+"#,
+        chains.join(" ")
+    )
 }
 
 /// One restore of the owned chains (filter and nat), then the jumps into them
@@ -490,11 +546,7 @@ fn rules_script(profile: &NodeProfile, name: &str, rules: &OwnedRules) -> String
 fn iptables_lines(rules: &OwnedRules) -> String {
     let mut s =
         String::from("nsenter -t \"$pid\" -n iptables-restore --noflush <<'GEARTOPO_RESTORE'\n");
-    s.push_str(&render_restore(
-        &rules.topology,
-        &rules.container,
-        &rules.rules,
-    ));
+    s.push_str(&rules.payload());
     s.push_str("GEARTOPO_RESTORE\n");
     let chains: Vec<String> = CHAINS
         .iter()
@@ -532,14 +584,18 @@ done
 fn private_ports_script(profile: &NodeProfile, chain: &str, rules: &[String]) -> String {
     let c = quote(chain);
     let fw = crate::private_ports::BUILTIN;
-    match profile.firewall {
-        Firewall::Iptables if rules.is_empty() => format!(
+    // The node's own table is iptables whatever its containers' backend (the
+    // runtimes here publish ports through iptables), so `profile` changes nothing.
+    let _ = profile;
+    if rules.is_empty() {
+        format!(
             r#"set -e
 while iptables -w -D {fw} -j {c} 2>/dev/null; do :; done
 if iptables -w -n -L {c} >/dev/null 2>&1; then iptables -w -F {c}; iptables -w -X {c}; fi
 "#
-        ),
-        Firewall::Iptables => {
+        )
+    } else {
+        {
             let mut s = String::from("set -e\niptables-restore --noflush <<'GEARTOPO_RESTORE'\n");
             s.push_str(&crate::private_ports::render_restore(chain, rules));
             s.push_str("GEARTOPO_RESTORE\n");
@@ -662,6 +718,28 @@ mod tests {
             container: "app1".into(),
             rules: render_rules("todo", "app1", &[link]),
             file: Some("todo-app1".into()),
+            firewall: Firewall::Iptables,
+            clear_other: false,
+        }
+    }
+
+    /// The same link for an nftables node; `clear_other`: switched from iptables.
+    fn nft_rules(clear_other: bool) -> OwnedRules {
+        let link = ResolvedLink {
+            listen_ip: Ipv4Addr::new(127, 0, 0, 1),
+            listen_port: 6379,
+            protocol: Protocol::Tcp,
+            dest_ip: Ipv4Addr::new(198, 18, 0, 4),
+            dest_port: 50000,
+            describe: "redisdb:6379".into(),
+        };
+        OwnedRules {
+            topology: "todo".into(),
+            container: "app1".into(),
+            rules: crate::nft::table_lines(&crate::nft::desired("todo", "app1", &[link])),
+            firewall: Firewall::Nftables,
+            clear_other,
+            file: Some("todo-app1".into()),
         }
     }
 
@@ -704,6 +782,30 @@ mod tests {
                 "write-rules",
                 vec![NodeOp::WriteRules {
                     rules: owned_rules(),
+                }],
+            ),
+            (
+                "rules-nft",
+                vec![NodeOp::Rules {
+                    container: id.clone(),
+                    rules: nft_rules(false),
+                }],
+            ),
+            (
+                "rules-switch-to-nft",
+                vec![NodeOp::Rules {
+                    container: id.clone(),
+                    rules: nft_rules(true),
+                }],
+            ),
+            (
+                "rules-switch-to-iptables",
+                vec![NodeOp::Rules {
+                    container: id.clone(),
+                    rules: OwnedRules {
+                        clear_other: true,
+                        ..owned_rules()
+                    },
                 }],
             ),
             (

@@ -31,6 +31,9 @@ pub enum Section {
     /// Args: the values of `node::SYSCTLS`, in that order; the body is the
     /// namespace's nat and filter tables as `iptables-save` prints them.
     Sysctl,
+    /// Follows `Sysctl` when the node has `nft`: the body is `nft -j list table
+    /// ip geartopo` in the namespace (JSON), empty when there is no such table.
+    Nft,
     /// The owned lines (`GEARTOPO-PP-*` chains, FORWARD's jumps into them) of
     /// the node's own filter table, as `iptables-save` prints them.
     NodeFilter,
@@ -47,7 +50,7 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 12] = [
+    pub const ALL: [Section; 13] = [
         Section::Tcp,
         Section::Udp,
         Section::Ports,
@@ -56,6 +59,7 @@ impl Section {
         Section::Namespace,
         Section::HostNetwork,
         Section::Sysctl,
+        Section::Nft,
         Section::NodeFilter,
         Section::Subnets,
         Section::Durable,
@@ -73,6 +77,7 @@ impl Section {
             Section::Namespace => "ns",
             Section::HostNetwork => "hostns",
             Section::Sysctl => "sysctl",
+            Section::Nft => "nft",
             Section::NodeFilter => "nodefilter",
             Section::Subnets => "subnets",
             Section::Durable => "durable",

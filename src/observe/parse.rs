@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::ObserveError;
+use crate::nft::read::parse_list;
 use crate::node::section::Section;
 use crate::node::SYSCTLS;
 use crate::rules::parse_owned;
@@ -19,6 +20,8 @@ struct NamespaceRead {
     /// The values of `SYSCTLS`, in that order.
     sysctls: Vec<String>,
     save: Option<String>,
+    /// The body of its `Nft` section (`None`: the node has no nft).
+    nft: Option<String>,
     /// The namespace is the node's own.
     host: bool,
 }
@@ -163,6 +166,11 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                 }
                 state.durable = Some(d);
             }
+            (Section::Nft, []) => {
+                if let Some(id) = &current_ns {
+                    namespaces.get_mut(id).expect("ns before nft").nft = Some(body.clone());
+                }
+            }
             (Section::End, []) => {}
             (section, args) => {
                 return Err(err(format!(
@@ -213,10 +221,16 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                     }
                 }
                 c.chains = Some(parse_owned(save));
+                let listing = ns.nft.as_deref().unwrap_or("");
+                if !listing.trim().is_empty() {
+                    c.nft = parse_list(listing)
+                        .map_err(|e| err(format!("container {}: {e}", c.runtime_name)))?;
+                }
             }
         }
         if c.pid.is_none() {
             c.chains = None;
+            c.nft = None;
         }
         if state.containers.contains_key(&c.container) {
             state.extras.push(c);
@@ -354,6 +368,7 @@ fn parse_listed(v: &Value) -> Result<Option<ObservedContainer>, String> {
         spec: spec_label(label("geartopo.spec")),
         owner_id: label("geartopo.id"),
         rules_file: label(crate::node::durable::LABEL),
+        nft: None,
         image: v
             .get("Image")
             .and_then(Value::as_str)
@@ -467,6 +482,7 @@ fn parse_inspect(v: &Value) -> Result<Option<ObservedContainer>, String> {
         pid: None,
         published,
         chains: None,
+        nft: None,
         sysctls: BTreeMap::new(),
         host_network: false,
     }))
@@ -740,5 +756,31 @@ d1 0 {"Id":"d1","Name":"/todo-app1","State":{"Status":"exited","Pid":0},"Config"
         assert_eq!(c.state, RunState::Stopped("exited".into()));
         assert_eq!(c.pid, None);
         assert!(c.chains.is_none());
+    }
+
+    /// An nftables namespace: its table read from the JSON listing into the
+    /// normalized form; no listing (empty body) is no table; a listing that is not
+    /// nft's JSON is an error naming the node and the container.
+    #[test]
+    fn the_nft_section_is_read_into_the_table() {
+        let listing = include_str!("../../tests/golden/nft/todo-app1.list.json");
+        let with = |body: &str| {
+            PODMAN_SAMPLE.replace(
+                "COMMIT\n@@geartopo end",
+                &format!("COMMIT\n@@geartopo nft\n{body}@@geartopo end"),
+            )
+        };
+        let s = parse_node("node4", "todo", &with(&format!("{}\n", listing.trim()))).unwrap();
+        let table = s.containers["redisdb"].nft.as_ref().unwrap();
+        assert_eq!(
+            table,
+            &crate::nft::read::parse_list(listing).unwrap().unwrap()
+        );
+        assert!(table.intact());
+        let s = parse_node("node4", "todo", &with("")).unwrap();
+        assert_eq!(s.containers["redisdb"].nft, None);
+        let e = parse_node("node4", "todo", &with("{\"nftables\": 7}\n")).unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("node4") && e.contains("todo-redisdb"), "{e}");
     }
 }

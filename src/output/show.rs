@@ -7,8 +7,10 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{FormatVersion, Protocol};
+use crate::nft::NftRule;
 use crate::plan::Plan;
 use crate::state::{ObservedContainer, ObservedState, RunState};
+use crate::topology::model::Firewall;
 
 /// Live status, as `geartopo show --json` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -96,7 +98,9 @@ impl ShowDocument {
                 .get(&d.node)
                 .and_then(|n| n.containers.get(&d.container));
             containers.push(match oc {
-                Some(oc) => ShowContainer::Observed(observed(oc, &d.node, Some(&d.rules))),
+                Some(oc) => {
+                    ShowContainer::Observed(observed(oc, &d.node, Some((&d.rules, d.firewall))))
+                }
                 None => ShowContainer::Absent(AbsentContainer {
                     container: d.container.clone(),
                     node: d.node.clone(),
@@ -145,6 +149,22 @@ fn link_in_force(rule: &str) -> Option<ShowLink> {
     })
 }
 
+/// A DNAT rule of geartopo's nft table (`ip daddr L tcp dport P dnat to D:DP`)
+/// as a link in force.
+fn nft_link_in_force(rule: &NftRule) -> Option<ShowLink> {
+    let words: Vec<&str> = rule.statements.split_whitespace().collect();
+    match words.as_slice() {
+        ["ip", "daddr", ip, protocol @ ("tcp" | "udp"), "dport", port, "dnat", "to", to] => {
+            Some(ShowLink {
+                listen: format!("{ip}:{port}"),
+                protocol: protocol.to_string(),
+                destination: to.to_string(),
+            })
+        }
+        _ => None,
+    }
+}
+
 fn state_word(oc: &ObservedContainer) -> String {
     match &oc.state {
         RunState::Running => "running".into(),
@@ -153,17 +173,37 @@ fn state_word(oc: &ObservedContainer) -> String {
     }
 }
 
-/// `wanted`: the rules the file wants, when the container is in the file.
-fn observed(oc: &ObservedContainer, node: &str, wanted: Option<&Vec<String>>) -> ObservedStatus {
+/// `wanted`: the rules the file wants and their backend, when the container is
+/// in the file. Links in force are read from both backends.
+fn observed(
+    oc: &ObservedContainer,
+    node: &str,
+    wanted: Option<(&Vec<String>, Firewall)>,
+) -> ObservedStatus {
+    let nft_output = oc
+        .nft
+        .iter()
+        .filter_map(|t| t.chains.get(crate::nft::OUTPUT))
+        .flat_map(|c| c.rules.iter().filter_map(nft_link_in_force));
     ObservedStatus {
         container: oc.container.clone(),
         links: oc
             .chains
             .iter()
             .flat_map(|c| c.rules.iter().filter_map(|r| link_in_force(r)))
+            .chain(nft_output)
             .collect(),
         matches_file: match (wanted, &oc.chains) {
-            (Some(w), Some(c)) => Some(c.intact() && &c.rules == w),
+            (Some((w, Firewall::Iptables)), Some(c)) => {
+                Some(c.intact() && &c.rules == w && oc.nft.is_none())
+            }
+            (Some((w, Firewall::Nftables)), Some(c)) => Some(
+                c.is_empty()
+                    && oc
+                        .nft
+                        .as_ref()
+                        .is_some_and(|t| t.intact() && &crate::nft::table_lines(t) == w),
+            ),
             _ => None,
         },
         node: node.to_string(),
@@ -273,6 +313,46 @@ mod tests {
         assert_eq!(
             (&c[2]["container"], &c[2]["matches_file"]),
             (&"old".into(), &serde_json::Value::Null)
+        );
+    }
+
+    /// On an nftables node the links in force come from geartopo's table, and
+    /// the container matches the file only while the table is as applied.
+    #[test]
+    fn an_nftables_container_shows_the_links_of_its_table() {
+        let mut t = redis_todo();
+        t.nodes.get_mut("node1").unwrap().firewall = Firewall::Nftables;
+        let p = crate::plan::plan(&t, &empty_state(&t), None).unwrap();
+        let mut s = applied_state(&t, &p);
+        let doc = serde_json::to_value(ShowDocument::new(&p, &s)).unwrap();
+        let app1 = &doc["containers"][1];
+        assert_eq!(
+            (&app1["links"], &app1["matches_file"]),
+            (
+                &serde_json::json!([{"listen": "127.0.0.1:6379", "protocol": "tcp", "destination": "198.18.0.4:50000"}]),
+                &true.into()
+            )
+        );
+        let app = s
+            .nodes
+            .get_mut("node1")
+            .unwrap()
+            .containers
+            .get_mut("app1")
+            .unwrap();
+        app.nft
+            .as_mut()
+            .unwrap()
+            .chains
+            .get_mut("output")
+            .unwrap()
+            .rules
+            .clear();
+        let doc = serde_json::to_value(ShowDocument::new(&p, &s)).unwrap();
+        let app1 = &doc["containers"][1];
+        assert_eq!(
+            (&app1["links"], &app1["matches_file"]),
+            (&serde_json::json!([]), &false.into())
         );
     }
 

@@ -2,7 +2,8 @@
 //! (keep, create, replace, update rules, start) and the drift to report. Pure; it
 //! decides nothing about other containers.
 
-use crate::state::{ObservedContainer, RunState};
+use crate::state::{ObservedContainer, OwnedChains, RunState};
+use crate::topology::model::Firewall;
 
 use super::{Action, Change, Desired, Drift};
 
@@ -29,7 +30,7 @@ fn make_change(
         runtime_name: d.runtime_name.clone(),
         action,
         start,
-        rules_before: observed.and_then(|oc| oc.chains.as_ref().map(|c| c.rules.clone())),
+        rules_before: observed.and_then(live_rules),
         rules_after: d.rules.clone(),
         reasons,
         observed_id: observed.map(|oc| oc.id.clone()),
@@ -37,6 +38,18 @@ fn make_change(
         desired: Some(d.clone()),
         rules_file,
     }
+}
+
+/// What a plan shows as a container's live owned rules: its iptables owned
+/// rules, then the lines of its nft table (each backend's own syntax; on a node
+/// that uses one backend, the other adds nothing); `None` without a namespace.
+pub(super) fn live_rules(oc: &ObservedContainer) -> Option<Vec<String>> {
+    let chains = oc.chains.as_ref()?;
+    let mut lines = chains.rules.clone();
+    if let Some(table) = &oc.nft {
+        lines.extend(crate::nft::table_lines(table));
+    }
+    Some(lines)
 }
 
 /// `--replace`: turns what `diff_one` planned for `d` into a replace, whatever it
@@ -113,46 +126,19 @@ pub(super) fn diff_one(
     match &oc.chains {
         None => reasons.push("rules".into()),
         Some(chains) => {
-            if chains.before_guard() {
-                // Applied by a geartopo without the route_localnet guard: not
-                // drift, the rules step adds it (the plan shows it in the diff).
-                reasons.push("rules".into());
-            } else if !chains.intact() {
-                let mut what = Vec::new();
-                if chains.marker.is_none() && chains.rules.is_empty() {
-                    what.push("owned chains are missing".to_string());
-                } else if chains.marker.as_deref()
-                    != Some(crate::rules::rules_hash(&chains.rules).as_str())
-                {
-                    what.push("rules in the owned chains were changed".to_string());
+            match d.firewall {
+                Firewall::Iptables if oc.nft.is_some() && chains.is_empty() => {
+                    // Switched from nftables: nothing in iptables yet is no drift.
+                    reasons.push("firewall".into());
+                    reasons.push("rules".into());
                 }
-                // The guard has its own words: without it, services bound to
-                // 127.0.0.1 in the container are reachable from its bridge.
-                let guard = crate::rules::GUARD_CHAIN;
-                let is_guard = |r: &&String| r.split_whitespace().nth(1) == Some(guard);
-                if chains.marker.is_some()
-                    && chains
-                        .rules
-                        .iter()
-                        .filter(is_guard)
-                        .ne(d.rules.iter().filter(is_guard))
-                {
-                    what.push(format!(
-                        "the route_localnet guard in {guard} is missing or changed"
-                    ));
-                }
-                for (_, builtin, owned) in crate::rules::CHAINS {
-                    let n = chains.jumps.get(builtin).copied().unwrap_or(0);
-                    if n != 1 {
-                        what.push(format!("{builtin} jumps to {owned} {n} times"));
+                Firewall::Iptables => {
+                    if oc.nft.is_some() {
+                        reasons.push("firewall".into());
                     }
+                    iptables_reasons(d, oc, chains, &mut note, &mut reasons);
                 }
-                if !what.is_empty() && oc.state == RunState::Running {
-                    note(what.join("; "));
-                }
-                reasons.push("rules".into());
-            } else if chains.rules != d.rules {
-                reasons.push("rules".into());
+                Firewall::Nftables => nft_reasons(d, oc, chains, &mut note, &mut reasons),
             }
             let wrong: Vec<String> = crate::node::SYSCTLS
                 .iter()
@@ -178,5 +164,101 @@ pub(super) fn diff_one(
         None
     } else {
         Some(change(Action::Update, start, reasons))
+    }
+}
+
+/// The iptables backend: the owned chains against the desired rules.
+fn iptables_reasons(
+    d: &Desired,
+    oc: &ObservedContainer,
+    chains: &OwnedChains,
+    note: &mut impl FnMut(String),
+    reasons: &mut Vec<String>,
+) {
+    if chains.before_guard() {
+        // Applied by a geartopo without the route_localnet guard: not
+        // drift, the rules step adds it (the plan shows it in the diff).
+        reasons.push("rules".into());
+    } else if !chains.intact() {
+        let mut what = Vec::new();
+        if chains.marker.is_none() && chains.rules.is_empty() {
+            what.push("owned chains are missing".to_string());
+        } else if chains.marker.as_deref() != Some(crate::rules::rules_hash(&chains.rules).as_str())
+        {
+            what.push("rules in the owned chains were changed".to_string());
+        }
+        // The guard has its own words: without it, services bound to
+        // 127.0.0.1 in the container are reachable from its bridge.
+        let guard = crate::rules::GUARD_CHAIN;
+        let is_guard = |r: &&String| r.split_whitespace().nth(1) == Some(guard);
+        if chains.marker.is_some()
+            && chains
+                .rules
+                .iter()
+                .filter(is_guard)
+                .ne(d.rules.iter().filter(is_guard))
+        {
+            what.push(format!(
+                "the route_localnet guard in {guard} is missing or changed"
+            ));
+        }
+        for (_, builtin, owned) in crate::rules::CHAINS {
+            let n = chains.jumps.get(builtin).copied().unwrap_or(0);
+            if n != 1 {
+                what.push(format!("{builtin} jumps to {owned} {n} times"));
+            }
+        }
+        if !what.is_empty() && oc.state == RunState::Running {
+            note(what.join("; "));
+        }
+        reasons.push("rules".into());
+    } else if chains.rules != d.rules {
+        reasons.push("rules".into());
+    }
+}
+
+/// The nftables backend: geartopo's table, normalized, against the desired
+/// table's lines; iptables chains left by a former iptables backend make it a
+/// switch, whose rules step removes them.
+fn nft_reasons(
+    d: &Desired,
+    oc: &ObservedContainer,
+    chains: &OwnedChains,
+    note: &mut impl FnMut(String),
+    reasons: &mut Vec<String>,
+) {
+    let switching = !chains.is_empty();
+    if switching {
+        reasons.push("firewall".into());
+    }
+    let running = oc.state == RunState::Running;
+    match &oc.nft {
+        None => {
+            if running && !switching {
+                note(format!(
+                    "table {} {} is missing",
+                    crate::nft::FAMILY,
+                    crate::nft::TABLE
+                ));
+            }
+            reasons.push("rules".into());
+        }
+        Some(table) => {
+            if !table.intact() {
+                if running {
+                    note(format!(
+                        "rules in table {} {} were changed",
+                        crate::nft::FAMILY,
+                        crate::nft::TABLE
+                    ));
+                }
+                reasons.push("rules".into());
+            } else if crate::nft::table_lines(table) != d.rules {
+                reasons.push("rules".into());
+            }
+        }
+    }
+    if switching {
+        reasons.push("rules".into());
     }
 }

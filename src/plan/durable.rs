@@ -108,6 +108,8 @@ pub(super) fn check(
         container: d.container.clone(),
         rules: d.rules.clone(),
         file: Some(file.clone()),
+        firewall: d.firewall,
+        clear_other: false,
     };
     let path = format!("{}/rules/{file}", ds.state_dir);
     let text = durable::rules_file(&profile, &rules);

@@ -5,9 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
+use crate::nft::{self, table_lines};
 use crate::rules::{render_rules, ResolvedLink};
 use crate::state::{short_hash, ObservedState, ProtocolName};
-use crate::topology::model::{Container, EnvValue, LinkTarget, NodeAddress, Protocol, Topology};
+use crate::topology::model::{
+    Container, EnvValue, Firewall, LinkTarget, NodeAddress, Protocol, Topology,
+};
 
 use super::{Desired, PlanError};
 
@@ -201,7 +204,10 @@ pub(super) fn resolve(
             describe,
         });
     }
-    let rules = render_rules(&topology.name, &c.name, &links);
+    let rules = match node.firewall {
+        Firewall::Iptables => render_rules(&topology.name, &c.name, &links),
+        Firewall::Nftables => table_lines(&nft::desired(&topology.name, &c.name, &links)),
+    };
     let env: Vec<(String, EnvValue)> = c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut spec = BTreeMap::new();
     spec.insert("image".to_string(), short_hash(&c.image));
@@ -235,6 +241,7 @@ pub(super) fn resolve(
         node: c.node.clone(),
         runtime_name: c.runtime_name(&topology.name),
         runtime: node.runtime,
+        firewall: node.firewall,
         image: c.image.clone(),
         command: c.command.clone(),
         env,

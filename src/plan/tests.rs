@@ -22,6 +22,7 @@ fn node(name: &str, ip: &str) -> Node {
         identity: None,
         known_hosts: PathBuf::from("/root/.ssh/known_hosts"),
         runtime: Runtime::Podman,
+        firewall: Firewall::Iptables,
         host_ports: PortRange {
             first: 4000,
             last: 60000,

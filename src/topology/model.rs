@@ -49,6 +49,30 @@ impl Runtime {
     }
 }
 
+/// How a node's container firewalls are driven: which program's rules carry a
+/// container's links, route_localnet guard and marker in its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Firewall {
+    /// Owned chains (`GEARTOPO-*`) in the nat and filter tables, written with
+    /// `iptables-restore --noflush`, read with `iptables-save`. The default: see
+    /// docs/design-notes.md ("Firewall backend: iptables by default").
+    #[default]
+    Iptables,
+    /// One table of geartopo's own, `table ip geartopo`, written with one
+    /// `nft -f` transaction, read with `nft -j` (docs/nftables.md).
+    Nftables,
+}
+
+impl Firewall {
+    /// The name in the topology file (and in a rules file's first line).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Firewall::Iptables => "iptables",
+            Firewall::Nftables => "nftables",
+        }
+    }
+}
+
 /// An inclusive range of host ports to pick from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange {
@@ -68,6 +92,8 @@ pub struct Node {
     /// Tilde expanded.
     pub known_hosts: PathBuf,
     pub runtime: Runtime,
+    /// The firewall backend of its containers' namespaces.
+    pub firewall: Firewall,
     pub host_ports: PortRange,
     /// Where SSH connects when not `address` (which stays the target of links).
     pub ssh_host: Option<String>,

@@ -58,6 +58,14 @@ pub enum RawRuntime {
     Docker,
 }
 
+/// The firewall backend of a node's containers.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawFirewall {
+    Iptables,
+    Nftables,
+}
+
 /// A transport protocol.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -85,6 +93,9 @@ pub struct RawDefaults {
     /// Container runtime (default `podman`).
     #[schemars(with = "Option<RawRuntime>")]
     pub runtime: Option<Spanned<RawRuntime>>,
+    /// Firewall backend in each container's namespace (default `iptables`).
+    #[schemars(with = "Option<RawFirewall>")]
+    pub firewall: Option<Spanned<RawFirewall>>,
     /// Where host ports are picked when a publish gives none: `"FIRST-LAST"` (default `"4000-60000"`).
     #[schemars(with = "Option<String>")]
     pub host_ports: Option<Spanned<String>>,
@@ -136,6 +147,9 @@ pub struct RawNode {
     /// Overrides `defaults.runtime`.
     #[schemars(with = "Option<RawRuntime>")]
     pub runtime: Option<Spanned<RawRuntime>>,
+    /// Overrides `defaults.firewall`.
+    #[schemars(with = "Option<RawFirewall>")]
+    pub firewall: Option<Spanned<RawFirewall>>,
     /// Overrides `defaults.host_ports`.
     #[schemars(with = "Option<String>")]
     pub host_ports: Option<Spanned<String>>,

@@ -14,6 +14,7 @@ mod fault_matrix_cases;
 mod fleet_cases;
 mod harness;
 mod lab_cases;
+mod nft_cases;
 mod ownership_cases;
 mod private_ports_cases;
 mod security_cases;
@@ -101,6 +102,12 @@ const CASES: &[Case] = &[
     // Same-view clusters: a real etcd cluster through view addresses.
     ("views_example_links", views::example_links),
     ("views_etcd_cluster_forms_and_scales", views::etcd_cluster_forms_and_scales),
+    // The core cases on nftables nodes (firewall = "nftables"), and the switch.
+    ("nft_seed_link_added_and_destroy", nft_cases::seed_link_added_and_destroy),
+    ("nft_drift_repaired", nft_cases::drift_repaired),
+    ("nft_foreign_rules_and_tables_untouched", nft_cases::foreign_rules_and_tables_untouched),
+    ("nft_backend_switch_in_place", nft_cases::backend_switch_in_place),
+    ("nft_views_etcd_cluster", nft_cases::views_etcd_cluster),
     // Last, after everything above ran: the machine's own namespace is untouched.
     ("lab_root_namespace_untouched", lab_cases::root_namespace_untouched),
 ];

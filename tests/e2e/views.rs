@@ -83,7 +83,7 @@ fn endpoints(replicas: usize) -> String {
 
 /// The example's containers, view and defaults (everything but its name and
 /// nodes, which the lab's topology supplies), with `replicas` members.
-fn example_body(replicas: usize) -> Result<String, String> {
+fn example_body(replicas: usize, firewall: &str) -> Result<String, String> {
     let path = manifest_dir().join("examples/etcd-cluster.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     ensure!(
@@ -102,6 +102,14 @@ fn example_body(replicas: usize) -> Result<String, String> {
         }
         body.push_str(line);
         body.push('\n');
+    }
+    if firewall != "iptables" {
+        // The example's own [defaults], with every node on `firewall`.
+        body = body.replacen(
+            "[defaults]\n",
+            &format!("[defaults]\nfirewall = \"{firewall}\"\n"),
+            1,
+        );
     }
     Ok(match replicas {
         3 => body,
@@ -290,11 +298,18 @@ fn plan_has(plan: &str, mark: &str, name: &str) -> bool {
 /// Rules added (`mark` '+') or removed ('-') in a plan's rules diff that mention
 /// `text`. Rules are shown as `iptables-save` prints them (`-A CHAIN ...`), so an
 /// added one reads `+-A ...` and a removed one `--A ...` whatever the indentation;
-/// context lines (` -A ...`) never count.
+/// context lines (` -A ...`) never count. On nftables nodes rules are nft
+/// syntax (`+        ip daddr ...`).
 fn diff_lines(plan: &str, mark: char, text: &str) -> usize {
     let prefix = format!("{mark}-A ");
     plan.lines()
-        .filter(|l| l.trim_start().starts_with(&prefix) && l.contains(text))
+        .filter(|l| {
+            let l = l.trim_start();
+            let nft = l
+                .strip_prefix(mark)
+                .is_some_and(|rest| rest.trim_start().starts_with("ip daddr "));
+            (l.starts_with(&prefix) || nft) && l.contains(text)
+        })
         .count()
 }
 
@@ -385,8 +400,8 @@ fn load_image(ctx: &Ctx) -> Outcome {
     Ok(())
 }
 
-fn write_topology(ctx: &Ctx, replicas: usize) -> Result<PathBuf, String> {
-    Ok(ctx.topology(NAME, &example_body(replicas)?))
+fn write_topology(ctx: &Ctx, replicas: usize, firewall: &str) -> Result<PathBuf, String> {
+    Ok(ctx.topology(NAME, &example_body(replicas, firewall)?))
 }
 
 fn apply(ctx: &Ctx, file: &Path) -> Outcome {
@@ -404,8 +419,14 @@ fn apply(ctx: &Ctx, file: &Path) -> Outcome {
 /// itself. Back to 3 (after `member remove`, as an operator does) removes
 /// etcd-4 and every rule for 192.168.1.4, again without restarts.
 pub fn etcd_cluster_forms_and_scales(ctx: &Ctx) -> Outcome {
+    etcd_cluster_forms_and_scales_on(ctx, "iptables")
+}
+
+/// `etcd_cluster_forms_and_scales` with every node's firewall `firewall`
+/// (`iptables` or `nftables`).
+pub fn etcd_cluster_forms_and_scales_on(ctx: &Ctx, firewall: &str) -> Outcome {
     load_image(ctx)?;
-    let file = write_topology(ctx, 3)?;
+    let file = write_topology(ctx, 3, firewall)?;
     let _guard = Guard::new(ctx, &file, NAME);
     let _squatter = Squatter::start(ctx, "node1", SQUATTED_PORT)?;
 
@@ -497,7 +518,7 @@ pub fn etcd_cluster_forms_and_scales(ctx: &Ctx) -> Outcome {
 
     // Scale to 4: etcd-4 planned, rules added in every other container, no restart.
     let before = pids(ctx, &present(3))?;
-    write_topology(ctx, 4)?;
+    write_topology(ctx, 4, firewall)?;
     let plan = ctx.plan(&file).expect(2)?;
     println!("views: plan, 3 -> 4 members:\n{}", plan.stdout);
     ensure!(
@@ -569,7 +590,7 @@ pub fn etcd_cluster_forms_and_scales(ctx: &Ctx) -> Outcome {
         ),
     )
     .ok()?;
-    write_topology(ctx, 3)?;
+    write_topology(ctx, 3, firewall)?;
     let plan = ctx.plan(&file).expect(2)?;
     println!("views: plan, 4 -> 3 members:\n{}", plan.stdout);
     ensure!(
@@ -600,7 +621,10 @@ pub fn etcd_cluster_forms_and_scales(ctx: &Ctx) -> Outcome {
         MEMBERS[3].runtime()
     );
     for p in present(3) {
-        let nat = ctx.container_nat(p.node, &p.runtime())?;
+        let nat = match firewall {
+            "nftables" => crate::nft_cases::container_table(ctx, p.node, &p.runtime())?,
+            _ => ctx.container_nat(p.node, &p.runtime())?,
+        };
         ensure!(
             !nat.contains("192.168.1.4"),
             "{} keeps rules for 192.168.1.4:\n{nat}",
@@ -676,7 +700,7 @@ pub fn example_links(ctx: &Ctx) -> Outcome {
 /// restarted member is read through another, and plan finds nothing to do.
 pub fn etcd_member_restarted(ctx: &Ctx) -> Outcome {
     load_image(ctx)?;
-    let file = write_topology(ctx, 3)?;
+    let file = write_topology(ctx, 3, "iptables")?;
     let _guard = Guard::new(ctx, &file, NAME);
     apply(ctx, &file)?;
     wait_started(ctx, 3)?;

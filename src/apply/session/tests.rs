@@ -311,6 +311,7 @@ fn state_moved_between_plan_and_lock_changes_nothing() {
             pid: 9,
             rules: vec![],
             jumps: 0,
+            nft: None,
         });
     let e = session(&t, &nodes, &p, &tasks).unwrap_err();
     assert!(
@@ -344,6 +345,7 @@ fn an_unrelated_port_taken_between_plan_and_lock_does_not_abort() {
             pid: 9,
             rules: vec![],
             jumps: 0,
+            nft: None,
         });
     let outcomes = session(&t, &nodes, &p, &tasks).unwrap();
     assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");

@@ -9,9 +9,9 @@ use serde_spanned::Spanned;
 
 use super::Checker;
 use crate::topology::diag::Problem;
-use crate::topology::model::{Node, NodeAddress, OpenSsh, PortRange, Runtime};
+use crate::topology::model::{Firewall, Node, NodeAddress, OpenSsh, PortRange, Runtime};
 use crate::topology::names::host_problem;
-use crate::topology::raw::{Document, Entry, RawRuntime, RawTransport};
+use crate::topology::raw::{Document, Entry, RawFirewall, RawRuntime, RawTransport};
 
 impl Checker<'_> {
     pub(super) fn nodes(&mut self, doc: &Document) -> BTreeMap<String, Node> {
@@ -27,6 +27,11 @@ impl Checker<'_> {
             .as_ref()
             .map(|r| runtime(*r.get_ref()))
             .unwrap_or(Runtime::Podman);
+        let default_firewall = d
+            .firewall
+            .as_ref()
+            .map(|f| firewall(*f.get_ref()))
+            .unwrap_or_default();
         let default_range = self.host_ports(d.host_ports.as_ref()).unwrap_or(PortRange {
             first: 4000,
             last: 60000,
@@ -67,6 +72,11 @@ impl Checker<'_> {
                     .as_ref()
                     .map(|r| runtime(*r.get_ref()))
                     .unwrap_or(default_runtime),
+                firewall: raw
+                    .firewall
+                    .as_ref()
+                    .map(|f| firewall(*f.get_ref()))
+                    .unwrap_or(default_firewall),
                 host_ports: self
                     .host_ports(raw.host_ports.as_ref())
                     .unwrap_or(default_range),
@@ -215,6 +225,13 @@ fn runtime(r: RawRuntime) -> Runtime {
     match r {
         RawRuntime::Podman => Runtime::Podman,
         RawRuntime::Docker => Runtime::Docker,
+    }
+}
+
+fn firewall(f: RawFirewall) -> Firewall {
+    match f {
+        RawFirewall::Iptables => Firewall::Iptables,
+        RawFirewall::Nftables => Firewall::Nftables,
     }
 }
 

@@ -28,7 +28,7 @@ selfns=$(readlink /proc/self/ns/net)
     echo "@@geartopo hostns"
   elif [ "$pid" -gt 0 ] 2>/dev/null; then
     # shellcheck disable=SC2016 # expanded by the sh inside the namespace, not here
-    nsenter -t "$pid" -n sh -c 'echo "@@geartopo sysctl $(cat /proc/sys/net/ipv4/ip_forward) $(cat /proc/sys/net/ipv4/conf/all/route_localnet)"; iptables-save -t nat; iptables-save -t filter' 2>/dev/null
+    nsenter -t "$pid" -n sh -c 'echo "@@geartopo sysctl $(cat /proc/sys/net/ipv4/ip_forward) $(cat /proc/sys/net/ipv4/conf/all/route_localnet)"; iptables-save -t nat; iptables-save -t filter; if command -v nft >/dev/null 2>&1; then echo "@@geartopo nft"; nft -j list table ip geartopo 2>/dev/null; fi' 2>/dev/null
   fi
 done
 echo "@@geartopo nodefilter"
