@@ -194,11 +194,18 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this as a
+    // smoke test only (one small size, one delay), not the whole curve.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     if sizes.is_empty() {
-        sizes = vec![10, 100, 1_000, 5_000];
+        sizes = if smoke {
+            vec![10]
+        } else {
+            vec![10, 100, 1_000, 5_000]
+        };
     }
     let delays: Vec<u64> = std::env::var("GEARTOPO_BENCH_DELAYS_MS")
-        .unwrap_or_else(|_| "50,100".into())
+        .unwrap_or_else(|_| if smoke { "50" } else { "50,100" }.into())
         .split(',')
         .filter_map(|d| d.parse().ok())
         .collect();

@@ -200,7 +200,8 @@ impl ObservedState {
 impl ObservedState {
     /// This state with each node's taken ports and container names cut down to
     /// `ports` and `names` of that node (what a plan depends on; see
-    /// `plan::fingerprint_for`). Containers are kept whole.
+    /// `plan::fingerprint_for`). Containers the plan keeps are kept whole; one it
+    /// only removes, by its identity.
     pub fn narrowed(
         &self,
         ports: &BTreeMap<String, BTreeSet<(ProtocolName, u16)>>,
@@ -214,8 +215,33 @@ impl ObservedState {
             .map(|(node, ns)| {
                 let ports = ports.get(node).unwrap_or(&none_p);
                 let names = names.get(node).unwrap_or(&none_n);
+                // A container the plan only removes (its name is not one the plan's
+                // containers take) matters by its identity alone: its process
+                // coming and going (a crash loop under a restart policy) does not
+                // change what the removal does.
+                let containers = ns
+                    .containers
+                    .iter()
+                    .map(|(k, c)| {
+                        let c = if names.contains(&c.runtime_name) {
+                            c.clone()
+                        } else {
+                            ObservedContainer {
+                                state: RunState::Created,
+                                pid: None,
+                                published: vec![],
+                                chains: None,
+                                sysctls: BTreeMap::new(),
+                                host_network: false,
+                                nft: None,
+                                ..c.clone()
+                            }
+                        };
+                        (k.clone(), c)
+                    })
+                    .collect();
                 let ns = NodeState {
-                    containers: ns.containers.clone(),
+                    containers,
                     taken_ports: ns.taken_ports.intersection(ports).copied().collect(),
                     names: ns.names.intersection(names).cloned().collect(),
                     extras: ns.extras.clone(),

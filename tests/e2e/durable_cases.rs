@@ -60,6 +60,48 @@ pub fn restart_of_a_linked_container(ctx: &Ctx) -> Outcome {
     link_back_and_no_changes(ctx, name, &file)
 }
 
+/// The same restart on nftables nodes: the hook replays the rules file's `nft -f`
+/// document (docs/durable.md, docs/nftables.md); the link comes back, the table
+/// is there and `iptables-save` in the namespace still shows no rule of geartopo's.
+pub fn restart_on_nftables(ctx: &Ctx) -> Outcome {
+    let name = "e2e-dur-nft";
+    let body = "[defaults]\nfirewall = \"nftables\"\n\n".to_string()
+        + &server("db", "node4", "tcp", 6379, 50306, "db-on-node4")
+        + &client("app", "node1", &[r#"{ to = "db:6379" }"#]);
+    let file = ctx.topology(name, &body);
+    let _guard = Guard::new(ctx, &file, name);
+    ctx.apply(&file)?;
+    let app = format!("{name}-app");
+    let reply = ask_retrying(ctx, "node1", &app, "tcp", "127.0.0.1", 6379)?;
+    ensure!(reply == "db-on-node4 hello", "link before: {reply:?}");
+    let before = ctx.container_pid("node1", &app)?;
+    ctx.on_node("node1", &format!("podman restart -t 1 {app}"))
+        .ok()?;
+    let pid = ctx.container_pid("node1", &app)?;
+    ensure!(before != pid, "podman restart kept pid {before}");
+    link_back_and_no_changes(ctx, name, &file)?;
+    let table = ctx
+        .on_node(
+            "node1",
+            &format!("nsenter -t {pid} -n nft list table ip geartopo"),
+        )
+        .ok()?
+        .output();
+    ensure!(
+        table.contains("dnat to 198.18.0.4:50306"),
+        "after the restart, table ip geartopo has no link:\n{table}"
+    );
+    let save = ctx
+        .on_node("node1", &format!("nsenter -t {pid} -n iptables-save"))
+        .ok()?
+        .output();
+    ensure!(
+        !save.contains("GEARTOPO"),
+        "iptables-save after the restart shows geartopo's rules on an nftables node:\n{save}"
+    );
+    Ok(())
+}
+
 /// `kill -9` of the container's process under the default policy (`always`):
 /// podman starts it again, the hook puts its rules back.
 pub fn kill_9_under_the_default_policy(ctx: &Ctx) -> Outcome {

@@ -51,6 +51,7 @@ const CASES: &[Case] = &[
     ("docker_destroy_leaves_nothing", docker_cases::destroy_leaves_nothing),
     // Durable links: restarts, crashes and reboots, with no geartopo in between.
     ("durable_restart_of_a_linked_container", durable_cases::restart_of_a_linked_container),
+    ("durable_restart_on_nftables", durable_cases::restart_on_nftables),
     ("durable_kill_9_under_the_default_policy", durable_cases::kill_9_under_the_default_policy),
     ("durable_node_reboot_by_the_boot_service", durable_cases::node_reboot_by_the_boot_service),
     ("durable_target_restarted", durable_cases::target_restarted),
