@@ -18,8 +18,8 @@ mod diff;
 mod durable;
 mod owner;
 mod private;
-mod registry;
 pub mod reach;
+mod registry;
 mod resolve;
 pub mod select;
 

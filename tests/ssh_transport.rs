@@ -114,12 +114,28 @@ impl Lab {
         // A host certificate for the host key, signed by the lab's CA, for both
         // addresses (docs/fleets.md, "Host certificates").
         run(&[
-            "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "gtS-ca", "-f",
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "gtS-ca",
+            "-f",
             lab.path("ca").to_str().unwrap(),
         ]);
         run(&[
-            "ssh-keygen", "-q", "-s", lab.path("ca").to_str().unwrap(), "-I", "gtS-host", "-h",
-            "-n", &format!("{HOST},{HOST_22}"), lab.path("hostkey.pub").to_str().unwrap(),
+            "ssh-keygen",
+            "-q",
+            "-s",
+            lab.path("ca").to_str().unwrap(),
+            "-I",
+            "gtS-host",
+            "-h",
+            "-n",
+            &format!("{HOST},{HOST_22}"),
+            lab.path("hostkey.pub").to_str().unwrap(),
         ]);
         fs::copy(lab.path("client.pub"), lab.path("authorized_keys")).unwrap();
         let d = lab.dir.path().display();
@@ -1243,13 +1259,19 @@ fn ssh_config_aliases_and_jumps_are_honoured_topology_first() {
         user: Some("root".into()),
         ..from_config
     };
-    let out = lab.openssh(node, topology_user, "echo $SSH_CONNECTION").unwrap();
+    let out = lab
+        .openssh(node, topology_user, "echo $SSH_CONNECTION")
+        .unwrap();
     assert!(
         out.stdout_str().ends_with(&format!(" {PORT}\n")),
         "{}",
         out.stdout_str()
     );
-    assert_eq!(lab.accepted_from(HOST_22), jumps + 1, "through the jump host");
+    assert_eq!(
+        lab.accepted_from(HOST_22),
+        jumps + 1,
+        "through the jump host"
+    );
     std::env::remove_var(ENV_SSH_CONFIG);
 
     // ssh_jump: the bastion node's own options (key, known_hosts) for the hop.
@@ -1270,6 +1292,10 @@ fn ssh_config_aliases_and_jumps_are_honoured_topology_first() {
     let before = lab.accepted_from(HOST_22);
     let out = lab.openssh(lab.node1(&plain_kh), o, "echo jumped").unwrap();
     assert_eq!(out.stdout_str(), "jumped\n");
-    assert_eq!(lab.accepted_from(HOST_22), before + 1, "not through the bastion");
+    assert_eq!(
+        lab.accepted_from(HOST_22),
+        before + 1,
+        "not through the bastion"
+    );
     std::env::remove_var(ENV_CONTROL_DIR);
 }

@@ -241,7 +241,15 @@ pub(super) fn build(
                 ),
             );
             Cmd::new("iptables")
-                .args(["-w", "-A", "INPUT", "-p", "tcp", "--dport", &node.port.to_string()])
+                .args([
+                    "-w",
+                    "-A",
+                    "INPUT",
+                    "-p",
+                    "tcp",
+                    "--dport",
+                    &node.port.to_string(),
+                ])
                 .args(["!", "-s", &format!("{}/32", jump.address)])
                 .args(["-j", "REJECT", "--reject-with", "tcp-reset"])
                 .in_netns(&layout.node_ns(&node.name))
@@ -423,10 +431,7 @@ fn ssh_as(layout: &Layout, node: &LabNode, user: &str, command: &str) -> Result<
         ]);
         args.extend([
             "-o".into(),
-            format!(
-                "ProxyCommand={}",
-                crate::transport::shell::join(&proxy)
-            ),
+            format!("ProxyCommand={}", crate::transport::shell::join(&proxy)),
         ]);
     }
     Cmd::new("ssh")

@@ -195,7 +195,11 @@ fn images_read_lines(profile: &NodeProfile, images: &[String], header: &str) -> 
         Runtime::Podman => "$ps",
         Runtime::Docker => "$ours",
     };
-    let list = images.iter().map(|i| quote(i)).collect::<Vec<_>>().join(" ");
+    let list = images
+        .iter()
+        .map(|i| quote(i))
+        .collect::<Vec<_>>()
+        .join(" ");
     format!(
         r#"echo "{header}"
 missing=
@@ -1010,18 +1014,18 @@ mod image_tests {
             .output()
             .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        let state = crate::observe::parse::parse_node(
-            "n1",
-            "t",
-            &format!("{text}@@geartopo end\n"),
-        )
-        .unwrap();
+        let state =
+            crate::observe::parse::parse_node("n1", "t", &format!("{text}@@geartopo end\n"))
+                .unwrap();
         assert_eq!(
             state.images.missing.iter().collect::<Vec<_>>(),
             ["registry.example.com/app:1"],
             "{text}"
         );
-        assert!(state.images.logins.contains("registry.example.com"), "{text}");
+        assert!(
+            state.images.logins.contains("registry.example.com"),
+            "{text}"
+        );
         assert!(state.images.logins.contains("quay.io/team"), "{text}");
         for secret in ["c2VjcmV0OnB3", "dG9rZW4=", "idtok"] {
             assert!(!text.contains(secret), "a credential left the node: {text}");

@@ -140,7 +140,10 @@ pub fn observe_with(
     // Each node's images in the file, to report those it would have to pull.
     let mut images: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
     for c in &topology.containers {
-        images.entry(c.node.as_str()).or_default().insert(c.image.as_str());
+        images
+            .entry(c.node.as_str())
+            .or_default()
+            .insert(c.image.as_str());
     }
     let jobs: Vec<_> = conns.iter_mut().collect();
     let results = parallel_map(jobs, parallelism, |conn| {

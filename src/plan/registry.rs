@@ -81,7 +81,10 @@ mod tests {
     fn registries_of_image_references() {
         assert_eq!(registry_of("redis:7"), "docker.io");
         assert_eq!(registry_of("library/redis"), "docker.io");
-        assert_eq!(registry_of("registry.example.com/team/app:1"), "registry.example.com");
+        assert_eq!(
+            registry_of("registry.example.com/team/app:1"),
+            "registry.example.com"
+        );
         assert_eq!(registry_of("reg:5000/app"), "reg:5000");
         assert_eq!(registry_of("localhost/app"), "localhost");
         assert_eq!(login_host("https://index.docker.io/v1/"), "docker.io");
@@ -102,9 +105,7 @@ mod tests {
         let text = images
             .iter()
             .enumerate()
-            .map(|(i, image)| {
-                format!("[containers.c{i}]\nnode = \"n1\"\nimage = \"{image}\"\n")
-            })
+            .map(|(i, image)| format!("[containers.c{i}]\nnode = \"n1\"\nimage = \"{image}\"\n"))
             .collect::<String>();
         let topology = crate::topology::parse(
             "t.toml",

@@ -92,8 +92,7 @@ pub fn ssh_args(node: &Node, o: &OpenSsh, options: &ConnectOptions, dir: &Path) 
             jump: None,
         });
         let mut inner = vec!["ssh".to_string()];
-        let mut it = direct_args(bastion, &bo, options, dir).into_iter();
-        while let Some(a) = it.next() {
+        for a in direct_args(bastion, &bo, options, dir) {
             match a.as_str() {
                 "ControlMaster=auto" => inner.push("ControlMaster=no".into()),
                 s if s.starts_with("ControlPersist=") => {
@@ -107,7 +106,8 @@ pub fn ssh_args(node: &Node, o: &OpenSsh, options: &ConnectOptions, dir: &Path) 
             .map(|a| super::shell::quote(a).replace('%', "%%"))
             .collect();
         command.extend(["-W".into(), "%h:%p".into(), "--".into()]);
-        command.push(super::shell::quote(bastion.ssh_target().unwrap_or_default()).replace('%', "%%"));
+        command
+            .push(super::shell::quote(bastion.ssh_target().unwrap_or_default()).replace('%', "%%"));
         args.extend(["-o".into(), format!("ProxyCommand={}", command.join(" "))]);
     }
     args
@@ -141,7 +141,13 @@ fn direct_args(node: &Node, o: &OpenSsh, options: &ConnectOptions, dir: &Path) -
     .map(|s| s.to_string())
     .collect();
     if let Some(config) = std::env::var_os(ENV_SSH_CONFIG).filter(|v| !v.is_empty()) {
-        args.splice(0..0, ["-F".to_string(), PathBuf::from(config).display().to_string()]);
+        args.splice(
+            0..0,
+            [
+                "-F".to_string(),
+                PathBuf::from(config).display().to_string(),
+            ],
+        );
     }
     if let Some(user) = &o.user {
         args.extend(["-l".into(), user.clone()]);

@@ -85,7 +85,14 @@ fn run(lab: &Ctx, name: &str) -> Outcome {
     let result = (|| {
         gt(&format!("plan {file} --detailed-exitcode")).expect(2)?;
         gt(&format!("apply {file} --auto-approve")).ok()?;
-        let reply = ask_retrying(lab, BASTION.0, &format!("{name}-app"), "tcp", "127.0.0.1", 7531)?;
+        let reply = ask_retrying(
+            lab,
+            BASTION.0,
+            &format!("{name}-app"),
+            "tcp",
+            "127.0.0.1",
+            7531,
+        )?;
         ensure!(reply == "web hello", "through the link: {reply:?}");
         gt(&format!("plan {file} --detailed-exitcode")).expect(0)?;
         gt(&format!("destroy {file} --auto-approve")).ok()?;

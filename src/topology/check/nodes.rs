@@ -122,7 +122,9 @@ impl Checker<'_> {
             let Some(jump) = value.as_ref().and_then(|raw| raw.ssh_jump.as_ref()) else {
                 continue;
             };
-            let Some(node) = nodes.get(name) else { continue };
+            let Some(node) = nodes.get(name) else {
+                continue;
+            };
             let to = jump.get_ref();
             let problem = |why: String, help: &str| {
                 Problem::at(format!("invalid ssh_jump {to:?}"), jump.span(), why).help(help)
