@@ -330,3 +330,60 @@ fn tempfile_in_control_dir() -> std::io::Result<TempFile> {
 }
 
 use std::os::unix::fs::OpenOptionsExt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::model::NodeAddress;
+
+    fn node(name: &str, address: &str, identity: &str) -> Node {
+        let t = crate::topology::parse(
+            "t.toml",
+            format!(
+                "name='t'\n[nodes.{name}]\naddress='{address}'\nidentity='{identity}'\n\
+                 known_hosts='/kh/{name}'\nport=2200\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        t.nodes[name].clone()
+    }
+
+    /// The hop to the bastion runs `ssh -W` with the bastion's own key, port and
+    /// known_hosts, never starts a master of its own, and has every `%` that is
+    /// not a token for the outer ssh escaped.
+    #[test]
+    fn a_jump_is_a_proxy_command_with_the_bastions_own_options() {
+        let bastion = node("b", "198.18.0.1", "/keys/bastion");
+        let mut hidden = node("h", "198.18.0.2", "/keys/hidden");
+        hidden.address = NodeAddress::Remote("198.18.0.2".into());
+        let o = OpenSsh {
+            user: Some("deploy".into()),
+            port: None,
+            known_hosts: None,
+            jump: Some(Box::new(bastion)),
+        };
+        let args = ssh_args(&hidden, &o, &ConnectOptions::default(), Path::new("/cm"));
+        let proxy = args
+            .iter()
+            .find_map(|a| a.strip_prefix("ProxyCommand="))
+            .expect("a ProxyCommand");
+        assert!(
+            proxy.starts_with("ssh ")
+                && proxy.contains("-i /keys/bastion")
+                && proxy.contains("-p 2200")
+                && proxy.contains("UserKnownHostsFile=/kh/b")
+                && proxy.contains("ControlMaster=no")
+                && proxy.contains("ControlPath=/cm/%%C")
+                && !proxy.contains("ControlPersist")
+                && proxy.ends_with("-W %h:%p -- 198.18.0.1"),
+            "{proxy}"
+        );
+        assert!(
+            args.windows(2).any(|w| w == ["-i", "/keys/hidden"]),
+            "{args:?}"
+        );
+        // The built-in defaults of a node are not passed for the hidden node.
+        assert!(!args.iter().any(|a| a == "-p"), "{args:?}");
+    }
+}
