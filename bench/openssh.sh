@@ -76,3 +76,16 @@ ssh2_1=$(fastest "$work/ssh2-1.toml")
 openssh_1=$(fastest "$work/openssh-1.toml")
 printf '| client | no-op plan, 1 node (s) | no-op plan, 2 nodes (s) |\n|---|---:|---:|\n'
 printf '| ssh2 (built in) | %s | %s |\n| openssh, warm master | %s | %s |\n' "$ssh2_1" "$ssh2" "$openssh_1" "$openssh"
+# What bounds the one-node figure: one round trip over the warm master (an `ssh`
+# mux client, a session, `true`), and the node's one runtime listing.
+best_of() {
+  local best=999 t
+  for _ in 1 2 3 4 5; do
+    t=$("$gt" lab exec "$work/lab.toml" "$@" | tail -1)
+    best=$(printf '%s\n%s\n' "$best" "$t" | sort -g | head -1)
+  done
+  echo "$best"
+}
+mux=$(best_of -- /usr/bin/time -f %e -o /dev/stdout ssh -o ControlPath="$work/cm/%C" -o BatchMode=yes root@198.18.0.2 true)
+ps=$(best_of --node node2 -- /usr/bin/time -f %e -o /dev/stdout podman ps -a --format json)
+printf '\n| part | s |\n|---|---:|\n| ssh round trip over the warm master (`true`) | %s |\n| `podman ps -a --format json` on the node | %s |\n' "$mux" "$ps"
