@@ -19,6 +19,7 @@ mod durable;
 mod owner;
 mod private;
 pub mod reach;
+mod registry;
 mod resolve;
 pub mod select;
 
@@ -390,6 +391,7 @@ pub fn plan_selected(
         );
         changes.extend(change);
     }
+    registry::warn_missing_images(&desired, state, &mut warnings);
     let node_changes = private::plan_nodes(topology, &by_name, state, &desired, &mut drift);
     for (node, ns) in &state.nodes {
         durable::check_node(

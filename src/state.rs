@@ -45,6 +45,27 @@ pub struct NodeState {
     /// What the node keeps for durable links; `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durable: Option<DurableState>,
+    /// The file's images that are not on the node, and the registries its
+    /// runtime's auth files have a login for (docs/fleets.md, "Private
+    /// registries"); empty when every image is there.
+    #[serde(default, skip_serializing_if = "ImageState::is_empty")]
+    pub images: ImageState,
+}
+
+/// What plan needs to warn about images a node would have to pull.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageState {
+    /// Images of this node's containers in the file that the runtime does not have.
+    pub missing: BTreeSet<String>,
+    /// Keys of the runtime's auth files (registry host names, never credentials);
+    /// `*` when a credential helper or store may know any registry.
+    pub logins: BTreeSet<String>,
+}
+
+impl ImageState {
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.logins.is_empty()
+    }
 }
 
 /// The node's hook program, hook file and rules files (docs/durable.md).
@@ -262,6 +283,8 @@ impl ObservedState {
                         });
                         d
                     }),
+                    // Missing images only make a warning: not part of a plan.
+                    images: Default::default(),
                 };
                 (node.clone(), ns)
             })

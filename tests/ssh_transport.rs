@@ -111,12 +111,39 @@ impl Lab {
                 path.to_str().unwrap(),
             ]);
         }
+        // A host certificate for the host key, signed by the lab's CA, for both
+        // addresses (docs/fleets.md, "Host certificates").
+        run(&[
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "gtS-ca",
+            "-f",
+            lab.path("ca").to_str().unwrap(),
+        ]);
+        run(&[
+            "ssh-keygen",
+            "-q",
+            "-s",
+            lab.path("ca").to_str().unwrap(),
+            "-I",
+            "gtS-host",
+            "-h",
+            "-n",
+            &format!("{HOST},{HOST_22}"),
+            lab.path("hostkey.pub").to_str().unwrap(),
+        ]);
         fs::copy(lab.path("client.pub"), lab.path("authorized_keys")).unwrap();
         let d = lab.dir.path().display();
         fs::write(
             lab.path("sshd_config"),
             format!(
                 "ListenAddress {HOST}:{PORT}\nListenAddress {HOST_22}:22\nHostKey {d}/hostkey\n\
+                 HostCertificate {d}/hostkey-cert.pub\n\
                  AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\nUsePAM no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\n\
                  PermitRootLogin prohibit-password\nMaxStartups 100\nLogLevel VERBOSE\n"
@@ -1049,6 +1076,7 @@ fn openssh_transport_runs_commands_over_one_master_and_checks_host_keys() {
         user: Some("root".into()),
         port: Some(PORT),
         known_hosts: Some(kh.clone()),
+        jump: None,
     };
     let node = lab.node1(&kh);
     let connect = |o: OpenSsh, node: Node| {
@@ -1096,10 +1124,178 @@ fn openssh_transport_runs_commands_over_one_master_and_checks_host_keys() {
         known_hosts: Some(empty.clone()),
         ..o
     };
-    let e = match connect(strict, lab.node1(&empty)) {
-        Err(e) => e.to_string(),
-        Ok(_) => panic!("an unknown host key was accepted"),
+    // The first round trip is where a connection fails (no separate check).
+    let e = match connect(strict, lab.node1(&empty)).map(|t| run(t, "true", b"").0) {
+        Ok(Err(e)) | Err(e) => e.to_string(),
+        Ok(Ok(_)) => panic!("an unknown host key was accepted"),
     };
+    assert!(e.starts_with("node n1: cannot connect to 127.0.0.1"), "{e}");
     assert!(e.contains("Host key verification failed"), "{e}");
+    std::env::remove_var(ENV_CONTROL_DIR);
+}
+
+impl Lab {
+    /// `@cert-authority` known_hosts lines trusting `ca` (a public key file of
+    /// the lab) for both of sshd's addresses, and nothing else.
+    fn ca_known_hosts(&self, file: &str, ca: &str) -> PathBuf {
+        let ca = fs::read_to_string(self.path(ca)).unwrap();
+        let ca: Vec<&str> = ca.split_whitespace().take(2).collect();
+        self.known_hosts(
+            file,
+            &[format!(
+                "@cert-authority [{HOST}]:{PORT},{HOST_22} {}",
+                ca.join(" ")
+            )],
+        )
+    }
+
+    fn openssh(
+        &self,
+        node: Node,
+        o: geartopo::topology::model::OpenSsh,
+        cmd: &'static str,
+    ) -> Result<transport::Output, TransportError> {
+        use geartopo::transport::openssh::OpenSshTransport;
+        self.in_netns(move || {
+            let mut t = OpenSshTransport::connect(&node, &o, &options())?;
+            let out = t.run(cmd, b"");
+            t.stop_master();
+            out
+        })
+    }
+
+    fn accepted_from(&self, address: &str) -> usize {
+        fs::read_to_string(self.path("sshd.log"))
+            .unwrap()
+            .matches(&format!("Accepted publickey for root from {address} "))
+            .count()
+    }
+}
+
+/// A known_hosts with only a `@cert-authority` line: the OpenSSH transport checks
+/// the host's certificate against it (and refuses a certificate of another CA);
+/// the built-in client says it cannot, and what to do.
+#[test]
+fn host_certificates_are_checked_by_openssh_and_refused_clearly_by_ssh2() {
+    use geartopo::topology::model::OpenSsh;
+    use geartopo::transport::openssh::ENV_CONTROL_DIR;
+    let _env = env_write();
+    let Some(lab) = lab() else { return };
+    std::env::set_var(ENV_CONTROL_DIR, lab.path("cm"));
+    let ca_kh = lab.ca_known_hosts("ca_kh", "ca.pub");
+    let o = |kh: &Path| OpenSsh {
+        user: Some("root".into()),
+        port: Some(PORT),
+        known_hosts: Some(kh.to_path_buf()),
+        jump: None,
+    };
+    let out = lab
+        .openssh(lab.node1(&ca_kh), o(&ca_kh), "echo certified")
+        .unwrap();
+    assert_eq!(out.stdout_str(), "certified\n");
+
+    let other_ca = lab.ca_known_hosts("other_ca_kh", "otherhost.pub");
+    let e = lab
+        .openssh(lab.node1(&other_ca), o(&other_ca), "true")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Host key verification failed"), "{e}");
+
+    let e = match lab.connect(lab.node1(&ca_kh), options()) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("ssh2 accepted a host only a @cert-authority line covers"),
+    };
+    assert!(
+        e.contains("has a @cert-authority line for [127.0.0.1]:2222")
+            && e.contains("cannot check host certificates")
+            && e.contains("transport = \"openssh\""),
+        "{e}"
+    );
+    std::env::remove_var(ENV_CONTROL_DIR);
+}
+
+/// With `GEARTOPO_SSH_CONFIG` (ssh -F) and `ssh_host` an alias only: HostName,
+/// Port, User, IdentityFile, UserKnownHostsFile (certificate authority only) and
+/// ProxyJump come from ssh_config; the topology's `user` wins over its User.
+/// Then `ssh_jump` (a node of the topology) without any ssh_config.
+#[test]
+fn ssh_config_aliases_and_jumps_are_honoured_topology_first() {
+    use geartopo::topology::model::OpenSsh;
+    use geartopo::transport::openssh::{ENV_CONTROL_DIR, ENV_SSH_CONFIG};
+    let _env = env_write();
+    let Some(lab) = lab() else { return };
+    std::env::set_var(ENV_CONTROL_DIR, lab.path("cm"));
+    let ca_kh = lab.ca_known_hosts("ca_kh", "ca.pub");
+    let client = lab.path("client").display().to_string();
+    let kh = ca_kh.display().to_string();
+    let config = lab.path("ssh_config");
+    fs::write(
+        &config,
+        format!(
+            "Host gt-target\n  HostName {HOST}\n  Port {PORT}\n  User gt-nobody\n  \
+             IdentityFile {client}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  \
+             ProxyJump gt-bastion\n\
+             Host gt-bastion\n  HostName {HOST_22}\n  User root\n  IdentityFile {client}\n  \
+             IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n"
+        ),
+    )
+    .unwrap();
+    std::env::set_var(ENV_SSH_CONFIG, &config);
+    let mut node = lab.node("n1", BLACKHOLE, 22, Path::new("/nonexistent"), None);
+    node.ssh_host = Some("gt-target".into());
+    let from_config = OpenSsh::default();
+
+    // ssh_config's User (no such user on the node) is what ssh tried.
+    let e = lab
+        .openssh(node.clone(), from_config.clone(), "true")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gt-nobody@"), "{e}");
+    let jumps = lab.accepted_from(HOST_22);
+    assert_eq!(jumps, 1, "the jump host was not used");
+
+    // The topology's user wins.
+    let topology_user = OpenSsh {
+        user: Some("root".into()),
+        ..from_config
+    };
+    let out = lab
+        .openssh(node, topology_user, "echo $SSH_CONNECTION")
+        .unwrap();
+    assert!(
+        out.stdout_str().ends_with(&format!(" {PORT}\n")),
+        "{}",
+        out.stdout_str()
+    );
+    assert_eq!(
+        lab.accepted_from(HOST_22),
+        jumps + 1,
+        "through the jump host"
+    );
+    std::env::remove_var(ENV_SSH_CONFIG);
+
+    // ssh_jump: the bastion node's own options (key, known_hosts) for the hop.
+    let plain_kh = lab.known_hosts(
+        "kh",
+        &[
+            format!("[{HOST}]:{PORT} {}", lab.host_key()),
+            format!("{HOST_22} {}", lab.host_key()),
+        ],
+    );
+    let bastion = lab.node("bastion", HOST_22, 22, &plain_kh, Some(lab.path("client")));
+    let o = OpenSsh {
+        user: Some("root".into()),
+        port: Some(PORT),
+        known_hosts: Some(plain_kh.clone()),
+        jump: Some(Box::new(bastion)),
+    };
+    let before = lab.accepted_from(HOST_22);
+    let out = lab.openssh(lab.node1(&plain_kh), o, "echo jumped").unwrap();
+    assert_eq!(out.stdout_str(), "jumped\n");
+    assert_eq!(
+        lab.accepted_from(HOST_22),
+        before + 1,
+        "not through the bastion"
+    );
     std::env::remove_var(ENV_CONTROL_DIR);
 }

@@ -340,6 +340,7 @@ mod tests {
             runtime: Runtime::Podman,
             user: "root".into(),
             sudo: false,
+            jump: None,
         }
     }
 

@@ -27,7 +27,7 @@ use crate::topology::model::Runtime;
 pub use down::down;
 pub use images::{load, tarball_kind, TarballKind};
 pub use layout::{Layout, LAB_ROOT};
-pub use spec::{LabNode, LabSpec};
+pub use spec::{LabJump, LabNode, LabSpec};
 use sys::Cmd;
 pub use up::up;
 

@@ -21,6 +21,16 @@ pub struct LabNode {
     pub user: String,
     /// Whether that user gets passwordless sudo (the topology's `sudo = true`).
     pub sudo: bool,
+    /// The topology's `ssh_jump`: the lab lets SSH in from that node only.
+    pub jump: Option<LabJump>,
+}
+
+/// The bastion a lab node is reachable through (and only through) over SSH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabJump {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
 }
 
 /// The topology as the lab sees it.
@@ -53,6 +63,26 @@ impl LabSpec {
             let node = &topology.nodes[&lab_node.name];
             lab_node.user = node.user.clone();
             lab_node.sudo = node.sudo;
+        }
+        let jumps: Vec<(usize, LabJump)> = spec
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let via = topology.nodes[&n.name].openssh.as_ref()?.jump.as_ref()?;
+                let b = spec.node(&via.name)?;
+                Some((
+                    i,
+                    LabJump {
+                        name: b.name.clone(),
+                        address: b.address,
+                        port: b.port,
+                    },
+                ))
+            })
+            .collect();
+        for (i, jump) in jumps {
+            spec.nodes[i].jump = Some(jump);
         }
         Ok(spec)
     }
@@ -118,6 +148,7 @@ impl LabSpec {
                 runtime,
                 user: "root".into(),
                 sudo: false,
+                jump: None,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -225,6 +256,21 @@ image = "i"
         assert_eq!(runtimes, [("d", Runtime::Docker), ("p", Runtime::Podman)]);
         assert!(spec.has_docker());
         assert!(!self::spec(FOUR).unwrap().has_docker());
+    }
+
+    #[test]
+    fn a_node_behind_a_jump_host_knows_its_bastion() {
+        let spec = spec(
+            "name='a'\n[defaults]\ntransport='openssh'\n[nodes.b]\naddress='198.18.0.1'\n\
+             [nodes.h]\naddress='198.18.0.2'\nssh_jump='b'\n",
+        )
+        .unwrap();
+        let jump = spec.node("h").unwrap().jump.clone().unwrap();
+        assert_eq!(
+            (jump.name.as_str(), jump.address, jump.port),
+            ("b", Ipv4Addr::new(198, 18, 0, 1), 22)
+        );
+        assert_eq!(spec.node("b").unwrap().jump, None);
     }
 
     #[test]

@@ -228,6 +228,35 @@ pub(super) fn build(
         )?;
     }
 
+    // A node behind a jump host: its sshd port answers its bastion only (a TCP
+    // reset for everyone else, the control namespace included), in the node's
+    // own namespace, which goes with the lab.
+    for node in &spec.nodes {
+        if let Some(jump) = &node.jump {
+            say(
+                out,
+                format!(
+                    "  {}: SSH only from {} ({})",
+                    node.name, jump.name, jump.address
+                ),
+            );
+            Cmd::new("iptables")
+                .args([
+                    "-w",
+                    "-A",
+                    "INPUT",
+                    "-p",
+                    "tcp",
+                    "--dport",
+                    &node.port.to_string(),
+                ])
+                .args(["!", "-s", &format!("{}/32", jump.address)])
+                .args(["-j", "REJECT", "--reject-with", "tcp-reset"])
+                .in_netns(&layout.node_ns(&node.name))
+                .run()?;
+        }
+    }
+
     // /run/sshd is sshd's privilege separation directory, which the package
     // normally creates at boot; sshd refuses to start without it.
     create_dir(Path::new("/run/sshd"))?;
@@ -387,34 +416,26 @@ pub(super) fn ssh(layout: &Layout, node: &LabNode, command: &str) -> Result<Stri
     ssh_as(layout, node, "root", command)
 }
 
-/// `ssh` as `user`.
+/// `ssh` as `user` (through the node's bastion when it has one).
 fn ssh_as(layout: &Layout, node: &LabNode, user: &str, command: &str) -> Result<String, LabError> {
-    let kh = layout.known_hosts().display().to_string();
+    let mut args = lab_ssh_options(layout);
+    if let Some(jump) = &node.jump {
+        let mut proxy = vec!["ssh".to_string()];
+        proxy.extend(lab_ssh_options(layout));
+        proxy.extend([
+            "-p".into(),
+            jump.port.to_string(),
+            "-W".into(),
+            "%h:%p".into(),
+            format!("root@{}", jump.address),
+        ]);
+        args.extend([
+            "-o".into(),
+            format!("ProxyCommand={}", crate::transport::shell::join(&proxy)),
+        ]);
+    }
     Cmd::new("ssh")
-        .args([
-            "-F",
-            "/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-        ])
-        .args([
-            "-o",
-            &format!("UserKnownHostsFile={kh}"),
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-        ])
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ConnectTimeout=5",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .arg("-i")
-        .arg(layout.client_key())
+        .args(&args)
         .args([
             "-p",
             &node.port.to_string(),
@@ -424,6 +445,34 @@ fn ssh_as(layout: &Layout, node: &LabNode, user: &str, command: &str) -> Result<
         .in_netns(&layout.control_ns())
         .run()
         .map(|f| f.stdout)
+}
+
+/// The lab's own ssh options: no ssh_config, the lab key, its known_hosts only.
+fn lab_ssh_options(layout: &Layout) -> Vec<String> {
+    let kh = layout.known_hosts().display().to_string();
+    [
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        &format!("UserKnownHostsFile={kh}"),
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ConnectTimeout=5",
+        "-o",
+        "LogLevel=ERROR",
+        "-i",
+        &layout.client_key().display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 pub(super) fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {

@@ -34,7 +34,12 @@ pub const LOCK_HELD: i32 = 75;
 pub enum NodeOp {
     /// Reads the node: listening sockets, every container's published ports, this
     /// topology's containers and their namespaces. Changes nothing.
-    Observe { topology: String },
+    /// `images`: the images of the node's containers in the file, reported
+    /// when the node does not have them (with its registry logins' host names).
+    Observe {
+        topology: String,
+        images: Vec<String>,
+    },
     /// Takes the node's apply lock, recording its holder, or ends the round trip
     /// with `LOCK_HELD` and reports the lock (`lock::HeldLock`) on stderr.
     Lock { holder: lock::LockHolder },
@@ -332,6 +337,7 @@ mod tests {
             },
             NodeOp::Observe {
                 topology: "todo".into(),
+                images: vec![],
             },
         ];
         node.run(&ops).unwrap();

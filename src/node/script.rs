@@ -69,7 +69,7 @@ pub fn render(profile: &NodeProfile, ops: &[NodeOp]) -> String {
 fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
     let runtime = profile.runtime;
     match op {
-        NodeOp::Observe { topology } => observe_script(profile, topology),
+        NodeOp::Observe { topology, images } => observe_script(profile, topology, images),
         NodeOp::Lock { holder } => lock_script(holder),
         NodeOp::Unlock { holder } => unlock_script(holder),
         NodeOp::ReadLock => read_lock_script(),
@@ -90,9 +90,9 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
 /// namespace its sysctls and its nat and filter tables, each under its `Section`
 /// header. A namespace that is the node's own (host networking) is named as such
 /// and not read: its tables are the node's, not the container's.
-fn observe_script(profile: &NodeProfile, topology: &str) -> String {
+fn observe_script(profile: &NodeProfile, topology: &str, images: &[String]) -> String {
     let rt = profile.runtime.binary();
-    let [tcp, udp, ports, inspect, list, ns, hostns, sysctl, nft, nodefilter, subnets, durable, end] =
+    let [tcp, udp, ports, inspect, list, ns, hostns, sysctl, nft, nodefilter, subnets, durable, images_header, end] =
         Section::ALL.map(Section::header);
     // The values in the order `Section::Sysctl` promises: that of SYSCTLS.
     let sysctls: Vec<String> = SYSCTLS
@@ -174,9 +174,48 @@ done
 echo "{nodefilter}"
 {node_filter}
 echo "{subnets} $({networks} 2>/dev/null)"
-{durable_read}echo "{end}"
+{durable_read}{images_read}echo "{end}"
 "#,
         durable_read = durable_read_lines(profile, &durable),
+        images_read = images_read_lines(profile, images, &images_header),
+    )
+}
+
+/// The `Images` section: which of `images` the runtime does not have, and then
+/// the registries its auth files log in to. An image a container already uses
+/// (in the listing read above) costs nothing; another costs one `image inspect`.
+/// Of the auth files only the keys of JSON objects are printed (`"host": {`),
+/// never a string value: no credential leaves the node.
+fn images_read_lines(profile: &NodeProfile, images: &[String], header: &str) -> String {
+    if images.is_empty() {
+        return String::new();
+    }
+    let rt = profile.runtime.binary();
+    let seen = match profile.runtime {
+        Runtime::Podman => "$ps",
+        Runtime::Docker => "$ours",
+    };
+    let list = images
+        .iter()
+        .map(|i| quote(i))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        r#"echo "{header}"
+missing=
+# shellcheck disable=SC2043 # one image is a list too
+for img in {list}; do
+  case "{seen}" in *"\"$img\""*) continue ;; esac
+  {rt} image inspect --format '{{{{.Id}}}}' "$img" >/dev/null 2>&1 || {{ echo "missing $img"; missing=1; }}
+done
+if [ -n "$missing" ]; then
+  for f in "${{REGISTRY_AUTH_FILE:-}}" /run/containers/0/auth.json "${{HOME:-/root}}/.config/containers/auth.json" "${{DOCKER_CONFIG:-${{HOME:-/root}}/.docker}}/config.json"; do
+    if [ -z "$f" ] || [ ! -f "$f" ]; then continue; fi
+    if grep -q '"creds' "$f"; then echo "auth *"; fi
+    grep -o '"[^"]*"[[:space:]]*:[[:space:]]*{{' "$f" | sed 's/^"\([^"]*\)".*/auth \1/'
+  done
+fi
+"#
     )
 }
 
@@ -747,6 +786,7 @@ mod tests {
     fn fixtures() -> Vec<(&'static str, Vec<NodeOp>)> {
         let observe = NodeOp::Observe {
             topology: "todo".into(),
+            images: vec!["localhost/geartopo-busybox:latest".into()],
         };
         let lock = NodeOp::Lock { holder: holder() };
         // An observed id: steps on an existing container name it by id.
@@ -934,6 +974,61 @@ mod tests {
                 line.contains(" --env TLS_KEY --env-file \"$envfile\" "),
                 "{line}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+
+    /// The `Images` part run by a real `sh` on a node without the image (no
+    /// runtime on PATH): the image is reported missing, and of an auth file only
+    /// the registry host names come out, never a credential.
+    #[test]
+    fn images_section_reports_missing_images_and_registry_names_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join(".config/containers");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::write(
+            conf.join("auth.json"),
+            "{\n  \"auths\": {\n    \"registry.example.com\": {\n      \"auth\": \"c2VjcmV0OnB3\"\n    },\"quay.io/team\": {\"auth\": \"dG9rZW4=\", \"identitytoken\": \"idtok\"}\n  }\n}\n",
+        )
+        .unwrap();
+        let profile = NodeProfile::for_runtime(Runtime::Podman);
+        let images = [
+            "registry.example.com/app:1".to_string(),
+            "localhost/in-use:1".to_string(),
+        ];
+        let script = format!(
+            "ps='[{{\"Image\": \"localhost/in-use:1\"}}]'\n{}",
+            images_read_lines(&profile, &images, "@@geartopo images")
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("PATH", "/usr/bin:/bin")
+            .env("DOCKER_CONFIG", dir.path().join("none"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let state =
+            crate::observe::parse::parse_node("n1", "t", &format!("{text}@@geartopo end\n"))
+                .unwrap();
+        assert_eq!(
+            state.images.missing.iter().collect::<Vec<_>>(),
+            ["registry.example.com/app:1"],
+            "{text}"
+        );
+        assert!(
+            state.images.logins.contains("registry.example.com"),
+            "{text}"
+        );
+        assert!(state.images.logins.contains("quay.io/team"), "{text}");
+        for secret in ["c2VjcmV0OnB3", "dG9rZW4=", "idtok"] {
+            assert!(!text.contains(secret), "a credential left the node: {text}");
         }
     }
 }

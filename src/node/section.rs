@@ -45,12 +45,16 @@ pub enum Section {
     /// `mode OCTAL PATH` and `sha HASH  PATH` for the hook program, the hook file
     /// and every rules file.
     Durable,
+    /// Lines `missing IMAGE` for the file's images the runtime does not have;
+    /// when there is one, `auth KEY` for each key of the runtime's auth files
+    /// (registry host names; never a value, so never a credential).
+    Images,
     /// The script got to its end.
     End,
 }
 
 impl Section {
-    pub const ALL: [Section; 13] = [
+    pub const ALL: [Section; 14] = [
         Section::Tcp,
         Section::Udp,
         Section::Ports,
@@ -63,6 +67,7 @@ impl Section {
         Section::NodeFilter,
         Section::Subnets,
         Section::Durable,
+        Section::Images,
         Section::End,
     ];
 
@@ -81,6 +86,7 @@ impl Section {
             Section::NodeFilter => "nodefilter",
             Section::Subnets => "subnets",
             Section::Durable => "durable",
+            Section::Images => "images",
             Section::End => "end",
         }
     }

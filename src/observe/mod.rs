@@ -15,7 +15,7 @@ use crate::state::{NodeState, ObservedState};
 use crate::topology::model::{LinkTarget, NodeAddress, Topology};
 use crate::transport::{ConnectOptions, TransportError};
 
-mod parse;
+pub(crate) mod parse;
 mod progress;
 pub use parse::parse_node;
 pub use progress::{NoProgress, ReadProgress};
@@ -136,19 +136,29 @@ pub fn observe_with(
     holder: Option<&LockHolder>,
     progress: &dyn ReadProgress,
 ) -> Result<ObservedState, Vec<ObserveError>> {
-    let mut ops: Vec<NodeOp> = holder
-        .map(|h| NodeOp::Lock { holder: h.clone() })
-        .into_iter()
-        .collect();
-    ops.push(NodeOp::Observe {
-        topology: topology.name.clone(),
-    });
+    let lock: Option<NodeOp> = holder.map(|h| NodeOp::Lock { holder: h.clone() });
+    // Each node's images in the file, to report those it would have to pull.
+    let mut images: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for c in &topology.containers {
+        images
+            .entry(c.node.as_str())
+            .or_default()
+            .insert(c.image.as_str());
+    }
     let jobs: Vec<_> = conns.iter_mut().collect();
     let results = parallel_map(jobs, parallelism, |conn| {
         let node = topology
             .nodes
             .get(conn.node())
             .expect("connections are the topology's nodes");
+        let mut ops: Vec<NodeOp> = lock.iter().cloned().collect();
+        ops.push(NodeOp::Observe {
+            topology: topology.name.clone(),
+            images: images
+                .get(node.name.as_str())
+                .map(|i| i.iter().map(|s| s.to_string()).collect())
+                .unwrap_or_default(),
+        });
         progress.reading(&node.name);
         let started = Instant::now();
         let read = read_node(

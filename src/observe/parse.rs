@@ -171,6 +171,19 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                     namespaces.get_mut(id).expect("ns before nft").nft = Some(body.clone());
                 }
             }
+            (Section::Images, []) => {
+                for line in body.lines() {
+                    match line.split_once(' ') {
+                        Some(("missing", image)) => {
+                            state.images.missing.insert(image.to_string());
+                        }
+                        Some(("auth", key)) => {
+                            state.images.logins.insert(key.to_string());
+                        }
+                        _ => {}
+                    }
+                }
+            }
             (Section::End, []) => {}
             (section, args) => {
                 return Err(err(format!(

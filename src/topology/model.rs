@@ -106,7 +106,7 @@ pub struct Node {
 
 /// What the topology sets for a node reached with OpenSSH: it wins over
 /// ssh_config, which wins over geartopo's defaults (which are not passed).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OpenSsh {
     /// `user` of the node or `[defaults]`, when written.
     pub user: Option<String>,
@@ -114,6 +114,8 @@ pub struct OpenSsh {
     pub port: Option<u16>,
     /// `known_hosts` of the node or `[defaults]`, when written.
     pub known_hosts: Option<PathBuf>,
+    /// `ssh_jump`: the node (of the same topology) SSH reaches this one through.
+    pub jump: Option<Box<Node>>,
 }
 
 impl Node {

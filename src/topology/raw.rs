@@ -164,6 +164,11 @@ pub struct RawNode {
     /// Overrides `defaults.transport`.
     #[schemars(with = "Option<RawTransport>")]
     pub transport: Option<Spanned<RawTransport>>,
+    /// Another node of the topology through which SSH reaches this one (a
+    /// bastion: ProxyJump as geartopo reaches that node). Needs `transport =
+    /// "openssh"`; jumps that only ssh_config knows need no setting here.
+    #[schemars(with = "Option<String>")]
+    pub ssh_jump: Option<Spanned<String>>,
 }
 
 /// `[containers.NAME]`: one container, or `replicas` of it.

@@ -29,7 +29,13 @@ pub struct OpenSshTransport {
     args: Vec<String>,
     target: String,
     command_timeout: Duration,
+    /// Whether a command has reached the node through this value already.
+    reached: bool,
 }
+
+/// The exit status of `ssh` itself failing (connection, authentication, host
+/// key); no node script exits with it.
+const SSH_FAILED: i32 = 255;
 
 /// The private folder of the master sockets: `$GEARTOPO_SSH_CONTROL_DIR`, else
 /// `$XDG_RUNTIME_DIR/geartopo-ssh`, else `~/.ssh/geartopo-cm`; created 0700, and
@@ -69,8 +75,45 @@ pub fn control_dir_path() -> Result<PathBuf, String> {
     )
 }
 
-/// The `ssh` options for `node`, master connection included.
-fn ssh_args(node: &Node, o: &OpenSsh, options: &ConnectOptions, dir: &Path) -> Vec<String> {
+/// An ssh_config file to read instead of `~/.ssh/config` (`ssh -F FILE`).
+pub const ENV_SSH_CONFIG: &str = "GEARTOPO_SSH_CONFIG";
+
+/// The `ssh` options for `node`, master connection included; through its
+/// `ssh_jump` node (a `ProxyCommand` that runs `ssh -W` with that node's own
+/// options, so the topology's and the lab's identity and known_hosts apply to
+/// the jump too, and it reuses the jump node's master when one is up).
+pub fn ssh_args(node: &Node, o: &OpenSsh, options: &ConnectOptions, dir: &Path) -> Vec<String> {
+    let mut args = direct_args(node, o, options, dir);
+    if let Some(bastion) = &o.jump {
+        let bo = bastion.openssh.clone().unwrap_or_else(|| OpenSsh {
+            user: Some(bastion.user.clone()),
+            port: Some(bastion.port),
+            known_hosts: Some(bastion.known_hosts.clone()),
+            jump: None,
+        });
+        let mut inner = vec!["ssh".to_string()];
+        for a in direct_args(bastion, &bo, options, dir) {
+            match a.as_str() {
+                "ControlMaster=auto" => inner.push("ControlMaster=no".into()),
+                s if s.starts_with("ControlPersist=") => {
+                    inner.pop(); // its `-o`
+                }
+                _ => inner.push(a),
+            }
+        }
+        let mut command: Vec<String> = inner
+            .iter()
+            .map(|a| super::shell::quote(a).replace('%', "%%"))
+            .collect();
+        command.extend(["-W".into(), "%h:%p".into(), "--".into()]);
+        command
+            .push(super::shell::quote(bastion.ssh_target().unwrap_or_default()).replace('%', "%%"));
+        args.extend(["-o".into(), format!("ProxyCommand={}", command.join(" "))]);
+    }
+    args
+}
+
+fn direct_args(node: &Node, o: &OpenSsh, options: &ConnectOptions, dir: &Path) -> Vec<String> {
     let strict = if options.accept_new_host_keys {
         "accept-new"
     } else {
@@ -97,6 +140,15 @@ fn ssh_args(node: &Node, o: &OpenSsh, options: &ConnectOptions, dir: &Path) -> V
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if let Some(config) = std::env::var_os(ENV_SSH_CONFIG).filter(|v| !v.is_empty()) {
+        args.splice(
+            0..0,
+            [
+                "-F".to_string(),
+                PathBuf::from(config).display().to_string(),
+            ],
+        );
+    }
     if let Some(user) = &o.user {
         args.extend(["-l".into(), user.clone()]);
     }
@@ -123,32 +175,28 @@ fn ssh_args(node: &Node, o: &OpenSsh, options: &ConnectOptions, dir: &Path) -> V
 }
 
 impl OpenSshTransport {
-    /// Prepares the `ssh` command line for `node` and runs `true` through it, which
-    /// opens (or reuses) the master connection and reports a connection error now.
+    /// Prepares the `ssh` command line for `node`. Nothing runs yet: the first
+    /// round trip opens (or reuses) the master connection, and a failure to reach
+    /// the node is reported then (ssh's exit status 255), so that a round trip
+    /// over a warm master is one `ssh` process (issue 18).
     pub fn connect(
         node: &Node,
         o: &OpenSsh,
         options: &ConnectOptions,
     ) -> Result<Self, TransportError> {
         let target = node.ssh_target().unwrap_or_default().to_string();
-        let connect_err = |reason: String| TransportError::Connect {
+        let dir = control_dir().map_err(|reason| TransportError::Connect {
             node: node.name.clone(),
             address: target.clone(),
             reason,
-        };
-        let dir = control_dir().map_err(connect_err)?;
-        let mut t = OpenSshTransport {
+        })?;
+        Ok(OpenSshTransport {
             node: node.name.clone(),
             args: ssh_args(node, o, options, &dir),
-            target: target.clone(),
-            command_timeout: options.connect_timeout + Duration::from_secs(5),
-        };
-        let out = t.run("true", b"")?;
-        if !out.success() {
-            return Err(connect_err(format!("ssh: {}", out.stderr_str().trim())));
-        }
-        t.command_timeout = options.command_timeout;
-        Ok(t)
+            target,
+            command_timeout: options.command_timeout,
+            reached: false,
+        })
     }
 
     /// Stops this node's master connection (`ssh -O exit`), if one runs.
@@ -225,6 +273,22 @@ impl Transport for OpenSshTransport {
         let code = status
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        if code == SSH_FAILED {
+            let reason = format!("ssh: {}", String::from_utf8_lossy(&stderr).trim());
+            return Err(if self.reached {
+                TransportError::Io {
+                    node: self.node.clone(),
+                    reason,
+                }
+            } else {
+                TransportError::Connect {
+                    node: self.node.clone(),
+                    address: self.target.clone(),
+                    reason,
+                }
+            });
+        }
+        self.reached = true;
         Ok(Output {
             status: code,
             stdout,
@@ -266,3 +330,60 @@ fn tempfile_in_control_dir() -> std::io::Result<TempFile> {
 }
 
 use std::os::unix::fs::OpenOptionsExt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::model::NodeAddress;
+
+    fn node(name: &str, address: &str, identity: &str) -> Node {
+        let t = crate::topology::parse(
+            "t.toml",
+            format!(
+                "name='t'\n[nodes.{name}]\naddress='{address}'\nidentity='{identity}'\n\
+                 known_hosts='/kh/{name}'\nport=2200\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        t.nodes[name].clone()
+    }
+
+    /// The hop to the bastion runs `ssh -W` with the bastion's own key, port and
+    /// known_hosts, never starts a master of its own, and has every `%` that is
+    /// not a token for the outer ssh escaped.
+    #[test]
+    fn a_jump_is_a_proxy_command_with_the_bastions_own_options() {
+        let bastion = node("b", "198.18.0.1", "/keys/bastion");
+        let mut hidden = node("h", "198.18.0.2", "/keys/hidden");
+        hidden.address = NodeAddress::Remote("198.18.0.2".into());
+        let o = OpenSsh {
+            user: Some("deploy".into()),
+            port: None,
+            known_hosts: None,
+            jump: Some(Box::new(bastion)),
+        };
+        let args = ssh_args(&hidden, &o, &ConnectOptions::default(), Path::new("/cm"));
+        let proxy = args
+            .iter()
+            .find_map(|a| a.strip_prefix("ProxyCommand="))
+            .expect("a ProxyCommand");
+        assert!(
+            proxy.starts_with("ssh ")
+                && proxy.contains("-i /keys/bastion")
+                && proxy.contains("-p 2200")
+                && proxy.contains("UserKnownHostsFile=/kh/b")
+                && proxy.contains("ControlMaster=no")
+                && proxy.contains("ControlPath=/cm/%%C")
+                && !proxy.contains("ControlPersist")
+                && proxy.ends_with("-W %h:%p -- 198.18.0.1"),
+            "{proxy}"
+        );
+        assert!(
+            args.windows(2).any(|w| w == ["-i", "/keys/hidden"]),
+            "{args:?}"
+        );
+        // The built-in defaults of a node are not passed for the hidden node.
+        assert!(!args.iter().any(|a| a == "-p"), "{args:?}");
+    }
+}

@@ -198,6 +198,33 @@ impl Ctx {
         self.transcript.borrow_mut().push(run.describe());
     }
 
+    /// The same harness over a lab of its own (a case that needs nodes the shared
+    /// lab cannot have): `text` is written beside the run's topologies as
+    /// `file_name`, and is that lab's file; the caller brings it up and down.
+    pub fn with_own_lab(&self, file_name: &str, text: &str, nodes: Vec<(String, String)>) -> Ctx {
+        let lab = self.tmp.join(file_name);
+        std::fs::write(&lab, text).expect("write the lab's file");
+        self.transcript
+            .borrow_mut()
+            .push(format!("# {}:\n{text}", lab.display()));
+        Ctx {
+            bin: self.bin.clone(),
+            lab,
+            nodes,
+            docker_nodes: Vec::new(),
+            run_id: self.run_id.clone(),
+            root_before: self.root_before.clone(),
+            tmp: self.tmp.clone(),
+            transcript: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Appends another harness's transcript to this one's (shown when a case fails).
+    pub fn take_transcript(&self, other: &Ctx) {
+        let lines = std::mem::take(&mut *other.transcript.borrow_mut());
+        self.transcript.borrow_mut().extend(lines);
+    }
+
     /// Runs the geartopo binary on this machine (not in the lab): `lab ...` commands.
     pub fn geartopo_here(&self, args: &[&str]) -> Run {
         let mut cmd = Command::new(&self.bin);

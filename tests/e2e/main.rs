@@ -12,6 +12,7 @@ mod durable_cases;
 mod fault_cases;
 mod fault_matrix_cases;
 mod fleet_cases;
+mod fleet_jump_cases;
 mod harness;
 mod lab_cases;
 mod nft_cases;
@@ -74,6 +75,7 @@ const CASES: &[Case] = &[
     ("fleet_sudo_wanting_a_password_is_a_clear_error", fleet_cases::sudo_wanting_a_password_is_a_clear_error),
     ("fleet_secrets_from_env_and_file", fleet_cases::secrets_from_env_and_file),
     ("fleet_openssh_transport_plan_apply_destroy", fleet_cases::openssh_transport_plan_apply_destroy),
+    ("fleet_jump_host_plan_apply_destroy", fleet_jump_cases::jump_host_plan_apply_destroy),
     // Faults: killed and interrupted applies, the locks they leave.
     ("fault_killed_apply_leaves_a_stale_lock", fault_cases::killed_apply_leaves_a_stale_lock),
     ("fault_ctrl_c_at_the_prompt_changes_nothing", fault_cases::ctrl_c_at_the_prompt_changes_nothing),

@@ -103,13 +103,74 @@ impl Checker<'_> {
                             .as_ref()
                             .or(d.known_hosts.as_ref())
                             .map(|k| expand_tilde(k.get_ref())),
+                        jump: None,
                     }),
             };
             if good_name {
                 nodes.insert(name.clone(), node);
             }
         }
+        self.ssh_jumps(doc, &mut nodes);
         nodes
+    }
+
+    /// `ssh_jump`: another node of the topology, itself reached directly, for a
+    /// node on the OpenSSH transport (the built-in client has no jump).
+    fn ssh_jumps(&mut self, doc: &Document, nodes: &mut BTreeMap<String, Node>) {
+        let mut jumps = Vec::new();
+        for Entry { name, value, .. } in &doc.nodes {
+            let Some(jump) = value.as_ref().and_then(|raw| raw.ssh_jump.as_ref()) else {
+                continue;
+            };
+            let Some(node) = nodes.get(name) else {
+                continue;
+            };
+            let to = jump.get_ref();
+            let problem = |why: String, help: &str| {
+                Problem::at(format!("invalid ssh_jump {to:?}"), jump.span(), why).help(help)
+            };
+            if node.openssh.is_none() {
+                self.push(problem(
+                    format!("node {name} uses the built-in SSH client (transport = \"ssh2\"), which has no jump host"),
+                    "jump hosts need transport = \"openssh\" (on the node or in [defaults])",
+                ));
+                continue;
+            }
+            let bastion = match nodes.get(to) {
+                None => {
+                    self.push(problem(
+                        format!("there is no node {to:?}"),
+                        "ssh_jump names another node of this topology (a jump that only ~/.ssh/config knows needs no ssh_jump: use ProxyJump there)",
+                    ));
+                    continue;
+                }
+                Some(_) if to == name => {
+                    self.push(problem(
+                        "a node cannot be its own jump host".into(),
+                        "name the bastion node",
+                    ));
+                    continue;
+                }
+                Some(b) => b,
+            };
+            let chained = doc
+                .nodes
+                .iter()
+                .any(|e| e.name == *to && e.value.as_ref().is_some_and(|r| r.ssh_jump.is_some()));
+            if chained || bastion.address == NodeAddress::Local {
+                self.push(problem(
+                    format!("node {to} is itself behind a jump host or local"),
+                    "a jump host is a node reached directly over SSH; chains of jumps belong in ~/.ssh/config (ProxyJump a,b)",
+                ));
+                continue;
+            }
+            jumps.push((name.clone(), bastion.clone()));
+        }
+        for (name, bastion) in jumps {
+            if let Some(o) = nodes.get_mut(&name).and_then(|n| n.openssh.as_mut()) {
+                o.jump = Some(Box::new(bastion));
+            }
+        }
     }
 
     pub(super) fn address(&mut self, a: &Spanned<String>) -> Option<NodeAddress> {

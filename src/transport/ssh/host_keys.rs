@@ -230,6 +230,34 @@ impl KnownHostsFile {
         types
     }
 
+    /// Whether a `@cert-authority` line of the file covers `name` (plain, hashed
+    /// or a `*`/`?` pattern): OpenSSH would check a host certificate there,
+    /// which this client cannot.
+    pub(crate) fn cert_authority_for(&self, session: &Session, name: &str) -> bool {
+        self.entries
+            .iter()
+            .filter(|e| e.marker.as_deref() == Some("@cert-authority"))
+            .any(|e| {
+                let hosts = e.line.split_whitespace().next().unwrap_or_default();
+                if hosts
+                    .split(',')
+                    .any(|p| !p.starts_with('!') && glob_matches(p, name))
+                {
+                    return true;
+                }
+                let Ok(mut collection) = session.known_hosts() else {
+                    return false;
+                };
+                collection
+                    .read_str(&e.line, KnownHostFileKind::OpenSSH)
+                    .is_ok()
+                    && matches!(
+                        collection.check(name, b"geartopo: no such key"),
+                        CheckResult::Mismatch
+                    )
+            })
+    }
+
     /// What the file says about `key` for `name`. Like OpenSSH, only entries of
     /// the key's own type count: a host known by another key type is new, not changed.
     pub(crate) fn check(
@@ -254,6 +282,20 @@ impl KnownHostsFile {
             CheckResult::Failure => HostKeyStatus::Unreadable,
         })
     }
+}
+
+/// A known_hosts host pattern (`*` any run, `?` one character) against `name`.
+pub(crate) fn glob_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
 }
 
 /// The verdict of known_hosts on a presented host key.
@@ -315,6 +357,16 @@ pub(super) fn verify_host_key(
         .check(session, name, &key)
         .map_err(|e| ctx.connect(format!("cannot check the host key: {}", e.message())))?;
     let file = known_hosts.display().to_string();
+    if status == HostKeyStatus::Unknown && entries.cert_authority_for(session, name) {
+        return Err(ctx.connect(format!(
+            "{file} has a @cert-authority line for {name} and not the host's own key: the \
+             built-in SSH client (transport = \"ssh2\") cannot check host certificates. Use \
+             transport = \"openssh\" for this node (the system's ssh checks them), or add the \
+             host's own key ({} {}) to {file} after verifying it",
+            key.key_type,
+            key.fingerprint()
+        )));
+    }
     match judge(status, known_types, accept_new) {
         Judgement::Accept => Ok(()),
         Judgement::RefuseChanged => Err(TransportError::ChangedHostKey {

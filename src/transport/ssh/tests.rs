@@ -328,3 +328,19 @@ fn decode_base64(s: &str) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn cert_authority_lines_are_recognised_for_the_hosts_they_cover() {
+    let session = Session::new().unwrap();
+    let ca = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFBpMRJLJy7iJ8Beukk1yLoxqjLh/83161QwbIGGDe2Q";
+    let file = KnownHostsFile::parse(&format!(
+        "@cert-authority [198.18.0.2]:2222,*.lab.example {ca}\n198.18.0.9 {ca}\n"
+    ));
+    assert!(file.cert_authority_for(&session, "[198.18.0.2]:2222"));
+    assert!(file.cert_authority_for(&session, "db1.lab.example"));
+    assert!(!file.cert_authority_for(&session, "198.18.0.2"));
+    // A plain line is a host key, not an authority.
+    assert!(!file.cert_authority_for(&session, "198.18.0.9"));
+    assert!(glob_matches("198.18.0.?", "198.18.0.7"));
+    assert!(!glob_matches("198.18.0.?", "198.18.0.17"));
+}
