@@ -5,46 +5,13 @@
 //! quadratic step would cost 16x), since tests run in debug builds. The release
 //! figures are in BENCHMARKS.md (`bash bench/hostile.sh`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use geartopo::output::validate::ValidateDocument;
 use proptest::prelude::*;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// One measurement at a time: the counters are global.
-static ONE: Mutex<()> = Mutex::new(());
-
-// SAFETY: every call goes to the system allocator unchanged; only sizes are counted.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
-        PEAK.fetch_max(live, Ordering::SeqCst);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            let grow = new_size - layout.size();
-            let live = LIVE.fetch_add(grow, Ordering::SeqCst) + grow;
-            PEAK.fetch_max(live, Ordering::SeqCst);
-        } else {
-            LIVE.fetch_sub(layout.size() - new_size, Ordering::SeqCst);
-        }
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 const MAX_FILE: usize = 64 * 1024;
 const MAX_PEAK: usize = 512 << 20;
@@ -59,28 +26,25 @@ struct Cost {
 /// What `validate` and `validate --json` do with `text`: load, and render the
 /// report both ways when the file is refused.
 fn validate(text: &str) -> Cost {
-    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-    let before = LIVE.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
-    let start = Instant::now();
-    let report = match geartopo::topology::load_source("hostile.toml", text.as_bytes().to_vec()) {
-        Ok(loaded) => {
-            drop(loaded);
-            String::new()
-        }
-        Err(invalid) => {
-            let json = serde_json::to_string(&ValidateDocument::invalid(&invalid, text.as_bytes()))
-                .unwrap();
-            drop(json);
-            invalid.render_with(true)
-        }
-    };
-    let time = start.elapsed();
-    Cost {
-        peak: PEAK.load(Ordering::SeqCst) - before,
-        time,
-        report,
-    }
+    let ((report, time), peak) = counting::peak_while(|| {
+        let start = Instant::now();
+        let report = match geartopo::topology::load_source("hostile.toml", text.as_bytes().to_vec())
+        {
+            Ok(loaded) => {
+                drop(loaded);
+                String::new()
+            }
+            Err(invalid) => {
+                let json =
+                    serde_json::to_string(&ValidateDocument::invalid(&invalid, text.as_bytes()))
+                        .unwrap();
+                drop(json);
+                invalid.render_with(true)
+            }
+        };
+        (report, start.elapsed())
+    });
+    Cost { peak, time, report }
 }
 
 const HEAD: &str = "name = \"h\"\n[nodes.n]\naddress = \"198.18.0.1\"\n";

@@ -6,46 +6,12 @@
 //! the transport's size limit is refused before parsing (src/transport, tested
 //! there).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-
 use geartopo::node::section::Section;
 use geartopo::observe::parse_node;
 use proptest::prelude::*;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// One measurement at a time: the counters are global.
-static ONE: Mutex<()> = Mutex::new(());
-
-// SAFETY: every call goes to the system allocator unchanged; only sizes are counted.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
-        PEAK.fetch_max(live, Ordering::SeqCst);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            let grow = new_size - layout.size();
-            let live = LIVE.fetch_add(grow, Ordering::SeqCst) + grow;
-            PEAK.fetch_max(live, Ordering::SeqCst);
-        } else {
-            LIVE.fetch_sub(layout.size() - new_size, Ordering::SeqCst);
-        }
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 /// A well-formed observe output of one container with a link, as a podman node
 /// writes it.
@@ -153,11 +119,7 @@ fn every_truncation_is_refused_naming_the_node() {
 
 /// Peak memory of parsing `text`, over what was live before.
 fn peak_of(text: &str) -> usize {
-    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-    let before = LIVE.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
-    parse(text);
-    PEAK.load(Ordering::SeqCst).saturating_sub(before)
+    counting::peak_while(|| parse(text)).1
 }
 
 /// Large hostile outputs (a megabyte of each piece, and of the sample's body
