@@ -117,6 +117,8 @@ pub struct CreateSpec {
     /// created now): its rules file is written before it is created, and it
     /// carries the label and annotation that make the hook run at every start.
     pub durable: Option<OwnedRules>,
+    /// `--runtime`: the docker runtime wrapper on a prepared docker node.
+    pub oci_runtime: Option<String>,
 }
 
 /// The owned rules of one container, in the form of the backend they are for:
