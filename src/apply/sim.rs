@@ -456,6 +456,10 @@ impl Sim {
                     self.write_durable(node, rules);
                 }
                 NodeOp::WriteRules { rules } => self.write_durable(node, rules),
+                // `node prepare` is tested on a real dockerd (e2e), not here.
+                NodeOp::PrepareRead | NodeOp::Prepare { .. } => {
+                    return Ok(failure(1, "not simulated".into()))
+                }
                 NodeOp::Start { container } => {
                     let c = self
                         .find(node, container)

@@ -15,6 +15,7 @@ pub mod durable;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod lock;
+pub mod prepare;
 pub mod script;
 pub mod section;
 
@@ -74,6 +75,13 @@ pub enum NodeOp {
     /// once, first; with no rules, removes the jump and the chain. Nothing else in
     /// the node's tables is touched.
     PrivatePorts { chain: String, rules: Vec<String> },
+    /// `node prepare`: reports the state directory, dockerd's configuration file
+    /// (path, sha256, text) and the runtime it has registered. Changes nothing.
+    PrepareRead,
+    /// `node prepare`: writes the hook and the runtime wrapper; with `config`
+    /// (new text, sha256 it must still have), dockerd's configuration and a
+    /// reload of dockerd, checked, undone if dockerd did not take it.
+    Prepare { config: Option<(String, String)> },
 }
 
 impl NodeOp {
@@ -85,6 +93,8 @@ impl NodeOp {
             NodeOp::Unlock { .. } => "unlock",
             NodeOp::ReadLock => "read-lock",
             NodeOp::ForceUnlock { .. } => "force-unlock",
+            NodeOp::PrepareRead => "prepare-read",
+            NodeOp::Prepare { .. } => "prepare",
             NodeOp::Create(_) => "create",
             NodeOp::Init { .. } => "init",
             NodeOp::Rules { .. } => "rules",

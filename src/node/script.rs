@@ -82,6 +82,10 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
         NodeOp::Remove { container } => remove_script(runtime, container),
         NodeOp::EnsureImage { image } => ensure_image_script(runtime, image),
         NodeOp::PrivatePorts { chain, rules } => private_ports_script(profile, chain, rules),
+        NodeOp::PrepareRead => super::prepare::read_script(),
+        NodeOp::Prepare { config } => {
+            super::prepare::write_script(&durable_programs(profile), config.as_ref())
+        }
     }
 }
 
@@ -223,6 +227,19 @@ fn durable_write_lines(profile: &NodeProfile, rules: &OwnedRules) -> String {
     let Some(file) = &rules.file else {
         return String::new();
     };
+    let mut s = durable_programs(profile);
+    s.push_str(&format!(
+        "(umask 077; cat > \"$sd/rules/{file}.new\") <<'GEARTOPO_RULES'\n{content}GEARTOPO_RULES\n\
+         chmod {rm} \"$sd/rules/{file}.new\"; mv -f \"$sd/rules/{file}.new\" \"$sd/rules/{file}\"\n",
+        rm = durable::RULES_MODE,
+        content = durable::rules_file(profile, rules),
+    ));
+    s
+}
+
+/// The directories, the hook program, and the runtime's part (docker: the
+/// wrapper; podman: the hook file), each written only when it differs.
+fn durable_programs(profile: &NodeProfile) -> String {
     let mut s = String::from(DURABLE_DIRS);
     s.push_str(&format!(
         "cat > \"$sd/hook.new\" <<'GEARTOPO_HOOK'\n{hook}GEARTOPO_HOOK\n\
@@ -251,12 +268,6 @@ fn durable_write_lines(profile: &NodeProfile, rules: &OwnedRules) -> String {
             fm = durable::HOOK_FILE_MODE,
         ));
     }
-    s.push_str(&format!(
-        "(umask 077; cat > \"$sd/rules/{file}.new\") <<'GEARTOPO_RULES'\n{content}GEARTOPO_RULES\n\
-         chmod {rm} \"$sd/rules/{file}.new\"; mv -f \"$sd/rules/{file}.new\" \"$sd/rules/{file}\"\n",
-        rm = durable::RULES_MODE,
-        content = durable::rules_file(profile, rules),
-    ));
     s
 }
 /// Prints `ID PID` of each container in podman's `ps -a --format json` (indented
@@ -872,6 +883,16 @@ mod tests {
                             ))],
                         }],
                     ),
+                }],
+            ),
+            ("prepare-read", vec![NodeOp::PrepareRead]),
+            (
+                "prepare",
+                vec![NodeOp::Prepare {
+                    config: Some((
+                        "{\n  \"runtimes\": { \"geartopo\": { \"path\": \"/var/lib/geartopo/runtime\" } }\n}\n".into(),
+                        "absent".into(),
+                    )),
                 }],
             ),
             (
