@@ -38,10 +38,22 @@ fn answers(ctx: &Ctx, node: &str, container: &str, port: u16, want: &str) -> Out
 
 /// Both links answer and plan finds nothing to do (exit 0), after `event`.
 fn links_back(ctx: &Ctx, name: &str, file: &Path, event: &str) -> Outcome {
-    answers(ctx, DOCKER, &format!("{name}-app"), 6379, "db-on-node4 hello")
-        .map_err(|e| format!("after {event}: {e}"))?;
-    answers(ctx, "node1", &format!("{name}-web"), 7000, "cache-on-node5 hello")
-        .map_err(|e| format!("after {event}: {e}"))?;
+    answers(
+        ctx,
+        DOCKER,
+        &format!("{name}-app"),
+        6379,
+        "db-on-node4 hello",
+    )
+    .map_err(|e| format!("after {event}: {e}"))?;
+    answers(
+        ctx,
+        "node1",
+        &format!("{name}-web"),
+        7000,
+        "cache-on-node5 hello",
+    )
+    .map_err(|e| format!("after {event}: {e}"))?;
     let plan = ctx.plan(file);
     ensure!(
         plan.code == 0,
@@ -88,7 +100,10 @@ i=0; until docker version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 600 ]; slee
 }
 
 pub fn docker_restarts_keep_links(ctx: &Ctx) -> Outcome {
-    ensure!(ctx.runtime(DOCKER) == "docker", "{DOCKER} is not a docker node");
+    ensure!(
+        ctx.runtime(DOCKER) == "docker",
+        "{DOCKER} is not a docker node"
+    );
     let name = "e2e-dkdur";
     let body = server("db", "node4", "tcp", 6379, 50311, "db-on-node4")
         + &client("app", DOCKER, &[r#"{ to = "db:6379" }"#])
@@ -104,34 +119,50 @@ pub fn docker_restarts_keep_links(ctx: &Ctx) -> Outcome {
     let plan = ctx.plan(&file);
     ensure!(
         plan.code == 0
-            && plan.stdout.contains(&format!(
-                "node {DOCKER}: dockerd has no runtime geartopo"
-            ))
-            && plan.stdout.contains(&format!("geartopo node prepare FILE --node {DOCKER}")),
+            && plan
+                .stdout
+                .contains(&format!("node {DOCKER}: dockerd has no runtime geartopo"))
+            && plan
+                .stdout
+                .contains(&format!("geartopo node prepare FILE --node {DOCKER}")),
         "plan on an unprepared docker node:\n{}",
         plan.describe()
     );
     let runtime_of = |c: &str| -> Result<String, String> {
         Ok(ctx
-            .on_node(DOCKER, &format!("docker inspect -f '{{{{.HostConfig.Runtime}}}}' {c}"))
+            .on_node(
+                DOCKER,
+                &format!("docker inspect -f '{{{{.HostConfig.Runtime}}}}' {c}"),
+            )
             .ok()?
             .stdout
             .trim()
             .to_string())
     };
-    ensure!(runtime_of(&app)? == "runc", "before prepare: {}", runtime_of(&app)?);
+    ensure!(
+        runtime_of(&app)? == "runc",
+        "before prepare: {}",
+        runtime_of(&app)?
+    );
 
     // Prepared on request: dockerd's configuration gets the runtime, the
     // containers made before are listed as not durable, and replaced on request.
-    let prep = ctx.geartopo(&["node", "prepare", &f, "--node", DOCKER]).ok()?;
+    let prep = ctx
+        .geartopo(&["node", "prepare", &f, "--node", DOCKER])
+        .ok()?;
     ensure!(
-        prep.stdout.contains(&format!("{DOCKER}: prepared: runtime geartopo at")),
+        prep.stdout
+            .contains(&format!("{DOCKER}: prepared: runtime geartopo at")),
         "node prepare:\n{}",
         prep.describe()
     );
-    let again = ctx.geartopo(&["node", "prepare", &f, "--node", DOCKER]).ok()?;
+    let again = ctx
+        .geartopo(&["node", "prepare", &f, "--node", DOCKER])
+        .ok()?;
     ensure!(
-        again.stdout.contains(&format!("{DOCKER}: already prepared")),
+        again
+            .stdout
+            .contains(&format!("{DOCKER}: already prepared")),
         "node prepare a second time:\n{}",
         again.describe()
     );
@@ -141,14 +172,20 @@ pub fn docker_restarts_keep_links(ctx: &Ctx) -> Outcome {
             && plan.stdout.contains(&format!(
                 "app on {DOCKER} (\"{app}\"): not durable: replace to make it durable"
             ))
-            && plan.stdout.contains(&format!("cache on {DOCKER} (\"{cache}\"): not durable"))
+            && plan
+                .stdout
+                .contains(&format!("cache on {DOCKER} (\"{cache}\"): not durable"))
             && !plan.stdout.contains("dockerd has no runtime"),
         "plan after node prepare:\n{}",
         plan.describe()
     );
     ctx.geartopo(&["apply", &f, "--auto-approve", "--make-durable"])
         .ok()?;
-    ensure!(runtime_of(&app)? == "geartopo", "after --make-durable: {}", runtime_of(&app)?);
+    ensure!(
+        runtime_of(&app)? == "geartopo",
+        "after --make-durable: {}",
+        runtime_of(&app)?
+    );
     let plan = ctx.plan(&file);
     ensure!(
         plan.code == 0 && !plan.stdout.contains("not durable") && !plan.stdout.contains("Warning"),
@@ -159,7 +196,8 @@ pub fn docker_restarts_keep_links(ctx: &Ctx) -> Outcome {
 
     // 1. docker restart of the linked container: a fresh namespace.
     let before = ctx.container_pid(DOCKER, &app)?;
-    ctx.on_node(DOCKER, &format!("docker restart -t 1 {app} >/dev/null")).ok()?;
+    ctx.on_node(DOCKER, &format!("docker restart -t 1 {app} >/dev/null"))
+        .ok()?;
     new_pid(ctx, &app, before, "docker restart")?;
     links_back(ctx, name, &file, "docker restart")?;
 
@@ -177,7 +215,8 @@ pub fn docker_restarts_keep_links(ctx: &Ctx) -> Outcome {
 
     // 4. The link target on the docker node restarted: its port comes back.
     let before = ctx.container_pid(DOCKER, &cache)?;
-    ctx.on_node(DOCKER, &format!("docker restart -t 1 {cache} >/dev/null")).ok()?;
+    ctx.on_node(DOCKER, &format!("docker restart -t 1 {cache} >/dev/null"))
+        .ok()?;
     new_pid(ctx, &cache, before, "docker restart of the target")?;
     links_back(ctx, name, &file, "docker restart of the link target")
 }
