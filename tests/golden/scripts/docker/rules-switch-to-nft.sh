@@ -126,55 +126,54 @@ fail() {
   exit 1
 }
 cfg=${bundle:-.}/config.json
-# docker mounts the container's hostname file from DATA_ROOT/containers/ID/: its
-# config.v2.json beside it holds the container's labels. Programs, not the
-# shell's patterns, read these files: on a 10 KB line those take 0.1 s.
 case $id in *[!0-9a-f]* | '') exec runc "$@" ;; esac
-root=$(grep -o "\"source\":\"[^\"]*/containers/$id/hostname\"" "$cfg") || exec runc "$@"
-root=${root%%
-*}
-root=${root#\"source\":\"}
-root=${root%/containers/*}
-# Compact JSON: a quote inside a string is escaped (\"), so the key cannot match
-# inside a value.
-name=$(grep -o '"geartopo.rules":"[^"]*"' "$root/containers/$id/config.v2.json" 2>/dev/null) || exec runc "$@"
-name=${name%%
-*}
-name=${name#\"geartopo.rules\":\"}
-name=${name%\"}
-case $name in
-  '' | .* | *[!A-Za-z0-9_.-]*) fail "invalid rules file name in the label geartopo.rules: $name" ;;
-esac
 case $dir in
   /*[!A-Za-z0-9_./-]* | [!/]*) fail "$dir is not an absolute path of A-Z a-z 0-9 _ . - /" ;;
 esac
-[ -x "$dir/hook" ] || fail "$name: the hook $dir/hook is missing; geartopo apply writes it again"
-# The hook first among the createRuntime hooks, the annotation the hook reads;
-# each key made where the document has none; a document that has the annotation
-# already is left as it is. Names and paths here hold no | & \.
-hook="{\"path\":\"$dir/hook\",\"args\":[\"geartopo-hook\",\"$dir\"]}"
-ann="\"io.geartopo.rules\":\"$name\""
-if ! sed -i -e "
-/\"io\\.geartopo\\.rules\":/b
-s|\"createRuntime\":\[\]|\"createRuntime\":[$hook]|
-t ann
-s|\"createRuntime\":\[|&$hook,|
-t ann
-s|\"hooks\":{}|\"hooks\":{\"createRuntime\":[$hook]}|
-t ann
-s|\"hooks\":{|&\"createRuntime\":[$hook],|
-t ann
-s|^{|{\"hooks\":{\"createRuntime\":[$hook]},|
-t ann
-:ann
-s|\"annotations\":{}|\"annotations\":{$ann}|
-t
-s|\"annotations\":{|&$ann,|
-t
-s|^{|{\"annotations\":{$ann},|
-" "$cfg"; then
-  fail "cannot write $cfg"
-fi
+# One awk does it all (every process counts: a start waits for this): docker
+# mounts the container's hostname file from DATA_ROOT/containers/ID/, and its
+# config.v2.json beside it holds the container's labels. Labelled geartopo.rules:
+# the hook goes first among the createRuntime hooks, with the annotation the
+# hook reads, each key made where the document has none; a document that has
+# the annotation already is left as it is. Exit 3: not geartopo's.
+# Compact JSON: a quote inside a string is escaped (\"), so no key matches
+# inside a value.
+awk -v cfg="$cfg" -v id="$id" -v dir="$dir" '
+function rep(c, old, new,  i) { i = index(c, old); return substr(c, 1, i - 1) new substr(c, i + length(old)) }
+BEGIN {
+  while ((getline l < cfg) > 0) c = c l; close(cfg)
+  i = index(c, "/containers/" id "/hostname\""); if (!i) exit 3
+  pre = substr(c, 1, i - 1); s = "\"source\":\""; j = 0
+  while ((p = index(substr(pre, j + 1), s)) > 0) j += p
+  if (!j) exit 3
+  v2 = substr(pre, j + length(s)) "/containers/" id "/config.v2.json"
+  while ((getline l < v2) > 0) t = t l; close(v2)
+  k = "\"geartopo.rules\":\""; i = index(t, k); if (!i) exit 3
+  name = substr(t, i + length(k)); name = substr(name, 1, index(name, "\"") - 1)
+  if (name == "" || name ~ /^\./ || name ~ /[^A-Za-z0-9_.-]/) {
+    print "geartopo runtime: invalid rules file name in the label geartopo.rules: " name > "/dev/stderr"; exit 1
+  }
+  if (index(c, "\"io.geartopo.rules\":")) exit 0
+  if (substr(c, 1, 1) != "{") { print "geartopo runtime: " cfg " is not a JSON object" > "/dev/stderr"; exit 1 }
+  h = "{\"path\":\"" dir "/hook\",\"args\":[\"geartopo-hook\",\"" dir "\"]}"
+  a = "\"io.geartopo.rules\":\"" name "\""
+  if (index(c, "\"createRuntime\":[]")) c = rep(c, "\"createRuntime\":[]", "\"createRuntime\":[" h "]")
+  else if (index(c, "\"createRuntime\":[")) c = rep(c, "\"createRuntime\":[", "\"createRuntime\":[" h ",")
+  else if (index(c, "\"hooks\":{}")) c = rep(c, "\"hooks\":{}", "\"hooks\":{\"createRuntime\":[" h "]}")
+  else if (index(c, "\"hooks\":{")) c = rep(c, "\"hooks\":{", "\"hooks\":{\"createRuntime\":[" h "],")
+  else c = "{\"hooks\":{\"createRuntime\":[" h "]}," substr(c, 2)
+  if (index(c, "\"annotations\":{}")) c = rep(c, "\"annotations\":{}", "\"annotations\":{" a "}")
+  else if (index(c, "\"annotations\":{")) c = rep(c, "\"annotations\":{", "\"annotations\":{" a ",")
+  else c = "{\"annotations\":{" a "}," substr(c, 2)
+  printf "%s\n", c > cfg
+  if (close(cfg)) { print "geartopo runtime: cannot write " cfg > "/dev/stderr"; exit 1 }
+  exit 0
+}'
+case $? in
+  0) [ -x "$dir/hook" ] || fail "the hook $dir/hook is missing; geartopo apply writes it again" ;;
+  3) ;;
+  *) exit 1 ;;
+esac
 exec runc "$@"
 GEARTOPO_RUNTIME
 if cmp -s "$sd/runtime.new" "$sd/runtime"; then rm -f "$sd/runtime.new"; else chmod 755 "$sd/runtime.new"; mv -f "$sd/runtime.new" "$sd/runtime"; fi
