@@ -138,6 +138,7 @@ fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
         image: d.image.clone(),
         command: d.command.clone(),
         restart: d.restart.as_arg(),
+        oci_runtime: d.oci_runtime.clone(),
         durable: Some(OwnedRules {
             topology: topology.name.clone(),
             container: d.container.clone(),
@@ -549,6 +550,8 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
+#[cfg(test)]
+mod docker_runtime_tests;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]

@@ -58,6 +58,10 @@ pub struct Desired {
     pub spec: BTreeMap<String, String>,
     #[serde(skip)]
     pub restart: RestartPolicy,
+    /// `--runtime` at create: the wrapper, on a docker node where dockerd has it
+    /// registered (`geartopo node prepare`); `None` elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oci_runtime: Option<String>,
 }
 
 impl Desired {

@@ -79,6 +79,10 @@ pub struct DurableState {
     pub systemd: String,
     /// Every file found, by path: (octal mode, sha256).
     pub files: BTreeMap<String, (String, String)>,
+    /// On a docker node: the path dockerd has the runtime `geartopo` registered
+    /// with (`Some("")`: not registered); `None` on podman.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_runtime: Option<String>,
 }
 
 /// `tcp` / `udp`, serializable.
@@ -140,6 +144,9 @@ pub struct ObservedContainer {
     /// The image as the runtime reports it.
     pub image: String,
     pub state: RunState,
+    /// Docker's `HostConfig.Runtime` (`runc`, `geartopo`); `None` on podman.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci_runtime: Option<String>,
     /// The namespace's pid, when there is a namespace.
     pub pid: Option<u32>,
     /// Published ports, sorted.

@@ -68,6 +68,8 @@ pub fn applied_state(t: &Topology, p: &Plan) -> ObservedState {
                     .collect(),
                 host_network: false,
                 rules_file: Some(d.runtime_name.clone()),
+                oci_runtime: (d.runtime == crate::topology::model::Runtime::Docker)
+                    .then(|| d.oci_runtime.clone().unwrap_or_else(|| "runc".into())),
             },
         );
         let durable = ns.durable.get_or_insert_with(|| node_durable(t, &d.node));

@@ -28,6 +28,8 @@ pub(crate) struct SimContainer {
     pub jumps: usize,
     /// geartopo's nft table, as its lines in nft syntax; `None`: no table.
     pub nft: Option<Vec<String>>,
+    /// Docker's `HostConfig.Runtime` (`runc`, or `--runtime` at create).
+    pub oci_runtime: String,
 }
 
 #[derive(Default)]
@@ -57,6 +59,8 @@ pub(crate) struct Sim {
     pub node_chains: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     /// Files geartopo keeps on each node for durable links: path -> (mode, text).
     pub files: BTreeMap<String, BTreeMap<String, (String, String)>>,
+    /// Docker nodes whose dockerd has the runtime wrapper registered: its path.
+    pub docker_runtime: BTreeMap<String, String>,
 }
 
 /// Where the sim's nodes keep geartopo's files (the defaults of a real node).
@@ -132,7 +136,7 @@ impl Sim {
                         );
                     }
                     let v = serde_json::json!({"Id": c.id, "Name": format!("/{}", c.name), "State": {"Status": c.status, "Pid": c.pid},
-                        "Config": {"Image": c.image, "Labels": c.labels}, "HostConfig": {"PortBindings": bindings}});
+                        "Config": {"Image": c.image, "Labels": c.labels}, "HostConfig": {"PortBindings": bindings, "Runtime": c.oci_runtime}});
                     out.push_str(&format!("{} {} {v}\n", c.id, c.pid));
                 }
             }
@@ -208,6 +212,10 @@ impl Sim {
                 crate::node::durable::sha256(text)
             ));
         }
+        if self.runtime(node) == Runtime::Docker {
+            let path = self.docker_runtime.get(node).cloned().unwrap_or_default();
+            out.push_str(&format!("dockerruntime {path}\n"));
+        }
         out.push_str(&line(Section::End));
         out
     }
@@ -237,6 +245,12 @@ impl Sim {
             format!("{STATE}/hook"),
             (durable::HOOK_MODE.into(), durable::HOOK.into()),
         );
+        if profile.runtime == Runtime::Docker {
+            files.insert(
+                format!("{STATE}/{}", durable::RUNTIME_FILE),
+                (durable::HOOK_MODE.into(), durable::RUNTIME.into()),
+            );
+        }
         if profile.runtime == Runtime::Podman {
             files.insert(
                 format!("{HOOKS}/{}", durable::HOOK_FILE),
@@ -306,6 +320,7 @@ impl Sim {
             rules: vec![],
             jumps: 0,
             nft: None,
+            oci_runtime: spec.oci_runtime.clone().unwrap_or_else(|| "runc".into()),
         };
         self.next += 1;
         // As the runtimes: names are unique on a node, and a host port another
@@ -441,6 +456,10 @@ impl Sim {
                     self.write_durable(node, rules);
                 }
                 NodeOp::WriteRules { rules } => self.write_durable(node, rules),
+                // `node prepare` is tested on a real dockerd (e2e), not here.
+                NodeOp::PrepareRead | NodeOp::Prepare { .. } => {
+                    return Ok(failure(1, "not simulated".into()))
+                }
                 NodeOp::Start { container } => {
                     let c = self
                         .find(node, container)

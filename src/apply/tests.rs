@@ -261,6 +261,7 @@ fn destroy_removes_dependents_first_and_only_what_the_topology_owns() {
             rules: vec![],
             jumps: 0,
             nft: None,
+            oci_runtime: "runc".into(),
         });
     let mut c = conns(&w, &t);
     let state = observe(&t, &mut c, 4).unwrap();

@@ -37,6 +37,7 @@ pub mod graph;
 pub mod import;
 pub mod lab;
 pub mod links;
+pub mod node;
 pub mod plan;
 pub mod progress;
 pub mod session;
@@ -81,6 +82,10 @@ pub enum Command {
     Man(shell::ManArgs),
     /// Remove the apply lock of nodes whose apply was killed, after showing its holder.
     ForceUnlock(force_unlock::ForceUnlockArgs),
+    /// One-time node preparation (docker: geartopo's runtime wrapper registered
+    /// with dockerd, for durable links); only when asked.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
 }
 
 /// Options shared by every command that talks to nodes.
@@ -195,6 +200,7 @@ pub fn main() -> i32 {
         Command::Completions(a) => shell::run_completions(a),
         Command::Man(a) => shell::run_man(a),
         Command::ForceUnlock(a) => force_unlock::run(a),
+        Command::Node(c) => node::run(c),
     };
     match result {
         Ok(code) => code,

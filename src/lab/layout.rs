@@ -230,6 +230,16 @@ impl NodeLayout {
         if runtime == Runtime::Docker {
             env.push(("DOCKER_HOST".into(), self.docker_host()));
             env.push(("PATH".into(), DOCKER_NODE_PATH.into()));
+            // Where `geartopo node prepare` registers the runtime wrapper, and
+            // the dockerd it reloads: this node's own.
+            env.push((
+                "GEARTOPO_DOCKER_CONFIG".into(),
+                self.daemon_json().display().to_string(),
+            ));
+            env.push((
+                "GEARTOPO_DOCKER_PIDFILE".into(),
+                self.dockerd_pid().display().to_string(),
+            ));
         }
         env
     }
@@ -404,7 +414,9 @@ mod tests {
         let cfg = l.node("node5").render_sshd_config(&n, &l.authorized_keys());
         assert!(cfg.contains(
             " DOCKER_HOST=unix:///l/t/nodes/node5/docker.sock \
-             PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin\n"
+             PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin \
+             GEARTOPO_DOCKER_CONFIG=/l/t/nodes/node5/daemon.json \
+             GEARTOPO_DOCKER_PIDFILE=/l/t/nodes/node5/dockerd.pid\n"
         ));
         // A podman node's sessions keep sshd's own PATH and have no DOCKER_HOST.
         let podman = l

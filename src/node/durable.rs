@@ -14,6 +14,19 @@ use crate::state::hex;
 /// The hook program, POSIX sh (its first lines name the format it reads).
 pub const HOOK: &str = include_str!("hook.sh");
 
+/// The docker runtime wrapper, POSIX sh, `$STATE_DIR/runtime` beside the hook:
+/// registered with dockerd as the runtime `DOCKER_RUNTIME` by `geartopo node
+/// prepare`, it adds the hook to a labelled container's bundle, then execs runc.
+pub const RUNTIME: &str = include_str!("runtime.sh");
+/// The name the wrapper is registered under in dockerd's `runtimes`.
+pub const DOCKER_RUNTIME: &str = "geartopo";
+/// The wrapper's file name in the state directory.
+pub const RUNTIME_FILE: &str = "runtime";
+/// Where dockerd reads its configuration, and its pid file (the lab gives each
+/// docker node its own, as it does the state directory).
+pub const DOCKER_CONFIG: &str = r#"${GEARTOPO_DOCKER_CONFIG:-/etc/docker/daemon.json}"#;
+pub const DOCKER_PIDFILE: &str = r#"${GEARTOPO_DOCKER_PIDFILE:-/var/run/docker.pid}"#;
+
 /// The annotation (podman) that makes the hook run, and the label (both
 /// runtimes) that marks a container as durable; their value is the name of its
 /// rules file, which is its runtime name.
@@ -76,6 +89,12 @@ mod tests {
         for (t, b, o) in CHAINS {
             assert!(HOOK.contains(&format!("{t}:{b}:{o}")), "{t}:{b}:{o}");
         }
+    }
+
+    #[test]
+    fn the_runtime_wrapper_names_its_format_and_execs_runc() {
+        assert_eq!(RUNTIME.lines().nth(1), Some("# geartopo-runtime 1"));
+        assert_eq!(RUNTIME.lines().last(), Some("exec runc \"$@\""));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod durable;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod lock;
+pub mod prepare;
 pub mod script;
 pub mod section;
 
@@ -79,6 +80,13 @@ pub enum NodeOp {
     /// once, first; with no rules, removes the jump and the chain. Nothing else in
     /// the node's tables is touched.
     PrivatePorts { chain: String, rules: Vec<String> },
+    /// `node prepare`: reports the state directory, dockerd's configuration file
+    /// (path, sha256, text) and the runtime it has registered. Changes nothing.
+    PrepareRead,
+    /// `node prepare`: writes the hook and the runtime wrapper; with `config`
+    /// (new text, sha256 it must still have), dockerd's configuration and a
+    /// reload of dockerd, checked, undone if dockerd did not take it.
+    Prepare { config: Option<(String, String)> },
 }
 
 impl NodeOp {
@@ -90,6 +98,8 @@ impl NodeOp {
             NodeOp::Unlock { .. } => "unlock",
             NodeOp::ReadLock => "read-lock",
             NodeOp::ForceUnlock { .. } => "force-unlock",
+            NodeOp::PrepareRead => "prepare-read",
+            NodeOp::Prepare { .. } => "prepare",
             NodeOp::Create(_) => "create",
             NodeOp::Init { .. } => "init",
             NodeOp::Rules { .. } => "rules",
@@ -122,6 +132,8 @@ pub struct CreateSpec {
     /// created now): its rules file is written before it is created, and it
     /// carries the label and annotation that make the hook run at every start.
     pub durable: Option<OwnedRules>,
+    /// `--runtime`: the docker runtime wrapper on a prepared docker node.
+    pub oci_runtime: Option<String>,
 }
 
 /// The owned rules of one container, in the form of the backend they are for:

@@ -82,6 +82,10 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
         NodeOp::Remove { container } => remove_script(runtime, container),
         NodeOp::EnsureImage { image } => ensure_image_script(runtime, image),
         NodeOp::PrivatePorts { chain, rules } => private_ports_script(profile, chain, rules),
+        NodeOp::PrepareRead => super::prepare::read_script(),
+        NodeOp::Prepare { config } => {
+            super::prepare::write_script(&durable_programs(profile), config.as_ref())
+        }
     }
 }
 
@@ -227,15 +231,24 @@ fn durable_read_lines(profile: &NodeProfile, header: &str) -> String {
 ",
         Runtime::Docker => "",
     };
+    // Whether dockerd has the runtime wrapper registered (`node prepare`), and where.
+    let docker = match profile.runtime {
+        Runtime::Podman => String::new(),
+        Runtime::Docker => format!(
+            "echo \"dockerruntime $(docker info --format '{{{{with index .Runtimes \"{name}\"}}}}{{{{.Path}}}}{{{{end}}}}' 2>/dev/null)\"\n",
+            name = durable::DOCKER_RUNTIME,
+        ),
+    };
     format!(
         r#"sd="{STATE_DIR}"; hd="{HOOKS_DIR}"; sysd=none
 {systemd}case "$sd$hd" in *[!A-Za-z0-9_./-]*) sd=-; hd=- ;; esac
 echo "{header} $sd $hd ${{sysd:-unknown}}"
 # One stat and one sha256sum for all files: a node may hold a thousand.
 set --
-for f in "$sd/hook" "$hd/{HOOK_FILE}" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
+for f in "$sd/hook" "$sd/{rf}" "$hd/{HOOK_FILE}" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
 if [ "$#" -gt 0 ]; then stat -c 'mode %a %n' "$@"; sha256sum "$@" | sed 's/^/sha /'; fi
-"#
+{docker}"#,
+        rf = durable::RUNTIME_FILE,
     )
 }
 
@@ -253,6 +266,19 @@ fn durable_write_lines(profile: &NodeProfile, rules: &OwnedRules) -> String {
     let Some(file) = &rules.file else {
         return String::new();
     };
+    let mut s = durable_programs(profile);
+    s.push_str(&format!(
+        "(umask 077; cat > \"$sd/rules/{file}.new\") <<'GEARTOPO_RULES'\n{content}GEARTOPO_RULES\n\
+         chmod {rm} \"$sd/rules/{file}.new\"; mv -f \"$sd/rules/{file}.new\" \"$sd/rules/{file}\"\n",
+        rm = durable::RULES_MODE,
+        content = durable::rules_file(profile, rules),
+    ));
+    s
+}
+
+/// The directories, the hook program, and the runtime's part (docker: the
+/// wrapper; podman: the hook file), each written only when it differs.
+fn durable_programs(profile: &NodeProfile) -> String {
     let mut s = String::from(DURABLE_DIRS);
     s.push_str(&format!(
         "cat > \"$sd/hook.new\" <<'GEARTOPO_HOOK'\n{hook}GEARTOPO_HOOK\n\
@@ -260,6 +286,17 @@ fn durable_write_lines(profile: &NodeProfile, rules: &OwnedRules) -> String {
         hook = durable::HOOK,
         hm = durable::HOOK_MODE,
     ));
+    // Docker has no hooks directory: its runtime wrapper, beside the hook, adds
+    // the hook to the container's bundle (once `node prepare` registered it).
+    if profile.runtime == Runtime::Docker {
+        s.push_str(&format!(
+            "cat > \"$sd/{rf}.new\" <<'GEARTOPO_RUNTIME'\n{wrapper}GEARTOPO_RUNTIME\n\
+             if cmp -s \"$sd/{rf}.new\" \"$sd/{rf}\"; then rm -f \"$sd/{rf}.new\"; else chmod {hm} \"$sd/{rf}.new\"; mv -f \"$sd/{rf}.new\" \"$sd/{rf}\"; fi\n",
+            rf = durable::RUNTIME_FILE,
+            wrapper = durable::RUNTIME,
+            hm = durable::HOOK_MODE,
+        ));
+    }
     // The hook file is podman's: a docker node has no hooks directory.
     if profile.runtime == Runtime::Podman {
         s.push_str(&format!(
@@ -270,12 +307,6 @@ fn durable_write_lines(profile: &NodeProfile, rules: &OwnedRules) -> String {
             fm = durable::HOOK_FILE_MODE,
         ));
     }
-    s.push_str(&format!(
-        "(umask 077; cat > \"$sd/rules/{file}.new\") <<'GEARTOPO_RULES'\n{content}GEARTOPO_RULES\n\
-         chmod {rm} \"$sd/rules/{file}.new\"; mv -f \"$sd/rules/{file}.new\" \"$sd/rules/{file}\"\n",
-        rm = durable::RULES_MODE,
-        content = durable::rules_file(profile, rules),
-    ));
     s
 }
 /// Prints `ID PID` of each container in podman's `ps -a --format json` (indented
@@ -406,6 +437,11 @@ fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String
     }
     args.push("--restart".into());
     args.push(spec.restart.clone());
+    // On a prepared docker node: the wrapper that puts the hook in its bundle.
+    if let (Runtime::Docker, Some(rt)) = (runtime, &spec.oci_runtime) {
+        args.push("--runtime".into());
+        args.push(rt.clone());
+    }
     if let Some(file) = spec.durable.as_ref().and_then(|r| r.file.as_ref()) {
         args.push("--label".into());
         args.push(format!("{}={file}", durable::LABEL));
@@ -686,11 +722,12 @@ case $f in
   *)
     sd="{STATE_DIR}"; hd="{HOOKS_DIR}"
     rm -f "$sd/rules/$f"
-    if [ -z "$(ls -A "$sd/rules" 2>/dev/null)" ]; then rm -f "$hd/{HOOK_FILE}" "$sd/hook"; fi
+    if [ -z "$(ls -A "$sd/rules" 2>/dev/null)" ]; then rm -f "$hd/{HOOK_FILE}" "$sd/hook" "$sd/{rf}"; fi
     ;;
 esac
 "#,
         label = durable::LABEL,
+        rf = durable::RUNTIME_FILE,
     )
 }
 
@@ -740,6 +777,7 @@ mod tests {
             command: vec!["sleep".into(), "1000000".into()],
             restart: "always".into(),
             durable: Some(owned_rules()),
+            oci_runtime: None,
         }
     }
 
@@ -805,6 +843,13 @@ mod tests {
             ),
             ("create", vec![NodeOp::Create(spec(false))]),
             ("create-secret", vec![NodeOp::Create(spec(true))]),
+            (
+                "create-wrapped",
+                vec![NodeOp::Create(CreateSpec {
+                    oci_runtime: Some(durable::DOCKER_RUNTIME.into()),
+                    ..spec(false)
+                })],
+            ),
             (
                 "init",
                 vec![NodeOp::Init {
@@ -878,6 +923,16 @@ mod tests {
                             ))],
                         }],
                     ),
+                }],
+            ),
+            ("prepare-read", vec![NodeOp::PrepareRead]),
+            (
+                "prepare",
+                vec![NodeOp::Prepare {
+                    config: Some((
+                        "{\n  \"runtimes\": { \"geartopo\": { \"path\": \"/var/lib/geartopo/runtime\" } }\n}\n".into(),
+                        "absent".into(),
+                    )),
                 }],
             ),
             (

@@ -157,6 +157,9 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                         (Some("sha"), Some(h), Some(p)) => {
                             shas.insert(p.to_string(), h.to_string());
                         }
+                        (Some("dockerruntime"), path, _) => {
+                            d.docker_runtime = Some(path.unwrap_or("").to_string());
+                        }
                         _ => {}
                     }
                 }
@@ -381,6 +384,7 @@ fn parse_listed(v: &Value) -> Result<Option<ObservedContainer>, String> {
         spec: spec_label(label("geartopo.spec")),
         owner_id: label("geartopo.id"),
         rules_file: label(crate::node::durable::LABEL),
+        oci_runtime: None,
         nft: None,
         image: v
             .get("Image")
@@ -490,6 +494,10 @@ fn parse_inspect(v: &Value) -> Result<Option<ObservedContainer>, String> {
         spec,
         owner_id: label("geartopo.id"),
         rules_file: label(crate::node::durable::LABEL),
+        oci_runtime: v
+            .pointer("/HostConfig/Runtime")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         image,
         state,
         pid: None,

@@ -5,7 +5,9 @@
 //! step, which writes them. A container made before durable links is its own
 //! kind of change, made only on request. Pure.
 
-use crate::node::durable::{self, HOOK_FILE, HOOK_FILE_MODE, HOOK_MODE, RULES_MODE};
+use crate::node::durable::{
+    self, DOCKER_RUNTIME, HOOK_FILE, HOOK_FILE_MODE, HOOK_MODE, RULES_MODE, RUNTIME_FILE,
+};
 use crate::node::{NodeProfile, OwnedRules};
 use crate::state::{DurableState, NodeState, ObservedContainer};
 use crate::topology::model::{Runtime, Topology};
@@ -18,6 +20,20 @@ pub(crate) const RULES_FILE: &str = "rules file";
 pub(crate) const HOOK: &str = "hook";
 /// The reason of a replace that makes a container durable.
 pub(crate) const MAKE_DURABLE: &str = "make durable";
+
+/// The runtime a container geartopo creates on this node runs under: the
+/// wrapper, when the node is a docker node whose dockerd has it registered at the
+/// path this node's state directory gives it (`geartopo node prepare`).
+pub(crate) fn docker_runtime(runtime: Runtime, ns: Option<&NodeState>) -> Option<String> {
+    let ds = ns?.durable.as_ref()?;
+    (runtime == Runtime::Docker && prepared(ds)).then(|| DOCKER_RUNTIME.to_string())
+}
+
+/// Whether dockerd has the wrapper registered where this node keeps it.
+fn prepared(ds: &DurableState) -> bool {
+    ds.state_dir != "-"
+        && ds.docker_runtime.as_deref() == Some(&format!("{}/{RUNTIME_FILE}", ds.state_dir))
+}
 
 /// What a file found on the node is, against what it should be.
 fn file_problem(
@@ -85,7 +101,10 @@ pub(super) fn check(
     ) {
         return change;
     }
-    let Some(file) = &oc.rules_file else {
+    // On a prepared docker node, a container that does not run under the
+    // wrapper (created before the node was prepared) gets no hook at its starts.
+    let unwrapped = d.oci_runtime.is_some() && oc.oci_runtime != d.oci_runtime;
+    if oc.rules_file.is_none() || unwrapped {
         if make_durable {
             let mut c = super::diff::replace_requested(d, Some(oc), change)
                 .expect("an observed container is replaced");
@@ -97,6 +116,11 @@ pub(super) fn check(
             node: d.node.clone(),
             runtime_name: d.runtime_name.clone(),
         });
+        if oc.rules_file.is_none() {
+            return change;
+        }
+    }
+    let Some(file) = &oc.rules_file else {
         return change;
     };
     let Some(ds) = ns.durable.as_ref().filter(|ds| ds.state_dir != "-") else {
@@ -173,6 +197,23 @@ pub(super) fn check_node(
     ) {
         problems.push(p);
     }
+    if runtime == Some(Runtime::Docker) {
+        if prepared(ds) {
+            if let Some(p) = file_problem(
+                ds,
+                &format!("{}/{RUNTIME_FILE}", ds.state_dir),
+                HOOK_MODE,
+                durable::RUNTIME,
+                "runtime wrapper",
+            ) {
+                problems.push(p);
+            }
+        } else if ns.containers.values().any(|oc| oc.rules_file.is_some())
+            || desired.iter().any(|d| d.node == node)
+        {
+            warnings.push(not_prepared_warning(node, ds));
+        }
+    }
     if runtime == Some(Runtime::Podman) {
         if let Some(p) = file_problem(
             ds,
@@ -217,6 +258,21 @@ pub(super) fn check_node(
         }
         None => changes.extend(with_reason(d, oc, None, HOOK)),
     }
+}
+
+/// The warning for a docker node whose dockerd does not have the wrapper
+/// registered (where this node keeps it): naming the command that prepares it.
+fn not_prepared_warning(node: &str, ds: &DurableState) -> String {
+    let what = match ds.docker_runtime.as_deref() {
+        None | Some("") => format!("dockerd has no runtime {DOCKER_RUNTIME}"),
+        Some(other) => format!(
+            "dockerd has the runtime {DOCKER_RUNTIME} at {other}, not at {}/{RUNTIME_FILE}",
+            ds.state_dir
+        ),
+    };
+    format!(
+        "node {node}: {what}: its containers lose their links when they restart, until the next apply. Prepare the node (registers geartopo's runtime wrapper with dockerd, reloads it): geartopo node prepare FILE --node {node}"
+    )
 }
 
 #[cfg(test)]

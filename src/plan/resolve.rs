@@ -250,6 +250,7 @@ pub(super) fn resolve(
         rules,
         spec,
         restart: c.restart,
+        oci_runtime: super::durable::docker_runtime(node.runtime, state.nodes.get(&c.node)),
     })
 }
 

@@ -8,6 +8,7 @@
 
 mod core_cases;
 mod docker_cases;
+mod docker_durable_cases;
 mod durable_cases;
 mod fault_cases;
 mod fault_matrix_cases;
@@ -46,6 +47,9 @@ const CASES: &[Case] = &[
     ("udp_link", topology_cases::udp_link),
     ("env_passed_verbatim", topology_cases::env_passed_verbatim),
     // The same on a docker node (node5, its own dockerd), with podman nodes.
+    // First of the docker group: it prepares node5 (the runtime wrapper), so the
+    // docker cases after it run their containers under the wrapper.
+    ("docker_durable_restarts_keep_links", docker_durable_cases::docker_restarts_keep_links),
     ("docker_seed_both_ways", docker_cases::seed_both_ways),
     ("docker_link_changed_in_place", docker_cases::link_changed_in_place),
     ("docker_drift_repaired", docker_cases::drift_repaired),

@@ -312,6 +312,7 @@ fn state_moved_between_plan_and_lock_changes_nothing() {
             rules: vec![],
             jumps: 0,
             nft: None,
+            oci_runtime: "runc".into(),
         });
     let e = session(&t, &nodes, &p, &tasks).unwrap_err();
     assert!(
@@ -346,6 +347,7 @@ fn an_unrelated_port_taken_between_plan_and_lock_does_not_abort() {
             rules: vec![],
             jumps: 0,
             nft: None,
+            oci_runtime: "runc".into(),
         });
     let outcomes = session(&t, &nodes, &p, &tasks).unwrap();
     assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");

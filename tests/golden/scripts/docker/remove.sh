@@ -6,6 +6,6 @@ case $f in
   *)
     sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/containers/oci/hooks.d}"
     rm -f "$sd/rules/$f"
-    if [ -z "$(ls -A "$sd/rules" 2>/dev/null)" ]; then rm -f "$hd/geartopo.json" "$sd/hook"; fi
+    if [ -z "$(ls -A "$sd/rules" 2>/dev/null)" ]; then rm -f "$hd/geartopo.json" "$sd/hook" "$sd/runtime"; fi
     ;;
 esac

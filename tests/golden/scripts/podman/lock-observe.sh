@@ -37,7 +37,7 @@ case "$sd$hd" in *[!A-Za-z0-9_./-]*) sd=-; hd=- ;; esac
 echo "@@geartopo durable $sd $hd ${sysd:-unknown}"
 # One stat and one sha256sum for all files: a node may hold a thousand.
 set --
-for f in "$sd/hook" "$hd/geartopo.json" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
+for f in "$sd/hook" "$sd/runtime" "$hd/geartopo.json" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
 if [ "$#" -gt 0 ]; then stat -c 'mode %a %n' "$@"; sha256sum "$@" | sed 's/^/sha /'; fi
 echo "@@geartopo images"
 missing=

@@ -1,0 +1,124 @@
+set -e
+sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/containers/oci/hooks.d}"
+case "$sd" in /*) ok=1 ;; *) ok= ;; esac; case "$hd" in /*) ;; *) ok= ;; esac
+case "$sd$hd" in *[!A-Za-z0-9_./-]*) ok= ;; esac
+[ -n "$ok" ] || { echo "geartopo: GEARTOPO_STATE_DIR and GEARTOPO_HOOKS_DIR must be absolute paths of A-Z a-z 0-9 _ . - /" >&2; exit 1; }
+mkdir -p "$sd/rules"; chmod 755 "$sd"; chmod 700 "$sd/rules"
+cat > "$sd/hook.new" <<'GEARTOPO_HOOK'
+#!/bin/sh
+# geartopo-hook 1
+# Written by geartopo (docs/durable.md); plan shows a change to it as drift and
+# apply puts it back. Run by the container runtime as an OCI hook (createRuntime:
+# the container's namespaces exist, its process does not run yet) at every start
+# of a container geartopo created, whatever started it. It puts the container's
+# owned rules and sysctls in its network namespace, from the rules file the
+# annotation io.geartopo.rules names. The container's state JSON is on stdin.
+# Idempotent: the owned chains are replaced as a whole and each jump into them is
+# made present exactly once, so a namespace that survived a restart is fine.
+# Touches nothing but the owned chains, the jumps into them and the sysctls.
+# Every process counts (a start waits for the hook): shell builtins where they do.
+set -u
+dir=${1:-${0%/*}}
+fail() { echo "geartopo hook: $*" >&2; exit 1; }
+IFS= read -r state || [ -n "$state" ] || fail "could not read the container state"
+# Compact JSON from the runtime; a quote inside a string is escaped (\"), so
+# neither key matches inside a value.
+pid=
+rest=${state#*\"pid\":}
+if [ "$rest" != "$state" ]; then rest=${rest#"${rest%%[! ]*}"}; pid=${rest%%[!0-9]*}; fi
+name=
+rest=${state#*\"io.geartopo.rules\":}
+if [ "$rest" != "$state" ]; then rest=${rest#"${rest%%[! ]*}"}; rest=${rest#\"}; name=${rest%%\"*}; fi
+[ -n "$name" ] || exit 0
+case $name in
+  .* | *[!A-Za-z0-9_.-]*) fail "invalid rules file name in the annotation: $name" ;;
+esac
+if [ -z "$pid" ] || [ "$pid" -le 0 ]; then fail "$name: no pid in the container state"; fi
+file=$dir/rules/$name
+[ -f "$file" ] || fail "$name: its rules file $file is missing; geartopo apply writes it again"
+ns=$(readlink "/proc/$pid/ns/net") || ns=
+if [ -z "$ns" ] || [ "$ns" = "$(readlink /proc/self/ns/net)" ]; then
+  fail "$name: its network namespace is this node's own (host networking?) or unreadable ($ns): refusing to change rules or sysctls there"
+fi
+IFS=' ' read -r magic version backend < "$file" || fail "$name: empty rules file"
+if [ "$magic" != geartopo-rules ] || [ "$version" != 1 ]; then fail "$name: $file is not a geartopo-rules 1 file"; fi
+# shellcheck disable=SC2016 # expanded by the sh inside the namespace
+nsenter -t "$pid" -n sh -c '
+set -u
+file=$1 backend=$2
+while IFS=" " read -r word key value; do
+  case $word in
+    sysctl)
+      case $key in *[!a-z0-9_/]* | "") echo "geartopo hook: bad sysctl $key" >&2; exit 1 ;; esac
+      printf "%s\n" "$value" > "/proc/sys/$key" || exit 1 ;;
+    payload) break ;;
+  esac
+done < "$file"
+case $backend in
+  iptables)
+    # The payload, then for each owned chain the jump fixes the saved tables
+    # call for (a missing jump added, a duplicate removed): one restore.
+    iptables-save | awk -v file="$file" -v chains="filter:INPUT:GEARTOPO-INPUT nat:OUTPUT:GEARTOPO-OUTPUT nat:POSTROUTING:GEARTOPO-POSTROUTING nat:PREROUTING:GEARTOPO-PREROUTING" "
+      BEGIN { k = split(chains, c, \" \") }
+      /^\\*/ { t = substr(\$0, 2); next }
+      { for (i = 1; i <= k; i++) { split(c[i], p, \":\"); if (t == p[1] && \$0 == \"-A \" p[2] \" -j \" p[3]) n[i]++ } }
+      END {
+        while ((getline l < file) > 0) { if (body) print l; else if (l == \"payload\") body = 1 }
+        for (i = 1; i <= k; i++) {
+          split(c[i], p, \":\"); out = \"\"
+          if (n[i] == 0) out = (p[1] == \"filter\" ? \"-I \" p[2] \" 1\" : \"-A \" p[2]) \" -j \" p[3] \"\\n\"
+          for (j = n[i]; j > 1; j--) out = out \"-D \" p[2] \" -j \" p[3] \"\\n\"
+          if (out != \"\") printf \"*%s\\n%sCOMMIT\\n\", p[1], out
+        }
+      }" | iptables-restore --noflush ;;
+  nftables)
+    sed "1,/^payload\$/d" "$file" | nft -f - ;;
+  *) echo "geartopo hook: unknown backend $backend" >&2; exit 1 ;;
+esac
+' geartopo-hook "$file" "$backend" || fail "$name: could not put its rules in place"
+GEARTOPO_HOOK
+if cmp -s "$sd/hook.new" "$sd/hook"; then rm -f "$sd/hook.new"; else chmod 755 "$sd/hook.new"; mv -f "$sd/hook.new" "$sd/hook"; fi
+mkdir -p "$hd"
+sed "s|@STATE_DIR@|$sd|g" > "$hd/geartopo.json.new" <<'GEARTOPO_HOOK'
+{
+  "version": "1.0.0",
+  "hook": { "path": "@STATE_DIR@/hook", "args": ["geartopo-hook", "@STATE_DIR@"] },
+  "when": { "annotations": { "^io\\.geartopo\\.rules$": ".+" } },
+  "stages": ["createRuntime"]
+}
+GEARTOPO_HOOK
+if cmp -s "$hd/geartopo.json.new" "$hd/geartopo.json"; then rm -f "$hd/geartopo.json.new"; else chmod 644 "$hd/geartopo.json.new"; mv -f "$hd/geartopo.json.new" "$hd/geartopo.json"; fi
+set +e
+cf="${GEARTOPO_DOCKER_CONFIG:-/etc/docker/daemon.json}"; pf="${GEARTOPO_DOCKER_PIDFILE:-/var/run/docker.pid}"
+for p in "$sd" "$cf"; do
+  case "$p" in /*) ;; *) echo "geartopo: GEARTOPO_STATE_DIR and GEARTOPO_DOCKER_CONFIG must be absolute paths (got $p)" >&2; exit 1 ;; esac
+  case "$p" in *[!A-Za-z0-9_./-]*) echo "geartopo: GEARTOPO_STATE_DIR and GEARTOPO_DOCKER_CONFIG must be paths of A-Z a-z 0-9 _ . - / (got $p)" >&2; exit 1 ;; esac
+done
+fail() { echo "geartopo: $*" >&2; exit 1; }
+now=absent; if [ -f "$cf" ]; then now=$(sha256sum < "$cf" | cut -d' ' -f1); fi
+[ "$now" = absent ] || fail "$cf changed since it was read; nothing was changed there: run the command again"
+pid=$(cat "$pf" 2>/dev/null) || pid=
+case $pid in '' | *[!0-9]*) fail "no dockerd pid in $pf (GEARTOPO_DOCKER_PIDFILE): nothing was changed in $cf" ;; esac
+[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] || fail "pid $pid of $pf is not a running dockerd: nothing was changed in $cf"
+mkdir -p "${cf%/*}"
+cat > "$cf.geartopo-new" <<'GEARTOPO_CONFIG'
+{
+  "runtimes": { "geartopo": { "path": "/var/lib/geartopo/runtime" } }
+}
+GEARTOPO_CONFIG
+if [ -f "$cf" ]; then cp -p "$cf" "$cf.geartopo-old" && chmod "$(stat -c %a "$cf")" "$cf.geartopo-new"; else chmod 644 "$cf.geartopo-new"; fi
+mv -f "$cf.geartopo-new" "$cf" || fail "cannot write $cf"
+kill -HUP "$pid"
+want="$sd/runtime"; i=0; r=
+while [ "$i" -lt 50 ]; do
+  r=$(docker info --format '{{with index .Runtimes "geartopo"}}{{.Path}}{{end}}' 2>/dev/null)
+  [ "$r" = "$want" ] && break
+  sleep 0.2; i=$((i + 1))
+done
+if [ "$r" != "$want" ]; then
+  if [ -f "$cf.geartopo-old" ]; then mv -f "$cf.geartopo-old" "$cf"; else rm -f "$cf"; fi
+  kill -HUP "$pid"
+  fail "dockerd (pid $pid) did not take the runtime geartopo from $cf within 10 s (its log says why); $cf is as it was"
+fi
+rm -f "$cf.geartopo-old"
+echo "reloaded $pid"
