@@ -141,6 +141,7 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
     let state = observe_with(&t, &mut conns, parallelism, None, &NoProgress).expect("reads");
     let read = start.elapsed() - connected;
     let p = plan(&t, &state, None).expect("plans");
+    let planned = start.elapsed() - connected - read;
     let shown = plan_text(&p, Style::plain());
     let total = start.elapsed();
     assert!(!p.has_changes(), "as applied: no changes\n{shown}");
@@ -154,6 +155,7 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
         format!("{ideal:.2}"),
         format!("{:.3}", connected.as_secs_f64()),
         format!("{:.3}", read.as_secs_f64()),
+        format!("{:.3}", planned.as_secs_f64()),
         format!("{:.3}", total.as_secs_f64()),
         format!("{:.2}", total.as_secs_f64() / ideal),
         format!("{rss_before:.0}"),
@@ -162,7 +164,7 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
     println!("{}", row.join("\t"));
 }
 
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "nodes",
     "delay ms",
     "links",
@@ -170,6 +172,7 @@ const COLUMNS: [&str; 11] = [
     "ideal s",
     "connect s",
     "read s",
+    "plan s",
     "total s",
     "x ideal",
     "RSS in MB",
@@ -216,7 +219,7 @@ fn main() {
         containers() * LINKS
     );
     println!("  ideal = waves x 2 x delay; RSS in: the captured outputs and model before the plan; peak: VmHWM");
-    let widths = [6, 9, 8, 6, 8, 10, 8, 8, 8, 10, 8];
+    let widths = [6, 9, 8, 6, 8, 10, 8, 8, 8, 8, 10, 8];
     let line = |cells: &[&str]| {
         cells
             .iter()
