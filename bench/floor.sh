@@ -206,16 +206,29 @@ fi
 if want wide; then
   step "plan against 1 and 20 nodes (one container and one link each), fastest of 5"
   inlab "$gt" apply "$out/read-20.toml" --auto-approve --parallelism 20 >/dev/null
-  printf '%6s %12s %10s %8s\n' nodes "plan s" "vs 1 node" "cpu s"
+  # cpu s: busy CPU of the whole machine during one plan (other jobs included);
+  # geartopo cpu s: the geartopo process's own user + system time in that plan.
+  printf '%6s %12s %10s %8s %16s\n' nodes "plan s" "vs 1 node" "cpu s" "geartopo cpu s"
   one=""
   for n in 1 20; do
     g=$(fastest 5 inlab "$gt" plan "$out/read-$n.toml" --detailed-exitcode --parallelism "$n")
     b=$(busy)
-    inlab "$gt" plan "$out/read-$n.toml" --detailed-exitcode --parallelism "$n" >/dev/null
+    inlab /usr/bin/time -f '%U %S' -o "$out/own" "$gt" plan "$out/read-$n.toml" --detailed-exitcode --parallelism "$n" >/dev/null
     c=$(echo "$(busy) - $b" | bc)
+    own=$(awk '{print $1 + $2}' "$out/own")
     [ -n "$one" ] || one=$g
-    printf '%6s %12.3f %9.2fx %8.2f\n' "$n" "$g" "$(ratio "$g" "$one")" "$c"
+    printf '%6s %12.3f %9.2fx %8.2f %16.2f\n' "$n" "$g" "$(ratio "$g" "$one")" "$c" "$own"
   done
+  # Where the CPU of one 20-node plan goes, by program (machine-wide samples:
+  # geartopo, sshd, podman, conmon, iptables, ... and other jobs on the machine).
+  if command -v perf >/dev/null; then
+    perf record -q -a -F 499 -o "$out/perf.data" -- \
+      "$gt" lab exec "$lab" -- "$gt" plan "$out/read-20.toml" --detailed-exitcode --parallelism 20 >/dev/null 2>&1
+    echo "CPU samples of one 20-node plan, by program (perf record -a):"
+    perf report -q -i "$out/perf.data" --sort comm --stdio 2>/dev/null | grep -v '^$' | head -25 || true
+    echo "the geartopo process's own samples, by function:"
+    perf report -q -i "$out/perf.data" --comm geartopo --sort dso,sym --stdio 2>/dev/null | grep -v '^$' | head -25 || true
+  fi
   inlab "$gt" destroy "$out/read-20.toml" --auto-approve --parallelism 20 >/dev/null
 fi
 

@@ -171,7 +171,11 @@ def playbook(out, plan_path):
     marker_hash = {}
     for ch in plan["changes"]:
         assert ch["action"] == "create", ch
-        rules = [rule_args(r) for r in ch["rules_after"]]
+        # The iptables module has no negated --ctstate: the route_localnet guard
+        # (filter table, GEARTOPO-INPUT) goes through `command`, checked with -C
+        # and added with -A, which is what the module runs for the others.
+        guards = [r[len("-A "):] for r in ch["rules_after"] if r.startswith("-A GEARTOPO-INPUT ")]
+        rules = [rule_args(r) for r in ch["rules_after"] if not r.startswith("-A GEARTOPO-INPUT ")]
         # geartopo's marker rule, the same text (hash of the rules) it restores.
         import hashlib
 
@@ -192,6 +196,7 @@ def playbook(out, plan_path):
                 "image": ch["image"],
                 "publish": [f"{p['host_port']}:{p['port']}/{p['protocol']}" for p in ch["publish"]],
                 "rules": rules,
+                "guards": [shlex.split(g) for g in guards],
             }
         )
     os.makedirs(f"{out}/host_vars", exist_ok=True)
@@ -255,6 +260,37 @@ def playbook(out, plan_path):
         GT_PID: "{{ pid_of[item.0.name] }}"
       loop: "{{ containers | subelements('rules') }}"
       loop_control: { label: "{{ item.0.name }} {{ item.1.chain }} {{ item.1.destination | default('') }}:{{ item.1.destination_port | default('') }}" }
+    - name: the owned filter chain (route_localnet guard)
+      iptables:
+        table: filter
+        chain: GEARTOPO-INPUT
+        chain_management: true
+      environment:
+        PATH: "{{ wrapper_dir }}:/usr/sbin:/usr/bin:/sbin:/bin"
+        GT_PID: "{{ pid_of[item.name] }}"
+      loop: "{{ containers }}"
+      loop_control: { label: "{{ item.name }} GEARTOPO-INPUT" }
+    - name: route_localnet guard (no negated ctstate in the iptables module)
+      shell: |
+        iptables -t filter -C {{ item.1 | map('quote') | join(' ') }} 2>/dev/null && exit 0
+        iptables -t filter -A {{ item.1 | map('quote') | join(' ') }} && echo added
+      register: guarded
+      changed_when: "'added' in guarded.stdout"
+      environment:
+        PATH: "{{ wrapper_dir }}:/usr/sbin:/usr/bin:/sbin:/bin"
+        GT_PID: "{{ pid_of[item.0.name] }}"
+      loop: "{{ containers | subelements('guards') }}"
+      loop_control: { label: "{{ item.0.name }} guard" }
+    - name: jump into the owned filter chain
+      iptables:
+        table: filter
+        chain: INPUT
+        jump: GEARTOPO-INPUT
+      environment:
+        PATH: "{{ wrapper_dir }}:/usr/sbin:/usr/bin:/sbin:/bin"
+        GT_PID: "{{ pid_of[item.name] }}"
+      loop: "{{ containers }}"
+      loop_control: { label: "{{ item.name }} INPUT" }
     - name: jumps into the owned chains
       iptables:
         table: nat

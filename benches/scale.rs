@@ -109,6 +109,20 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) this process has used, all its threads.
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name's closing parenthesis: fields 3.. (utime is 14).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // Clock ticks of 1/100 s (USER_HZ on Linux).
+    let hz = 100.0;
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / hz
+}
+
 /// One (nodes, delay), in this child process: one tab-separated result line.
 fn child(nodes: usize, delay: Duration, parallelism: usize) {
     let text = topology_text(nodes);
@@ -125,6 +139,7 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
     drop(first);
     let rss_before = status_kb("VmRSS") as f64 / 1024.0;
 
+    let cpu0 = cpu_s();
     let start = Instant::now();
     // Connect: as `observe::connect_all`, `parallelism` at a time.
     let names: Vec<String> = t.nodes.keys().cloned().collect();
@@ -140,9 +155,12 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
     let connected = start.elapsed();
     let state = observe_with(&t, &mut conns, parallelism, None, &NoProgress).expect("reads");
     let read = start.elapsed() - connected;
+    let cpu_read = cpu_s() - cpu0;
     let p = plan(&t, &state, None).expect("plans");
+    let planned = start.elapsed() - connected - read;
     let shown = plan_text(&p, Style::plain());
     let total = start.elapsed();
+    let cpu_plan = cpu_s() - cpu0 - cpu_read;
     assert!(!p.has_changes(), "as applied: no changes\n{shown}");
     let waves = nodes.div_ceil(parallelism);
     let ideal = 2.0 * delay.as_secs_f64() * waves as f64;
@@ -154,6 +172,9 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
         format!("{ideal:.2}"),
         format!("{:.3}", connected.as_secs_f64()),
         format!("{:.3}", read.as_secs_f64()),
+        format!("{cpu_read:.2}"),
+        format!("{:.3}", planned.as_secs_f64()),
+        format!("{cpu_plan:.2}"),
         format!("{:.3}", total.as_secs_f64()),
         format!("{:.2}", total.as_secs_f64() / ideal),
         format!("{rss_before:.0}"),
@@ -162,7 +183,7 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
     println!("{}", row.join("\t"));
 }
 
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 14] = [
     "nodes",
     "delay ms",
     "links",
@@ -170,6 +191,9 @@ const COLUMNS: [&str; 11] = [
     "ideal s",
     "connect s",
     "read s",
+    "read cpu s",
+    "plan s",
+    "plan cpu s",
     "total s",
     "x ideal",
     "RSS in MB",
@@ -215,8 +239,8 @@ fn main() {
         containers(),
         containers() * LINKS
     );
-    println!("  ideal = waves x 2 x delay; RSS in: the captured outputs and model before the plan; peak: VmHWM");
-    let widths = [6, 9, 8, 6, 8, 10, 8, 8, 8, 10, 8];
+    println!("  ideal = waves x 2 x delay; cpu s: this process's CPU (all threads) in that phase; plan: plan + its text; RSS in: the captured outputs and model before the plan; peak: VmHWM");
+    let widths = [6, 9, 8, 6, 8, 10, 8, 11, 8, 11, 8, 8, 10, 8];
     let line = |cells: &[&str]| {
         cells
             .iter()

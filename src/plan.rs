@@ -258,7 +258,7 @@ pub enum PlanError {
 /// are left out (they belong to another topology of the same name); without one,
 /// everything observed (`show` reports only these).
 pub fn owned_state(id: Option<&str>, state: &ObservedState) -> ObservedState {
-    owner::owned(id, state).state
+    owner::owned(id, state).state.into_owned()
 }
 
 /// Computes the plan. `needed` (when given) limits it to those containers (a
@@ -307,7 +307,7 @@ pub fn plan_selected(
     }
     let full = state;
     let owned = owner::owned(topology.id.as_deref(), full);
-    let state = &owned.state;
+    let state: &ObservedState = &owned.state;
     // Containers by name: a plan looks one up per link and per observed container,
     // and a scan of the list each time made planning quadratic.
     let mut by_name: ByName = HashMap::with_capacity(topology.containers.len());
@@ -442,7 +442,7 @@ pub fn fingerprint_for(desired: &[Desired], state: &ObservedState) -> String {
             .or_default()
             .insert(d.runtime_name.clone());
     }
-    state.narrowed(&ports, &names).fingerprint()
+    state.narrowed_fingerprint(&ports, &names)
 }
 
 impl Plan {

@@ -23,8 +23,18 @@ pub fn empty_state(t: &Topology) -> ObservedState {
 /// What `observe` reads back after a successful apply of `p`: every container
 /// running, its ports kept, its chains intact and marked, its sysctls set.
 pub fn applied_state(t: &Topology, p: &Plan) -> ObservedState {
+    applied_state_on(t, p, None)
+}
+
+/// As `applied_state`, for one node's containers only when `only` names it (a
+/// benchmark of 1,000 nodes builds each node's output: the whole state per
+/// node was quadratic).
+fn applied_state_on(t: &Topology, p: &Plan, only: Option<&str>) -> ObservedState {
     let mut s = empty_state(t);
     for (i, d) in p.desired.iter().enumerate() {
+        if only.is_some_and(|n| n != d.node) {
+            continue;
+        }
         let ns = s.nodes.get_mut(&d.node).unwrap();
         let published: Vec<PublishedPort> = d
             .publish
@@ -191,7 +201,7 @@ pub fn applied_output(t: &Topology, p: &Plan, node: &str) -> String {
         }
     }
     // The hook and the rules files, as `applied_state` has them.
-    if let Some(d) = &applied_state(t, p).nodes[node].durable {
+    if let Some(d) = &applied_state_on(t, p, Some(node)).nodes[node].durable {
         out.push_str(&format!(
             "{} {} {} {}\n",
             Section::Durable.header(),

@@ -4,6 +4,7 @@
 //! before anything is planned, so no change can ever name them. Those without an
 //! id (made before ids) are adopted. Pure: no I/O.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::state::{ObservedContainer, ObservedState};
@@ -18,9 +19,10 @@ pub(crate) struct Foreign {
     pub id: String,
 }
 
-/// The observed state cut down to what this topology owns.
-pub(crate) struct Owned {
-    pub state: ObservedState,
+/// The observed state cut down to what this topology owns: borrowed when that is
+/// all of it (no id), so a plan of a fleet does not copy every container it read.
+pub(crate) struct Owned<'a> {
+    pub state: Cow<'a, ObservedState>,
     /// Owned containers without an id (only when the topology has one).
     pub adopted: Vec<Adopted>,
     pub foreign: Vec<Foreign>,
@@ -29,10 +31,10 @@ pub(crate) struct Owned {
 /// Splits `state` by owner. Without an id, everything observed is owned (as
 /// before ids). The ports and names of foreign containers stay in the node's
 /// `taken_ports` and `names`, so nothing of ours is planned onto them.
-pub(crate) fn owned(id: Option<&str>, state: &ObservedState) -> Owned {
+pub(crate) fn owned<'a>(id: Option<&str>, state: &'a ObservedState) -> Owned<'a> {
     let Some(id) = id else {
         return Owned {
-            state: state.clone(),
+            state: Cow::Borrowed(state),
             adopted: Vec::new(),
             foreign: Vec::new(),
         };
@@ -74,7 +76,7 @@ pub(crate) fn owned(id: Option<&str>, state: &ObservedState) -> Owned {
         ns.containers = containers;
     }
     Owned {
-        state: out,
+        state: Cow::Owned(out),
         adopted,
         foreign,
     }
