@@ -225,6 +225,23 @@ impl ObservedState {
     }
 }
 
+impl ObservedContainer {
+    /// This container by its identity alone (what a removal depends on): its
+    /// process, ports, chains and sysctls left out.
+    fn by_identity(&self) -> ObservedContainer {
+        ObservedContainer {
+            state: RunState::Created,
+            pid: None,
+            published: vec![],
+            chains: None,
+            sysctls: BTreeMap::new(),
+            host_network: false,
+            nft: None,
+            ..self.clone()
+        }
+    }
+}
+
 impl ObservedState {
     /// This state with each node's taken ports and container names cut down to
     /// `ports` and `names` of that node (what a plan depends on; see
@@ -254,16 +271,7 @@ impl ObservedState {
                         let c = if names.contains(&c.runtime_name) {
                             c.clone()
                         } else {
-                            ObservedContainer {
-                                state: RunState::Created,
-                                pid: None,
-                                published: vec![],
-                                chains: None,
-                                sysctls: BTreeMap::new(),
-                                host_network: false,
-                                nft: None,
-                                ..c.clone()
-                            }
+                            c.by_identity()
                         };
                         (k.clone(), c)
                     })
@@ -328,22 +336,7 @@ impl ObservedState {
                             std::borrow::Cow::Borrowed(c)
                         } else {
                             // As `narrowed`: by its identity alone.
-                            std::borrow::Cow::Owned(ObservedContainer {
-                                state: RunState::Created,
-                                pid: None,
-                                published: vec![],
-                                chains: None,
-                                sysctls: BTreeMap::new(),
-                                host_network: false,
-                                nft: None,
-                                spec: c.spec.clone(),
-                                id: c.id.clone(),
-                                runtime_name: c.runtime_name.clone(),
-                                container: c.container.clone(),
-                                rules_file: c.rules_file.clone(),
-                                owner_id: c.owner_id.clone(),
-                                image: c.image.clone(),
-                            })
+                            std::borrow::Cow::Owned(c.by_identity())
                         };
                         (k.as_str(), c)
                     })
@@ -367,6 +360,7 @@ impl ObservedState {
                         hooks_dir: &d.hooks_dir,
                         systemd: &d.systemd,
                         files,
+                        docker_runtime: d.docker_runtime.as_ref(),
                     }
                 });
                 let view = NodeView {
@@ -420,6 +414,8 @@ struct DurableView<'a> {
     hooks_dir: &'a str,
     systemd: &'a str,
     files: BTreeMap<&'a String, &'a (String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docker_runtime: Option<&'a String>,
 }
 
 /// Feeds what is written into a hash.
