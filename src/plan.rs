@@ -20,6 +20,7 @@ mod owner;
 mod private;
 pub mod reach;
 mod resolve;
+pub mod roll;
 pub mod select;
 
 use diff::{diff_one, replace_requested};
@@ -57,6 +58,9 @@ pub struct Desired {
     pub spec: BTreeMap<String, String>,
     #[serde(skip)]
     pub restart: RestartPolicy,
+    /// Checked by geartopo after a start (docs/rolling.md); not in the spec.
+    #[serde(skip)]
+    pub health: Option<crate::topology::model::Health>,
 }
 
 impl Desired {
@@ -159,6 +163,9 @@ pub struct Plan {
     pub not_durable: Vec<NotDurable>,
     /// Warnings about a node (its boot service), in words; change nothing.
     pub warnings: Vec<String>,
+    /// Groups replaced a few members at a time (docs/rolling.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rolls: Vec<roll::Roll>,
     /// Every container's resolved form, changed or not (for `links`, `show`).
     #[serde(skip)]
     pub desired: Vec<Desired>,
@@ -403,6 +410,7 @@ pub fn plan_selected(
             &desired,
         );
     }
+    let rolls = roll::rolls(topology, &changes);
     Ok(Plan {
         topology: topology.name.clone(),
         // Of what this plan depends on: the lock's re-read compares the same part.
@@ -413,6 +421,7 @@ pub fn plan_selected(
         node_changes,
         not_durable,
         warnings,
+        rolls,
         desired,
     })
 }
@@ -491,6 +500,7 @@ pub fn destroy_selected(
         node_changes,
         not_durable: vec![],
         warnings: vec![],
+        rolls: vec![],
         desired: vec![],
     }
 }

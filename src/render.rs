@@ -168,6 +168,9 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         out.push_str(&node_change_text(n, style));
         out.push('\n');
     }
+    for r in &plan.rolls {
+        out.push_str(&roll_text(r));
+    }
     let s = plan.summary();
     out.push_str(&style.bold(&format!(
         "Plan: {} to add, {} to change, {} to destroy.",
@@ -175,6 +178,23 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     )));
     out.push('\n');
     out
+}
+
+/// A rolling replacement (docs/rolling.md): its group, pace and order.
+fn roll_text(r: &crate::plan::roll::Roll) -> String {
+    let pace = match r.max_unavailable {
+        1 => "one at a time".to_string(),
+        n => format!("at most {n} at a time"),
+    };
+    format!(
+        "  # {} will be replaced {pace}, each healthy before the next goes down:\n  #   {}\n\n",
+        esc(&r.group),
+        r.members
+            .iter()
+            .map(|m| esc(m).into_owned())
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    )
 }
 
 /// A node's private-ports chain (`private_ports`): updated in place, or removed.

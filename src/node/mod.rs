@@ -74,6 +74,13 @@ pub enum NodeOp {
     /// once, first; with no rules, removes the jump and the chain. Nothing else in
     /// the node's tables is touched.
     PrivatePorts { chain: String, rules: Vec<String> },
+    /// Waits until a container passes its health check, or fails after the last
+    /// try (docs/rolling.md). `name` is its runtime name, for the message.
+    Health {
+        container: String,
+        name: String,
+        health: crate::topology::model::Health,
+    },
 }
 
 impl NodeOp {
@@ -93,6 +100,7 @@ impl NodeOp {
             NodeOp::Remove { .. } => "remove",
             NodeOp::EnsureImage { .. } => "image",
             NodeOp::PrivatePorts { .. } => "private-ports",
+            NodeOp::Health { .. } => "health",
         }
     }
 }

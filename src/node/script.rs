@@ -14,6 +14,7 @@ use crate::rules::{CHAINS, TABLES};
 use crate::topology::model::Runtime;
 use crate::transport::shell::{join, quote};
 
+pub mod health;
 pub mod supervise;
 
 /// The command line every script is run with: the script comes on stdin.
@@ -82,6 +83,11 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
         NodeOp::Remove { container } => remove_script(runtime, container),
         NodeOp::EnsureImage { image } => ensure_image_script(runtime, image),
         NodeOp::PrivatePorts { chain, rules } => private_ports_script(profile, chain, rules),
+        NodeOp::Health {
+            container,
+            name,
+            health,
+        } => health::health_script(runtime, container, name, health),
     }
 }
 

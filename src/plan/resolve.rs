@@ -250,6 +250,7 @@ pub(super) fn resolve(
         rules,
         spec,
         restart: c.restart,
+        health: c.health.clone(),
     })
 }
 

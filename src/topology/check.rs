@@ -20,6 +20,7 @@ use super::raw::{self, Document, RawContainer, RawProtocol};
 use views::Expanded;
 
 mod containers;
+mod health;
 mod links;
 mod nodes;
 mod views;
@@ -145,6 +146,8 @@ struct Declared<'a> {
     command: Vec<String>,
     image: String,
     restart: RestartPolicy,
+    health: Option<super::model::Health>,
+    max_unavailable: u32,
 }
 
 struct Checker<'p> {

@@ -216,6 +216,30 @@ pub struct Container {
     pub links: Vec<Link>,
     /// What the runtime does when its process ends (and at a node's boot).
     pub restart: RestartPolicy,
+    /// A check geartopo runs itself (docs/rolling.md); never part of the spec hash:
+    /// changing it replaces nothing.
+    pub health: Option<Health>,
+    /// At most this many of the container's replicas are down at once during a
+    /// rolling replacement (default 1).
+    pub max_unavailable: u32,
+}
+
+/// What makes a container healthy: a TCP port that accepts a connection on
+/// 127.0.0.1 in its network namespace, or a command run inside it that exits 0.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Probe {
+    Tcp(u16),
+    Command(Vec<String>),
+}
+
+/// A health check: tried up to `retries` times, `interval_ms` apart, each try
+/// given `timeout_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Health {
+    pub probe: Probe,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
 }
 
 /// A restart policy, as podman and docker name it (`--restart`). The default,
@@ -283,6 +307,9 @@ pub struct View {
     pub subnet: Ipv4Addr,
     pub prefix_len: u8,
     pub ports: Vec<u16>,
+    /// At most this many members are down at once during a rolling replacement
+    /// (default 1).
+    pub max_unavailable: u32,
 }
 
 impl View {

@@ -201,6 +201,36 @@ pub struct RawContainer {
     /// Overrides `defaults.restart`.
     #[schemars(with = "Option<String>")]
     pub restart: Option<Spanned<String>>,
+    /// A health check geartopo runs (docs/rolling.md):
+    /// `{ tcp = 2379 }` or `{ command = ["CMD", "ARG"] }`, with `interval`,
+    /// `timeout` (`1s`, `500ms`) and `retries`.
+    #[schemars(with = "Option<RawHealth>")]
+    pub health: Option<Spanned<RawHealth>>,
+    /// At most this many replicas are down at once while they are replaced one
+    /// after another (default 1).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub max_unavailable: Option<Spanned<i64>>,
+}
+
+/// A health check: exactly one of `tcp` and `command`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// A port that accepts a TCP connection on 127.0.0.1 inside the container.
+    #[schemars(with = "Option<u16>")]
+    pub tcp: Option<Spanned<u16>>,
+    /// A command run inside the container (`podman exec`); exit 0 is healthy.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Time between two tries (default `1s`).
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<Spanned<String>>,
+    /// How long one try may take (default `2s`).
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// How many tries before the container counts as unhealthy (default 30).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub retries: Option<Spanned<i64>>,
 }
 
 /// One published port.
@@ -322,6 +352,10 @@ pub struct RawView {
     /// TCP ports every member publishes and every participant sees.
     #[schemars(with = "Vec<u16>")]
     pub ports: Spanned<Vec<Spanned<u16>>>,
+    /// At most this many members are down at once while they are replaced one
+    /// after another (default 1).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub max_unavailable: Option<Spanned<i64>>,
 }
 
 // The two either-or types dispatch on the value's TOML type by hand: serde's

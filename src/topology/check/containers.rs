@@ -132,6 +132,8 @@ impl Checker<'_> {
                 Some(r) => self.restart(r).unwrap_or_default(),
                 None => default_restart,
             };
+            let health = raw.health.as_ref().and_then(|h| self.health(h));
+            let max_unavailable = self.max_unavailable(raw.max_unavailable.as_ref());
             declared.push(Declared {
                 name: name.clone(),
                 key_span: key_span.clone(),
@@ -142,6 +144,8 @@ impl Checker<'_> {
                 command,
                 image,
                 restart,
+                health,
+                max_unavailable,
             });
         }
         declared
