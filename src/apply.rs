@@ -290,7 +290,7 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
             // A member's rules do not wait for the new containers of the members
             // after it in its roll: the old ones, at the same host ports, serve.
             .filter(|d| match (d, roll) {
-                (Step::Create(other), Some((r, _))) => {
+                (Step::Create(other), Some((r, _))) if *other != c.container => {
                     rolled.get(other.as_str()).is_none_or(|(o, _)| *o != r)
                 }
                 _ => true,
@@ -691,5 +691,7 @@ mod fault_tests;
 mod firewall_tests;
 #[cfg(test)]
 mod private_tests;
+#[cfg(test)]
+mod roll_tests;
 #[cfg(test)]
 mod tests;

@@ -55,6 +55,11 @@ pub(crate) struct Sim {
     /// chains with their rules.
     pub forward: BTreeMap<String, Vec<String>>,
     pub node_chains: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Every operation but observe and the locks, in the order the nodes ran
+    /// them: (node, kind, the container it names).
+    pub log: Vec<(String, String, String)>,
+    /// Runtime names of containers that never pass their health check.
+    pub unhealthy: Vec<String>,
     /// Files geartopo keeps on each node for durable links: path -> (mode, text).
     pub files: BTreeMap<String, BTreeMap<String, (String, String)>>,
 }
@@ -354,7 +359,34 @@ impl Sim {
                     .unwrap_or_else(|| format!("simulated failure at {kind}"));
                 return Ok(failure(125, stderr));
             }
+            let named = match op {
+                NodeOp::Create(spec) => Some(spec.runtime_name.clone()),
+                NodeOp::Init { container }
+                | NodeOp::Rules { container, .. }
+                | NodeOp::Start { container }
+                | NodeOp::Remove { container } => Some(
+                    self.find(node, container)
+                        .map_or(container.clone(), |c| c.name.clone()),
+                ),
+                NodeOp::Health { name, .. } => Some(name.clone()),
+                NodeOp::EnsureImage { image } => Some(image.clone()),
+                _ => None,
+            };
+            if let Some(named) = named {
+                self.log.push((node.into(), kind.clone(), named));
+            }
             match op {
+                NodeOp::Health { container, name, .. } => {
+                    let running = self
+                        .find(node, container)
+                        .is_some_and(|c| c.status == "running");
+                    if !running || self.unhealthy.contains(name) {
+                        return Ok(failure(
+                            1,
+                            format!("{name} is not healthy after 30 tries"),
+                        ));
+                    }
+                }
                 NodeOp::Observe { .. } => stdout.push_str(&self.observe(node)),
                 NodeOp::PrivatePorts { chain, rules } => self.private_ports(node, chain, rules),
                 NodeOp::Lock { holder } => match self.locks.get(node) {

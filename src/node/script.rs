@@ -820,6 +820,35 @@ mod tests {
                     container: id.clone(),
                 }],
             ),
+            (
+                "health-tcp",
+                vec![NodeOp::Health {
+                    container: id.clone(),
+                    name: "todo-redisdb".into(),
+                    health: crate::topology::model::Health {
+                        probe: crate::topology::model::Probe::Tcp(6379),
+                        interval_ms: 500,
+                        timeout_ms: 2000,
+                        retries: 30,
+                    },
+                }],
+            ),
+            (
+                "health-command",
+                vec![NodeOp::Health {
+                    container: id.clone(),
+                    name: "todo-redisdb".into(),
+                    health: crate::topology::model::Health {
+                        probe: crate::topology::model::Probe::Command(vec![
+                            "redis-cli".into(),
+                            "ping".into(),
+                        ]),
+                        interval_ms: 1000,
+                        timeout_ms: 1500,
+                        retries: 10,
+                    },
+                }],
+            ),
             ("remove", vec![NodeOp::Remove { container: id }]),
             (
                 "image",

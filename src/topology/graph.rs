@@ -420,6 +420,8 @@ mod tests {
             env: BTreeMap::new(),
             publish: vec![],
             restart: Default::default(),
+            health: None,
+            max_unavailable: 1,
             links: links
                 .iter()
                 .enumerate()

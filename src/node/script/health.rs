@@ -43,8 +43,15 @@ pub fn health_script(runtime: Runtime, container: &str, name: &str, health: &Hea
         Probe::Tcp(port) => format!("no connection to 127.0.0.1:{port}"),
         Probe::Command(cmd) => format!("{} failed", cmd[0]),
     };
+    // The pid is read at each try: a container restarted by its policy has a new one.
+    let pid = match &health.probe {
+        Probe::Tcp(_) => {
+            format!("  pid=$({rt} inspect -f '{{{{.State.Pid}}}}' {c} 2>/dev/null) || pid=0\n")
+        }
+        Probe::Command(_) => String::new(),
+    };
     format!(
-        "i=0\nwhile :; do\n  i=$((i + 1))\n  pid=$({rt} inspect -f '{{{{.State.Pid}}}}' {c} 2>/dev/null) || pid=0\n  if out=$({probe}); then exit 0; fi\n  if [ \"$i\" -ge {retries} ]; then\n    echo {msg}\"$(printf %s \"$out\" | tail -n 3)\" >&2\n    exit 1\n  fi\n  sleep {interval}\ndone\n",
+        "i=0\nwhile :; do\n  i=$((i + 1))\n{pid}  if out=$({probe}); then exit 0; fi\n  if [ \"$i\" -ge {retries} ]; then\n    echo {msg}\"$(printf %s \"$out\" | tail -n 3)\" >&2\n    exit 1\n  fi\n  sleep {interval}\ndone\n",
         probe = probe_line(runtime, container, health),
         retries = health.retries,
         interval = seconds(health.interval_ms),

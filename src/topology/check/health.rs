@@ -137,6 +137,47 @@ impl Checker<'_> {
 #[cfg(test)]
 mod tests {
     use super::duration_ms;
+    use crate::topology::model::Probe;
+
+    const BASE: &str = "name = \"t\"\n[nodes.n1]\naddress = \"198.18.0.1\"\n[containers.db]\nnode = \"n1\"\nimage = \"i\"\n";
+
+    /// (message, the text its first label points at) of each problem.
+    fn problems(extra: &str) -> Vec<(String, String)> {
+        let text = format!("{BASE}{extra}");
+        let err = crate::topology::parse("t.toml", text.as_bytes()).unwrap_err();
+        err.problems
+            .iter()
+            .map(|p| {
+                let span = p.labels[0].span.clone();
+                (p.message.clone(), text[span].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_health_check_is_checked_where_it_is_written() {
+        let ok = crate::topology::parse(
+            "t.toml",
+            format!("{BASE}health = {{ command = [\"etcdctl\", \"endpoint\", \"health\"], interval = \"500ms\", retries = 5 }}\nmax_unavailable = 2\n").as_bytes(),
+        )
+        .unwrap();
+        let h = ok.containers[0].health.clone().unwrap();
+        assert_eq!(h.probe, Probe::Command(vec!["etcdctl".into(), "endpoint".into(), "health".into()]));
+        assert_eq!((h.interval_ms, h.timeout_ms, h.retries), (500, 2000, 5));
+        assert_eq!(ok.containers[0].max_unavailable, 2);
+
+        let p = problems("health = { tcp = 2379, command = [\"x\"] }\n");
+        assert!(p[0].0.contains("exactly one of `tcp` and `command`"), "{p:?}");
+        let p = problems("health = { tcp = 2379, interval = \"2 s\" }\n");
+        assert_eq!(p[0].0, "invalid duration \"2 s\"");
+        assert_eq!(p[0].1, "\"2 s\"");
+        let p = problems("health = { tcp = 2379, retries = 0 }\nmax_unavailable = 0\n");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p[0].1, "0");
+        assert!(p[1].0.contains("max_unavailable"), "{p:?}");
+        let p = problems("health = { tcp = 2379, every = \"1s\" }\n");
+        assert!(p[0].0.contains("every"), "{p:?}");
+    }
 
     #[test]
     fn durations() {
