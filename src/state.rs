@@ -45,6 +45,10 @@ pub struct NodeState {
     /// What the node keeps for durable links; `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durable: Option<DurableState>,
+    /// Health checks tried by `show` (docs/rolling.md): runtime name -> healthy.
+    /// Empty (and left out of the JSON and the fingerprint) for every other read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub health: BTreeMap<String, bool>,
 }
 
 /// The node's hook program, hook file and rules files (docs/durable.md).
@@ -262,6 +266,8 @@ impl ObservedState {
                         });
                         d
                     }),
+                    // What show tried: not part of what a plan depends on.
+                    health: BTreeMap::new(),
                 };
                 (node.clone(), ns)
             })

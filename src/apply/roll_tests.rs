@@ -224,3 +224,48 @@ fn other_replaces_keep_todays_order() {
     assert!(pos("remove todo-redisdb to replace it") < pos("create todo-redisdb"));
     assert!(pos("remove todo-app1 to replace it") < pos("create todo-app1"));
 }
+
+#[test]
+fn show_tries_each_health_check_once_in_its_read() {
+    let t = etcd("etcd:1", "");
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    sim.lock().unwrap().unhealthy.push("kv-etcd-2".into());
+    sim.lock().unwrap().log.clear();
+    let mut c = w.connections(&t);
+    let state = crate::observe::observe_probing(
+        &t,
+        &mut c,
+        4,
+        None,
+        &crate::observe::NoProgress,
+        true,
+    )
+    .unwrap();
+    let p = crate::plan::plan(&t, &state, None).unwrap();
+    assert!(!p.has_changes(), "a probe is not a change");
+    let doc = crate::output::show::ShowDocument::new(&p, &state);
+    let health: Vec<(String, Option<String>)> = doc
+        .containers
+        .iter()
+        .map(|c| match c {
+            crate::output::show::ShowContainer::Observed(o) => {
+                (o.container.clone(), o.health.clone())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let h = |s: &str| Some(s.to_string());
+    assert_eq!(
+        health,
+        [
+            ("etcd-1".to_string(), h("healthy")),
+            ("etcd-2".to_string(), h("unhealthy")),
+            ("etcd-3".to_string(), h("healthy")),
+            ("client".to_string(), None),
+        ]
+    );
+    // The probe rides with the read: no step of its own.
+    let log = &sim.lock().unwrap().log;
+    assert!(log.is_empty(), "{log:?}");
+}

@@ -387,6 +387,17 @@ impl Sim {
                         ));
                     }
                 }
+                NodeOp::ProbeHealth { checks } => {
+                    for (name, _) in checks {
+                        let running = self.find(node, name).is_some_and(|c| c.status == "running");
+                        let word = if running && !self.unhealthy.contains(name) {
+                            "healthy"
+                        } else {
+                            "unhealthy"
+                        };
+                        stdout.push_str(&format!("health {name} {word}\n"));
+                    }
+                }
                 NodeOp::Observe { .. } => stdout.push_str(&self.observe(node)),
                 NodeOp::PrivatePorts { chain, rules } => self.private_ports(node, chain, rules),
                 NodeOp::Lock { holder } => match self.locks.get(node) {

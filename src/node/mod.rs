@@ -81,6 +81,11 @@ pub enum NodeOp {
         name: String,
         health: crate::topology::model::Health,
     },
+    /// One try of each container's health check, for `show`: a line
+    /// `health RUNTIME_NAME healthy|unhealthy` each, before the observe output.
+    ProbeHealth {
+        checks: Vec<(String, crate::topology::model::Health)>,
+    },
 }
 
 impl NodeOp {
@@ -101,6 +106,7 @@ impl NodeOp {
             NodeOp::EnsureImage { .. } => "image",
             NodeOp::PrivatePorts { .. } => "private-ports",
             NodeOp::Health { .. } => "health",
+            NodeOp::ProbeHealth { .. } => "probe-health",
         }
     }
 }

@@ -88,6 +88,7 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
             name,
             health,
         } => health::health_script(runtime, container, name, health),
+        NodeOp::ProbeHealth { checks } => health::probe_script(runtime, checks),
     }
 }
 

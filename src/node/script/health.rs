@@ -62,6 +62,40 @@ pub fn health_script(runtime: Runtime, container: &str, name: &str, health: &Hea
     )
 }
 
+/// One try of each check, for `show`: `health NAME healthy` or `health NAME
+/// unhealthy` per container (named by its runtime name), never failing.
+pub fn probe_script(runtime: Runtime, checks: &[(String, Health)]) -> String {
+    let rt = runtime.binary();
+    let mut s = String::new();
+    for (name, health) in checks {
+        let c = quote(name);
+        if matches!(health.probe, Probe::Tcp(_)) {
+            s.push_str(&format!(
+                "pid=$({rt} inspect -f '{{{{.State.Pid}}}}' {c} 2>/dev/null) || pid=0\n"
+            ));
+        }
+        s.push_str(&format!(
+            "if out=$({}); then echo health {c} healthy; else echo health {c} unhealthy; fi\n",
+            probe_line(runtime, name, health)
+        ));
+    }
+    s
+}
+
+/// The health lines of `probe_script` in an output: runtime name -> healthy.
+pub fn parse_probes(output: &str) -> impl Iterator<Item = (String, bool)> + '_ {
+    output.lines().filter_map(|l| {
+        let rest = l.strip_prefix("health ")?;
+        let (name, word) = rest.rsplit_once(' ')?;
+        let name = name.trim_matches('\'').to_string();
+        match word {
+            "healthy" => Some((name, true)),
+            "unhealthy" => Some((name, false)),
+            _ => None,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
