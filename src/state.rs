@@ -45,6 +45,12 @@ pub struct NodeState {
     /// What the node keeps for durable links; `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durable: Option<DurableState>,
+    /// The node's volumes whose name starts with `<topology>-` (those this
+    /// topology's named volumes could be), by name: the values of their
+    /// `geartopo.topology` and `geartopo.id` labels (empty when absent). `None`
+    /// when not read (the topology has no named volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<BTreeMap<String, (String, String)>>,
 }
 
 /// The node's hook program, hook file and rules files (docs/durable.md).
@@ -262,6 +268,7 @@ impl ObservedState {
                         });
                         d
                     }),
+                    volumes: ns.volumes.clone(),
                 };
                 (node.clone(), ns)
             })

@@ -140,6 +140,10 @@ pub fn observe_with(
         .map(|h| NodeOp::Lock { holder: h.clone() })
         .into_iter()
         .collect();
+    // Volumes only when the topology has named volumes: one more runtime run.
+    if crate::plan::volumes::has_named_volumes(topology) {
+        ops.push(NodeOp::Volumes);
+    }
     ops.push(NodeOp::Observe {
         topology: topology.name.clone(),
     });

@@ -60,6 +60,8 @@ fn container(name: &str, node: &str, image: &str) -> Container {
         publish: vec![],
         links: vec![],
         restart: Default::default(),
+        volumes: vec![],
+        options: Default::default(),
     }
 }
 

@@ -420,6 +420,8 @@ mod tests {
             env: BTreeMap::new(),
             publish: vec![],
             restart: Default::default(),
+            volumes: vec![],
+            options: Default::default(),
             links: links
                 .iter()
                 .enumerate()

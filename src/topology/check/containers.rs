@@ -132,6 +132,8 @@ impl Checker<'_> {
                 Some(r) => self.restart(r).unwrap_or_default(),
                 None => default_restart,
             };
+            let volumes = self.volumes(raw);
+            let options = self.options(raw);
             declared.push(Declared {
                 name: name.clone(),
                 key_span: key_span.clone(),
@@ -142,6 +144,8 @@ impl Checker<'_> {
                 command,
                 image,
                 restart,
+                volumes,
+                options,
             });
         }
         declared

@@ -123,6 +123,8 @@ impl Checker<'_> {
                     publish: d.publish.iter().map(|(p, _)| *p).collect(),
                     links: links.into_iter().map(|(l, _, _)| l).collect(),
                     restart: d.restart,
+                    volumes: d.volumes.iter().map(|(m, _)| m.clone()).collect(),
+                    options: d.options.clone(),
                 });
             }
         }
