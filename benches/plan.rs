@@ -102,6 +102,8 @@ fn topology(containers: usize) -> Topology {
                 }],
                 links,
                 restart: Default::default(),
+                volumes: vec![],
+                options: Default::default(),
             }
         })
         .collect();

@@ -105,6 +105,7 @@ fn in_file(v: &crate::topology::model::EnvValue) -> bool {
 }
 
 fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
+    use crate::node::volumes::{ID_LABEL as VOLUME_ID, TOPOLOGY_LABEL as VOLUME_TOPOLOGY};
     let d = c.desired.as_ref().expect("create has a desired container");
     let mut labels = vec![
         ("geartopo.topology".into(), topology.name.clone()),
@@ -138,6 +139,23 @@ fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
         image: d.image.clone(),
         command: d.command.clone(),
         restart: d.restart.as_arg(),
+        volumes: d
+            .mounts
+            .iter()
+            .filter_map(|m| m.volume.clone())
+            .map(|name| {
+                let mut labels = vec![
+                    (VOLUME_TOPOLOGY.to_string(), topology.name.clone()),
+                    ("geartopo.container".to_string(), d.container.clone()),
+                ];
+                if let Some(id) = &topology.id {
+                    labels.push((VOLUME_ID.to_string(), id.clone()));
+                }
+                (name, labels)
+            })
+            .collect(),
+        mounts: d.mounts.iter().map(|m| m.arg()).collect(),
+        options: d.options.create_args(),
         durable: Some(OwnedRules {
             topology: topology.name.clone(),
             container: d.container.clone(),
@@ -515,6 +533,31 @@ pub fn destroy_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<
     tasks
 }
 
+/// `destroy --volumes`: on each node, after everything else there (a node runs
+/// its tasks in order, and the removal waits for that node's container
+/// removals), one task that removes the volumes `volumes` names for it.
+pub fn remove_volume_tasks(tasks: &mut Vec<Task>, volumes: &BTreeMap<String, Vec<String>>) {
+    for (node, names) in volumes {
+        if names.is_empty() {
+            continue;
+        }
+        let deps = tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| &t.node == node && matches!(t.op, NodeOp::Remove { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        tasks.push(Task {
+            node: node.clone(),
+            label: format!("remove volumes {}", names.join(" ")),
+            op: NodeOp::RemoveVolumes {
+                names: names.clone(),
+            },
+            deps,
+        });
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Status {
     Pending,
@@ -695,3 +738,5 @@ mod private_tests;
 mod roll_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod volume_tests;

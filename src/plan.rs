@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use crate::rules::ResolvedLink;
 use crate::state::{ObservedContainer, ObservedState};
-use crate::topology::model::{EnvValue, Firewall, Protocol, RestartPolicy, Runtime, Topology};
+use crate::topology::model::{
+    ContainerOptions, EnvValue, Firewall, Protocol, RestartPolicy, Runtime, Topology,
+};
 
 mod diff;
 mod durable;
@@ -22,6 +24,7 @@ pub mod reach;
 mod resolve;
 pub mod roll;
 pub mod select;
+pub mod volumes;
 
 use diff::{diff_one, replace_requested};
 pub use private::NodeChange;
@@ -61,6 +64,12 @@ pub struct Desired {
     /// Checked by geartopo after a start (docs/rolling.md); not in the spec.
     #[serde(skip)]
     pub health: Option<crate::topology::model::Health>,
+    /// Mounts as the runtime takes them (docs/volumes.md).
+    #[serde(skip)]
+    pub mounts: Vec<volumes::ResolvedMount>,
+    /// Create-time options (memory, cpus, user, ...).
+    #[serde(skip)]
+    pub options: ContainerOptions,
 }
 
 impl Desired {
@@ -246,6 +255,8 @@ pub enum PlanError {
         ours: String,
         theirs: String,
     },
+    #[error("node {node}: a volume named {name} exists that this topology does not own; rename the container or the volume")]
+    VolumeTaken { node: String, name: String },
     #[error("node {node} was not read")]
     NotObserved { node: String },
     #[error("node {node}: container {runtime_name} ({container}) carries this topology's labels but runs in the node's own network namespace (host networking, made or changed outside geartopo); geartopo will not put rules or sysctls there: remove it (geartopo destroy, or rm it by hand) and apply again")]

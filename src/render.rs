@@ -292,6 +292,7 @@ fn change_text(c: &Change, style: Style) -> String {
                 out.push_str(&line);
             }
             out.push_str(&format!("        node    = {:?}\n", d.node));
+            out.push_str(&mount_lines(d, " "));
             if !d.links.is_empty() {
                 out.push_str(&format!(
                     "        links   = {}\n",
@@ -360,6 +361,25 @@ fn change_text(c: &Change, style: Style) -> String {
     out
 }
 
+/// A container's mounts, each named volume saying whether it is made now or
+/// kept (a replace mounts the same volume into the new container).
+fn mount_lines(d: &Desired, sym: &str) -> String {
+    if d.mounts.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("      {sym} volumes = [\n");
+    for m in &d.mounts {
+        let note = match (&m.volume, m.new) {
+            (Some(_), true) => " # volume created",
+            (Some(_), false) => " # volume kept",
+            (None, _) => " # node path",
+        };
+        out.push_str(&format!("          {:?},{note}\n", m.arg()));
+    }
+    out.push_str("        ]\n");
+    out
+}
+
 fn attributes(d: &Desired, sym: &str) -> String {
     let mut out = String::new();
     out.push_str(&format!("      {sym} node    = {:?}\n", d.node));
@@ -381,6 +401,14 @@ fn attributes(d: &Desired, sym: &str) -> String {
         out.push_str(&format!(
             "      {sym} publish = {}\n",
             quoted_list(&publish_lines(d))
+        ));
+    }
+    out.push_str(&mount_lines(d, sym));
+    let options = d.options.create_args();
+    if !options.is_empty() {
+        out.push_str(&format!(
+            "      {sym} options = {}\n",
+            esc(&crate::transport::shell::join(&options))
         ));
     }
     if !d.links.is_empty() {

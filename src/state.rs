@@ -49,6 +49,12 @@ pub struct NodeState {
     /// Empty (and left out of the JSON and the fingerprint) for every other read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub health: BTreeMap<String, bool>,
+    /// The node's volumes whose name starts with `<topology>-` (those this
+    /// topology's named volumes could be), by name: the values of their
+    /// `geartopo.topology` and `geartopo.id` labels (empty when absent). `None`
+    /// when not read (the topology has no named volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<BTreeMap<String, (String, String)>>,
 }
 
 /// The node's hook program, hook file and rules files (docs/durable.md).
@@ -268,6 +274,7 @@ impl ObservedState {
                     }),
                     // What show tried: not part of what a plan depends on.
                     health: BTreeMap::new(),
+                    volumes: ns.volumes.clone(),
                 };
                 (node.clone(), ns)
             })

@@ -74,7 +74,10 @@ fn an_image_change_of_a_view_rolls_one_member_at_a_time() {
         text.contains("view etcd will be replaced one at a time, each healthy before the next goes down:\n  #   etcd-1 -> etcd-2 -> etcd-3"),
         "{text}"
     );
-    assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{tasks:#?} {outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| *o == Outcome::Done),
+        "{tasks:#?} {outcomes:?}"
+    );
     let s = sim.lock().unwrap();
     assert_eq!(most_down(&s.log, &MEMBERS), 1, "{:#?}", s.log);
     for w in MEMBERS.windows(2) {
@@ -87,7 +90,11 @@ fn an_image_change_of_a_view_rolls_one_member_at_a_time() {
         );
     }
     for c in s.nodes.values().flatten() {
-        assert_eq!((c.image.as_str(), c.status.as_str()), ("etcd:2", "running"), "{c:?}");
+        assert_eq!(
+            (c.image.as_str(), c.status.as_str()),
+            ("etcd:2", "running"),
+            "{c:?}"
+        );
     }
     drop(s);
     let (p, _, _) = apply_once(&t2, &w);
@@ -106,14 +113,21 @@ fn max_unavailable_two_takes_two_members_down_together() {
     ))
     .unwrap()
     .replace("localhost/geartopo-etcd:latest", "etcd:2")
-    .replace("ports     = [2379, 2380]\n", "ports     = [2379, 2380]\nmax_unavailable = 2\n");
+    .replace(
+        "ports     = [2379, 2380]\n",
+        "ports     = [2379, 2380]\nmax_unavailable = 2\n",
+    );
     let t2 = crate::topology::parse("etcd.toml", text.as_bytes()).unwrap();
     let (p, _, outcomes) = apply_once(&t2, &w);
     assert_eq!(p.rolls[0].max_unavailable, 2);
     assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
     // No health check here: a member is up once started.
     let s = sim.lock().unwrap();
-    assert!(at(&s.log, "start", MEMBERS[0]) < at(&s.log, "remove", MEMBERS[2]), "{:#?}", s.log);
+    assert!(
+        at(&s.log, "start", MEMBERS[0]) < at(&s.log, "remove", MEMBERS[2]),
+        "{:#?}",
+        s.log
+    );
 }
 
 #[test]
@@ -144,7 +158,11 @@ fn a_member_that_never_becomes_healthy_stops_the_roll_and_the_next_apply_converg
         let s = sim.lock().unwrap();
         let image = |node: &str| s.nodes[node][0].image.clone();
         assert_eq!(image("node1"), "etcd:2");
-        assert_eq!(image("node3"), "etcd:1", "etcd-3 kept running the old image");
+        assert_eq!(
+            image("node3"),
+            "etcd:1",
+            "etcd-3 kept running the old image"
+        );
         assert_eq!(s.nodes["node3"][0].status, "running");
     }
     // Fixed: the next apply replaces only etcd-3 (etcd-2 is already new).
@@ -193,7 +211,8 @@ fn a_container_never_healthy_is_a_failed_step_and_its_dependents_do_not_start() 
     let (sim, w) = simulated(&t, &[]);
     sim.lock().unwrap().unhealthy.push("todo-redisdb".into());
     let (_, tasks, outcomes) = apply_once(&t, &w);
-    let outcome = |label: &str| outcomes[tasks.iter().position(|t| t.label == label).unwrap()].clone();
+    let outcome =
+        |label: &str| outcomes[tasks.iter().position(|t| t.label == label).unwrap()].clone();
     assert!(matches!(outcome("health todo-redisdb"), Outcome::Failed(_)));
     assert!(
         matches!(outcome("start todo-app1"), Outcome::Skipped(why) if why.contains("health todo-redisdb")),
@@ -204,7 +223,13 @@ fn a_container_never_healthy_is_a_failed_step_and_its_dependents_do_not_start() 
     let (p, _, outcomes) = apply_once(&t, &w);
     assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
     assert_eq!(p.changes.len(), 1, "{:?}", p.changes);
-    assert!(sim.lock().unwrap().nodes.values().flatten().all(|c| c.status == "running"));
+    assert!(sim
+        .lock()
+        .unwrap()
+        .nodes
+        .values()
+        .flatten()
+        .all(|c| c.status == "running"));
 }
 
 #[test]
@@ -233,15 +258,9 @@ fn show_tries_each_health_check_once_in_its_read() {
     sim.lock().unwrap().unhealthy.push("kv-etcd-2".into());
     sim.lock().unwrap().log.clear();
     let mut c = w.connections(&t);
-    let state = crate::observe::observe_probing(
-        &t,
-        &mut c,
-        4,
-        None,
-        &crate::observe::NoProgress,
-        true,
-    )
-    .unwrap();
+    let state =
+        crate::observe::observe_probing(&t, &mut c, 4, None, &crate::observe::NoProgress, true)
+            .unwrap();
     let p = crate::plan::plan(&t, &state, None).unwrap();
     assert!(!p.has_changes(), "a probe is not a change");
     let doc = crate::output::show::ShowDocument::new(&p, &state);

@@ -62,6 +62,10 @@ pub(crate) struct Sim {
     pub unhealthy: Vec<String>,
     /// Files geartopo keeps on each node for durable links: path -> (mode, text).
     pub files: BTreeMap<String, BTreeMap<String, (String, String)>>,
+    /// Volumes on each node: name -> labels.
+    pub volumes: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    /// What each container (node, runtime name) was created to mount (`--volume`).
+    pub mounts: BTreeMap<(String, String), Vec<String>>,
 }
 
 /// Where the sim's nodes keep geartopo's files (the defaults of a real node).
@@ -292,6 +296,28 @@ impl Sim {
     }
 
     fn create(&mut self, node: &str, spec: &CreateSpec) -> Output {
+        // Volumes first, as the create script makes them; one with another
+        // topology's label fails the step before the container is made.
+        for (name, labels) in &spec.volumes {
+            let on_node = self.volumes.entry(node.into()).or_default();
+            let topology = labels.iter().find(|(k, _)| k == "geartopo.topology");
+            match on_node.get(name) {
+                Some(have) if have.get("geartopo.topology") != topology.map(|(_, v)| v) => {
+                    return failure(
+                        1,
+                        format!("volume {name} exists on this node and is not topology's"),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    on_node.insert(name.clone(), labels.iter().cloned().collect());
+                }
+            }
+        }
+        self.mounts.insert(
+            (node.to_string(), spec.runtime_name.clone()),
+            spec.mounts.clone(),
+        );
         let mut labels: BTreeMap<String, String> = spec.labels.iter().cloned().collect();
         if let Some(file) = spec.durable.as_ref().and_then(|r| r.file.clone()) {
             labels.insert(crate::node::durable::LABEL.into(), file);
@@ -376,15 +402,14 @@ impl Sim {
                 self.log.push((node.into(), kind.clone(), named));
             }
             match op {
-                NodeOp::Health { container, name, .. } => {
+                NodeOp::Health {
+                    container, name, ..
+                } => {
                     let running = self
                         .find(node, container)
                         .is_some_and(|c| c.status == "running");
                     if !running || self.unhealthy.contains(name) {
-                        return Ok(failure(
-                            1,
-                            format!("{name} is not healthy after 30 tries"),
-                        ));
+                        return Ok(failure(1, format!("{name} is not healthy after 30 tries")));
                     }
                 }
                 NodeOp::ProbeHealth { checks } => {
@@ -399,6 +424,25 @@ impl Sim {
                     }
                 }
                 NodeOp::Observe { .. } => stdout.push_str(&self.observe(node)),
+                NodeOp::Volumes => {
+                    stdout.push_str(&(Section::Volumes.header() + "\n"));
+                    for (name, labels) in self.volumes.get(node).into_iter().flatten() {
+                        let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+                        stdout.push_str(&format!(
+                            "{name} {} {}\n",
+                            get("geartopo.topology"),
+                            get("geartopo.id")
+                        ));
+                    }
+                }
+                NodeOp::RemoveVolumes { names } => {
+                    let on_node = self.volumes.entry(node.into()).or_default();
+                    for n in names {
+                        if on_node.remove(n).is_none() {
+                            return Ok(failure(1, format!("no such volume {n}")));
+                        }
+                    }
+                }
                 NodeOp::PrivatePorts { chain, rules } => self.private_ports(node, chain, rules),
                 NodeOp::Lock { holder } => match self.locks.get(node) {
                     Some(other) => {

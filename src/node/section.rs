@@ -45,12 +45,16 @@ pub enum Section {
     /// `mode OCTAL PATH` and `sha HASH  PATH` for the hook program, the hook file
     /// and every rules file.
     Durable,
+    /// Lines `NAME TOPOLOGY ID`: every volume on the node, with the values of
+    /// its `geartopo.topology` and `geartopo.id` labels (empty when absent).
+    /// Written by `NodeOp::Volumes`, before the rest.
+    Volumes,
     /// The script got to its end.
     End,
 }
 
 impl Section {
-    pub const ALL: [Section; 13] = [
+    pub const ALL: [Section; 14] = [
         Section::Tcp,
         Section::Udp,
         Section::Ports,
@@ -63,6 +67,7 @@ impl Section {
         Section::NodeFilter,
         Section::Subnets,
         Section::Durable,
+        Section::Volumes,
         Section::End,
     ];
 
@@ -81,6 +86,7 @@ impl Section {
             Section::NodeFilter => "nodefilter",
             Section::Subnets => "subnets",
             Section::Durable => "durable",
+            Section::Volumes => "volumes",
             Section::End => "end",
         }
     }

@@ -154,6 +154,10 @@ pub fn observe_probing(
         .map(|h| NodeOp::Lock { holder: h.clone() })
         .into_iter()
         .collect();
+    // Volumes only when the topology has named volumes: one more runtime run.
+    if crate::plan::volumes::has_named_volumes(topology) {
+        ops.push(NodeOp::Volumes);
+    }
     ops.push(NodeOp::Observe {
         topology: topology.name.clone(),
     });
@@ -256,7 +260,10 @@ fn read_node(
     let mut state = parse_node(node, topology, &stdout)?;
     if ops.iter().any(|o| matches!(o, NodeOp::ProbeHealth { .. })) {
         // The probe's lines come before the first section.
-        let head = stdout.split(crate::node::section::MARK).next().unwrap_or("");
+        let head = stdout
+            .split(crate::node::section::MARK)
+            .next()
+            .unwrap_or("");
         state.health = crate::node::script::health::parse_probes(head).collect();
     }
     Ok(state)

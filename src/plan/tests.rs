@@ -62,6 +62,8 @@ fn container(name: &str, node: &str, image: &str) -> Container {
         restart: Default::default(),
         health: None,
         max_unavailable: 1,
+        volumes: vec![],
+        options: Default::default(),
     }
 }
 

@@ -422,6 +422,8 @@ mod tests {
             restart: Default::default(),
             health: None,
             max_unavailable: 1,
+            volumes: vec![],
+            options: Default::default(),
             links: links
                 .iter()
                 .enumerate()

@@ -16,7 +16,11 @@ const NAME: &str = "e2e-roll";
 const IMAGE: &str = "localhost/geartopo-etcd:latest";
 /// The same image under a second name: what the roll changes `image` to.
 const NEW_IMAGE: &str = "localhost/geartopo-etcd:roll";
-const MEMBERS: [(&str, &str); 3] = [("node1", "etcd-1"), ("node2", "etcd-2"), ("node3", "etcd-3")];
+const MEMBERS: [(&str, &str); 3] = [
+    ("node1", "etcd-1"),
+    ("node2", "etcd-2"),
+    ("node3", "etcd-3"),
+];
 const CLIENT: (&str, &str) = ("node4", "client");
 const ENDPOINTS: &str = "http://192.168.1.1:2379,http://192.168.1.2:2379,http://192.168.1.3:2379";
 /// The longest a client may fail to write (the bound).
@@ -62,7 +66,10 @@ fn body(image: &str) -> Result<String, String> {
 }
 
 fn in_container(ctx: &Ctx, at: (&str, &str), command: &str) -> Run {
-    ctx.on_node(at.0, &format!("podman exec {} {command}", runtime_name(at.1)))
+    ctx.on_node(
+        at.0,
+        &format!("podman exec {} {command}", runtime_name(at.1)),
+    )
 }
 
 /// (id, status, name) of each member, as the members list them.
@@ -99,7 +106,9 @@ fn wait_started(ctx: &Ctx) -> Result<BTreeMap<String, String>, String> {
             }
         }
         if Instant::now() > deadline {
-            return Err(format!("the 3 members did not all start within 90s: {list:?}"));
+            return Err(format!(
+                "the 3 members did not all start within 90s: {list:?}"
+            ));
         }
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -160,7 +169,9 @@ struct Cleanup<'a> {
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let file = self.file.display().to_string();
-        let _ = self.ctx.geartopo(&["destroy", &file, "--auto-approve", "--volumes"]);
+        let _ = self
+            .ctx
+            .geartopo(&["destroy", &file, "--auto-approve", "--volumes"]);
         self.ctx.cleanup(&self.file, NAME);
         for (node, _) in MEMBERS.iter().chain([&CLIENT]) {
             let _ = self.ctx.on_node(
@@ -244,7 +255,8 @@ pub fn etcd_rolling_upgrade(ctx: &Ctx) -> Outcome {
     }
     // A second name for the same image on each member's node.
     for (node, _) in MEMBERS {
-        ctx.on_node(node, &format!("podman tag {IMAGE} {NEW_IMAGE}")).ok()?;
+        ctx.on_node(node, &format!("podman tag {IMAGE} {NEW_IMAGE}"))
+            .ok()?;
     }
 
     // The writer runs in the observer through the whole roll.
@@ -387,7 +399,11 @@ pub fn etcd_rolling_upgrade(ctx: &Ctx) -> Outcome {
         .filter_map(|l| l.trim().strip_prefix("/roll/")?.parse().ok())
         .collect();
     let written: Vec<u64> = log.iter().filter(|w| w.1).map(|w| w.2).collect();
-    let lost: Vec<u64> = written.iter().filter(|n| !have.contains(n)).copied().collect();
+    let lost: Vec<u64> = written
+        .iter()
+        .filter(|n| !have.contains(n))
+        .copied()
+        .collect();
     ensure!(
         lost.is_empty(),
         "{} of {} keys written are gone after the roll: {:?}",
@@ -410,7 +426,10 @@ pub fn etcd_rolling_upgrade(ctx: &Ctx) -> Outcome {
         let run = ctx
             .on_node(
                 node,
-                &format!("podman inspect -f '{{{{.ImageName}}}}' {}", runtime_name(name)),
+                &format!(
+                    "podman inspect -f '{{{{.ImageName}}}}' {}",
+                    runtime_name(name)
+                ),
             )
             .ok()?;
         ensure!(
@@ -431,4 +450,3 @@ pub fn etcd_rolling_upgrade(ctx: &Ctx) -> Outcome {
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
-

@@ -134,6 +134,8 @@ impl Checker<'_> {
             };
             let health = raw.health.as_ref().and_then(|h| self.health(h));
             let max_unavailable = self.max_unavailable(raw.max_unavailable.as_ref());
+            let volumes = self.volumes(raw);
+            let options = self.options(raw);
             declared.push(Declared {
                 name: name.clone(),
                 key_span: key_span.clone(),
@@ -146,6 +148,8 @@ impl Checker<'_> {
                 restart,
                 health,
                 max_unavailable,
+                volumes,
+                options,
             });
         }
         declared

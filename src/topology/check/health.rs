@@ -162,12 +162,18 @@ mod tests {
         )
         .unwrap();
         let h = ok.containers[0].health.clone().unwrap();
-        assert_eq!(h.probe, Probe::Command(vec!["etcdctl".into(), "endpoint".into(), "health".into()]));
+        assert_eq!(
+            h.probe,
+            Probe::Command(vec!["etcdctl".into(), "endpoint".into(), "health".into()])
+        );
         assert_eq!((h.interval_ms, h.timeout_ms, h.retries), (500, 2000, 5));
         assert_eq!(ok.containers[0].max_unavailable, 2);
 
         let p = problems("health = { tcp = 2379, command = [\"x\"] }\n");
-        assert!(p[0].0.contains("exactly one of `tcp` and `command`"), "{p:?}");
+        assert!(
+            p[0].0.contains("exactly one of `tcp` and `command`"),
+            "{p:?}"
+        );
         let p = problems("health = { tcp = 2379, interval = \"2 s\" }\n");
         assert_eq!(p[0].0, "invalid duration \"2 s\"");
         assert_eq!(p[0].1, "\"2 s\"");

@@ -125,6 +125,8 @@ impl Checker<'_> {
                     restart: d.restart,
                     health: d.health.clone(),
                     max_unavailable: d.max_unavailable,
+                    volumes: d.volumes.iter().map(|(m, _)| m.clone()).collect(),
+                    options: d.options.clone(),
                 });
             }
         }
