@@ -382,7 +382,7 @@ pub fn etcd_rolling_upgrade(ctx: &Ctx) -> Outcome {
         during.len()
     );
     ensure!(
-        gap < MAX_GAP,
+        gap.total_cmp(&MAX_GAP).is_lt(),
         "writes failed for {gap:.2}s at a stretch (at most {MAX_GAP}s)"
     );
 
