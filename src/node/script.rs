@@ -901,6 +901,34 @@ mod tests {
                     },
                 }],
             ),
+            (
+                "probe-health",
+                vec![NodeOp::ProbeHealth {
+                    checks: vec![
+                        (
+                            "todo-redisdb".into(),
+                            crate::topology::model::Health {
+                                probe: crate::topology::model::Probe::Tcp(6379),
+                                interval_ms: 1000,
+                                timeout_ms: 2000,
+                                retries: 30,
+                            },
+                        ),
+                        (
+                            "todo-app1".into(),
+                            crate::topology::model::Health {
+                                probe: crate::topology::model::Probe::Command(vec![
+                                    "/srv/check".into(),
+                                    "--quick".into(),
+                                ]),
+                                interval_ms: 1000,
+                                timeout_ms: 1000,
+                                retries: 3,
+                            },
+                        ),
+                    ],
+                }],
+            ),
             ("remove", vec![NodeOp::Remove { container: id }]),
             (
                 "image",

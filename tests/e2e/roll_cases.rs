@@ -438,6 +438,18 @@ pub fn etcd_rolling_upgrade(ctx: &Ctx) -> Outcome {
             run.stdout.trim()
         );
     }
+    // show tries each member's check in its read: all three healthy.
+    let show = ctx.geartopo(&["show", &file.display().to_string()]).ok()?;
+    for (_, name) in MEMBERS {
+        let line = format!("{} on ", runtime_name(name));
+        ensure!(
+            show.stdout
+                .lines()
+                .any(|l| l.starts_with(&line) && l.ends_with(", healthy")),
+            "show does not report {name} healthy:\n{}",
+            show.stdout
+        );
+    }
     let again = ctx.plan(&file).expect(0)?;
     ensure!(again.stdout.contains("No changes."), "{}", again.describe());
     println!(

@@ -75,7 +75,7 @@ pub fn probe_script(runtime: Runtime, checks: &[(String, Health)]) -> String {
             ));
         }
         s.push_str(&format!(
-            "if out=$({}); then echo health {c} healthy; else echo health {c} unhealthy; fi\n",
+            "if {{ {}; }} >/dev/null 2>&1; then echo health {c} healthy; else echo health {c} unhealthy; fi\n",
             probe_line(runtime, name, health)
         ));
     }
