@@ -102,6 +102,10 @@ fn topology(containers: usize) -> Topology {
                 }],
                 links,
                 restart: Default::default(),
+                health: None,
+                max_unavailable: 1,
+                volumes: vec![],
+                options: Default::default(),
             }
         })
         .collect();

@@ -105,6 +105,7 @@ fn in_file(v: &crate::topology::model::EnvValue) -> bool {
 }
 
 fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
+    use crate::node::volumes::{ID_LABEL as VOLUME_ID, TOPOLOGY_LABEL as VOLUME_TOPOLOGY};
     let d = c.desired.as_ref().expect("create has a desired container");
     let mut labels = vec![
         ("geartopo.topology".into(), topology.name.clone()),
@@ -139,6 +140,23 @@ fn create_spec(topology: &Topology, c: &Change) -> CreateSpec {
         command: d.command.clone(),
         restart: d.restart.as_arg(),
         oci_runtime: d.oci_runtime.clone(),
+        volumes: d
+            .mounts
+            .iter()
+            .filter_map(|m| m.volume.clone())
+            .map(|name| {
+                let mut labels = vec![
+                    (VOLUME_TOPOLOGY.to_string(), topology.name.clone()),
+                    ("geartopo.container".to_string(), d.container.clone()),
+                ];
+                if let Some(id) = &topology.id {
+                    labels.push((VOLUME_ID.to_string(), id.clone()));
+                }
+                (name, labels)
+            })
+            .collect(),
+        mounts: d.mounts.iter().map(|m| m.arg()).collect(),
+        options: d.options.create_args(),
         durable: Some(OwnedRules {
             topology: topology.name.clone(),
             container: d.container.clone(),
@@ -162,7 +180,30 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
     // a linking node is let in before its container starts.
     let mut tasks: Vec<Task> = node_tasks(plan);
     let mut deletes_on: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    // Members of a roll (docs/rolling.md): (roll, position) by container. Their
+    // removal is not among the node's removals: it waits for the members before
+    // them, and is emitted with their create.
+    let rolled: BTreeMap<&str, (usize, usize)> = plan
+        .rolls
+        .iter()
+        .enumerate()
+        .flat_map(|(r, roll)| {
+            roll.members
+                .iter()
+                .enumerate()
+                .map(move |(i, m)| (m.as_str(), (r, i)))
+        })
+        .collect();
+    // The task after which a container counts as up: its health check, else its
+    // start (else its create).
+    let mut up: BTreeMap<&str, usize> = BTreeMap::new();
+    // A rolled member's removal: (task, roll, position), given the member it
+    // waits for once every task exists.
+    let mut roll_removes: Vec<(usize, usize, usize)> = Vec::new();
     for c in plan.changes.iter() {
+        if rolled.contains_key(c.container.as_str()) {
+            continue;
+        }
         let label = match c.action {
             Action::Delete => format!("destroy {}", c.runtime_name),
             Action::Replace { .. } => format!("remove {} to replace it", c.runtime_name),
@@ -261,13 +302,44 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
                 )
             }
         };
+        let roll = rolled.get(c.container.as_str()).copied();
         let mut deps: Vec<usize> = graph
             .dependencies(&step)
             .iter()
+            // A member's rules do not wait for the new containers of the members
+            // after it in its roll: the old ones, at the same host ports, serve.
+            .filter(|d| match (d, roll) {
+                (Step::Create(other), Some((r, _))) if *other != c.container => {
+                    rolled.get(other.as_str()).is_none_or(|(o, _)| *o != r)
+                }
+                _ => true,
+            })
             .filter_map(|d| index.get(d).copied())
             .collect();
         if matches!(step, Step::Create(_)) {
             deps.extend(deletes_on.get(&c.node).into_iter().flatten().copied());
+            if let (Some((r, i)), Some(id), Some(d)) = (roll, c.observed_id.as_deref(), &c.desired)
+            {
+                let image = tasks.len();
+                tasks.push(Task {
+                    node: c.node.clone(),
+                    label: format!("image {} for {}", d.image, c.runtime_name),
+                    op: NodeOp::EnsureImage {
+                        image: d.image.clone(),
+                    },
+                    deps: vec![],
+                });
+                roll_removes.push((tasks.len(), r, i));
+                deps.push(tasks.len());
+                tasks.push(Task {
+                    node: c.node.clone(),
+                    label: format!("remove {} to replace it (rolling)", c.runtime_name),
+                    op: NodeOp::Remove {
+                        container: id.to_string(),
+                    },
+                    deps: vec![image],
+                });
+            }
         }
         // The init of a stopped durable container runs the hook, which reads
         // its rules file: a file to repair is written first.
@@ -300,14 +372,96 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
         deps.sort();
         deps.dedup();
         index.insert(step.clone(), tasks.len());
+        let started = matches!(op, NodeOp::Start { .. });
+        if started || matches!(op, NodeOp::Create(_)) {
+            up.insert(c.container.as_str(), tasks.len());
+        }
         tasks.push(Task {
             node: c.node.clone(),
             label,
             op,
             deps,
         });
+        // What links to a container it starts waits for it to be healthy.
+        if let (true, Some(health)) = (started, c.desired.as_ref().and_then(|d| d.health.as_ref()))
+        {
+            let check = tasks.len();
+            tasks.push(Task {
+                node: c.node.clone(),
+                label: format!("health {}", c.runtime_name),
+                op: NodeOp::Health {
+                    container: container_of(c),
+                    name: c.runtime_name.clone(),
+                    health: health.clone(),
+                },
+                deps: vec![check - 1],
+            });
+            index.insert(step.clone(), check);
+            up.insert(c.container.as_str(), check);
+        }
     }
-    tasks
+    // Member i of a roll goes down once member i - max_unavailable is up.
+    for (remove, r, i) in roll_removes {
+        let roll = &plan.rolls[r];
+        let Some(before) = i.checked_sub(roll.max_unavailable as usize) else {
+            continue;
+        };
+        if let Some(t) = up.get(roll.members[before].as_str()) {
+            tasks[remove].deps.push(*t);
+        }
+    }
+    in_dependency_order(tasks)
+}
+
+/// The runtime's handle on a container a step just created or acts on.
+fn container_of(c: &Change) -> String {
+    match (&c.action, c.observed_id.as_deref()) {
+        (Action::Update, Some(id)) => id.to_string(),
+        _ => c.runtime_name.clone(),
+    }
+}
+
+/// `tasks` reordered so that every task comes after its dependencies (each node
+/// runs its tasks in list order), otherwise in their order: a rolled member's
+/// removal waits for a start that the step order puts after it.
+fn in_dependency_order(tasks: Vec<Task>) -> Vec<Task> {
+    let n = tasks.len();
+    let mut waiting: Vec<usize> = tasks.iter().map(|t| t.deps.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, t) in tasks.iter().enumerate() {
+        for d in &t.deps {
+            dependents[*d].push(i);
+        }
+    }
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..n).filter(|i| waiting[*i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &m in &dependents[i] {
+            waiting[m] -= 1;
+            if waiting[m] == 0 {
+                ready.insert(m);
+            }
+        }
+    }
+    assert_eq!(order.len(), n, "apply tasks with a cycle: {tasks:?}");
+    let mut new_index = vec![0; n];
+    for (new, old) in order.iter().enumerate() {
+        new_index[*old] = new;
+    }
+    let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
+    order
+        .iter()
+        .map(|old| {
+            let mut t = slots[*old].take().expect("each task once");
+            for d in &mut t.deps {
+                *d = new_index[*d];
+            }
+            t.deps.sort();
+            t
+        })
+        .collect()
 }
 
 /// One task per node change of the plan (`private_ports`).
@@ -378,6 +532,31 @@ pub fn destroy_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<
     // containers whose ports it guards.
     tasks.extend(node_tasks(plan));
     tasks
+}
+
+/// `destroy --volumes`: on each node, after everything else there (a node runs
+/// its tasks in order, and the removal waits for that node's container
+/// removals), one task that removes the volumes `volumes` names for it.
+pub fn remove_volume_tasks(tasks: &mut Vec<Task>, volumes: &BTreeMap<String, Vec<String>>) {
+    for (node, names) in volumes {
+        if names.is_empty() {
+            continue;
+        }
+        let deps = tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| &t.node == node && matches!(t.op, NodeOp::Remove { .. }))
+            .map(|(i, _)| i)
+            .collect();
+        tasks.push(Task {
+            node: node.clone(),
+            label: format!("remove volumes {}", names.join(" ")),
+            op: NodeOp::RemoveVolumes {
+                names: names.clone(),
+            },
+            deps,
+        });
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -559,4 +738,8 @@ mod firewall_tests;
 #[cfg(test)]
 mod private_tests;
 #[cfg(test)]
+mod roll_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod volume_tests;

@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use crate::rules::ResolvedLink;
 use crate::state::{ObservedContainer, ObservedState};
-use crate::topology::model::{EnvValue, Firewall, Protocol, RestartPolicy, Runtime, Topology};
+use crate::topology::model::{
+    ContainerOptions, EnvValue, Firewall, Protocol, RestartPolicy, Runtime, Topology,
+};
 
 mod diff;
 mod durable;
@@ -21,7 +23,9 @@ mod private;
 pub mod reach;
 mod registry;
 mod resolve;
+pub mod roll;
 pub mod select;
+pub mod volumes;
 
 use diff::{diff_one, replace_requested};
 pub use private::NodeChange;
@@ -62,6 +66,15 @@ pub struct Desired {
     /// registered (`geartopo node prepare`); `None` elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oci_runtime: Option<String>,
+    /// Checked by geartopo after a start (docs/rolling.md); not in the spec.
+    #[serde(skip)]
+    pub health: Option<crate::topology::model::Health>,
+    /// Mounts as the runtime takes them (docs/volumes.md).
+    #[serde(skip)]
+    pub mounts: Vec<volumes::ResolvedMount>,
+    /// Create-time options (memory, cpus, user, ...).
+    #[serde(skip)]
+    pub options: ContainerOptions,
 }
 
 impl Desired {
@@ -164,6 +177,9 @@ pub struct Plan {
     pub not_durable: Vec<NotDurable>,
     /// Warnings about a node (its boot service), in words; change nothing.
     pub warnings: Vec<String>,
+    /// Groups replaced a few members at a time (docs/rolling.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rolls: Vec<roll::Roll>,
     /// Every container's resolved form, changed or not (for `links`, `show`).
     #[serde(skip)]
     pub desired: Vec<Desired>,
@@ -244,6 +260,8 @@ pub enum PlanError {
         ours: String,
         theirs: String,
     },
+    #[error("node {node}: a volume named {name} exists that this topology does not own; rename the container or the volume")]
+    VolumeTaken { node: String, name: String },
     #[error("node {node} was not read")]
     NotObserved { node: String },
     #[error("node {node}: container {runtime_name} ({container}) carries this topology's labels but runs in the node's own network namespace (host networking, made or changed outside geartopo); geartopo will not put rules or sysctls there: remove it (geartopo destroy, or rm it by hand) and apply again")]
@@ -409,6 +427,7 @@ pub fn plan_selected(
             &desired,
         );
     }
+    let rolls = roll::rolls(topology, &changes);
     Ok(Plan {
         topology: topology.name.clone(),
         // Of what this plan depends on: the lock's re-read compares the same part.
@@ -419,6 +438,7 @@ pub fn plan_selected(
         node_changes,
         not_durable,
         warnings,
+        rolls,
         desired,
     })
 }
@@ -497,6 +517,7 @@ pub fn destroy_selected(
         node_changes,
         not_durable: vec![],
         warnings: vec![],
+        rolls: vec![],
         desired: vec![],
     }
 }

@@ -168,6 +168,9 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
         out.push_str(&node_change_text(n, style));
         out.push('\n');
     }
+    for r in &plan.rolls {
+        out.push_str(&roll_text(r));
+    }
     let s = plan.summary();
     out.push_str(&style.bold(&format!(
         "Plan: {} to add, {} to change, {} to destroy.",
@@ -175,6 +178,23 @@ pub fn plan_text(plan: &Plan, style: Style) -> String {
     )));
     out.push('\n');
     out
+}
+
+/// A rolling replacement (docs/rolling.md): its group, pace and order.
+fn roll_text(r: &crate::plan::roll::Roll) -> String {
+    let pace = match r.max_unavailable {
+        1 => "one at a time".to_string(),
+        n => format!("at most {n} at a time"),
+    };
+    format!(
+        "  # {} will be replaced {pace}, each healthy before the next goes down:\n  #   {}\n\n",
+        esc(&r.group),
+        r.members
+            .iter()
+            .map(|m| esc(m).into_owned())
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    )
 }
 
 /// A node's private-ports chain (`private_ports`): updated in place, or removed.
@@ -272,6 +292,7 @@ fn change_text(c: &Change, style: Style) -> String {
                 out.push_str(&line);
             }
             out.push_str(&format!("        node    = {:?}\n", d.node));
+            out.push_str(&mount_lines(d, " "));
             if !d.links.is_empty() {
                 out.push_str(&format!(
                     "        links   = {}\n",
@@ -340,6 +361,25 @@ fn change_text(c: &Change, style: Style) -> String {
     out
 }
 
+/// A container's mounts, each named volume saying whether it is made now or
+/// kept (a replace mounts the same volume into the new container).
+fn mount_lines(d: &Desired, sym: &str) -> String {
+    if d.mounts.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("      {sym} volumes = [\n");
+    for m in &d.mounts {
+        let note = match (&m.volume, m.new) {
+            (Some(_), true) => " # volume created",
+            (Some(_), false) => " # volume kept",
+            (None, _) => " # node path",
+        };
+        out.push_str(&format!("          {:?},{note}\n", m.arg()));
+    }
+    out.push_str("        ]\n");
+    out
+}
+
 fn attributes(d: &Desired, sym: &str) -> String {
     let mut out = String::new();
     out.push_str(&format!("      {sym} node    = {:?}\n", d.node));
@@ -361,6 +401,14 @@ fn attributes(d: &Desired, sym: &str) -> String {
         out.push_str(&format!(
             "      {sym} publish = {}\n",
             quoted_list(&publish_lines(d))
+        ));
+    }
+    out.push_str(&mount_lines(d, sym));
+    let options = d.options.create_args();
+    if !options.is_empty() {
+        out.push_str(&format!(
+            "      {sym} options = {}\n",
+            esc(&crate::transport::shell::join(&options))
         ));
     }
     if !d.links.is_empty() {

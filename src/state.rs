@@ -50,6 +50,16 @@ pub struct NodeState {
     /// registries"); empty when every image is there.
     #[serde(default, skip_serializing_if = "ImageState::is_empty")]
     pub images: ImageState,
+    /// Health checks tried by `show` (docs/rolling.md): runtime name -> healthy.
+    /// Empty (and left out of the JSON and the fingerprint) for every other read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub health: BTreeMap<String, bool>,
+    /// The node's volumes whose name starts with `<topology>-` (those this
+    /// topology's named volumes could be), by name: the values of their
+    /// `geartopo.topology` and `geartopo.id` labels (empty when absent). `None`
+    /// when not read (the topology has no named volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<BTreeMap<String, (String, String)>>,
 }
 
 /// What plan needs to warn about images a node would have to pull.
@@ -300,6 +310,9 @@ impl ObservedState {
                     }),
                     // Missing images only make a warning: not part of a plan.
                     images: Default::default(),
+                    // What show tried: not part of what a plan depends on.
+                    health: BTreeMap::new(),
+                    volumes: ns.volumes.clone(),
                 };
                 (node.clone(), ns)
             })
@@ -370,6 +383,7 @@ impl ObservedState {
                     extras: &ns.extras,
                     filter: &ns.filter,
                     durable,
+                    volumes: ns.volumes.as_ref(),
                 };
                 (node.as_str(), view)
             })
@@ -402,6 +416,8 @@ struct NodeView<'a> {
     filter: &'a NodeFilter,
     #[serde(skip_serializing_if = "Option::is_none")]
     durable: Option<DurableView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volumes: Option<&'a BTreeMap<String, (String, String)>>,
 }
 
 fn is_empty_filter(f: &&NodeFilter) -> bool {
@@ -487,6 +503,21 @@ mod tests {
         let node = state.nodes.values_mut().next().unwrap();
         node.taken_ports.insert((ProtocolName::Tcp, 22));
         node.names.insert("someone-else".into());
+        // Every optional part present, so that a field the view forgets shows.
+        node.volumes = Some(BTreeMap::from([(
+            "todo-redis.data".to_string(),
+            ("todo".to_string(), String::new()),
+        )]));
+        node.durable = Some(DurableState {
+            state_dir: "/var/lib/geartopo".into(),
+            hooks_dir: "/etc/containers/oci/hooks.d".into(),
+            systemd: "enabled".into(),
+            files: BTreeMap::from([(
+                "/var/lib/geartopo/hook".to_string(),
+                ("755".to_string(), "ab".to_string()),
+            )]),
+            docker_runtime: Some(String::new()),
+        });
         let mut ports = BTreeMap::new();
         let mut names = BTreeMap::new();
         for d in &p.desired {

@@ -57,10 +57,19 @@ pub(crate) struct Sim {
     /// chains with their rules.
     pub forward: BTreeMap<String, Vec<String>>,
     pub node_chains: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Every operation but observe and the locks, in the order the nodes ran
+    /// them: (node, kind, the container it names).
+    pub log: Vec<(String, String, String)>,
+    /// Runtime names of containers that never pass their health check.
+    pub unhealthy: Vec<String>,
     /// Files geartopo keeps on each node for durable links: path -> (mode, text).
     pub files: BTreeMap<String, BTreeMap<String, (String, String)>>,
     /// Docker nodes whose dockerd has the runtime wrapper registered: its path.
     pub docker_runtime: BTreeMap<String, String>,
+    /// Volumes on each node: name -> labels.
+    pub volumes: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    /// What each container (node, runtime name) was created to mount (`--volume`).
+    pub mounts: BTreeMap<(String, String), Vec<String>>,
 }
 
 /// Where the sim's nodes keep geartopo's files (the defaults of a real node).
@@ -301,6 +310,28 @@ impl Sim {
     }
 
     fn create(&mut self, node: &str, spec: &CreateSpec) -> Output {
+        // Volumes first, as the create script makes them; one with another
+        // topology's label fails the step before the container is made.
+        for (name, labels) in &spec.volumes {
+            let on_node = self.volumes.entry(node.into()).or_default();
+            let topology = labels.iter().find(|(k, _)| k == "geartopo.topology");
+            match on_node.get(name) {
+                Some(have) if have.get("geartopo.topology") != topology.map(|(_, v)| v) => {
+                    return failure(
+                        1,
+                        format!("volume {name} exists on this node and is not topology's"),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    on_node.insert(name.clone(), labels.iter().cloned().collect());
+                }
+            }
+        }
+        self.mounts.insert(
+            (node.to_string(), spec.runtime_name.clone()),
+            spec.mounts.clone(),
+        );
         let mut labels: BTreeMap<String, String> = spec.labels.iter().cloned().collect();
         if let Some(file) = spec.durable.as_ref().and_then(|r| r.file.clone()) {
             labels.insert(crate::node::durable::LABEL.into(), file);
@@ -369,8 +400,64 @@ impl Sim {
                     .unwrap_or_else(|| format!("simulated failure at {kind}"));
                 return Ok(failure(125, stderr));
             }
+            let named = match op {
+                NodeOp::Create(spec) => Some(spec.runtime_name.clone()),
+                NodeOp::Init { container }
+                | NodeOp::Rules { container, .. }
+                | NodeOp::Start { container }
+                | NodeOp::Remove { container } => Some(
+                    self.find(node, container)
+                        .map_or(container.clone(), |c| c.name.clone()),
+                ),
+                NodeOp::Health { name, .. } => Some(name.clone()),
+                NodeOp::EnsureImage { image } => Some(image.clone()),
+                _ => None,
+            };
+            if let Some(named) = named {
+                self.log.push((node.into(), kind.clone(), named));
+            }
             match op {
+                NodeOp::Health {
+                    container, name, ..
+                } => {
+                    let running = self
+                        .find(node, container)
+                        .is_some_and(|c| c.status == "running");
+                    if !running || self.unhealthy.contains(name) {
+                        return Ok(failure(1, format!("{name} is not healthy after 30 tries")));
+                    }
+                }
+                NodeOp::ProbeHealth { checks } => {
+                    for (name, _) in checks {
+                        let running = self.find(node, name).is_some_and(|c| c.status == "running");
+                        let word = if running && !self.unhealthy.contains(name) {
+                            "healthy"
+                        } else {
+                            "unhealthy"
+                        };
+                        stdout.push_str(&format!("health {name} {word}\n"));
+                    }
+                }
                 NodeOp::Observe { .. } => stdout.push_str(&self.observe(node)),
+                NodeOp::Volumes => {
+                    stdout.push_str(&(Section::Volumes.header() + "\n"));
+                    for (name, labels) in self.volumes.get(node).into_iter().flatten() {
+                        let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+                        stdout.push_str(&format!(
+                            "{name} {} {}\n",
+                            get("geartopo.topology"),
+                            get("geartopo.id")
+                        ));
+                    }
+                }
+                NodeOp::RemoveVolumes { names } => {
+                    let on_node = self.volumes.entry(node.into()).or_default();
+                    for n in names {
+                        if on_node.remove(n).is_none() {
+                            return Ok(failure(1, format!("no such volume {n}")));
+                        }
+                    }
+                }
                 NodeOp::PrivatePorts { chain, rules } => self.private_ports(node, chain, rules),
                 NodeOp::Lock { holder } => match self.locks.get(node) {
                     Some(other) => {

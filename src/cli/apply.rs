@@ -96,6 +96,10 @@ pub struct DestroyArgs {
     /// topology owns there (repeat for more nodes).
     #[arg(long = "node", value_name = "NAME=ADDR", value_parser = node_arg)]
     pub nodes: Vec<(String, String)>,
+    /// Also remove the named volumes of the destroyed containers (their data);
+    /// without it they are kept, and listed.
+    #[arg(long)]
+    pub volumes: bool,
     #[command(flatten)]
     pub lock: LockArgs,
     #[command(flatten)]
@@ -287,11 +291,34 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
     if !extra.is_empty() {
         destroy_plan.retain_nodes(&extra);
     }
+    let whole = scope.targets.is_empty() && scope.excludes.is_empty();
+    let mut volumes = crate::plan::volumes::destroyed_volumes(
+        &session.topology.name,
+        session.topology.id.as_deref(),
+        &state,
+        &destroy_plan.changes,
+        whole,
+    );
+    if !extra.is_empty() {
+        volumes.retain(|node, _| extra.contains(node));
+    }
     let plan = planned.insert(destroy_plan);
     if let Some(warning) = scope.targeting_warning() {
         errln!("{warning}")?;
     }
-    if !plan.has_changes() {
+    if !args.json && !volumes.is_empty() {
+        let list: String = volumes
+            .iter()
+            .map(|(node, names)| format!("  {node}: {}\n", names.join(", ")))
+            .collect();
+        if args.volumes {
+            out!("Named volumes to remove (--volumes), with their data:\n{list}\n")?;
+        } else {
+            out!("Named volumes kept (destroy --volumes removes them):\n{list}\n")?;
+        }
+    }
+    let remove_volumes = args.volumes && !volumes.is_empty();
+    if !plan.has_changes() && !remove_volumes {
         if !args.json {
             outln!(
                 "No changes. No container of topology {} to destroy.",
@@ -323,7 +350,10 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
     if !args.auto_approve && !confirm(&question)? {
         return Ok(Ran::Cancelled);
     }
-    let tasks = destroy_tasks(&session.topology, &session.graph, plan);
+    let mut tasks = destroy_tasks(&session.topology, &session.graph, plan);
+    if args.volumes {
+        crate::apply::remove_volume_tasks(&mut tasks, &volumes);
+    }
     let file = path.display().to_string();
     run_session(&mut session, plan, tasks, args.json, &args.lock, &file)
 }

@@ -111,6 +111,21 @@ impl Session {
         read.map_err(|errors| anyhow!(no_plan("cannot read every node", &errors)))
     }
 
+    /// As `observe`, trying each container's health check once in the same
+    /// round trip (`show`).
+    pub fn observe_probing(&mut self) -> Result<ObservedState> {
+        let read = crate::observe::observe_probing(
+            &self.topology,
+            &mut self.conns,
+            self.parallelism,
+            None,
+            &*self.progress,
+            true,
+        );
+        self.progress.clear();
+        read.map_err(|errors| anyhow!(no_plan("cannot read every node", &errors)))
+    }
+
     /// The plan against `state`, limited to `targets` and what they need.
     pub fn plan(&self, state: &ObservedState, targets: &[String]) -> Result<Plan> {
         self.plan_scoped(state, &Scope::targets(targets))

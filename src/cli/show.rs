@@ -22,7 +22,7 @@ pub fn run(args: ShowArgs) -> Result<i32> {
     let path = super::topology_path(args.file);
     let (topology, graph, source) = load(&path)?;
     let mut session = Session::connect(topology, graph, source, &args.connect)?;
-    let state = session.observe()?;
+    let state = session.observe_probing()?;
     let plan = session.plan(&state, &[])?;
     // Containers of another topology with the same name and another id are not ours to show.
     let owned = crate::plan::owned_state(session.topology.id.as_deref(), &state);
@@ -56,8 +56,13 @@ fn raw_text(status: &ShowDocument) -> String {
             text.push_str("(not in the file) ");
         }
         let pid = oc.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
+        let health = oc
+            .health
+            .as_ref()
+            .map(|h| format!(", {h}"))
+            .unwrap_or_default();
         text.push_str(&format!(
-            "{} on {}: {}{pid}\n",
+            "{} on {}: {}{pid}{health}\n",
             oc.runtime_name, oc.node, oc.state
         ));
         let published: Vec<String> = oc
@@ -92,6 +97,7 @@ mod tests {
     fn observed(name: &str, in_file: bool) -> ObservedStatus {
         ObservedStatus {
             container: name.into(),
+            health: None,
             links: vec![],
             matches_file: None,
             node: "node1".into(),

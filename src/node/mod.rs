@@ -18,6 +18,7 @@ pub mod lock;
 pub mod prepare;
 pub mod script;
 pub mod section;
+pub mod volumes;
 
 /// The sysctls every container gets: forwarding, and DNAT to and from 127.0.0.0/8.
 pub const SYSCTLS: [(&str, &str); 2] = [
@@ -32,6 +33,8 @@ pub const LOCK_HELD: i32 = 75;
 /// One thing to do on a node. Every string comes from the validated model or from
 /// what `observe` found; `script` quotes each one.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// A few operations per round trip: a create's size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum NodeOp {
     /// Reads the node: listening sockets, every container's published ports, this
     /// topology's containers and their namespaces. Changes nothing.
@@ -87,6 +90,25 @@ pub enum NodeOp {
     /// (new text, sha256 it must still have), dockerd's configuration and a
     /// reload of dockerd, checked, undone if dockerd did not take it.
     Prepare { config: Option<(String, String)> },
+    /// Waits until a container passes its health check, or fails after the last
+    /// try (docs/rolling.md). `name` is its runtime name, for the message.
+    Health {
+        container: String,
+        name: String,
+        health: crate::topology::model::Health,
+    },
+    /// One try of each container's health check, for `show`: a line
+    /// `health RUNTIME_NAME healthy|unhealthy` each, before the observe output.
+    ProbeHealth {
+        checks: Vec<(String, crate::topology::model::Health)>,
+    },
+    /// Lists the node's volumes (`Section::Volumes`: `NAME TOPOLOGY ID` per
+    /// line, the labels empty when absent): before `Observe` in the same round
+    /// trip, only when the topology has named volumes.
+    Volumes,
+    /// Removes these volumes of the topology (`destroy --volumes`), after the
+    /// containers that mount them.
+    RemoveVolumes { names: Vec<String> },
 }
 
 impl NodeOp {
@@ -108,6 +130,10 @@ impl NodeOp {
             NodeOp::Remove { .. } => "remove",
             NodeOp::EnsureImage { .. } => "image",
             NodeOp::PrivatePorts { .. } => "private-ports",
+            NodeOp::Health { .. } => "health",
+            NodeOp::ProbeHealth { .. } => "probe-health",
+            NodeOp::Volumes => "volumes",
+            NodeOp::RemoveVolumes { .. } => "remove-volumes",
         }
     }
 }
@@ -128,6 +154,13 @@ pub struct CreateSpec {
     pub command: Vec<String>,
     /// The restart policy, as the runtime spells it (`always`).
     pub restart: String,
+    /// Named volumes made before the container if they do not exist: (name on
+    /// the node, its labels). One that exists with another owner fails the step.
+    pub volumes: Vec<(String, Vec<(String, String)>)>,
+    /// `--volume` values: `SOURCE:TARGET[:ro]` (a volume name or a node path).
+    pub mounts: Vec<String>,
+    /// Further create arguments (`ContainerOptions::create_args`).
+    pub options: Vec<String>,
     /// The container's rules, when it is made durable (always, for a container
     /// created now): its rules file is written before it is created, and it
     /// carries the label and annotation that make the hook run at every start.

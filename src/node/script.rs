@@ -14,6 +14,7 @@ use crate::rules::{CHAINS, TABLES};
 use crate::topology::model::Runtime;
 use crate::transport::shell::{join, quote};
 
+pub mod health;
 pub mod supervise;
 
 /// The command line every script is run with: the script comes on stdin.
@@ -86,6 +87,14 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
         NodeOp::Prepare { config } => {
             super::prepare::write_script(&durable_programs(profile), config.as_ref())
         }
+        NodeOp::Health {
+            container,
+            name,
+            health,
+        } => health::health_script(runtime, container, name, health),
+        NodeOp::ProbeHealth { checks } => health::probe_script(runtime, checks),
+        NodeOp::Volumes => super::volumes::list_script(runtime),
+        NodeOp::RemoveVolumes { names } => super::volumes::remove_script(runtime, names),
     }
 }
 
@@ -96,7 +105,7 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
 /// and not read: its tables are the node's, not the container's.
 fn observe_script(profile: &NodeProfile, topology: &str, images: &[String]) -> String {
     let rt = profile.runtime.binary();
-    let [tcp, udp, ports, inspect, list, ns, hostns, sysctl, nft, nodefilter, subnets, durable, images_header, end] =
+    let [tcp, udp, ports, inspect, list, ns, hostns, sysctl, nft, nodefilter, subnets, durable, images_header, _volumes, end] =
         Section::ALL.map(Section::header);
     // The values in the order `Section::Sysctl` promises: that of SYSCTLS.
     let sysctls: Vec<String> = SYSCTLS
@@ -442,6 +451,11 @@ fn create_command(runtime: Runtime, spec: &CreateSpec, env_file: bool) -> String
         args.push("--runtime".into());
         args.push(rt.clone());
     }
+    for m in &spec.mounts {
+        args.push("--volume".into());
+        args.push(m.clone());
+    }
+    args.extend(spec.options.iter().cloned());
     if let Some(file) = spec.durable.as_ref().and_then(|r| r.file.as_ref()) {
         args.push("--label".into());
         args.push(format!("{}={file}", durable::LABEL));
@@ -492,6 +506,9 @@ fn create_script(profile: &NodeProfile, spec: &CreateSpec) -> String {
     // `init`) runs the hook, which reads it.
     if let Some(rules) = &spec.durable {
         s.push_str(&durable_write_lines(profile, rules));
+    }
+    for (name, labels) in &spec.volumes {
+        s.push_str(&super::volumes::ensure_lines(runtime, name, labels));
     }
     let in_file = spec.secret_env.iter().any(|(_, v)| !multi_line(v));
     if in_file {
@@ -776,8 +793,41 @@ mod tests {
             image: "localhost/geartopo-busybox:latest".into(),
             command: vec!["sleep".into(), "1000000".into()],
             restart: "always".into(),
+            volumes: vec![],
+            mounts: vec![],
+            options: vec![],
             durable: Some(owned_rules()),
             oci_runtime: None,
+        }
+    }
+
+    /// A create with a named volume, a read-only bind mount and every option.
+    fn spec_with_volumes() -> CreateSpec {
+        let options = crate::topology::model::ContainerOptions {
+            memory: Some("512m".into()),
+            cpus: Some("1.5".into()),
+            user: Some("999:999".into()),
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["ALL".into()],
+            stop_signal: Some("SIGINT".into()),
+            stop_timeout: Some(30),
+            read_only: true,
+            labels: [("team".to_string(), "db's".to_string())].into(),
+        };
+        CreateSpec {
+            volumes: vec![(
+                "todo-app1.data".into(),
+                vec![
+                    ("geartopo.topology".into(), "todo".into()),
+                    ("geartopo.container".into(), "app1".into()),
+                ],
+            )],
+            mounts: vec![
+                "todo-app1.data:/var/lib/data".into(),
+                "/srv/conf:/conf:ro".into(),
+            ],
+            options: options.create_args(),
+            ..spec(false)
         }
     }
 
@@ -832,7 +882,7 @@ mod tests {
         vec![
             ("observe", vec![observe.clone()]),
             ("lock", vec![lock.clone()]),
-            ("lock-observe", vec![lock, observe]),
+            ("lock-observe", vec![lock, observe.clone()]),
             ("unlock", vec![NodeOp::Unlock { holder: holder() }]),
             ("read-lock", vec![NodeOp::ReadLock]),
             (
@@ -843,6 +893,14 @@ mod tests {
             ),
             ("create", vec![NodeOp::Create(spec(false))]),
             ("create-secret", vec![NodeOp::Create(spec(true))]),
+            ("create-volumes", vec![NodeOp::Create(spec_with_volumes())]),
+            ("volumes-observe", vec![NodeOp::Volumes, observe.clone()]),
+            (
+                "remove-volumes",
+                vec![NodeOp::RemoveVolumes {
+                    names: vec!["todo-app1.data".into(), "todo-db-2.data".into()],
+                }],
+            ),
             (
                 "create-wrapped",
                 vec![NodeOp::Create(CreateSpec {
@@ -897,6 +955,63 @@ mod tests {
                 "start",
                 vec![NodeOp::Start {
                     container: id.clone(),
+                }],
+            ),
+            (
+                "health-tcp",
+                vec![NodeOp::Health {
+                    container: id.clone(),
+                    name: "todo-redisdb".into(),
+                    health: crate::topology::model::Health {
+                        probe: crate::topology::model::Probe::Tcp(6379),
+                        interval_ms: 500,
+                        timeout_ms: 2000,
+                        retries: 30,
+                    },
+                }],
+            ),
+            (
+                "health-command",
+                vec![NodeOp::Health {
+                    container: id.clone(),
+                    name: "todo-redisdb".into(),
+                    health: crate::topology::model::Health {
+                        probe: crate::topology::model::Probe::Command(vec![
+                            "redis-cli".into(),
+                            "ping".into(),
+                        ]),
+                        interval_ms: 1000,
+                        timeout_ms: 1500,
+                        retries: 10,
+                    },
+                }],
+            ),
+            (
+                "probe-health",
+                vec![NodeOp::ProbeHealth {
+                    checks: vec![
+                        (
+                            "todo-redisdb".into(),
+                            crate::topology::model::Health {
+                                probe: crate::topology::model::Probe::Tcp(6379),
+                                interval_ms: 1000,
+                                timeout_ms: 2000,
+                                retries: 30,
+                            },
+                        ),
+                        (
+                            "todo-app1".into(),
+                            crate::topology::model::Health {
+                                probe: crate::topology::model::Probe::Command(vec![
+                                    "/srv/check".into(),
+                                    "--quick".into(),
+                                ]),
+                                interval_ms: 1000,
+                                timeout_ms: 1000,
+                                retries: 3,
+                            },
+                        ),
+                    ],
                 }],
             ),
             ("remove", vec![NodeOp::Remove { container: id }]),

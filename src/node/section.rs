@@ -49,12 +49,16 @@ pub enum Section {
     /// when there is one, `auth KEY` for each key of the runtime's auth files
     /// (registry host names; never a value, so never a credential).
     Images,
+    /// Lines `NAME TOPOLOGY ID`: every volume on the node, with the values of
+    /// its `geartopo.topology` and `geartopo.id` labels (empty when absent).
+    /// Written by `NodeOp::Volumes`, before the rest.
+    Volumes,
     /// The script got to its end.
     End,
 }
 
 impl Section {
-    pub const ALL: [Section; 14] = [
+    pub const ALL: [Section; 15] = [
         Section::Tcp,
         Section::Udp,
         Section::Ports,
@@ -68,6 +72,7 @@ impl Section {
         Section::Subnets,
         Section::Durable,
         Section::Images,
+        Section::Volumes,
         Section::End,
     ];
 
@@ -87,6 +92,7 @@ impl Section {
             Section::Subnets => "subnets",
             Section::Durable => "durable",
             Section::Images => "images",
+            Section::Volumes => "volumes",
             Section::End => "end",
         }
     }

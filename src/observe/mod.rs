@@ -136,7 +136,28 @@ pub fn observe_with(
     holder: Option<&LockHolder>,
     progress: &dyn ReadProgress,
 ) -> Result<ObservedState, Vec<ObserveError>> {
-    let lock: Option<NodeOp> = holder.map(|h| NodeOp::Lock { holder: h.clone() });
+    observe_probing(topology, conns, parallelism, holder, progress, false)
+}
+
+/// As `observe_with`; with `probe`, each container's health check (those that
+/// have one) is tried once in the same round trip (`show`), into
+/// `NodeState::health`.
+pub fn observe_probing(
+    topology: &Topology,
+    conns: &mut Connections,
+    parallelism: usize,
+    holder: Option<&LockHolder>,
+    progress: &dyn ReadProgress,
+    probe: bool,
+) -> Result<ObservedState, Vec<ObserveError>> {
+    let mut first: Vec<NodeOp> = holder
+        .map(|h| NodeOp::Lock { holder: h.clone() })
+        .into_iter()
+        .collect();
+    // Volumes only when the topology has named volumes: one more runtime run.
+    if crate::plan::volumes::has_named_volumes(topology) {
+        first.push(NodeOp::Volumes);
+    }
     // Each node's images in the file, to report those it would have to pull.
     let mut images: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
     for c in &topology.containers {
@@ -151,7 +172,7 @@ pub fn observe_with(
             .nodes
             .get(conn.node())
             .expect("connections are the topology's nodes");
-        let mut ops: Vec<NodeOp> = lock.iter().cloned().collect();
+        let mut ops: Vec<NodeOp> = first.clone();
         ops.push(NodeOp::Observe {
             topology: topology.name.clone(),
             images: images
@@ -161,9 +182,28 @@ pub fn observe_with(
         });
         progress.reading(&node.name);
         let started = Instant::now();
+        let checks: Vec<(String, crate::topology::model::Health)> = if probe {
+            topology
+                .containers
+                .iter()
+                .filter(|c| c.node == node.name)
+                .filter_map(|c| Some((c.runtime_name(&topology.name), c.health.clone()?)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let probing: Vec<NodeOp>;
+        let ops_here = if checks.is_empty() {
+            &ops
+        } else {
+            probing = std::iter::once(NodeOp::ProbeHealth { checks })
+                .chain(ops.iter().cloned())
+                .collect();
+            &probing
+        };
         let read = read_node(
             conn.as_mut(),
-            &ops,
+            ops_here,
             &node.name,
             &topology.name,
             holder.is_some(),
@@ -229,7 +269,17 @@ fn read_node(
             stderr: out.stderr_str().trim().to_string(),
         });
     }
-    parse_node(node, topology, &out.stdout_str())
+    let stdout = out.stdout_str();
+    let mut state = parse_node(node, topology, &stdout)?;
+    if ops.iter().any(|o| matches!(o, NodeOp::ProbeHealth { .. })) {
+        // The probe's lines come before the first section.
+        let head = stdout
+            .split(crate::node::section::MARK)
+            .next()
+            .unwrap_or("");
+        state.health = crate::node::script::health::parse_probes(head).collect();
+    }
+    Ok(state)
 }
 
 /// Keeps only the taken ports a plan can care about: those in the node's

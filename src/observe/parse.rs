@@ -187,6 +187,20 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
                     }
                 }
             }
+            (Section::Volumes, []) => {
+                let prefix = format!("{topology}-");
+                let mut volumes = BTreeMap::new();
+                for line in body.lines() {
+                    let mut w = line.split(' ');
+                    let name = w.next().unwrap_or("");
+                    if name.starts_with(&prefix) {
+                        let t = w.next().unwrap_or("").to_string();
+                        let id = w.next().unwrap_or("").to_string();
+                        volumes.insert(name.to_string(), (t, id));
+                    }
+                }
+                state.volumes = Some(volumes);
+            }
             (Section::End, []) => {}
             (section, args) => {
                 return Err(err(format!(

@@ -30,11 +30,26 @@ pub struct PlanDocument {
     /// Containers made before durable links: their links do not survive a
     /// restart; left as they are unless `--make-durable` (or `--replace`) asks.
     pub not_durable: Vec<PlanAdopted>,
+    /// Groups replaced a few members at a time, each healthy before the next
+    /// goes down (docs/rolling.md); left out when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rolls: Vec<PlanRoll>,
     pub summary: PlanSummary,
     /// The topology's name.
     pub topology: String,
     /// Warnings about nodes (e.g. podman's boot service not enabled).
     pub warnings: Vec<String>,
+}
+
+/// A rolling replacement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct PlanRoll {
+    /// `view NAME` or `container NAME` (its replicas).
+    pub group: String,
+    /// At most this many are down at once.
+    pub max_unavailable: u32,
+    /// The containers replaced, in the order they go.
+    pub members: Vec<String>,
 }
 
 /// What happens to one container.
@@ -170,6 +185,15 @@ impl PlanDocument {
                     container: a.container.clone(),
                     node: a.node.clone(),
                     runtime_name: a.runtime_name.clone(),
+                })
+                .collect(),
+            rolls: plan
+                .rolls
+                .iter()
+                .map(|r| PlanRoll {
+                    group: r.group.clone(),
+                    max_unavailable: r.max_unavailable,
+                    members: r.members.clone(),
                 })
                 .collect(),
             summary: PlanSummary {

@@ -50,6 +50,10 @@ pub enum Absent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ObservedStatus {
     pub container: String,
+    /// `healthy` or `unhealthy`: one try of its health check, made by this
+    /// read (docs/rolling.md); left out for a container without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
     /// The DNAT rules in force in its namespace.
     pub links: Vec<ShowLink>,
     /// Whether the owned chains are intact and hold the rules the file wants;
@@ -108,6 +112,15 @@ impl ShowDocument {
                     state: Absent::Absent,
                 }),
             });
+        }
+        for c in &mut containers {
+            if let ShowContainer::Observed(o) = c {
+                o.health = state
+                    .nodes
+                    .get(&o.node)
+                    .and_then(|n| n.health.get(&o.runtime_name))
+                    .map(|h| if *h { "healthy" } else { "unhealthy" }.to_string());
+            }
         }
         for (node, ns) in &state.nodes {
             for oc in ns.containers.values() {
@@ -187,6 +200,7 @@ fn observed(
         .flat_map(|c| c.rules.iter().filter_map(nft_link_in_force));
     ObservedStatus {
         container: oc.container.clone(),
+        health: None,
         links: oc
             .chains
             .iter()

@@ -13,6 +13,10 @@ pub(crate) const REPLACE_REQUESTED: &str = "replace requested";
 /// The attribute containers made before durable links do not record.
 const ADDED_LATER: &str = "restart";
 
+/// Attributes recorded only when set (`volumes`, `options`): one the container
+/// records and the file no longer sets forces a replace as a changed one does.
+const RECORDED_WHEN_SET: [&str; 2] = ["volumes", "options"];
+
 fn make_change(
     d: &Desired,
     observed: Option<&ObservedContainer>,
@@ -100,6 +104,12 @@ pub(super) fn diff_one(
             Some(o) => o != *v,
         })
         .map(|(k, _)| k.clone())
+        .chain(
+            RECORDED_WHEN_SET
+                .iter()
+                .filter(|k| oc.spec.contains_key(**k) && !d.spec.contains_key(**k))
+                .map(|k| k.to_string()),
+        )
         .collect();
     if !forced_by.is_empty() {
         return Some(change(Action::Replace { forced_by }, true, Vec::new()));

@@ -236,6 +236,19 @@ pub(super) fn resolve(
     spec.insert("publish".to_string(), short_hash(&pub_text.join(",")));
     // Podman 4.3 sets a restart policy only at create: changing it replaces.
     spec.insert("restart".to_string(), c.restart.as_arg());
+    // Recorded only when set, so that a container made before volumes and
+    // options (which records neither) is not replaced by a new geartopo.
+    let mounts = super::volumes::resolve_mounts(topology, state, c)?;
+    if !mounts.is_empty() {
+        let text: Vec<String> = mounts.iter().map(|m| m.arg()).collect();
+        spec.insert("volumes".to_string(), short_hash(&text.join(",")));
+    }
+    if !c.options.is_empty() {
+        spec.insert(
+            "options".to_string(),
+            short_hash(&serde_json::to_string(&c.options.create_args()).unwrap()),
+        );
+    }
     Ok(Desired {
         container: c.name.clone(),
         node: c.node.clone(),
@@ -251,6 +264,9 @@ pub(super) fn resolve(
         spec,
         restart: c.restart,
         oci_runtime: super::durable::docker_runtime(node.runtime, state.nodes.get(&c.node)),
+        health: c.health.clone(),
+        mounts,
+        options: c.options.clone(),
     })
 }
 

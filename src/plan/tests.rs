@@ -60,6 +60,10 @@ fn container(name: &str, node: &str, image: &str) -> Container {
         publish: vec![],
         links: vec![],
         restart: Default::default(),
+        health: None,
+        max_unavailable: 1,
+        volumes: vec![],
+        options: Default::default(),
     }
 }
 

@@ -14,13 +14,15 @@ use serde_spanned::Spanned;
 pub use super::diag::Invalid;
 use super::diag::{Problem, MAX_REPORTED};
 use super::graph::DepGraph;
-use super::model::{EnvValue, Protocol, Publish, RestartPolicy, Topology};
+use super::model::{ContainerOptions, EnvValue, Protocol, Publish, RestartPolicy, Topology};
 use super::names::{closest, name_problem, MAX_LINKS, MAX_SUGGESTIONS};
 use super::raw::{self, Document, RawContainer, RawProtocol};
 use views::Expanded;
 
 mod containers;
+mod health;
 mod links;
+mod mounts;
 mod nodes;
 mod views;
 mod whole_file;
@@ -54,6 +56,7 @@ pub fn check(name: &str, source: &[u8]) -> Result<(Topology, DepGraph), Invalid>
             node_names: BTreeSet::new(),
             names: BTreeMap::new(),
             suggestions: 0,
+            allow_binds: BTreeMap::new(),
         };
         checker.topology(&doc)
     });
@@ -145,6 +148,10 @@ struct Declared<'a> {
     command: Vec<String>,
     image: String,
     restart: RestartPolicy,
+    health: Option<super::model::Health>,
+    max_unavailable: u32,
+    volumes: Vec<mounts::CheckedMount>,
+    options: ContainerOptions,
 }
 
 struct Checker<'p> {
@@ -156,6 +163,8 @@ struct Checker<'p> {
     names: BTreeMap<String, Named>,
     /// "Did you mean" searches made so far, against MAX_SUGGESTIONS.
     suggestions: usize,
+    /// Each node's `allow_binds` (with `[defaults]`'), by node name.
+    allow_binds: BTreeMap<String, Vec<String>>,
 }
 
 impl Checker<'_> {
@@ -225,6 +234,12 @@ impl Checker<'_> {
         }
         let mut containers = self.links(&name, &declared, &views, &nodes);
         self.host_port_conflicts(&declared);
+        let mut reported = BTreeSet::new();
+        for d in &declared {
+            for (_, node, _) in &d.concrete {
+                self.bind_allowed(node, &d.volumes, &mut reported);
+            }
+        }
         for c in &mut containers {
             c.env.insert("GEARTOPO_TOPOLOGY".into(), plain(&name));
         }

@@ -420,6 +420,10 @@ mod tests {
             env: BTreeMap::new(),
             publish: vec![],
             restart: Default::default(),
+            health: None,
+            max_unavailable: 1,
+            volumes: vec![],
+            options: Default::default(),
             links: links
                 .iter()
                 .enumerate()

@@ -218,6 +218,127 @@ pub struct Container {
     pub links: Vec<Link>,
     /// What the runtime does when its process ends (and at a node's boot).
     pub restart: RestartPolicy,
+    /// A check geartopo runs itself (docs/rolling.md); never part of the spec hash:
+    /// changing it replaces nothing.
+    pub health: Option<Health>,
+    /// At most this many of the container's replicas are down at once during a
+    /// rolling replacement (default 1).
+    pub max_unavailable: u32,
+    /// Named volumes and bind mounts, in file order (docs/volumes.md).
+    pub volumes: Vec<Mount>,
+    /// Limits, user, capabilities, stop behaviour, labels.
+    pub options: ContainerOptions,
+}
+
+/// What makes a container healthy: a TCP port that accepts a connection on
+/// 127.0.0.1 in its network namespace, or a command run inside it that exits 0.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Probe {
+    Tcp(u16),
+    Command(Vec<String>),
+}
+
+/// A health check: tried up to `retries` times, `interval_ms` apart, each try
+/// given `timeout_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Health {
+    pub probe: Probe,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub retries: u32,
+}
+
+/// One mount of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub source: MountSource,
+    /// Absolute, normalized, of characters safe on a command line.
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// What a mount mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// A volume the topology owns, by its name in the file (`data`); on the
+    /// node it is `volume_name(runtime name, name)`.
+    Volume(String),
+    /// A node path: absolute, normalized, allowed on its node.
+    Bind(String),
+}
+
+/// The name a named volume has on its node: `<runtime name>.<volume>`
+/// (`shop-db-2.data`). A volume name has no `.`, so the split is unique.
+pub fn volume_name(runtime_name: &str, volume: &str) -> String {
+    format!("{runtime_name}.{volume}")
+}
+
+/// Create-time options beyond image, command, env and publish; all optional.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ContainerOptions {
+    /// `--memory`, normalized (`512m`).
+    pub memory: Option<String>,
+    /// `--cpus`, as written in decimal (`1.5`).
+    pub cpus: Option<String>,
+    /// `--user`.
+    pub user: Option<String>,
+    /// Upper case, without `CAP_`.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `SIGTERM` form.
+    pub stop_signal: Option<String>,
+    /// Seconds.
+    pub stop_timeout: Option<u32>,
+    /// Read-only root filesystem.
+    pub read_only: bool,
+    /// Extra labels (none with geartopo's own prefix).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContainerOptions {
+    /// Whether nothing is set (a container whose spec label has no `options`).
+    pub fn is_empty(&self) -> bool {
+        *self == ContainerOptions::default()
+    }
+
+    /// The runtime's create arguments for these options, in a fixed order (the
+    /// same on podman and docker).
+    pub fn create_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        let mut push = |k: &str, v: String| {
+            a.push(k.to_string());
+            a.push(v);
+        };
+        if let Some(m) = &self.memory {
+            push("--memory", m.clone());
+        }
+        if let Some(c) = &self.cpus {
+            push("--cpus", c.clone());
+        }
+        if let Some(u) = &self.user {
+            push("--user", u.clone());
+        }
+        for c in &self.cap_add {
+            push("--cap-add", c.clone());
+        }
+        for c in &self.cap_drop {
+            push("--cap-drop", c.clone());
+        }
+        if let Some(s) = &self.stop_signal {
+            push("--stop-signal", s.clone());
+        }
+        if let Some(t) = self.stop_timeout {
+            push("--stop-timeout", t.to_string());
+        }
+        if self.read_only {
+            a.push("--read-only".to_string());
+        }
+        for (k, v) in &self.labels {
+            a.push("--label".to_string());
+            a.push(format!("{k}={v}"));
+        }
+        a
+    }
 }
 
 /// A restart policy, as podman and docker name it (`--restart`). The default,
@@ -285,6 +406,9 @@ pub struct View {
     pub subnet: Ipv4Addr,
     pub prefix_len: u8,
     pub ports: Vec<u16>,
+    /// At most this many members are down at once during a rolling replacement
+    /// (default 1).
+    pub max_unavailable: u32,
 }
 
 impl View {

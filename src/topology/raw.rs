@@ -115,6 +115,10 @@ pub struct RawDefaults {
     /// which reads `~/.ssh/config`).
     #[schemars(with = "Option<RawTransport>")]
     pub transport: Option<Spanned<RawTransport>>,
+    /// System paths (`/`, `/etc`, `/run`, the runtime's storage, ...) that
+    /// containers on every node may bind-mount: the path and what is under it.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub allow_binds: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// The SSH client a node is reached with.
@@ -169,6 +173,10 @@ pub struct RawNode {
     /// "openssh"`; jumps that only ssh_config knows need no setting here.
     #[schemars(with = "Option<String>")]
     pub ssh_jump: Option<Spanned<String>>,
+    /// System paths that containers on this node may bind-mount (`/etc/ssl`): the
+    /// path and what is under it. Adds to `defaults.allow_binds`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub allow_binds: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[containers.NAME]`: one container, or `replicas` of it.
@@ -206,6 +214,119 @@ pub struct RawContainer {
     /// Overrides `defaults.restart`.
     #[schemars(with = "Option<String>")]
     pub restart: Option<Spanned<String>>,
+    /// A health check geartopo runs (docs/rolling.md):
+    /// `{ tcp = 2379 }` or `{ command = ["CMD", "ARG"] }`, with `interval`,
+    /// `timeout` (`1s`, `500ms`) and `retries`.
+    #[schemars(with = "Option<RawHealth>")]
+    pub health: Option<Spanned<RawHealth>>,
+    /// At most this many replicas are down at once while they are replaced one
+    /// after another (default 1).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub max_unavailable: Option<Spanned<i64>>,
+    /// Mounts: `{ name = "data", target = "/data" }` (a named volume the topology
+    /// owns, one per replica) or `{ source = "/srv/conf", target = "/conf" }` (a
+    /// bind mount of a node path); `read_only = true` for either (docs/volumes.md).
+    #[schemars(with = "Option<Vec<RawVolume>>")]
+    pub volumes: Option<Vec<Spanned<RawVolume>>>,
+    /// Memory limit: a number of bytes with an optional unit b, k, m or g (`512m`).
+    #[schemars(with = "Option<String>")]
+    pub memory: Option<Spanned<String>>,
+    /// CPU limit, in CPUs (`1.5`).
+    #[schemars(with = "Option<f64>")]
+    pub cpus: Option<Spanned<RawNumber>>,
+    /// The user the process runs as: `NAME`, `UID` or `UID:GID` (`999:999`).
+    #[schemars(with = "Option<String>")]
+    pub user: Option<Spanned<String>>,
+    /// Capabilities added (`NET_ADMIN`, or `CAP_NET_ADMIN`).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub cap_add: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Capabilities dropped (`ALL` drops every one).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub cap_drop: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The signal that stops the container (`SIGTERM`, `SIGINT`, ...).
+    #[schemars(with = "Option<String>")]
+    pub stop_signal: Option<Spanned<String>>,
+    /// How long a stop waits before killing: `"30s"`, `"2m"`, or seconds.
+    #[schemars(with = "Option<String>")]
+    pub stop_timeout: Option<Spanned<RawNumber>>,
+    /// A read-only root filesystem (default `false`).
+    #[schemars(with = "Option<bool>")]
+    pub read_only: Option<Spanned<bool>>,
+    /// Extra labels on the container; keys must not start with `geartopo.`.
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
+    pub labels: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+}
+
+/// A health check: exactly one of `tcp` and `command`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// A port that accepts a TCP connection on 127.0.0.1 inside the container.
+    #[schemars(with = "Option<u16>")]
+    pub tcp: Option<Spanned<u16>>,
+    /// A command run inside the container (`podman exec`); exit 0 is healthy.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Time between two tries (default `1s`).
+    #[schemars(with = "Option<String>")]
+    pub interval: Option<Spanned<String>>,
+    /// How long one try may take (default `2s`).
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// How many tries before the container counts as unhealthy (default 30).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub retries: Option<Spanned<i64>>,
+}
+
+/// One mount of a container: a named volume (`name`) or a node path (`source`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVolume {
+    /// A named volume of the topology: `[a-z0-9_]`, 1 to 32 characters.
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    /// A bind mount: an absolute, normalized path on the node.
+    #[schemars(with = "Option<String>")]
+    pub source: Option<Spanned<String>>,
+    /// Where the container sees it: an absolute, normalized path.
+    #[schemars(with = "String")]
+    pub target: Spanned<String>,
+    /// Mounted read-only (default `false`).
+    #[schemars(with = "Option<bool>")]
+    pub read_only: Option<Spanned<bool>>,
+}
+
+/// A number or a string as written (`cpus = 2`, `cpus = 1.5`, `stop_timeout = "30s"`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawNumber {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawNumber;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawNumber, E> {
+                Ok(RawNumber::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawNumber, E> {
+                Ok(RawNumber::Int(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawNumber, E> {
+                Ok(RawNumber::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawNumber, E> {
+                Ok(RawNumber::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// One published port.
@@ -327,6 +448,10 @@ pub struct RawView {
     /// TCP ports every member publishes and every participant sees.
     #[schemars(with = "Vec<u16>")]
     pub ports: Spanned<Vec<Spanned<u16>>>,
+    /// At most this many members are down at once while they are replaced one
+    /// after another (default 1).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub max_unavailable: Option<Spanned<i64>>,
 }
 
 // The two either-or types dispatch on the value's TOML type by hand: serde's

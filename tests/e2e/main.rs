@@ -19,6 +19,7 @@ mod lab_cases;
 mod nft_cases;
 mod ownership_cases;
 mod private_ports_cases;
+mod roll_cases;
 mod security_cases;
 mod targeting_cases;
 mod topology_cases;
@@ -109,6 +110,7 @@ const CASES: &[Case] = &[
     // Same-view clusters: a real etcd cluster through view addresses.
     ("views_example_links", views::example_links),
     ("views_etcd_cluster_forms_and_scales", views::etcd_cluster_forms_and_scales),
+    ("roll_etcd_rolling_upgrade", roll_cases::etcd_rolling_upgrade),
     // The core cases on nftables nodes (firewall = "nftables"), and the switch.
     ("nft_seed_link_added_and_destroy", nft_cases::seed_link_added_and_destroy),
     ("nft_drift_repaired", nft_cases::drift_repaired),

@@ -132,6 +132,10 @@ impl Checker<'_> {
                 Some(r) => self.restart(r).unwrap_or_default(),
                 None => default_restart,
             };
+            let health = raw.health.as_ref().and_then(|h| self.health(h));
+            let max_unavailable = self.max_unavailable(raw.max_unavailable.as_ref());
+            let volumes = self.volumes(raw);
+            let options = self.options(raw);
             declared.push(Declared {
                 name: name.clone(),
                 key_span: key_span.clone(),
@@ -142,6 +146,10 @@ impl Checker<'_> {
                 command,
                 image,
                 restart,
+                health,
+                max_unavailable,
+                volumes,
+                options,
             });
         }
         declared

@@ -123,6 +123,10 @@ impl Checker<'_> {
                     publish: d.publish.iter().map(|(p, _)| *p).collect(),
                     links: links.into_iter().map(|(l, _, _)| l).collect(),
                     restart: d.restart,
+                    health: d.health.clone(),
+                    max_unavailable: d.max_unavailable,
+                    volumes: d.volumes.iter().map(|(m, _)| m.clone()).collect(),
+                    options: d.options.clone(),
                 });
             }
         }

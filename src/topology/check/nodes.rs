@@ -42,6 +42,7 @@ impl Checker<'_> {
             .as_ref()
             .is_some_and(|t| *t.get_ref() == RawTransport::Openssh);
 
+        let default_binds = self.allow_binds(d.allow_binds.as_ref());
         let mut nodes = BTreeMap::new();
         for Entry {
             name,
@@ -52,6 +53,9 @@ impl Checker<'_> {
             self.node_names.insert(name.clone());
             let good_name = self.entity_name("node", name, key_span.clone());
             let Some(raw) = value else { continue };
+            let mut binds = default_binds.clone();
+            binds.extend(self.allow_binds(raw.allow_binds.as_ref()));
+            self.allow_binds.insert(name.clone(), binds);
             let address = self.address(&raw.address);
             let ssh_host = self.ssh_host(raw.ssh_host.as_ref(), address.as_ref());
             let node = Node {

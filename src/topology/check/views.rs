@@ -237,6 +237,7 @@ impl Checker<'_> {
             );
             return None;
         }
+        let max_unavailable = self.max_unavailable(raw.max_unavailable.as_ref());
         if !ok {
             return None;
         }
@@ -250,6 +251,7 @@ impl Checker<'_> {
                 subnet: net,
                 prefix_len,
                 ports,
+                max_unavailable,
             },
             _raw: raw,
         })

@@ -1,0 +1,116 @@
+set -e
+sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/containers/oci/hooks.d}"
+case "$sd" in /*) ok=1 ;; *) ok= ;; esac; case "$hd" in /*) ;; *) ok= ;; esac
+case "$sd$hd" in *[!A-Za-z0-9_./-]*) ok= ;; esac
+[ -n "$ok" ] || { echo "geartopo: GEARTOPO_STATE_DIR and GEARTOPO_HOOKS_DIR must be absolute paths of A-Z a-z 0-9 _ . - /" >&2; exit 1; }
+mkdir -p "$sd/rules"; chmod 755 "$sd"; chmod 700 "$sd/rules"
+cat > "$sd/hook.new" <<'GEARTOPO_HOOK'
+#!/bin/sh
+# geartopo-hook 1
+# Written by geartopo (docs/durable.md); plan shows a change to it as drift and
+# apply puts it back. Run by the container runtime as an OCI hook (createRuntime:
+# the container's namespaces exist, its process does not run yet) at every start
+# of a container geartopo created, whatever started it. It puts the container's
+# owned rules and sysctls in its network namespace, from the rules file the
+# annotation io.geartopo.rules names. The container's state JSON is on stdin.
+# Idempotent: the owned chains are replaced as a whole and each jump into them is
+# made present exactly once, so a namespace that survived a restart is fine.
+# Touches nothing but the owned chains, the jumps into them and the sysctls.
+# Every process counts (a start waits for the hook): shell builtins where they do.
+set -u
+dir=${1:-${0%/*}}
+fail() { echo "geartopo hook: $*" >&2; exit 1; }
+IFS= read -r state || [ -n "$state" ] || fail "could not read the container state"
+# Compact JSON from the runtime; a quote inside a string is escaped (\"), so
+# neither key matches inside a value.
+pid=
+rest=${state#*\"pid\":}
+if [ "$rest" != "$state" ]; then rest=${rest#"${rest%%[! ]*}"}; pid=${rest%%[!0-9]*}; fi
+name=
+rest=${state#*\"io.geartopo.rules\":}
+if [ "$rest" != "$state" ]; then rest=${rest#"${rest%%[! ]*}"}; rest=${rest#\"}; name=${rest%%\"*}; fi
+[ -n "$name" ] || exit 0
+case $name in
+  .* | *[!A-Za-z0-9_.-]*) fail "invalid rules file name in the annotation: $name" ;;
+esac
+if [ -z "$pid" ] || [ "$pid" -le 0 ]; then fail "$name: no pid in the container state"; fi
+file=$dir/rules/$name
+[ -f "$file" ] || fail "$name: its rules file $file is missing; geartopo apply writes it again"
+ns=$(readlink "/proc/$pid/ns/net") || ns=
+if [ -z "$ns" ] || [ "$ns" = "$(readlink /proc/self/ns/net)" ]; then
+  fail "$name: its network namespace is this node's own (host networking?) or unreadable ($ns): refusing to change rules or sysctls there"
+fi
+IFS=' ' read -r magic version backend < "$file" || fail "$name: empty rules file"
+if [ "$magic" != geartopo-rules ] || [ "$version" != 1 ]; then fail "$name: $file is not a geartopo-rules 1 file"; fi
+# shellcheck disable=SC2016 # expanded by the sh inside the namespace
+nsenter -t "$pid" -n sh -c '
+set -u
+file=$1 backend=$2
+while IFS=" " read -r word key value; do
+  case $word in
+    sysctl)
+      case $key in *[!a-z0-9_/]* | "") echo "geartopo hook: bad sysctl $key" >&2; exit 1 ;; esac
+      printf "%s\n" "$value" > "/proc/sys/$key" || exit 1 ;;
+    payload) break ;;
+  esac
+done < "$file"
+case $backend in
+  iptables)
+    # The payload, then for each owned chain the jump fixes the saved tables
+    # call for (a missing jump added, a duplicate removed): one restore.
+    iptables-save | awk -v file="$file" -v chains="filter:INPUT:GEARTOPO-INPUT nat:OUTPUT:GEARTOPO-OUTPUT nat:POSTROUTING:GEARTOPO-POSTROUTING nat:PREROUTING:GEARTOPO-PREROUTING" "
+      BEGIN { k = split(chains, c, \" \") }
+      /^\\*/ { t = substr(\$0, 2); next }
+      { for (i = 1; i <= k; i++) { split(c[i], p, \":\"); if (t == p[1] && \$0 == \"-A \" p[2] \" -j \" p[3]) n[i]++ } }
+      END {
+        while ((getline l < file) > 0) { if (body) print l; else if (l == \"payload\") body = 1 }
+        for (i = 1; i <= k; i++) {
+          split(c[i], p, \":\"); out = \"\"
+          if (n[i] == 0) out = (p[1] == \"filter\" ? \"-I \" p[2] \" 1\" : \"-A \" p[2]) \" -j \" p[3] \"\\n\"
+          for (j = n[i]; j > 1; j--) out = out \"-D \" p[2] \" -j \" p[3] \"\\n\"
+          if (out != \"\") printf \"*%s\\n%sCOMMIT\\n\", p[1], out
+        }
+      }" | iptables-restore --noflush ;;
+  nftables)
+    sed "1,/^payload\$/d" "$file" | nft -f - ;;
+  *) echo "geartopo hook: unknown backend $backend" >&2; exit 1 ;;
+esac
+' geartopo-hook "$file" "$backend" || fail "$name: could not put its rules in place"
+GEARTOPO_HOOK
+if cmp -s "$sd/hook.new" "$sd/hook"; then rm -f "$sd/hook.new"; else chmod 755 "$sd/hook.new"; mv -f "$sd/hook.new" "$sd/hook"; fi
+mkdir -p "$hd"
+sed "s|@STATE_DIR@|$sd|g" > "$hd/geartopo.json.new" <<'GEARTOPO_HOOK'
+{
+  "version": "1.0.0",
+  "hook": { "path": "@STATE_DIR@/hook", "args": ["geartopo-hook", "@STATE_DIR@"] },
+  "when": { "annotations": { "^io\\.geartopo\\.rules$": ".+" } },
+  "stages": ["createRuntime"]
+}
+GEARTOPO_HOOK
+if cmp -s "$hd/geartopo.json.new" "$hd/geartopo.json"; then rm -f "$hd/geartopo.json.new"; else chmod 644 "$hd/geartopo.json.new"; mv -f "$hd/geartopo.json.new" "$hd/geartopo.json"; fi
+(umask 077; cat > "$sd/rules/todo-app1.new") <<'GEARTOPO_RULES'
+geartopo-rules 1 iptables
+sysctl net/ipv4/ip_forward 1
+sysctl net/ipv4/conf/all/route_localnet 1
+payload
+*filter
+:GEARTOPO-INPUT - [0:0]
+-A GEARTOPO-INPUT ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "geartopo todo app1 route_localnet guard" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+COMMIT
+*nat
+:GEARTOPO-OUTPUT - [0:0]
+:GEARTOPO-POSTROUTING - [0:0]
+:GEARTOPO-PREROUTING - [0:0]
+-A GEARTOPO-OUTPUT -d 127.0.0.1/32 -p tcp -m tcp --dport 6379 -m comment --comment "geartopo todo app1 127.0.0.1:6379/tcp to redisdb:6379" -j DNAT --to-destination 198.18.0.4:50000
+-A GEARTOPO-POSTROUTING -d 198.18.0.4/32 -p tcp -m tcp --dport 50000 -m comment --comment "geartopo todo app1 source for 198.18.0.4:50000/tcp" -j MASQUERADE
+-A GEARTOPO-POSTROUTING -m comment --comment "geartopo todo app1 applied b4bedf1f13796fd3" -j RETURN
+COMMIT
+GEARTOPO_RULES
+chmod 600 "$sd/rules/todo-app1.new"; mv -f "$sd/rules/todo-app1.new" "$sd/rules/todo-app1"
+if podman volume exists todo-app1.data; then
+  [ "$(podman volume inspect -f '{{index .Labels "geartopo.topology"}}' todo-app1.data)" = todo ] || { echo volume todo-app1.data "exists on this node and is not topology" todo"'s: geartopo leaves it alone" >&2; exit 1; }
+else
+  podman volume create --label geartopo.topology=todo --label geartopo.container=app1 todo-app1.data >/dev/null
+fi
+podman create --name todo-app1 --label geartopo.topology=todo --label geartopo.container=app1 --label geartopo.spec=command=1,env=2,image=3 --restart always --volume todo-app1.data:/var/lib/data --volume /srv/conf:/conf:ro --memory 512m --cpus 1.5 --user 999:999 --cap-add NET_ADMIN --cap-drop ALL --stop-signal SIGINT --stop-timeout 30 --read-only --label 'team=db'\''s' --label geartopo.rules=todo-app1 --annotation io.geartopo.rules=todo-app1 --sysctl net.ipv4.ip_forward=1 --sysctl net.ipv4.conf.all.route_localnet=1 --publish 50000:6379/tcp --publish 50001:53/udp --env 'X=$(touch /tmp/x); echo' localhost/geartopo-busybox:latest sleep 1000000 >/dev/null
+case "$(podman inspect -f '{{.State.Status}}' todo-app1)" in initialized|running) ;; *) podman init todo-app1 >/dev/null ;; esac
