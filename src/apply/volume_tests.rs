@@ -199,3 +199,33 @@ fn options_reach_the_create_and_force_a_replace_only_when_changed() {
     // web never had options or volumes: it is not touched.
     assert!(p.changes.iter().all(|c| c.container != "web"));
 }
+
+#[test]
+fn check_probes_each_link_in_one_round_trip_per_node() {
+    let t = crate::plan::tests::redis_todo();
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    let mut checks = crate::linkcheck::links(&t);
+    assert!(!checks.is_empty());
+    let before = w.log().len();
+    let mut c = w.connections(&t);
+    crate::linkcheck::check(&t, &mut c, 4, 3, &mut checks);
+    assert!(checks.iter().all(|c| c.result == "ok"), "{checks:?}");
+    let trips = &w.log()[before..];
+    let nodes: std::collections::BTreeSet<&str> = checks.iter().map(|c| c.node.as_str()).collect();
+    assert_eq!(
+        trips.len(),
+        nodes.len(),
+        "one round trip per node with links: {trips:?}"
+    );
+    // A container that is gone: its links are not running, and count as failed.
+    sim.lock().unwrap().nodes.get_mut("node1").unwrap().clear();
+    let mut checks = crate::linkcheck::links(&t);
+    crate::linkcheck::check(&t, &mut c, 4, 3, &mut checks);
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.result == "not running" && c.failed()),
+        "{checks:?}"
+    );
+}

@@ -15,6 +15,7 @@ pub mod durable;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod lock;
+pub mod probe;
 pub mod script;
 pub mod section;
 pub mod volumes;
@@ -84,6 +85,13 @@ pub enum NodeOp {
     /// Removes these volumes of the topology (`destroy --volumes`), after the
     /// containers that mount them.
     RemoveVolumes { names: Vec<String> },
+    /// `geartopo check`: TCP connects from inside containers' namespaces to
+    /// their links' listen addresses (`probe`); changes nothing.
+    CheckLinks {
+        topology: String,
+        timeout_secs: u32,
+        probes: Vec<probe::Probe>,
+    },
 }
 
 impl NodeOp {
@@ -105,6 +113,7 @@ impl NodeOp {
             NodeOp::PrivatePorts { .. } => "private-ports",
             NodeOp::Volumes => "volumes",
             NodeOp::RemoveVolumes { .. } => "remove-volumes",
+            NodeOp::CheckLinks { .. } => "check-links",
         }
     }
 }
