@@ -229,3 +229,41 @@ fn check_probes_each_link_in_one_round_trip_per_node() {
         "{checks:?}"
     );
 }
+
+#[test]
+fn a_node_allows_a_system_path_only_for_itself() {
+    let text = |allow_on: &str| {
+        format!(
+            r#"
+name = "t"
+[nodes.n1]
+address = "198.18.0.1"
+{allow_on}
+[nodes.n2]
+address = "198.18.0.2"
+[containers.tls]
+replicas = 2
+nodes = ["n1", "n2"]
+image = "tls:1"
+volumes = [{{ source = "/etc/ssl/certs", target = "/certs", read_only = true }}]
+"#
+        )
+    };
+    // Allowed on n1 only: the replica on n2 is refused, naming n2.
+    let e = crate::topology::parse("t.toml", text("allow_binds = [\"/etc/ssl\"]").as_bytes())
+        .unwrap_err();
+    let lines = e.lines().join("\n");
+    assert!(lines.contains("a system path of node `n2`"), "{lines}");
+    assert!(!lines.contains("node `n1`"), "{lines}");
+    // In [defaults]: allowed everywhere.
+    let t = crate::topology::parse(
+        "t.toml",
+        text("")
+            .replace(
+                "[nodes.n1]",
+                "[defaults]\nallow_binds = [\"/etc/ssl\"]\n[nodes.n1]",
+            )
+            .as_bytes(),
+    );
+    assert!(t.is_ok(), "{:?}", t.err().map(|e| e.lines()));
+}
