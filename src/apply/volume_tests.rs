@@ -46,6 +46,14 @@ fn a_named_volume_is_made_once_kept_by_a_replace_and_removed_only_on_request() {
         text.contains("\"/srv/conf:/conf:ro\", # node path"),
         "{text}"
     );
+    let json = crate::render::plan_json(&p);
+    let db = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["container"] == "db")
+        .unwrap();
+    assert_eq!(db["volumes_created"], serde_json::json!(["shop-db.data"]));
     {
         let s = sim.lock().unwrap();
         let labels = &s.volumes["n1"]["shop-db.data"];
