@@ -12,6 +12,7 @@ pub mod cli;
 pub mod fmt;
 pub mod import;
 pub mod lab;
+pub mod linkcheck;
 pub mod nft;
 pub mod node;
 pub mod observe;

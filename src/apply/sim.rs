@@ -450,6 +450,16 @@ impl Sim {
                         ));
                     }
                 }
+                NodeOp::CheckLinks { probes, .. } => {
+                    // A running container's links answer; the rest are not running.
+                    for (i, p) in probes.iter().enumerate() {
+                        let running = self
+                            .find(node, &p.runtime_name)
+                            .is_some_and(|c| c.status == "running" && c.pid > 0);
+                        let r = if running { "ok" } else { "not-running" };
+                        stdout.push_str(&format!("{} {i} {r}\n", crate::node::probe::MARK));
+                    }
+                }
                 NodeOp::RemoveVolumes { names } => {
                     let on_node = self.volumes.entry(node.into()).or_default();
                     for n in names {

@@ -46,6 +46,14 @@ fn a_named_volume_is_made_once_kept_by_a_replace_and_removed_only_on_request() {
         text.contains("\"/srv/conf:/conf:ro\", # node path"),
         "{text}"
     );
+    let json = crate::render::plan_json(&p);
+    let db = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["container"] == "db")
+        .unwrap();
+    assert_eq!(db["volumes_created"], serde_json::json!(["shop-db.data"]));
     {
         let s = sim.lock().unwrap();
         let labels = &s.volumes["n1"]["shop-db.data"];
@@ -198,4 +206,72 @@ fn options_reach_the_create_and_force_a_replace_only_when_changed() {
     );
     // web never had options or volumes: it is not touched.
     assert!(p.changes.iter().all(|c| c.container != "web"));
+}
+
+#[test]
+fn check_probes_each_link_in_one_round_trip_per_node() {
+    let t = crate::plan::tests::redis_todo();
+    let (sim, w) = simulated(&t, &[]);
+    apply_once(&t, &w);
+    let mut checks = crate::linkcheck::links(&t);
+    assert!(!checks.is_empty());
+    let before = w.log().len();
+    let mut c = w.connections(&t);
+    crate::linkcheck::check(&t, &mut c, 4, 3, &mut checks);
+    assert!(checks.iter().all(|c| c.result == "ok"), "{checks:?}");
+    let trips = &w.log()[before..];
+    let nodes: std::collections::BTreeSet<&str> = checks.iter().map(|c| c.node.as_str()).collect();
+    assert_eq!(
+        trips.len(),
+        nodes.len(),
+        "one round trip per node with links: {trips:?}"
+    );
+    // A container that is gone: its links are not running, and count as failed.
+    sim.lock().unwrap().nodes.get_mut("node1").unwrap().clear();
+    let mut checks = crate::linkcheck::links(&t);
+    crate::linkcheck::check(&t, &mut c, 4, 3, &mut checks);
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.result == "not running" && c.failed()),
+        "{checks:?}"
+    );
+}
+
+#[test]
+fn a_node_allows_a_system_path_only_for_itself() {
+    let text = |allow_on: &str| {
+        format!(
+            r#"
+name = "t"
+[nodes.n1]
+address = "198.18.0.1"
+{allow_on}
+[nodes.n2]
+address = "198.18.0.2"
+[containers.tls]
+replicas = 2
+nodes = ["n1", "n2"]
+image = "tls:1"
+volumes = [{{ source = "/etc/ssl/certs", target = "/certs", read_only = true }}]
+"#
+        )
+    };
+    // Allowed on n1 only: the replica on n2 is refused, naming n2.
+    let e = crate::topology::parse("t.toml", text("allow_binds = [\"/etc/ssl\"]").as_bytes())
+        .unwrap_err();
+    let lines = e.lines().join("\n");
+    assert!(lines.contains("a system path of node `n2`"), "{lines}");
+    assert!(!lines.contains("node `n1`"), "{lines}");
+    // In [defaults]: allowed everywhere.
+    let t = crate::topology::parse(
+        "t.toml",
+        text("")
+            .replace(
+                "[nodes.n1]",
+                "[defaults]\nallow_binds = [\"/etc/ssl\"]\n[nodes.n1]",
+            )
+            .as_bytes(),
+    );
+    assert!(t.is_ok(), "{:?}", t.err().map(|e| e.lines()));
 }

@@ -31,6 +31,7 @@ macro_rules! errln {
 }
 
 pub mod apply;
+pub mod check;
 pub mod fmt;
 pub mod force_unlock;
 pub mod graph;
@@ -69,6 +70,9 @@ pub enum Command {
     Destroy(apply::DestroyArgs),
     /// Live status: containers, published ports, links in force.
     Show(show::ShowArgs),
+    /// Whether every link carries traffic: a TCP connect from inside each
+    /// container to each of its links (exit 1 when one fails).
+    Check(check::CheckArgs),
     /// Rewrite a topology file in the canonical layout (`--check`: only show the diff).
     Fmt(fmt::FmtArgs),
     /// Turn a geard deployment descriptor into a topology.
@@ -194,6 +198,7 @@ pub fn main() -> i32 {
         Command::Apply(a) => apply::run_apply(a),
         Command::Destroy(a) => apply::run_destroy(a),
         Command::Show(a) => show::run(a),
+        Command::Check(a) => check::run(a),
         Command::Fmt(a) => fmt::run(a),
         Command::Import(a) => import::run(a),
         Command::Lab(c) => lab::run(c),

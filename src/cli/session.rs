@@ -98,6 +98,12 @@ impl Session {
         })
     }
 
+    /// Takes the connect progress away, for a command that does not read the
+    /// nodes (`check`) before it prints.
+    pub fn connected(&self) {
+        self.progress.clear();
+    }
+
     /// Reads every node.
     pub fn observe(&mut self) -> Result<ObservedState> {
         let read = observe_with(

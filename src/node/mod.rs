@@ -16,6 +16,7 @@ pub mod durable;
 pub mod fake;
 pub mod lock;
 pub mod prepare;
+pub mod probe;
 pub mod script;
 pub mod section;
 pub mod volumes;
@@ -109,6 +110,13 @@ pub enum NodeOp {
     /// Removes these volumes of the topology (`destroy --volumes`), after the
     /// containers that mount them.
     RemoveVolumes { names: Vec<String> },
+    /// `geartopo check`: TCP connects from inside containers' namespaces to
+    /// their links' listen addresses (`probe`); changes nothing.
+    CheckLinks {
+        topology: String,
+        timeout_secs: u32,
+        probes: Vec<probe::Probe>,
+    },
 }
 
 impl NodeOp {
@@ -134,6 +142,7 @@ impl NodeOp {
             NodeOp::ProbeHealth { .. } => "probe-health",
             NodeOp::Volumes => "volumes",
             NodeOp::RemoveVolumes { .. } => "remove-volumes",
+            NodeOp::CheckLinks { .. } => "check-links",
         }
     }
 }

@@ -95,6 +95,11 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
         NodeOp::ProbeHealth { checks } => health::probe_script(runtime, checks),
         NodeOp::Volumes => super::volumes::list_script(runtime),
         NodeOp::RemoveVolumes { names } => super::volumes::remove_script(runtime, names),
+        NodeOp::CheckLinks {
+            topology,
+            timeout_secs,
+            probes,
+        } => super::probe::script(runtime, topology, *timeout_secs, probes),
     }
 }
 
@@ -895,6 +900,30 @@ mod tests {
             ("create-secret", vec![NodeOp::Create(spec(true))]),
             ("create-volumes", vec![NodeOp::Create(spec_with_volumes())]),
             ("volumes-observe", vec![NodeOp::Volumes, observe.clone()]),
+            (
+                "check-links",
+                vec![NodeOp::CheckLinks {
+                    topology: "todo".into(),
+                    timeout_secs: 3,
+                    probes: vec![
+                        crate::node::probe::Probe {
+                            runtime_name: "todo-app1".into(),
+                            ip: "127.0.0.1".into(),
+                            port: 6379,
+                        },
+                        crate::node::probe::Probe {
+                            runtime_name: "todo-app1".into(),
+                            ip: "192.168.1.2".into(),
+                            port: 2379,
+                        },
+                        crate::node::probe::Probe {
+                            runtime_name: "todo-web".into(),
+                            ip: "127.0.0.1".into(),
+                            port: 80,
+                        },
+                    ],
+                }],
+            ),
             (
                 "remove-volumes",
                 vec![NodeOp::RemoveVolumes {

@@ -87,6 +87,10 @@ pub struct PlanChange {
     pub runtime_name: String,
     /// Whether apply starts it.
     pub start: bool,
+    /// Named volumes made before the container (docs/volumes.md); left out when
+    /// there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes_created: Vec<String>,
 }
 
 /// One resolved link of a container.
@@ -239,6 +243,16 @@ fn change(c: &Change) -> PlanChange {
         rules_before: c.rules_before.clone(),
         runtime_name: c.runtime_name.clone(),
         start: c.start,
+        volumes_created: match c.action {
+            Action::Create | Action::Replace { .. } => c
+                .desired
+                .iter()
+                .flat_map(|d| &d.mounts)
+                .filter(|m| m.new)
+                .filter_map(|m| m.volume.clone())
+                .collect(),
+            _ => Vec::new(),
+        },
     }
 }
 

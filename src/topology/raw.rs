@@ -668,8 +668,18 @@ fn value<T: serde::de::DeserializeOwned>(
             .map(|(_, a)| a)
             .unwrap_or_default();
         let others = remove_key_and_unknown_siblings(&mut item, &span, &allowed)?;
-        for (key, key_span) in others {
-            let message = format!("unknown field `{key}`, {}", expected_part(e.message()));
+        // Past the first MAX_SUGGESTIONS, no "did you mean" search (one edit
+        // distance per allowed key each): thousands of typos in one entry stay cheap.
+        let expected = expected_part(e.message());
+        for (n, (key, key_span)) in others.into_iter().enumerate() {
+            if n >= super::names::MAX_SUGGESTIONS {
+                problems.push(
+                    Problem::at(format!("unknown key `{key}`"), key_span, "unknown key")
+                        .help(format!("allowed keys here: {}", allowed.join(", "))),
+                );
+                continue;
+            }
+            let message = format!("unknown field `{key}`, {expected}");
             problems.push(shape_problem(&message, key_span).0);
         }
     }

@@ -79,6 +79,19 @@ pub fn seed_both_ways(ctx: &Ctx) -> Outcome {
         "plan after apply:\n{}",
         again.describe()
     );
+    // `geartopo check` probes from inside the docker and the podman container.
+    let check = ctx.geartopo(&["check", &file.display().to_string()]).ok()?;
+    ensure!(
+        check
+            .stdout
+            .contains("ok            app on node5: 127.0.0.1:6379/tcp -> redisdb:6379")
+            && check
+                .stdout
+                .contains("ok            web on node1: 127.0.0.1:7000/tcp -> cache:7000")
+            && check.stdout.contains("2 links checked: 2 ok, 0 failed."),
+        "check of both links:\n{}",
+        check.describe()
+    );
     Ok(())
 }
 

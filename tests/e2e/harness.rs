@@ -445,7 +445,7 @@ impl Ctx {
         for (node, _) in &self.nodes {
             let _ = self.on_node(
                 node,
-                &format!("rt={}; ids=$($rt ps -aq --filter label=geartopo.topology={name}); [ -z \"$ids\" ] || $rt rm -f $ids", self.runtime(node)),
+                &format!("rt={}; ids=$($rt ps -aq --filter label=geartopo.topology={name}); [ -z \"$ids\" ] || $rt rm -f $ids; vs=$($rt volume ls -q --filter label=geartopo.topology={name}); [ -z \"$vs\" ] || $rt volume rm $vs", self.runtime(node)),
             );
         }
     }

@@ -24,6 +24,7 @@ mod security_cases;
 mod targeting_cases;
 mod topology_cases;
 mod views;
+mod volume_cases;
 
 use harness::Case;
 
@@ -117,6 +118,8 @@ const CASES: &[Case] = &[
     ("nft_foreign_rules_and_tables_untouched", nft_cases::foreign_rules_and_tables_untouched),
     ("nft_backend_switch_in_place", nft_cases::backend_switch_in_place),
     ("nft_views_etcd_cluster", nft_cases::views_etcd_cluster),
+    // Cluster lifecycle: volumes, container options, `geartopo check`.
+    ("volumes_data_survives_a_replace_and_destroy_keeps_it", volume_cases::data_survives_a_replace_and_destroy_keeps_it),
     // Last, after everything above ran: the machine's own namespace is untouched.
     ("lab_root_namespace_untouched", lab_cases::root_namespace_untouched),
 ];

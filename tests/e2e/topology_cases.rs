@@ -90,6 +90,29 @@ pub fn redis_todo_shape(ctx: &Ctx) -> Outcome {
         "plan after apply:\n{}",
         again.describe()
     );
+    // `geartopo check`: the link carries a connection; with its server stopped
+    // it is refused, and check says so with exit status 1.
+    let f = file.display().to_string();
+    let check = ctx.geartopo(&["check", &f, "--json"]).ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&check.stdout)
+        .map_err(|e| format!("check --json is not JSON ({e}):\n{}", check.describe()))?;
+    ensure!(
+        doc["failed"] == 0
+            && doc["links"][0]["container"] == "app1"
+            && doc["links"][0]["result"] == "ok",
+        "check of a working link:\n{}",
+        check.describe()
+    );
+    ctx.on_node("node4", "podman stop -t 1 e2e-redis-redisdb")
+        .ok()?;
+    let check = ctx.geartopo(&["check", &f]).expect(1)?;
+    ensure!(
+        check
+            .stdout
+            .starts_with("refused       app1 on node1: 127.0.0.1:6379/tcp -> redisdb:6379"),
+        "check of a link to a stopped server:\n{}",
+        check.describe()
+    );
     Ok(())
 }
 

@@ -430,7 +430,10 @@ impl Checker<'_> {
             _ => None,
         };
         match bytes {
-            _ if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) => {
+            _ if digits.is_empty()
+                || unit.len() > 1
+                || !digits.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 self.push(Problem::at(
                     format!("invalid memory limit {:?}", m.get_ref()),
                     m.span(),

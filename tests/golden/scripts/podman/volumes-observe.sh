@@ -30,6 +30,20 @@ case "$sd$hd" in *[!A-Za-z0-9_./-]*) sd=-; hd=- ;; esac
 echo "@@geartopo durable $sd $hd ${sysd:-unknown}"
 # One stat and one sha256sum for all files: a node may hold a thousand.
 set --
-for f in "$sd/hook" "$hd/geartopo.json" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
+for f in "$sd/hook" "$sd/runtime" "$hd/geartopo.json" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
 if [ "$#" -gt 0 ]; then stat -c 'mode %a %n' "$@"; sha256sum "$@" | sed 's/^/sha /'; fi
+echo "@@geartopo images"
+missing=
+# shellcheck disable=SC2043 # one image is a list too
+for img in localhost/geartopo-busybox:latest; do
+  case "$ps" in *"\"$img\""*) continue ;; esac
+  podman image inspect --format '{{.Id}}' "$img" >/dev/null 2>&1 || { echo "missing $img"; missing=1; }
+done
+if [ -n "$missing" ]; then
+  for f in "${REGISTRY_AUTH_FILE:-}" /run/containers/0/auth.json "${HOME:-/root}/.config/containers/auth.json" "${DOCKER_CONFIG:-${HOME:-/root}/.docker}/config.json"; do
+    if [ -z "$f" ] || [ ! -f "$f" ]; then continue; fi
+    if grep -q '"creds' "$f"; then echo "auth *"; fi
+    grep -o '"[^"]*"[[:space:]]*:[[:space:]]*{' "$f" | sed 's/^"\([^"]*\)".*/auth \1/'
+  done
+fi
 echo "@@geartopo end"
