@@ -45,6 +45,11 @@ pub struct NodeState {
     /// What the node keeps for durable links; `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durable: Option<DurableState>,
+    /// The canonical lines of the read this state came from, for the lock's
+    /// re-check by digest (`observe::digest`); none for a state not read from
+    /// a podman node's observe output. Not part of the state's value.
+    #[serde(skip)]
+    pub canonical: crate::observe::digest::Canonical,
 }
 
 /// The node's hook program, hook file and rules files (docs/durable.md).
@@ -262,6 +267,7 @@ impl ObservedState {
                         });
                         d
                     }),
+                    canonical: ns.canonical.clone(),
                 };
                 (node.clone(), ns)
             })

@@ -35,6 +35,12 @@ pub enum NodeOp {
     /// Reads the node: listening sockets, every container's published ports, this
     /// topology's containers and their namespaces. Changes nothing.
     Observe { topology: String },
+    /// Reads the node as `Observe` does and answers only the digest of what a
+    /// plan depends on (`script::digest`): the lock's re-check. Changes nothing.
+    Digest {
+        topology: String,
+        scope: script::digest::DigestScope,
+    },
     /// Takes the node's apply lock, recording its holder, or ends the round trip
     /// with `LOCK_HELD` and reports the lock (`lock::HeldLock`) on stderr.
     Lock { holder: lock::LockHolder },
@@ -81,6 +87,7 @@ impl NodeOp {
     pub fn kind(&self) -> &'static str {
         match self {
             NodeOp::Observe { .. } => "observe",
+            NodeOp::Digest { .. } => "digest",
             NodeOp::Lock { .. } => "lock",
             NodeOp::Unlock { .. } => "unlock",
             NodeOp::ReadLock => "read-lock",

@@ -14,6 +14,7 @@ use crate::rules::{CHAINS, TABLES};
 use crate::topology::model::Runtime;
 use crate::transport::shell::{join, quote};
 
+pub mod digest;
 pub mod supervise;
 
 /// The command line every script is run with: the script comes on stdin.
@@ -70,6 +71,9 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
     let runtime = profile.runtime;
     match op {
         NodeOp::Observe { topology } => observe_script(profile, topology),
+        NodeOp::Digest { topology, scope } => {
+            digest::script(&observe_script(profile, topology), topology, scope)
+        }
         NodeOp::Lock { holder } => lock_script(holder),
         NodeOp::Unlock { holder } => unlock_script(holder),
         NodeOp::ReadLock => read_lock_script(),
@@ -754,7 +758,23 @@ mod tests {
         vec![
             ("observe", vec![observe.clone()]),
             ("lock", vec![lock.clone()]),
-            ("lock-observe", vec![lock, observe]),
+            ("lock-observe", vec![lock.clone(), observe]),
+            (
+                "lock-digest",
+                vec![
+                    lock,
+                    NodeOp::Digest {
+                        topology: "todo".into(),
+                        scope: digest::DigestScope {
+                            listen: vec!["tcp:C350".into()],
+                            publish: vec!["tcp:50000".into()],
+                            names: vec!["todo-app1".into()],
+                            full: vec!["0123456789abcdef".into()],
+                            files: vec!["todo-app1".into()],
+                        },
+                    },
+                ],
+            ),
             ("unlock", vec![NodeOp::Unlock { holder: holder() }]),
             ("read-lock", vec![NodeOp::ReadLock]),
             (
