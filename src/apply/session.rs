@@ -1,6 +1,6 @@
 //! The apply session, the one safety protocol around executing a plan: lock every
-//! node and read it again in the same round trip, carry on only if what was read
-//! is what the plan was made from, execute, and release every lock whatever
+//! node and, in the same round trip, digest again what the plan depends on there
+//! (`observe::recheck`), carry on only if it is what the plan was made from, execute, and release every lock whatever
 //! happened (success, failure, a panic). Nothing here prints; progress and
 //! warnings go to a `Progress`, the report comes back as text.
 
@@ -38,7 +38,7 @@ pub struct Control<'a> {
     pub stop: &'a AtomicBool,
 }
 
-/// Locks every node (re-reading it in the same round trip), checks that the state
+/// Locks every node (re-checking it by digest in the same round trip), checks that the state
 /// did not move since `plan` was made, runs `tasks`, and unlocks every node. On
 /// an error nothing was run. A panic while running is resumed once the locks are
 /// released.

@@ -483,16 +483,30 @@ fn rules_script(profile: &NodeProfile, name: &str, rules: &OwnedRules) -> String
     s.push_str(&format!(
         "ns=$(readlink \"/proc/$pid/ns/net\") || ns=\nif [ -z \"$ns\" ] || [ \"$ns\" = \"$(readlink /proc/self/ns/net)\" ]; then echo {n}\": its network namespace is this node's own (host networking?) or unreadable ($ns): refusing to change rules or sysctls there\" >&2; exit 1; fi\n"
     ));
-    for (k, v) in SYSCTLS {
-        s.push_str(&format!("nsenter -t \"$pid\" -n sysctl -q -w {k}={v}\n"));
-    }
     // The rules file in the same step as the restore: the next start gets these.
     s.push_str(&durable_write_lines(profile, rules));
     // The new backend's rules first, then the other's removed (a switch): every
     // moment in between has at least one complete set of the same links.
-    match rules.firewall {
-        Firewall::Iptables => s.push_str(&iptables_lines(rules)),
-        Firewall::Nftables => s.push_str(&nft_lines(rules)),
+    match (&rules.file, rules.firewall) {
+        // With a rules file just written, the hook puts it in place as it does
+        // at every start: the sysctls, and one iptables-save (the jumps'
+        // counts) and one restore of the payload with the jump fixes. The
+        // payload is sent once (in the file), not twice, and the restore is
+        // not followed by a save of the whole table (bench/floor.sh).
+        (Some(file), Firewall::Iptables) => s.push_str(&format!(
+            "printf '{{\"pid\":%s,\"annotations\":{{\"{annotation}\":\"%s\"}}}}\\n' \"$pid\" {f} | \"$sd/hook\" \"$sd\"\n",
+            annotation = durable::ANNOTATION,
+            f = quote(file),
+        )),
+        (_, firewall) => {
+            for (k, v) in SYSCTLS {
+                s.push_str(&format!("nsenter -t \"$pid\" -n sysctl -q -w {k}={v}\n"));
+            }
+            match firewall {
+                Firewall::Iptables => s.push_str(&iptables_lines(rules)),
+                Firewall::Nftables => s.push_str(&nft_lines(rules)),
+            }
+        }
     }
     if rules.clear_other {
         match rules.firewall {
