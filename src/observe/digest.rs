@@ -129,13 +129,11 @@ pub fn canonical(output: &str, topology: &str) -> Vec<(Tag, String)> {
                     ));
                 }
             }
-            "sysctl" => {
-                if line.contains("GEARTOPO") || line.starts_with('*') {
-                    out.push((
-                        Tag::Full(cid.clone()),
-                        format!("n {cid} {} {line}", pad(&mut nk)),
-                    ));
-                }
+            "sysctl" if line.contains("GEARTOPO") || line.starts_with('*') => {
+                out.push((
+                    Tag::Full(cid.clone()),
+                    format!("n {cid} {} {line}", pad(&mut nk)),
+                ));
             }
             "nft" => out.push((
                 Tag::Full(cid.clone()),
