@@ -29,11 +29,52 @@ pub enum Tag {
     File(String),
 }
 
+/// Consecutive canonical lines with one tag and one prefix (`n ID`: a
+/// namespace's lines), kept as one text: a thousand rules are one allocation,
+/// and the 64-digit id is not repeated per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub tag: Tag,
+    /// What each line begins with, before a space (empty: nothing).
+    pub prefix: String,
+    /// The rest of each line, each ending in a line break.
+    pub text: String,
+}
+
+impl Group {
+    /// Its lines, whole.
+    pub fn lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.text.split_terminator('\n').map(|rest| {
+            if self.prefix.is_empty() {
+                rest.to_string()
+            } else {
+                format!("{} {rest}", self.prefix)
+            }
+        })
+    }
+}
+
+/// Appends a line (`prefix rest`) to `out`, to the last group when it has the
+/// same tag and prefix.
+fn emit(out: &mut Vec<Group>, tag: Tag, prefix: &str, rest: &str) {
+    match out.last_mut() {
+        Some(g) if g.tag == tag && g.prefix == prefix => {}
+        _ => out.push(Group {
+            tag,
+            prefix: prefix.to_string(),
+            text: String::new(),
+        }),
+    }
+    let g = out.last_mut().expect("a group");
+    g.text.push_str(rest);
+    g.text.push('\n');
+}
+
 /// A node's canonical lines, read with its state. Not part of the state's
 /// value: two states are equal whatever lines they carry (they are the same
 /// observation in another form).
 #[derive(Debug, Clone, Default)]
-pub struct Canonical(pub Option<Arc<Vec<(Tag, String)>>>);
+pub struct Canonical(pub Option<Arc<Vec<Group>>>);
 
 impl PartialEq for Canonical {
     fn eq(&self, _: &Self) -> bool {
@@ -50,8 +91,8 @@ fn pad(n: &mut usize) -> String {
 }
 
 /// The canonical lines of one node's observe output (podman's), with their tags.
-pub fn canonical(output: &str, topology: &str) -> Vec<(Tag, String)> {
-    let mut out: Vec<(Tag, String)> = Vec::new();
+pub fn canonical(output: &str, topology: &str) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
     let mut sec = String::new();
     let mut k = 0usize;
     let mut nk = 0usize;
@@ -69,7 +110,7 @@ pub fn canonical(output: &str, topology: &str) -> Vec<(Tag, String)> {
                  key: &mut String,
                  ni: &mut usize,
                  nl: &mut usize,
-                 out: &mut Vec<(Tag, String)>| {
+                 out: &mut Vec<Group>| {
         if *ours && !id.is_empty() {
             for (c, seq, l) in buf.iter() {
                 let tag = if *c == 'i' {
@@ -77,7 +118,7 @@ pub fn canonical(output: &str, topology: &str) -> Vec<(Tag, String)> {
                 } else {
                     Tag::Full(id.clone())
                 };
-                out.push((tag, format!("{c} {id} {seq} {l}")));
+                emit(out, tag, &format!("{c} {id}"), &format!("{seq} {l}"));
             }
         }
         buf.clear();
@@ -107,12 +148,12 @@ pub fn canonical(output: &str, topology: &str) -> Vec<(Tag, String)> {
             }
             match sec.as_str() {
                 "ns" | "hostns" | "sysctl" | "nft" => {
-                    out.push((
-                        Tag::Full(cid.clone()),
-                        format!("n {cid} {} {line}", pad(&mut nk)),
-                    ));
+                    let rest = format!("{} {line}", pad(&mut nk));
+                    emit(&mut out, Tag::Full(cid.clone()), &format!("n {cid}"), &rest);
                 }
-                "subnets" | "durable" | "end" => out.push((Tag::Always, format!("x {line}"))),
+                "subnets" | "durable" | "end" => {
+                    emit(&mut out, Tag::Always, "", &format!("x {line}"))
+                }
                 _ => {}
             }
             continue;
@@ -123,23 +164,20 @@ pub fn canonical(output: &str, topology: &str) -> Vec<(Tag, String)> {
                 let want = if sec == "tcp" { "0A" } else { "07" };
                 if fields.len() >= 4 && fields[3] == want {
                     let p = fields[1].rsplit(':').next().unwrap_or("");
-                    out.push((
-                        Tag::Listen(format!("{sec}:{p}")),
-                        format!("listen {sec} {p}"),
-                    ));
+                    let tag = Tag::Listen(format!("{sec}:{p}"));
+                    emit(&mut out, tag, "", &format!("listen {sec} {p}"));
                 }
             }
-            "sysctl" if line.contains("GEARTOPO") || line.starts_with('*') => {
-                out.push((
-                    Tag::Full(cid.clone()),
-                    format!("n {cid} {} {line}", pad(&mut nk)),
-                ));
+            "sysctl" | "nft"
+                if sec == "nft" || line.contains("GEARTOPO") || line.starts_with('*') =>
+            {
+                let rest = format!("{} {line}", pad(&mut nk));
+                emit(&mut out, Tag::Full(cid.clone()), &format!("n {cid}"), &rest);
             }
-            "nft" => out.push((
-                Tag::Full(cid.clone()),
-                format!("n {cid} {} {line}", pad(&mut nk)),
-            )),
-            "nodefilter" => out.push((Tag::Always, format!("x nodefilter {} {line}", pad(&mut k)))),
+            "nodefilter" => {
+                let rest = format!("x nodefilter {} {line}", pad(&mut k));
+                emit(&mut out, Tag::Always, "", &rest);
+            }
             "durable" => {
                 let p = fields.get(2).copied().unwrap_or("");
                 let (d, f) = match p.rsplit_once('/') {
@@ -151,7 +189,7 @@ pub fn canonical(output: &str, topology: &str) -> Vec<(Tag, String)> {
                 } else {
                     Tag::Always
                 };
-                out.push((tag, format!("x {line}")));
+                emit(&mut out, tag, "", &format!("x {line}"));
             }
             "list" => {
                 let l = line.strip_suffix(',').unwrap_or(line);
@@ -175,7 +213,7 @@ pub fn canonical(output: &str, topology: &str) -> Vec<(Tag, String)> {
                 if key == "Names" {
                     if let Some(rest) = l.strip_prefix("      \"") {
                         let n = rest.strip_suffix('"').unwrap_or(rest);
-                        out.push((Tag::Name(n.to_string()), format!("name {n}")));
+                        emit(&mut out, Tag::Name(n.to_string()), "", &format!("name {n}"));
                     }
                 }
                 if key == "Ports" {
@@ -192,10 +230,8 @@ pub fn canonical(output: &str, topology: &str) -> Vec<(Tag, String)> {
                         let mut i = 0;
                         while i < rg && hp > 0 && hp + i <= 65535 {
                             let port = hp + i;
-                            out.push((
-                                Tag::Publish(format!("{pr}:{port}")),
-                                format!("publish {pr} {port}"),
-                            ));
+                            let tag = Tag::Publish(format!("{pr}:{port}"));
+                            emit(&mut out, tag, "", &format!("publish {pr} {port}"));
                             i += 1;
                         }
                     }
@@ -225,7 +261,7 @@ fn awk_number(v: &str) -> u64 {
 
 /// The digest of `lines` in `scope`: what the node's script answers when it
 /// reads the same.
-pub fn digest(lines: &[(Tag, String)], scope: &DigestScope) -> String {
+pub fn digest(groups: &[Group], scope: &DigestScope) -> String {
     let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<String>>();
     let (lh, pp, nm, fu, fl) = (
         set(&scope.listen),
@@ -234,9 +270,9 @@ pub fn digest(lines: &[(Tag, String)], scope: &DigestScope) -> String {
         set(&scope.full),
         set(&scope.files),
     );
-    let kept: BTreeSet<&str> = lines
+    let kept: BTreeSet<String> = groups
         .iter()
-        .filter(|(tag, _)| match tag {
+        .filter(|g| match &g.tag {
             Tag::Always => true,
             Tag::Listen(k) => lh.contains(k),
             Tag::Publish(k) => pp.contains(k),
@@ -244,7 +280,7 @@ pub fn digest(lines: &[(Tag, String)], scope: &DigestScope) -> String {
             Tag::Full(id) => fu.contains(id),
             Tag::File(f) => fl.contains(f),
         })
-        .map(|(_, l)| l.as_str())
+        .flat_map(Group::lines)
         .collect();
     let mut h = Sha256::new();
     for l in kept {
