@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
+use sha2::Digest as _;
 
 use crate::rules::ResolvedLink;
 use crate::state::{ObservedContainer, ObservedState};
@@ -166,6 +167,10 @@ pub struct Plan {
     pub topology: String,
     /// Fingerprint of the observed state this plan was made against.
     pub fingerprint: String,
+    /// What the lock's re-check reads of each node to compute the fingerprint
+    /// again (`observe::recheck`).
+    #[serde(skip)]
+    pub recheck: BTreeMap<String, NodeCheck>,
     pub changes: Vec<Change>,
     pub drift: Vec<Drift>,
     /// Owned containers without an id, taken over by this topology's id.
@@ -432,6 +437,7 @@ pub fn plan_selected(
         topology: topology.name.clone(),
         // Of what this plan depends on: the lock's re-read compares the same part.
         fingerprint: fingerprint_for(&desired, full),
+        recheck: recheck_for(&desired, full),
         changes,
         drift,
         adopted: owned.adopted,
@@ -450,19 +456,119 @@ pub fn plan_selected(
 /// elsewhere on a node do not change it; one taking a port or a name the plan
 /// needs does. Saved plans and the lock's re-check compare this.
 pub fn fingerprint_for(desired: &[Desired], state: &ObservedState) -> String {
-    let mut ports: BTreeMap<String, BTreeSet<(crate::state::ProtocolName, u16)>> = BTreeMap::new();
-    let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let checks = recheck_for(desired, state);
+    let nodes = state
+        .nodes
+        .iter()
+        .map(|(node, ns)| {
+            let check = checks.get(node).cloned().unwrap_or_default();
+            let digest = match (&check.digest, &ns.canonical.0) {
+                (Some(scope), Some(lines)) => {
+                    format!("canon {}", crate::observe::digest::digest(lines, scope))
+                }
+                _ => format!("json {}", check.narrowed_digest(node, ns)),
+            };
+            (node.clone(), digest)
+        })
+        .collect();
+    combined_fingerprint(&nodes, &state.resolved)
+}
+
+/// What a plan of `desired` depends on in each node of `state` (see
+/// `fingerprint_for`): the host ports and names its containers take there, and
+/// for a node read from podman's listing, the scope of the node's digest.
+pub fn recheck_for(desired: &[Desired], state: &ObservedState) -> BTreeMap<String, NodeCheck> {
+    let mut checks: BTreeMap<String, NodeCheck> = BTreeMap::new();
     for d in desired {
-        let node_ports = ports.entry(d.node.clone()).or_default();
+        let c = checks.entry(d.node.clone()).or_default();
         for (protocol, _, host_port) in &d.publish {
-            node_ports.insert(((*protocol).into(), *host_port));
+            c.ports.insert(((*protocol).into(), *host_port));
         }
-        names
-            .entry(d.node.clone())
-            .or_default()
-            .insert(d.runtime_name.clone());
+        c.names.insert(d.runtime_name.clone());
     }
-    state.narrowed_fingerprint(&ports, &names)
+    for (node, ns) in &state.nodes {
+        let c = checks.entry(node.clone()).or_default();
+        if ns.canonical.0.is_none() {
+            continue;
+        }
+        let word = |p: &crate::state::ProtocolName| match p {
+            crate::state::ProtocolName::Tcp => "tcp",
+            crate::state::ProtocolName::Udp => "udp",
+        };
+        // As `ObservedState::narrowed`: a container whose name the plan's
+        // containers take, and every copy, in full; the rest by identity.
+        let full = ns
+            .containers
+            .values()
+            .filter(|oc| c.names.contains(&oc.runtime_name))
+            .chain(&ns.extras)
+            .map(|oc| oc.id.clone())
+            .collect::<BTreeSet<_>>();
+        let files = ns
+            .containers
+            .values()
+            .filter_map(|oc| oc.rules_file.clone())
+            .collect::<BTreeSet<_>>();
+        c.digest = Some(crate::node::script::digest::DigestScope {
+            listen: c
+                .ports
+                .iter()
+                .map(|(p, n)| format!("{}:{n:04X}", word(p)))
+                .collect(),
+            publish: c
+                .ports
+                .iter()
+                .map(|(p, n)| format!("{}:{n}", word(p)))
+                .collect(),
+            names: c.names.iter().cloned().collect(),
+            full: full.into_iter().collect(),
+            files: files.into_iter().collect(),
+        });
+    }
+    checks
+}
+
+/// What a plan depends on in one node (`recheck_for`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeCheck {
+    /// Host ports its containers take there.
+    pub ports: BTreeSet<(crate::state::ProtocolName, u16)>,
+    /// Runtime names its containers take there.
+    pub names: BTreeSet<String>,
+    /// For a node read from podman's listing: the scope of its digest, which
+    /// the lock's round trip computes on the node. `None`: the lock's round
+    /// trip reads the node in full (docker) and narrows it here.
+    pub digest: Option<crate::node::script::digest::DigestScope>,
+}
+
+impl NodeCheck {
+    /// The hash of `ns` narrowed to this scope (`ObservedState::narrowed`), as JSON.
+    pub fn narrowed_digest(&self, node: &str, ns: &crate::state::NodeState) -> String {
+        let one = ObservedState {
+            nodes: [(node.to_string(), ns.clone())].into(),
+            resolved: BTreeMap::new(),
+        };
+        let ports = [(node.to_string(), self.ports.clone())].into();
+        let names = [(node.to_string(), self.names.clone())].into();
+        let narrowed = one.narrowed(&ports, &names);
+        let json = serde_json::to_vec(&narrowed.nodes[node]).expect("node state serializes");
+        crate::state::hex(&sha2::Sha256::digest(&json))
+    }
+}
+
+/// The plan's fingerprint from each node's digest (`canon HEX` or `json HEX`)
+/// and the DNS names resolved.
+pub fn combined_fingerprint(
+    nodes: &BTreeMap<String, String>,
+    resolved: &BTreeMap<String, std::net::Ipv4Addr>,
+) -> String {
+    let mut h = sha2::Sha256::new();
+    for (node, digest) in nodes {
+        h.update(format!("node {node} {digest}\n").as_bytes());
+    }
+    h.update(b"resolved ");
+    h.update(serde_json::to_vec(resolved).expect("names serialize"));
+    crate::state::hex(&h.finalize())[..32].to_string()
 }
 
 impl Plan {
@@ -511,6 +617,7 @@ pub fn destroy_selected(
     Plan {
         topology: topology.to_string(),
         fingerprint: fingerprint_for(&[], state),
+        recheck: recheck_for(&[], state),
         changes,
         drift: vec![],
         adopted: vec![],

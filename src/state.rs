@@ -60,6 +60,11 @@ pub struct NodeState {
     /// when not read (the topology has no named volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<BTreeMap<String, (String, String)>>,
+    /// The canonical lines of the read this state came from, for the lock's
+    /// re-check by digest (`observe::digest`); none for a state not read from
+    /// a podman node's observe output. Not part of the state's value.
+    #[serde(skip)]
+    pub canonical: crate::observe::digest::Canonical,
 }
 
 /// What plan needs to warn about images a node would have to pull.
@@ -312,7 +317,10 @@ impl ObservedState {
                     images: Default::default(),
                     // What show tried: not part of what a plan depends on.
                     health: BTreeMap::new(),
-                    volumes: ns.volumes.clone(),
+                    // Not re-checked (nor in the node's digest): the create step
+                    // itself refuses a volume of that name owned by another.
+                    volumes: None,
+                    canonical: ns.canonical.clone(),
                 };
                 (node.clone(), ns)
             })
@@ -322,116 +330,6 @@ impl ObservedState {
             resolved: self.resolved.clone(),
         }
     }
-}
-
-impl ObservedState {
-    /// `self.narrowed(ports, names).fingerprint()`, the same hash, without copying
-    /// the state: the kept containers are serialized where they are (a plan of
-    /// 1,000 nodes fingerprints 10,000 containers and their rules).
-    pub fn narrowed_fingerprint(
-        &self,
-        ports: &BTreeMap<String, BTreeSet<(ProtocolName, u16)>>,
-        names: &BTreeMap<String, BTreeSet<String>>,
-    ) -> String {
-        let none_p = BTreeSet::new();
-        let none_n = BTreeSet::new();
-        let nodes = self
-            .nodes
-            .iter()
-            .map(|(node, ns)| {
-                let ports = ports.get(node).unwrap_or(&none_p);
-                let names = names.get(node).unwrap_or(&none_n);
-                let containers = ns
-                    .containers
-                    .iter()
-                    .map(|(k, c)| {
-                        let c = if names.contains(&c.runtime_name) {
-                            std::borrow::Cow::Borrowed(c)
-                        } else {
-                            // As `narrowed`: by its identity alone.
-                            std::borrow::Cow::Owned(c.by_identity())
-                        };
-                        (k.as_str(), c)
-                    })
-                    .collect();
-                let durable = ns.durable.as_ref().map(|d| {
-                    let ours: BTreeSet<&str> = ns
-                        .containers
-                        .values()
-                        .filter_map(|c| c.rules_file.as_deref())
-                        .collect();
-                    let files = d
-                        .files
-                        .iter()
-                        .filter(|(path, _)| {
-                            let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
-                            !dir.ends_with("/rules") || ours.contains(file)
-                        })
-                        .collect();
-                    DurableView {
-                        state_dir: &d.state_dir,
-                        hooks_dir: &d.hooks_dir,
-                        systemd: &d.systemd,
-                        files,
-                        docker_runtime: d.docker_runtime.as_ref(),
-                    }
-                });
-                let view = NodeView {
-                    containers,
-                    taken_ports: ns.taken_ports.intersection(ports).collect(),
-                    names: ns.names.intersection(names).collect(),
-                    extras: &ns.extras,
-                    filter: &ns.filter,
-                    durable,
-                    volumes: ns.volumes.as_ref(),
-                };
-                (node.as_str(), view)
-            })
-            .collect();
-        let view = StateView {
-            nodes,
-            resolved: &self.resolved,
-        };
-        let mut hasher = HashWriter(Sha256::new());
-        serde_json::to_writer(&mut hasher, &view).expect("observed state serializes");
-        hex(&hasher.0.finalize())[..32].to_string()
-    }
-}
-
-/// `ObservedState` as `narrowed` makes it, borrowed: serializes to the same JSON
-/// (same fields, same order, same skips).
-#[derive(Serialize)]
-struct StateView<'a> {
-    nodes: BTreeMap<&'a str, NodeView<'a>>,
-    resolved: &'a BTreeMap<String, Ipv4Addr>,
-}
-
-#[derive(Serialize)]
-struct NodeView<'a> {
-    containers: BTreeMap<&'a str, std::borrow::Cow<'a, ObservedContainer>>,
-    taken_ports: BTreeSet<&'a (ProtocolName, u16)>,
-    names: BTreeSet<&'a String>,
-    extras: &'a Vec<ObservedContainer>,
-    #[serde(skip_serializing_if = "is_empty_filter")]
-    filter: &'a NodeFilter,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    durable: Option<DurableView<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    volumes: Option<&'a BTreeMap<String, (String, String)>>,
-}
-
-fn is_empty_filter(f: &&NodeFilter) -> bool {
-    f.is_empty()
-}
-
-#[derive(Serialize)]
-struct DurableView<'a> {
-    state_dir: &'a str,
-    hooks_dir: &'a str,
-    systemd: &'a str,
-    files: BTreeMap<&'a String, &'a (String, String)>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    docker_runtime: Option<&'a String>,
 }
 
 /// Feeds what is written into a hash.
@@ -491,55 +389,6 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(state.fingerprint(), whole[..32]);
-    }
-
-    #[test]
-    fn narrowed_fingerprint_is_the_fingerprint_of_narrowed() {
-        // The plan's fingerprint (saved plans, the lock's re-check) must not move:
-        // the borrowed view hashes what the narrowed copy hashed.
-        let t = crate::plan::tests::redis_todo();
-        let p = crate::plan::plan(&t, &crate::testing::empty_state(&t), None).unwrap();
-        let mut state = crate::testing::applied_state(&t, &p);
-        let node = state.nodes.values_mut().next().unwrap();
-        node.taken_ports.insert((ProtocolName::Tcp, 22));
-        node.names.insert("someone-else".into());
-        // Every optional part present, so that a field the view forgets shows.
-        node.volumes = Some(BTreeMap::from([(
-            "todo-redis.data".to_string(),
-            ("todo".to_string(), String::new()),
-        )]));
-        node.durable = Some(DurableState {
-            state_dir: "/var/lib/geartopo".into(),
-            hooks_dir: "/etc/containers/oci/hooks.d".into(),
-            systemd: "enabled".into(),
-            files: BTreeMap::from([(
-                "/var/lib/geartopo/hook".to_string(),
-                ("755".to_string(), "ab".to_string()),
-            )]),
-            docker_runtime: Some(String::new()),
-        });
-        let mut ports = BTreeMap::new();
-        let mut names = BTreeMap::new();
-        for d in &p.desired {
-            ports
-                .entry(d.node.clone())
-                .or_insert_with(BTreeSet::new)
-                .extend(d.publish.iter().map(|(pr, _, hp)| ((*pr).into(), *hp)));
-            names
-                .entry(d.node.clone())
-                .or_insert_with(BTreeSet::new)
-                .insert(d.runtime_name.clone());
-        }
-        assert_eq!(
-            state.narrowed_fingerprint(&ports, &names),
-            state.narrowed(&ports, &names).fingerprint()
-        );
-        // A container the plan only removes, and no names at all.
-        let none = BTreeMap::new();
-        assert_eq!(
-            state.narrowed_fingerprint(&ports, &none),
-            state.narrowed(&ports, &none).fingerprint()
-        );
     }
 
     #[test]

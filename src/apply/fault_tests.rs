@@ -13,11 +13,14 @@ use crate::plan::plan;
 use crate::plan::tests::redis_todo;
 use crate::transport::TransportError;
 
-/// node4's create hangs until node1's create has run (or 10 s), then times out
-/// (its script ended, as `ScriptedNode` reports it): node1's own steps do not
-/// wait for it, and only those that need node4's container are skipped.
+/// node4's create hangs until node1's create has run, then times out (its
+/// script ended, as `ScriptedNode` reports it): node1's own steps do not wait
+/// for it, and only those that need node4's container are skipped. The fake
+/// nodes answer concurrently (as real nodes do): with round trips serialized,
+/// node4's hang held up node1's create whenever it began first, which a loaded
+/// machine made likely. The hang ends on node1's create alone; the long limit
+/// only keeps a regression from hanging the suite.
 #[test]
-#[ignore = "flaky in a loaded full-suite run (node1's create sometimes does not start while node4 hangs, even with a 60 s wait); passes alone: cargo test --lib -- --ignored a_hanging_node"]
 fn a_hanging_node_stalls_only_the_steps_that_depend_on_it() {
     let t = redis_todo();
     let (sim, _) = simulated(&t, &[]);
@@ -26,12 +29,12 @@ fn a_hanging_node_stalls_only_the_steps_that_depend_on_it() {
     let app_created = Arc::new((Mutex::new(false), Condvar::new()));
     let seen_during_hang = Arc::new(Mutex::new(false));
     let (created, seen) = (app_created.clone(), seen_during_hang.clone());
-    let w = FakeNodes::new(move |node, ops| {
+    let w = FakeNodes::concurrent(move |node, ops| {
         let create = ops.iter().any(|op| op.kind() == "create");
         if node == "node4" && create {
             let (lock, cv) = &*created;
             let done = cv
-                .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(10), |d| !*d)
+                .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(120), |d| !*d)
                 .unwrap();
             *seen.lock().unwrap() = *done.0;
             return Err(TransportError::ScriptTimeout {

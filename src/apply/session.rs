@@ -1,6 +1,6 @@
 //! The apply session, the one safety protocol around executing a plan: lock every
-//! node and read it again in the same round trip, carry on only if what was read
-//! is what the plan was made from, execute, and release every lock whatever
+//! node and, in the same round trip, digest again what the plan depends on there
+//! (`observe::recheck`), carry on only if it is what the plan was made from, execute, and release every lock whatever
 //! happened (success, failure, a panic). Nothing here prints; progress and
 //! warnings go to a `Progress`, the report comes back as text.
 
@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::node::lock::{judge, LockHolder, STALE_MARK};
 use crate::node::{Connections, NodeOp};
-use crate::observe::{observe_locking, ObserveError};
+use crate::observe::recheck::lock_and_fingerprint;
+use crate::observe::ObserveError;
 use crate::plan::Plan;
 use crate::topology::model::Topology;
 
@@ -37,7 +38,7 @@ pub struct Control<'a> {
     pub stop: &'a AtomicBool,
 }
 
-/// Locks every node (re-reading it in the same round trip), checks that the state
+/// Locks every node (re-checking it by digest in the same round trip), checks that the state
 /// did not move since `plan` was made, runs `tasks`, and unlocks every node. On
 /// an error nothing was run. A panic while running is resumed once the locks are
 /// released.
@@ -86,7 +87,7 @@ pub fn run_controlled(
 ) -> Result<Vec<Outcome>, SessionError> {
     let deadline = Instant::now() + control.lock_timeout;
     let locked = loop {
-        match observe_locking(topology, conns, parallelism, Some(holder)) {
+        match lock_and_fingerprint(topology, conns, parallelism, holder, &plan.recheck) {
             Err(errors) => {
                 let errors = judged(errors);
                 let waitable = errors.iter().all(|e| {
@@ -101,14 +102,14 @@ pub fn run_controlled(
                 }
                 break Err(errors);
             }
-            Ok(state) => break Ok(state),
+            Ok(now) => break Ok(now),
         }
     };
     let result = match locked {
         Err(errors) => Err(SessionError::Read(errors)),
-        Ok(state) if plan.fingerprint_of(&state) != plan.fingerprint => Err(SessionError::Moved {
+        Ok(now) if now != plan.fingerprint => Err(SessionError::Moved {
             planned: plan.fingerprint.clone(),
-            now: plan.fingerprint_of(&state),
+            now,
         }),
         // Same state and same inputs give the same plan: the one shown still holds.
         Ok(_) => Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(

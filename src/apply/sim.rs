@@ -468,6 +468,17 @@ impl Sim {
                         }
                     }
                 }
+                NodeOp::Digest { topology, scope } => {
+                    // What the node's script answers: the same lines, from
+                    // the same read (the script's awk is checked against
+                    // this port in observe::digest's tests).
+                    let lines = crate::observe::digest::canonical(&self.observe(node), topology);
+                    stdout.push_str(&format!(
+                        "{} {}\n",
+                        crate::node::script::digest::ANSWER,
+                        crate::observe::digest::digest(&lines, scope)
+                    ));
+                }
                 NodeOp::PrivatePorts { chain, rules } => self.private_ports(node, chain, rules),
                 NodeOp::Lock { holder } => match self.locks.get(node) {
                     Some(other) => {

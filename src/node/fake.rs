@@ -17,12 +17,23 @@ pub struct Recorded {
 }
 
 type Handler = dyn FnMut(&str, &[NodeOp]) -> Result<Output, TransportError> + Send;
+type SharedHandler = dyn Fn(&str, &[NodeOp]) -> Result<Output, TransportError> + Send + Sync;
+
+/// How round trips reach the handler.
+#[derive(Clone)]
+enum Answer {
+    /// One round trip at a time (the handler may keep mutable state).
+    Exclusive(Arc<Mutex<Box<Handler>>>),
+    /// Round trips of different nodes at once, as real nodes answer: one node's
+    /// handler may block (a hang) without holding up the others.
+    Concurrent(Arc<SharedHandler>),
+}
 
 /// Shared by every fake node of a test: the record and the handler.
 #[derive(Clone)]
 pub struct FakeNodes {
     log: Arc<Mutex<Vec<Recorded>>>,
-    handler: Arc<Mutex<Box<Handler>>>,
+    handler: Answer,
 }
 
 /// A test that makes a handler panic still reads the log and runs the unlocks.
@@ -38,7 +49,20 @@ impl FakeNodes {
     {
         FakeNodes {
             log: Arc::default(),
-            handler: Arc::new(Mutex::new(Box::new(handler))),
+            handler: Answer::Exclusive(Arc::new(Mutex::new(Box::new(handler)))),
+        }
+    }
+
+    /// As `new`, but round trips are not serialized: the handler runs for
+    /// several nodes at once (it keeps its own state behind its own locks).
+    /// For tests where one node's round trip blocks while others go on.
+    pub fn concurrent<F>(handler: F) -> Self
+    where
+        F: Fn(&str, &[NodeOp]) -> Result<Output, TransportError> + Send + Sync + 'static,
+    {
+        FakeNodes {
+            log: Arc::default(),
+            handler: Answer::Concurrent(Arc::new(handler)),
         }
     }
 
@@ -94,7 +118,12 @@ impl NodeConnection for FakeNode {
             node: self.node.clone(),
             ops: ops.to_vec(),
         });
-        let mut handler = lock(&self.world.handler);
-        handler(&self.node, ops)
+        match &self.world.handler {
+            Answer::Exclusive(h) => {
+                let mut handler = lock(h);
+                handler(&self.node, ops)
+            }
+            Answer::Concurrent(h) => h(&self.node, ops),
+        }
     }
 }

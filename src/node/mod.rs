@@ -45,6 +45,12 @@ pub enum NodeOp {
         topology: String,
         images: Vec<String>,
     },
+    /// Reads the node as `Observe` does and answers only the digest of what a
+    /// plan depends on (`script::digest`): the lock's re-check. Changes nothing.
+    Digest {
+        topology: String,
+        scope: script::digest::DigestScope,
+    },
     /// Takes the node's apply lock, recording its holder, or ends the round trip
     /// with `LOCK_HELD` and reports the lock (`lock::HeldLock`) on stderr.
     Lock { holder: lock::LockHolder },
@@ -124,6 +130,7 @@ impl NodeOp {
     pub fn kind(&self) -> &'static str {
         match self {
             NodeOp::Observe { .. } => "observe",
+            NodeOp::Digest { .. } => "digest",
             NodeOp::Lock { .. } => "lock",
             NodeOp::Unlock { .. } => "unlock",
             NodeOp::ReadLock => "read-lock",

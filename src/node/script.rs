@@ -14,6 +14,7 @@ use crate::rules::{CHAINS, TABLES};
 use crate::topology::model::Runtime;
 use crate::transport::shell::{join, quote};
 
+pub mod digest;
 pub mod health;
 pub mod supervise;
 
@@ -71,6 +72,10 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
     let runtime = profile.runtime;
     match op {
         NodeOp::Observe { topology, images } => observe_script(profile, topology, images),
+        // The images are not part of what a plan depends on: none asked.
+        NodeOp::Digest { topology, scope } => {
+            digest::script(&observe_script(profile, topology, &[]), topology, scope)
+        }
         NodeOp::Lock { holder } => lock_script(holder),
         NodeOp::Unlock { holder } => unlock_script(holder),
         NodeOp::ReadLock => read_lock_script(),
@@ -576,16 +581,30 @@ fn rules_script(profile: &NodeProfile, name: &str, rules: &OwnedRules) -> String
     s.push_str(&format!(
         "ns=$(readlink \"/proc/$pid/ns/net\") || ns=\nif [ -z \"$ns\" ] || [ \"$ns\" = \"$(readlink /proc/self/ns/net)\" ]; then echo {n}\": its network namespace is this node's own (host networking?) or unreadable ($ns): refusing to change rules or sysctls there\" >&2; exit 1; fi\n"
     ));
-    for (k, v) in SYSCTLS {
-        s.push_str(&format!("nsenter -t \"$pid\" -n sysctl -q -w {k}={v}\n"));
-    }
     // The rules file in the same step as the restore: the next start gets these.
     s.push_str(&durable_write_lines(profile, rules));
     // The new backend's rules first, then the other's removed (a switch): every
     // moment in between has at least one complete set of the same links.
-    match rules.firewall {
-        Firewall::Iptables => s.push_str(&iptables_lines(rules)),
-        Firewall::Nftables => s.push_str(&nft_lines(rules)),
+    match (&rules.file, rules.firewall) {
+        // With a rules file just written, the hook puts it in place as it does
+        // at every start: the sysctls, and one iptables-save (the jumps'
+        // counts) and one restore of the payload with the jump fixes. The
+        // payload is sent once (in the file), not twice, and the restore is
+        // not followed by a save of the whole table (bench/floor.sh).
+        (Some(file), Firewall::Iptables) => s.push_str(&format!(
+            "printf '{{\"pid\":%s,\"annotations\":{{\"{annotation}\":\"%s\"}}}}\\n' \"$pid\" {f} | \"$sd/hook\" \"$sd\"\n",
+            annotation = durable::ANNOTATION,
+            f = quote(file),
+        )),
+        (_, firewall) => {
+            for (k, v) in SYSCTLS {
+                s.push_str(&format!("nsenter -t \"$pid\" -n sysctl -q -w {k}={v}\n"));
+            }
+            match firewall {
+                Firewall::Iptables => s.push_str(&iptables_lines(rules)),
+                Firewall::Nftables => s.push_str(&nft_lines(rules)),
+            }
+        }
     }
     if rules.clear_other {
         match rules.firewall {
@@ -887,7 +906,23 @@ mod tests {
         vec![
             ("observe", vec![observe.clone()]),
             ("lock", vec![lock.clone()]),
-            ("lock-observe", vec![lock, observe.clone()]),
+            ("lock-observe", vec![lock.clone(), observe.clone()]),
+            (
+                "lock-digest",
+                vec![
+                    lock,
+                    NodeOp::Digest {
+                        topology: "todo".into(),
+                        scope: digest::DigestScope {
+                            listen: vec!["tcp:C350".into()],
+                            publish: vec!["tcp:50000".into()],
+                            names: vec!["todo-app1".into()],
+                            full: vec!["0123456789abcdef".into()],
+                            files: vec!["todo-app1".into()],
+                        },
+                    },
+                ],
+            ),
             ("unlock", vec![NodeOp::Unlock { holder: holder() }]),
             ("read-lock", vec![NodeOp::ReadLock]),
             (

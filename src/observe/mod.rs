@@ -15,8 +15,10 @@ use crate::state::{NodeState, ObservedState};
 use crate::topology::model::{LinkTarget, NodeAddress, Topology};
 use crate::transport::{ConnectOptions, TransportError};
 
+pub mod digest;
 pub(crate) mod parse;
 mod progress;
+pub mod recheck;
 pub use parse::parse_node;
 pub use progress::{NoProgress, ReadProgress};
 
@@ -285,7 +287,12 @@ fn read_node(
 /// Keeps only the taken ports a plan can care about: those in the node's
 /// `host_ports` range and those the file gives explicitly. The rest (ephemeral
 /// sockets elsewhere) would only make saved plans go stale for nothing.
-fn keep_relevant_ports(topology: &Topology, node: &str, given: &[u16], state: &mut NodeState) {
+pub(crate) fn keep_relevant_ports(
+    topology: &Topology,
+    node: &str,
+    given: &[u16],
+    state: &mut NodeState,
+) {
     let Some(n) = topology.nodes.get(node) else {
         return;
     };
@@ -296,7 +303,9 @@ fn keep_relevant_ports(topology: &Topology, node: &str, given: &[u16], state: &m
 
 /// Resolves the DNS names that rules need as addresses: node addresses that are
 /// not IPs (only for nodes a link targets) and raw link hosts.
-fn resolve_names(topology: &Topology) -> Result<BTreeMap<String, Ipv4Addr>, ObserveError> {
+pub(crate) fn resolve_names(
+    topology: &Topology,
+) -> Result<BTreeMap<String, Ipv4Addr>, ObserveError> {
     let mut names = Vec::new();
     // By name once: `Topology::container` is a scan, and this runs per link.
     let by_name: std::collections::HashMap<&str, &crate::topology::model::Container> = topology

@@ -268,6 +268,12 @@ pub fn parse_node(node: &str, topology: &str, output: &str) -> Result<NodeState,
             state.containers.insert(c.container.clone(), c);
         }
     }
+    // podman's listing: the lines the lock's digest re-check compares.
+    if listed.is_some() {
+        state.canonical = super::digest::Canonical(Some(std::sync::Arc::new(
+            super::digest::canonical(output, topology),
+        )));
+    }
     Ok(state)
 }
 

@@ -61,7 +61,10 @@ fn changes(nodes: &FakeNodes) -> Vec<(String, NodeOp)> {
         .filter(|(_, op)| {
             !matches!(
                 op,
-                NodeOp::Observe { .. } | NodeOp::Lock { .. } | NodeOp::Unlock { .. }
+                NodeOp::Observe { .. }
+                    | NodeOp::Digest { .. }
+                    | NodeOp::Lock { .. }
+                    | NodeOp::Unlock { .. }
             )
         })
         .collect()
@@ -79,7 +82,8 @@ fn locks_and_reads_each_node_in_one_round_trip_runs_and_unlocks() {
     for node in ["node1", "node4"] {
         let mine: Vec<_> = log.iter().filter(|r| r.node == node).collect();
         let kinds = |i: usize| mine[i].ops.iter().map(NodeOp::kind).collect::<Vec<_>>();
-        assert_eq!(kinds(0), ["lock", "observe"], "{node}");
+        // The re-check is a digest computed on the node, not a second read.
+        assert_eq!(kinds(0), ["lock", "digest"], "{node}");
         assert_eq!(kinds(mine.len() - 1), ["unlock"], "{node}");
     }
     assert!(sim(&s).locks.is_empty());
@@ -352,6 +356,92 @@ fn an_unrelated_port_taken_between_plan_and_lock_does_not_abort() {
     let outcomes = session(&t, &nodes, &p, &tasks).unwrap();
     assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
     assert!(sim(&s).locks.is_empty(), "locks released");
+}
+
+/// The re-check after a first apply, with the plan's containers in place: a
+/// rule of a kept container deleted by hand between plan and lock aborts; the
+/// plan's own port and name, held by its own container, do not.
+#[test]
+fn a_kept_containers_rules_changed_between_plan_and_lock_abort() {
+    let mut t = redis_todo();
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    session(&t, &nodes, &p, &tasks).unwrap();
+    // A change to app1 only (its image): redisdb is kept as it is.
+    let app1 = t.containers.iter_mut().find(|c| c.name == "app1").unwrap();
+    app1.image = "localhost/other:1".into();
+    let (p, tasks) = planned(&t, &nodes);
+    assert!(p.has_changes());
+    let rules_of = |s: &Arc<Mutex<Sim>>| {
+        sim(s)
+            .nodes
+            .values()
+            .flatten()
+            .map(|c| c.rules.len())
+            .sum::<usize>()
+    };
+    assert!(rules_of(&s) > 0);
+    for c in sim(&s).nodes.values_mut().flatten() {
+        c.rules.pop();
+    }
+    let e = session(&t, &nodes, &p, &tasks).unwrap_err();
+    assert!(matches!(e, SessionError::Moved { .. }), "{e}");
+    assert!(sim(&s).locks.is_empty(), "locks released");
+}
+
+/// A docker node has no digest script: its lock's round trip reads it in full
+/// and the check narrows it here, to the same fingerprint; podman nodes answer
+/// a digest. Both re-checks catch a port the plan needs taken meanwhile.
+#[test]
+fn a_docker_node_is_rechecked_by_a_full_read_a_podman_node_by_digest() {
+    let mut t = redis_todo();
+    t.nodes.get_mut("node4").unwrap().runtime = crate::topology::model::Runtime::Docker;
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    assert!(p.recheck["node4"].digest.is_none());
+    assert!(p.recheck["node1"].digest.is_some());
+    let before = nodes.log().len();
+    session(&t, &nodes, &p, &tasks).unwrap();
+    let log = nodes.log()[before..].to_vec();
+    let first = |node: &str| {
+        log.iter()
+            .find(|r| r.node == node)
+            .map(|r| r.ops.iter().map(NodeOp::kind).collect::<Vec<_>>())
+            .unwrap()
+    };
+    assert_eq!(first("node4"), ["lock", "observe"]);
+    assert_eq!(first("node1"), ["lock", "digest"]);
+    // Again from empty nodes, a foreign container takes the plan's port on
+    // the docker node after the plan.
+    let (s2, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    let port = p
+        .desired
+        .iter()
+        .find(|d| d.node == "node4")
+        .and_then(|d| d.publish.first())
+        .map(|(_, _, h)| h.to_string())
+        .expect("redisdb publishes a port");
+    sim(&s2)
+        .nodes
+        .entry("node4".into())
+        .or_default()
+        .push(SimContainer {
+            id: "foreign".into(),
+            name: "other-web".into(),
+            labels: Default::default(),
+            image: "img".into(),
+            publish: vec![(port, "80".into(), "tcp".into())],
+            status: "running".into(),
+            pid: 9,
+            rules: vec![],
+            jumps: 0,
+            nft: None,
+            oci_runtime: "runc".into(),
+        });
+    let e = session(&t, &nodes, &p, &tasks).unwrap_err();
+    assert!(matches!(e, SessionError::Moved { .. }), "{e}");
+    assert!(sim(&s2).locks.is_empty() && sim(&s).locks.is_empty());
 }
 
 #[test]

@@ -4,8 +4,6 @@ pid=$(docker inspect -f '{{.State.Pid}}' 0123456789abcdef)
 [ "$pid" -gt 0 ] || { echo 0123456789abcdef" has no network namespace (state: $(docker inspect -f '{{.State.Status}}' 0123456789abcdef))" >&2; exit 1; }
 ns=$(readlink "/proc/$pid/ns/net") || ns=
 if [ -z "$ns" ] || [ "$ns" = "$(readlink /proc/self/ns/net)" ]; then echo 0123456789abcdef": its network namespace is this node's own (host networking?) or unreadable ($ns): refusing to change rules or sysctls there" >&2; exit 1; fi
-nsenter -t "$pid" -n sysctl -q -w net.ipv4.ip_forward=1
-nsenter -t "$pid" -n sysctl -q -w net.ipv4.conf.all.route_localnet=1
 sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/containers/oci/hooks.d}"
 case "$sd" in /*) ok=1 ;; *) ok= ;; esac; case "$hd" in /*) ;; *) ok= ;; esac
 case "$sd$hd" in *[!A-Za-z0-9_./-]*) ok= ;; esac
@@ -201,6 +199,8 @@ table ip geartopo {
 }
 GEARTOPO_RULES
 chmod 600 "$sd/rules/todo-app1.new"; mv -f "$sd/rules/todo-app1.new" "$sd/rules/todo-app1"
+nsenter -t "$pid" -n sysctl -q -w net.ipv4.ip_forward=1
+nsenter -t "$pid" -n sysctl -q -w net.ipv4.conf.all.route_localnet=1
 command -v nft >/dev/null 2>&1 || { echo "nft is not installed on this node (its firewall is nftables)" >&2; exit 1; }
 nsenter -t "$pid" -n nft -f - <<'GEARTOPO_NFT'
 table ip geartopo {}
