@@ -31,6 +31,10 @@ pub struct OpenSshTransport {
     command_timeout: Duration,
     /// Whether a command has reached the node through this value already.
     reached: bool,
+    /// The client (`ssh`; a stand-in in tests).
+    program: PathBuf,
+    /// The most a node's answer (stdout and stderr together) may be.
+    max_output: usize,
 }
 
 /// The exit status of `ssh` itself failing (connection, authentication, host
@@ -196,12 +200,14 @@ impl OpenSshTransport {
             target,
             command_timeout: options.command_timeout,
             reached: false,
+            program: PathBuf::from("ssh"),
+            max_output: super::MAX_OUTPUT,
         })
     }
 
     /// Stops this node's master connection (`ssh -O exit`), if one runs.
     pub fn stop_master(&self) {
-        let _ = Command::new("ssh")
+        let _ = Command::new(&self.program)
             .args(&self.args)
             .args(["-O", "exit", "--", &self.target])
             .stdin(Stdio::null())
@@ -224,7 +230,7 @@ impl Transport for OpenSshTransport {
         // stderr goes to a file, not a pipe: a master that `ssh` forks keeps the
         // stderr it was started with open for `CONTROL_PERSIST` seconds.
         let mut err_file = tempfile_in_control_dir().map_err(|e| io(e.to_string()))?;
-        let mut child = Command::new("ssh")
+        let mut child = Command::new(&self.program)
             .args(&self.args)
             .arg("--")
             .arg(&self.target)
@@ -239,10 +245,13 @@ impl Transport for OpenSshTransport {
         let writer = std::thread::spawn(move || {
             let _ = input.write_all(&data);
         });
-        let mut output = child.stdout.take().expect("piped");
+        // Read to one byte past the limit at most: then the pipe closes (ssh gets
+        // EPIPE instead of blocking) and the answer is refused below.
+        let limit = self.max_output as u64 + 1;
+        let output = child.stdout.take().expect("piped");
         let reader = std::thread::spawn(move || {
             let mut buf = Vec::new();
-            let _ = output.read_to_end(&mut buf);
+            let _ = output.take(limit).read_to_end(&mut buf);
             buf
         });
         let deadline = Instant::now() + self.command_timeout;
@@ -265,8 +274,8 @@ impl Transport for OpenSshTransport {
         let mut stderr = Vec::new();
         use std::io::Seek;
         err_file.0.rewind().map_err(|e| io(e.to_string()))?;
-        err_file
-            .0
+        (&mut err_file.0)
+            .take(limit)
             .read_to_end(&mut stderr)
             .map_err(|e| io(e.to_string()))?;
         use std::os::unix::process::ExitStatusExt;
@@ -286,6 +295,12 @@ impl Transport for OpenSshTransport {
                     address: self.target.clone(),
                     reason,
                 }
+            });
+        }
+        if stdout.len() + stderr.len() > self.max_output {
+            return Err(TransportError::OutputTooLarge {
+                node: self.node.clone(),
+                limit: self.max_output,
             });
         }
         self.reached = true;
@@ -335,6 +350,48 @@ use std::os::unix::fs::OpenOptionsExt;
 mod tests {
     use super::*;
     use crate::topology::model::NodeAddress;
+
+    /// A transport whose `ssh` is `script` (run with sh; it gets ssh's arguments).
+    fn standing_in(script: &str, max_output: usize) -> (OpenSshTransport, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("ssh");
+        std::fs::write(&program, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let t = OpenSshTransport {
+            node: "n1".into(),
+            args: vec![],
+            target: "n1.example".into(),
+            command_timeout: Duration::from_secs(30),
+            reached: false,
+            program,
+            max_output,
+        };
+        (t, dir)
+    }
+
+    /// A node that answers more than the limit, on stdout or stderr, is an error
+    /// naming it, read no further than the limit (as with ssh2).
+    #[test]
+    fn an_answer_beyond_the_size_limit_is_refused_naming_the_node() {
+        for script in [
+            "head -c 100000 /dev/zero",
+            "head -c 100000 /dev/zero >&2",
+            "yes",
+        ] {
+            let (mut t, _dir) = standing_in(script, 1000);
+            let err = t.run("observe", b"").unwrap_err();
+            assert!(
+                matches!(&err, TransportError::OutputTooLarge { node, limit: 1000 } if node == "n1"),
+                "{script}: {err}"
+            );
+        }
+        let (mut t, _dir) = standing_in("printf 'ok\\n'; printf 'warn\\n' >&2", 1000);
+        let out = t.run("observe", b"").unwrap();
+        assert_eq!(
+            (out.stdout_str().as_ref(), out.stderr_str().as_ref()),
+            ("ok\n", "warn\n")
+        );
+    }
 
     fn node(name: &str, address: &str, identity: &str) -> Node {
         let t = crate::topology::parse(
