@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use std::io::Write;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 
 use super::session::{load, Session};
 use crate::node::lock::{staleness, start_ticks, HeldLock, Local, Staleness};
@@ -33,16 +33,7 @@ pub struct ForceUnlockArgs {
 pub fn run(args: ForceUnlockArgs) -> Result<i32> {
     let path = super::topology_path(args.file.clone());
     let (mut topology, graph, source) = load(&path)?;
-    for n in &args.nodes {
-        if !topology.nodes.contains_key(n) {
-            let known: Vec<&str> = topology.nodes.keys().map(String::as_str).collect();
-            return Err(anyhow!(
-                "--node {n}: no such node in {} (nodes: {})",
-                path.display(),
-                known.join(", ")
-            ));
-        }
-    }
+    super::known_nodes(&topology, &args.nodes, &path)?;
     // Only the nodes asked for need to be reachable.
     if !args.nodes.is_empty() {
         topology.nodes.retain(|n, _| args.nodes.contains(n));

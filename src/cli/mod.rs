@@ -257,6 +257,26 @@ fn usage(e: &clap::Error) -> i32 {
     }
 }
 
+/// `--node NAME` values that name no node of `topology` (read from `path`): an
+/// error listing the nodes there are.
+pub(crate) fn known_nodes(
+    topology: &crate::topology::model::Topology,
+    names: &[String],
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    for n in names {
+        if !topology.nodes.contains_key(n) {
+            let known: Vec<&str> = topology.nodes.keys().map(String::as_str).collect();
+            anyhow::bail!(
+                "--node {n}: no such node in {} (nodes: {})",
+                path.display(),
+                known.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::transport::TransportError;

@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 
 use super::session::{load, Session};
 use crate::node::prepare::{self, Found};
@@ -44,16 +44,7 @@ pub fn run(command: NodeCommand) -> Result<i32> {
 fn run_prepare(args: PrepareArgs) -> Result<i32> {
     let path = super::topology_path(args.file.clone());
     let (mut topology, graph, source) = load(&path)?;
-    for n in &args.nodes {
-        if !topology.nodes.contains_key(n) {
-            let known: Vec<&str> = topology.nodes.keys().map(String::as_str).collect();
-            return Err(anyhow!(
-                "--node {n}: no such node in {} (nodes: {})",
-                path.display(),
-                known.join(", ")
-            ));
-        }
-    }
+    super::known_nodes(&topology, &args.nodes, &path)?;
     let mut out = std::io::stdout();
     let wanted = |name: &str| args.nodes.is_empty() || args.nodes.iter().any(|n| n == name);
     for (name, node) in &topology.nodes {
