@@ -217,14 +217,7 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
         let mut deps = vec![];
         if let (Action::Replace { .. }, Some(d)) = (&c.action, &c.desired) {
             deps.push(tasks.len());
-            tasks.push(Task {
-                node: c.node.clone(),
-                label: format!("image {} for {}", d.image, c.runtime_name),
-                op: NodeOp::EnsureImage {
-                    image: d.image.clone(),
-                },
-                deps: vec![],
-            });
+            tasks.push(ensure_image(&c.node, &c.runtime_name, &d.image));
         }
         deletes_on
             .entry(c.node.clone())
@@ -321,14 +314,7 @@ pub fn apply_tasks(topology: &Topology, graph: &DepGraph, plan: &Plan) -> Vec<Ta
             if let (Some((r, i)), Some(id), Some(d)) = (roll, c.observed_id.as_deref(), &c.desired)
             {
                 let image = tasks.len();
-                tasks.push(Task {
-                    node: c.node.clone(),
-                    label: format!("image {} for {}", d.image, c.runtime_name),
-                    op: NodeOp::EnsureImage {
-                        image: d.image.clone(),
-                    },
-                    deps: vec![],
-                });
+                tasks.push(ensure_image(&c.node, &c.runtime_name, &d.image));
                 roll_removes.push((tasks.len(), r, i));
                 deps.push(tasks.len());
                 tasks.push(Task {
@@ -743,3 +729,16 @@ mod roll_tests;
 mod tests;
 #[cfg(test)]
 mod volume_tests;
+
+/// The step that makes sure a replacement's image is on the node before the old
+/// container goes (a plain replace, and each member of a roll).
+fn ensure_image(node: &str, runtime_name: &str, image: &str) -> Task {
+    Task {
+        node: node.to_string(),
+        label: format!("image {image} for {runtime_name}"),
+        op: NodeOp::EnsureImage {
+            image: image.to_string(),
+        },
+        deps: vec![],
+    }
+}
