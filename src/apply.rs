@@ -576,6 +576,22 @@ pub fn execute_until(
     progress: &dyn Progress,
     stop: &AtomicBool,
 ) -> Vec<Outcome> {
+    execute_releasing(tasks, conns, parallelism, progress, stop, None).0
+}
+
+/// As `execute_until`; with `release` (`NodeOp::Release`), each node's last task
+/// carries it in its own round trip, so that a node whose steps all went
+/// through is unlocked without another round trip. Also returns the nodes whose
+/// answer said `RELEASED`: the others still hold the lock.
+pub fn execute_releasing(
+    tasks: &[Task],
+    conns: &mut [Box<dyn NodeConnection>],
+    parallelism: usize,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+    release: Option<&NodeOp>,
+) -> (Vec<Outcome>, std::collections::BTreeSet<String>) {
+    let released = Mutex::new(std::collections::BTreeSet::new());
     let connected: Vec<String> = conns.iter().map(|c| c.node().to_string()).collect();
     let status = Mutex::new(
         tasks
@@ -603,8 +619,9 @@ pub fn execute_until(
             if mine.is_empty() {
                 continue;
             }
-            let (status, changed, permits, permit_freed) =
-                (&status, &changed, &permits, &permit_freed);
+            let (status, changed, permits, permit_freed, released) =
+                (&status, &changed, &permits, &permit_freed, &released);
+            let last = *mine.last().expect("not empty");
             scope.spawn(move || {
                 // Should this thread panic, its unfinished tasks count as failed,
                 // so other nodes waiting on them stop waiting.
@@ -650,7 +667,26 @@ pub fn execute_until(
                             progress.started(&task.node, &task.label);
                             #[cfg(feature = "testing")]
                             pause::at("step");
-                            let result = conn.run(std::slice::from_ref(&task.op));
+                            let result = match release {
+                                Some(r) if i == last => {
+                                    let result = conn.run(&[task.op.clone(), r.clone()]);
+                                    if let Ok(out) = &result {
+                                        if out.success()
+                                            && out
+                                                .stdout_str()
+                                                .lines()
+                                                .any(|l| l == crate::node::RELEASED)
+                                        {
+                                            released
+                                                .lock()
+                                                .unwrap_or_else(|e| e.into_inner())
+                                                .insert(task.node.clone());
+                                        }
+                                    }
+                                    result
+                                }
+                                _ => conn.run(std::slice::from_ref(&task.op)),
+                            };
                             #[cfg(feature = "testing")]
                             pause::at(&format!("after-{}", task.op.kind()));
                             *permits.lock().unwrap() += 1;
@@ -684,7 +720,7 @@ pub fn execute_until(
             });
         }
     });
-    status
+    let outcomes = status
         .into_inner()
         .unwrap()
         .into_iter()
@@ -692,7 +728,11 @@ pub fn execute_until(
             Status::Finished(o) => o,
             Status::Pending => unreachable!("every connected node runs all its tasks"),
         })
-        .collect()
+        .collect();
+    (
+        outcomes,
+        released.into_inner().unwrap_or_else(|e| e.into_inner()),
+    )
 }
 
 struct PanicGuard<'a> {

@@ -14,7 +14,7 @@ use crate::observe::ObserveError;
 use crate::plan::Plan;
 use crate::topology::model::Topology;
 
-use super::{execute_until, Outcome, Progress, Task};
+use super::{execute_releasing, Outcome, Progress, Task};
 
 /// Why a session changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,10 @@ pub struct Control<'a> {
     pub retry_every: Duration,
     /// Set when the operator asked to stop (the first Ctrl-C): no new step starts.
     pub stop: &'a AtomicBool,
+    /// Every node is locked already, by this holder, and the plan was made from
+    /// a read under those locks (`observe_with` with a holder): nothing can have
+    /// moved since, so there is no lock round trip and nothing to re-check.
+    pub held: bool,
 }
 
 /// Locks every node (re-checking it by digest in the same round trip), checks that the state
@@ -56,6 +60,7 @@ pub fn run_locked(
         lock_timeout: Duration::ZERO,
         retry_every: Duration::from_secs(1),
         stop: &stop,
+        held: false,
     };
     run_controlled(
         topology,
@@ -87,6 +92,9 @@ pub fn run_controlled(
 ) -> Result<Vec<Outcome>, SessionError> {
     let deadline = Instant::now() + control.lock_timeout;
     let locked = loop {
+        if control.held {
+            break Ok(plan.fingerprint.clone());
+        }
         match lock_and_fingerprint(topology, conns, parallelism, holder, &plan.recheck) {
             Err(errors) => {
                 let errors = judged(errors);
@@ -117,11 +125,27 @@ pub fn run_controlled(
                 #[cfg(feature = "testing")]
                 super::pause::at("after-lock");
                 progress.begin();
-                execute_until(tasks, conns, parallelism, progress, control.stop)
+                let release = NodeOp::Release {
+                    holder: holder.clone(),
+                };
+                execute_releasing(
+                    tasks,
+                    conns,
+                    parallelism,
+                    progress,
+                    control.stop,
+                    Some(&release),
+                )
             },
         ))),
     };
-    unlock(conns, holder, progress);
+    // The nodes whose last step released the lock need no other round trip.
+    let released = match &result {
+        Ok(Ok((_, released))) => released.clone(),
+        _ => Default::default(),
+    };
+    unlock_except(conns, holder, progress, &released);
+    let result = result.map(|r| r.map(|(outcomes, _)| outcomes));
     match result? {
         Ok(outcomes) => Ok(outcomes),
         Err(panic) => std::panic::resume_unwind(panic),
@@ -170,11 +194,21 @@ pub fn stale_nodes(errors: &[ObserveError]) -> Vec<&str> {
 
 /// Releases the lock on every node that can still be reached; a node locked by
 /// another apply keeps its lock (the unlock only removes this holder's).
-fn unlock(conns: &mut Connections, holder: &LockHolder, progress: &dyn Progress) {
+pub fn unlock(conns: &mut Connections, holder: &LockHolder, progress: &dyn Progress) {
+    unlock_except(conns, holder, progress, &Default::default());
+}
+
+/// As `unlock`, leaving out the nodes in `released` (already unlocked).
+fn unlock_except(
+    conns: &mut Connections,
+    holder: &LockHolder,
+    progress: &dyn Progress,
+    released: &std::collections::BTreeSet<String>,
+) {
     let op = NodeOp::Unlock {
         holder: holder.clone(),
     };
-    for conn in conns.iter_mut() {
+    for conn in conns.iter_mut().filter(|c| !released.contains(c.node())) {
         if let Err(e) = conn.run(std::slice::from_ref(&op)) {
             progress.unlock_failed(conn.node(), &e);
         }

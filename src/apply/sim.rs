@@ -494,6 +494,14 @@ impl Sim {
                         self.locks.remove(node);
                     }
                 }
+                // Reached only when every operation before it succeeded.
+                NodeOp::Release { holder } => {
+                    if self.locks.get(node) == Some(holder) {
+                        self.locks.remove(node);
+                    }
+                    stdout.push_str(crate::node::RELEASED);
+                    stdout.push('\n');
+                }
                 NodeOp::ReadLock => {
                     if let Some(h) = self.locks.get(node) {
                         stdout.push_str(&HeldLock::report(h, "/run/geartopo/apply.lock"));

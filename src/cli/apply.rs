@@ -13,6 +13,8 @@ use crate::apply::session::{
     lock_holder, report, run_controlled, stale_nodes, Control, SessionError, Verb,
 };
 use crate::apply::{apply_tasks, destroy_tasks, Outcome, PlainProgress, Progress, Task};
+use crate::node::lock::LockHolder;
+use crate::observe::ObserveError;
 use crate::output::apply::{ApplyDocument, ApplyErrorKind, ApplyResult};
 use crate::plan::{Plan, Scope};
 use crate::render::{no_plan, plan_text};
@@ -224,23 +226,65 @@ fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
     let (topology, graph) = super::session::narrowed(topology, graph, &scope.targets)?;
     let mut session = Session::connect(topology, graph, source, &args.connect)
         .map_err(stop(ApplyErrorKind::Unreachable))?;
-    let state = session
-        .observe()
-        .map_err(stop(ApplyErrorKind::Unreadable))?;
-    let plan = planned.insert(session.plan_scoped(&state, &scope)?);
-    if let Some(s) = &saved {
+    let file = match &saved {
+        Some(s) => s.topology_path.clone(),
+        None => path.display().to_string(),
+    };
+    let holder = lock_holder(&session.topology.name);
+    let (state, held) = read_state(
+        &mut session,
+        saved.is_none() && args.auto_approve,
+        &holder,
+        &file,
+    )?;
+    let next = plan_apply(
+        args,
+        &path,
+        saved.as_ref(),
+        &scope,
+        &session,
+        &state,
+        planned,
+    );
+    let locks = Locks {
+        holder,
+        held,
+        wait: &args.lock,
+    };
+    proceed(
+        &mut session,
+        planned,
+        next,
+        &locks,
+        |session, plan, tasks| run_session(session, plan, tasks, args.json, &file, &locks),
+    )
+}
+
+/// The rest of an apply once the nodes are read: the plan, the checks of a saved
+/// plan, the plan shown, the confirmation; the tasks to run, or how it ended.
+fn plan_apply(
+    args: &ApplyArgs,
+    path: &std::path::Path,
+    saved: Option<&SavedPlan>,
+    scope: &Scope,
+    session: &Session,
+    state: &crate::state::ObservedState,
+    planned: &mut Option<Plan>,
+) -> Result<Next, Stop> {
+    let plan = planned.insert(session.plan_scoped(state, scope)?);
+    if let Some(s) = saved {
         crate::apply::saved::check_fingerprint(
             &path.display().to_string(),
             &s.fingerprint,
             plan,
-            &state,
+            state,
         )
         .map_err(|e| stop(ApplyErrorKind::StalePlan)(e.into()))?;
     }
     if let Some(warning) = scope.targeting_warning() {
         errln!("{warning}")?;
     }
-    if let Some(s) = &saved {
+    if let Some(s) = saved {
         crate::apply::saved::check_same_plan(&path.display().to_string(), &s.plan, plan)
             .map_err(|e| stop(ApplyErrorKind::StalePlan)(e.into()))?;
     }
@@ -248,18 +292,106 @@ fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
         out!("{}", plan_text(plan, stdout_style()))?;
     }
     if !plan.has_changes() {
-        return Ok(Ran::NoChanges);
+        return Ok(Next::Ended(Ran::NoChanges));
     }
     if saved.is_none() && !args.auto_approve && !confirm("\nDo you want to perform these actions?")?
     {
-        return Ok(Ran::Cancelled);
+        return Ok(Next::Ended(Ran::Cancelled));
     }
-    let tasks = apply_tasks(&session.topology, &session.graph, plan);
-    let file = match &saved {
-        Some(s) => s.topology_path.clone(),
-        None => path.display().to_string(),
-    };
-    run_session(&mut session, plan, tasks, args.json, &args.lock, &file)
+    Ok(Next::Run(apply_tasks(
+        &session.topology,
+        &session.graph,
+        plan,
+    )))
+}
+
+/// This run's locks: whose they are, whether the read took them already
+/// (`read_state`), how long to wait for one another apply holds.
+struct Locks<'a> {
+    holder: LockHolder,
+    held: bool,
+    wait: &'a LockArgs,
+}
+
+/// What comes after the plan: tasks to run, or the end.
+enum Next {
+    Run(Vec<Task>),
+    Ended(Ran),
+}
+
+/// Reads every node. With `lock_first` (the approval given beforehand, so that
+/// nothing waits between the read and the steps), each node's lock is taken in
+/// its read's own round trip: the plan is made from a state read under the
+/// locks, which the session then runs without a lock round trip or a re-check.
+/// Signals are caught from before the first lock (a Ctrl-C from then on ends
+/// the command in good order, releasing the locks). When a node's lock is held
+/// by another apply (or left by a killed one), the locks taken are released and
+/// the nodes read without them, as an apply with a confirmation does: the
+/// session then waits for the lock (`--lock-timeout`) or reports it, and
+/// re-checks by digest.
+fn read_state(
+    session: &mut Session,
+    lock_first: bool,
+    holder: &LockHolder,
+    file: &str,
+) -> Result<(crate::state::ObservedState, bool), Stop> {
+    if lock_first {
+        let nodes: Vec<String> = session.conns.iter().map(|c| c.node().to_string()).collect();
+        interrupt::install(&nodes, &quote(file));
+        match session.observe_locking(holder) {
+            Ok(state) => return Ok((state, true)),
+            Err(errors) => {
+                release(session, holder);
+                if !errors
+                    .iter()
+                    .all(|e| matches!(e, ObserveError::Locked { .. }))
+                {
+                    return Err(stop(ApplyErrorKind::Unreadable)(anyhow::anyhow!(no_plan(
+                        "cannot read every node",
+                        &errors
+                    ))));
+                }
+            }
+        }
+    }
+    let state = session
+        .observe()
+        .map_err(stop(ApplyErrorKind::Unreadable))?;
+    Ok((state, false))
+}
+
+/// Releases this run's locks (taken by `read_state`) on every node, warning on
+/// stderr about a node where that failed.
+fn release(session: &mut Session, holder: &LockHolder) {
+    crate::apply::session::unlock(&mut session.conns, holder, &PlainProgress);
+}
+
+/// Runs the tasks with `run`, or ends; locks taken with the read and not handed
+/// to a session are released on every way out.
+fn proceed(
+    session: &mut Session,
+    planned: &Option<Plan>,
+    next: Result<Next, Stop>,
+    locks: &Locks,
+    run: impl FnOnce(&mut Session, &Plan, Vec<Task>) -> Result<Ran, Stop>,
+) -> Result<Ran, Stop> {
+    match next {
+        Ok(Next::Run(tasks)) => {
+            let plan = planned
+                .as_ref()
+                .expect("a plan was made before anything runs");
+            run(session, plan, tasks)
+        }
+        ended => {
+            if locks.held {
+                release(session, &locks.holder);
+            }
+            ended.map(|n| match n {
+                Next::Ended(ran) => ran,
+                Next::Run(_) => unreachable!("matched above"),
+            })
+        }
+    }
 }
 
 fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
@@ -278,24 +410,47 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
     }
     let mut session = Session::connect(topology, graph, source, &args.connect)
         .map_err(stop(ApplyErrorKind::Unreachable))?;
-    let state = session
-        .observe()
-        .map_err(stop(ApplyErrorKind::Unreadable))?;
+    let holder = lock_holder(&session.topology.name);
+    let (state, held) = read_state(&mut session, args.auto_approve, &holder, &file)?;
+    let next = plan_destroy(args, &extra, &session, &state, planned);
+    let locks = Locks {
+        holder,
+        held,
+        wait: &args.lock,
+    };
+    proceed(
+        &mut session,
+        planned,
+        next,
+        &locks,
+        |session, plan, tasks| run_session(session, plan, tasks, args.json, &file, &locks),
+    )
+}
+
+/// The rest of a destroy once the nodes are read: the plan, the volumes it
+/// keeps or removes, the plan shown, the confirmation; the tasks, or the end.
+fn plan_destroy(
+    args: &DestroyArgs,
+    extra: &std::collections::BTreeSet<String>,
+    session: &Session,
+    state: &crate::state::ObservedState,
+    planned: &mut Option<Plan>,
+) -> Result<Next, Stop> {
     let scope = Scope {
         targets: args.targets.clone(),
         excludes: args.excludes.clone(),
         replace: Vec::new(),
         make_durable: false,
     };
-    let mut destroy_plan = session.destroy_plan(&state, &scope)?;
+    let mut destroy_plan = session.destroy_plan(state, &scope)?;
     if !extra.is_empty() {
-        destroy_plan.retain_nodes(&extra);
+        destroy_plan.retain_nodes(extra);
     }
     let whole = scope.targets.is_empty() && scope.excludes.is_empty();
     let mut volumes = crate::plan::volumes::destroyed_volumes(
         &session.topology.name,
         session.topology.id.as_deref(),
-        &state,
+        state,
         &destroy_plan.changes,
         whole,
     );
@@ -325,7 +480,7 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
                 session.topology.name
             )?;
         }
-        return Ok(Ran::NoChanges);
+        return Ok(Next::Ended(Ran::NoChanges));
     }
     if !args.json {
         out!("{}", plan_text(plan, stdout_style()))?;
@@ -348,14 +503,13 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
         )
     };
     if !args.auto_approve && !confirm(&question)? {
-        return Ok(Ran::Cancelled);
+        return Ok(Next::Ended(Ran::Cancelled));
     }
     let mut tasks = destroy_tasks(&session.topology, &session.graph, plan);
     if args.volumes {
         crate::apply::remove_volume_tasks(&mut tasks, &volumes);
     }
-    let file = path.display().to_string();
-    run_session(&mut session, plan, tasks, args.json, &args.lock, &file)
+    Ok(Next::Run(tasks))
 }
 
 /// Prints how the command ended (text, or with `json` one document on stdout)
@@ -408,10 +562,9 @@ fn run_session(
     plan: &Plan,
     tasks: Vec<Task>,
     json: bool,
-    lock: &LockArgs,
     file: &str,
+    locks: &Locks,
 ) -> Result<Ran, Stop> {
-    let holder = lock_holder(&session.topology.name);
     let terminal = !json && std::io::stdout().is_terminal();
     let bars = BarProgress::new(session.conns.iter().map(|c| c.node().to_string()).collect());
     let progress: &dyn Progress = match (json, terminal) {
@@ -424,9 +577,10 @@ fn run_session(
     let nodes: Vec<String> = session.conns.iter().map(|c| c.node().to_string()).collect();
     interrupt::install(&nodes, &quote(file));
     let control = Control {
-        lock_timeout: lock.lock_timeout,
+        lock_timeout: locks.wait.lock_timeout,
         retry_every: std::time::Duration::from_secs(1),
         stop: &interrupt::INTERRUPTED,
+        held: locks.held,
     };
     let outcomes = run_controlled(
         &session.topology,
@@ -434,7 +588,7 @@ fn run_session(
         session.parallelism,
         plan,
         &tasks,
-        &holder,
+        &locks.holder,
         progress,
         &control,
     )

@@ -117,6 +117,24 @@ impl Session {
         read.map_err(|errors| anyhow!(no_plan("cannot read every node", &errors)))
     }
 
+    /// As `observe`, taking each node's apply lock for `holder` in its read's
+    /// round trip (a node whose lock is held answers `ObserveError::Locked`).
+    /// On an error, the locks taken on the other nodes are still held.
+    pub fn observe_locking(
+        &mut self,
+        holder: &crate::node::lock::LockHolder,
+    ) -> Result<ObservedState, Vec<crate::observe::ObserveError>> {
+        let read = observe_with(
+            &self.topology,
+            &mut self.conns,
+            self.parallelism,
+            Some(holder),
+            &*self.progress,
+        );
+        self.progress.clear();
+        read
+    }
+
     /// As `observe`, trying each container's health check once in the same
     /// round trip (`show`).
     pub fn observe_probing(&mut self) -> Result<ObservedState> {

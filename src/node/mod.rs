@@ -31,6 +31,10 @@ pub const SYSCTLS: [(&str, &str); 2] = [
 /// its stderr names the holder.
 pub const LOCK_HELD: i32 = 75;
 
+/// The line `NodeOp::Release` prints once this run's lock is no longer on the
+/// node.
+pub const RELEASED: &str = "@@geartopo released";
+
 /// One thing to do on a node. Every string comes from the validated model or from
 /// what `observe` found; `script` quotes each one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,12 @@ pub enum NodeOp {
     Lock { holder: lock::LockHolder },
     /// Releases the lock if `holder` holds it.
     Unlock { holder: lock::LockHolder },
+    /// Rides at the end of a node's last step (`apply::execute_releasing`):
+    /// when what came before it in the round trip succeeded, releases the lock
+    /// as `Unlock` does and says so on stdout (`RELEASED`), which saves the
+    /// session a round trip for its unlock; the round trip's exit status stays
+    /// that of the step.
+    Release { holder: lock::LockHolder },
     /// Reports the lock on stdout (`lock::HeldLock`), or nothing when none is held.
     ReadLock,
     /// Removes the lock whatever its holder, if its `holder` file still reads
@@ -133,6 +143,7 @@ impl NodeOp {
             NodeOp::Digest { .. } => "digest",
             NodeOp::Lock { .. } => "lock",
             NodeOp::Unlock { .. } => "unlock",
+            NodeOp::Release { .. } => "release",
             NodeOp::ReadLock => "read-lock",
             NodeOp::ForceUnlock { .. } => "force-unlock",
             NodeOp::PrepareRead => "prepare-read",
@@ -337,10 +348,16 @@ impl NodeConnection for ScriptedNode {
         static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let token = format!("{}-{n}", std::process::id());
+        // A release rides last: a test's hang goes before it, after the step.
+        let (work, release) = match ops.split_last() {
+            Some((last @ NodeOp::Release { .. }, work)) => (work, std::slice::from_ref(last)),
+            _ => (ops, &[][..]),
+        };
         #[allow(unused_mut)]
-        let mut text = script::render(&self.profile, ops);
+        let mut text = script::render(&self.profile, work);
         #[cfg(feature = "testing")]
         text.push_str(crate::apply::pause::remote_hang(ops));
+        text.push_str(&script::render(&self.profile, release));
         let result = self.transport.run(
             &script::wrap(&self.profile, &script::supervise::supervised(&token)),
             text.as_bytes(),

@@ -9,7 +9,7 @@
 use super::durable::{self, HOOKS_DIR, HOOK_FILE, STATE_DIR};
 use super::lock::{LockHolder, HELD_PREFIX, INFO_PREFIX};
 use super::section::Section;
-use super::{CreateSpec, Firewall, NodeOp, NodeProfile, OwnedRules, LOCK_HELD, SYSCTLS};
+use super::{CreateSpec, Firewall, NodeOp, NodeProfile, OwnedRules, LOCK_HELD, RELEASED, SYSCTLS};
 use crate::rules::{CHAINS, TABLES};
 use crate::topology::model::Runtime;
 use crate::transport::shell::{join, quote};
@@ -78,6 +78,7 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
         }
         NodeOp::Lock { holder } => lock_script(holder),
         NodeOp::Unlock { holder } => unlock_script(holder),
+        NodeOp::Release { holder } => release_script(holder),
         NodeOp::ReadLock => read_lock_script(),
         NodeOp::ForceUnlock { line } => force_unlock_script(line),
         NodeOp::Create(spec) => create_script(profile, spec),
@@ -393,6 +394,24 @@ fn unlock_script(holder: &LockHolder) -> String {
     format!(
         r#"d="{RUN_DIR}"
 if [ "$(cat "$d/apply.lock/holder" 2>/dev/null)" = {holder} ]; then rm -rf "$d/apply.lock"; fi
+"#,
+        holder = quote(&holder.to_string())
+    )
+}
+
+/// The unlock that ends a step's round trip: only after the step succeeded
+/// (`$?` is the status the script would end with here), saying `RELEASED` once
+/// the lock is not this run's any more; the round trip ends with the step's
+/// status either way.
+fn release_script(holder: &LockHolder) -> String {
+    format!(
+        r#"rc=$?
+if [ "$rc" -eq 0 ]; then
+  d="{RUN_DIR}"
+  if [ "$(cat "$d/apply.lock/holder" 2>/dev/null)" = {holder} ]; then rm -rf "$d/apply.lock"; fi
+  [ "$(cat "$d/apply.lock/holder" 2>/dev/null)" = {holder} ] || echo "{RELEASED}"
+fi
+exit "$rc"
 "#,
         holder = quote(&holder.to_string())
     )
@@ -924,6 +943,15 @@ mod tests {
                 ],
             ),
             ("unlock", vec![NodeOp::Unlock { holder: holder() }]),
+            (
+                "start-release",
+                vec![
+                    NodeOp::Start {
+                        container: id.clone(),
+                    },
+                    NodeOp::Release { holder: holder() },
+                ],
+            ),
             ("read-lock", vec![NodeOp::ReadLock]),
             (
                 "force-unlock",

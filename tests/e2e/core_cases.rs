@@ -71,6 +71,41 @@ pub fn plan_reads_each_node_in_one_round_trip(ctx: &Ctx) -> Outcome {
         "plan after apply:\n{}",
         run.describe()
     );
+    // An apply with the approval given takes each node's lock in its read and
+    // releases it with the node's last step: a change of c1's links (one rules
+    // step on node1) is two round trips there, and two on every other node (the
+    // read with its lock, the unlock); no lock is left.
+    let changed = body.replace(r#", { to = "s3:7103" }"#, "");
+    ctx.topology(name, &changed);
+    let run = ctx
+        .in_control(&format!(
+            "GEARTOPO_TRACE=1 {} apply {} --auto-approve",
+            ctx.bin.display(),
+            file.display()
+        ))
+        .ok()?;
+    ensure!(
+        run.stdout.contains("1 changed"),
+        "the apply of the new links:\n{}",
+        run.describe()
+    );
+    for (node, _) in &ctx.nodes {
+        let trips = run
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("geartopo-trace:") && l.contains(&format!("node={node} ")))
+            .count();
+        ensure!(
+            trips == 2,
+            "{node}: {trips} round trips in the apply, expected 2:\n{}",
+            run.describe()
+        );
+        ensure!(
+            !crate::fault_cases::lock_present(ctx, node)?,
+            "{node}: a lock left after the apply"
+        );
+    }
+    ctx.plan(&file).ok()?;
     Ok(())
 }
 

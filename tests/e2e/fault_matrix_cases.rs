@@ -238,7 +238,8 @@ pub fn partitioned_during_a_hang_keeps_the_lock_and_force_unlock_ends_it(ctx: &C
 
 /// Apply killed with SIGKILL right after a step of `kind`, on a topology whose
 /// apply has every kind: the lock stays (stale), force-unlock removes it, and the
-/// next apply converges without a duplicate.
+/// next apply converges without a duplicate; after `start`, the node's last
+/// step, which carries the release of its lock, nothing is left at all.
 fn killed_after(ctx: &Ctx, kind: &str, name: &str, node: &str, port: u16) -> Outcome {
     let file = row(ctx, name, &server("s", node, port, port + 44000))?;
     let _guard = Guard::new(ctx, &file, name);
@@ -272,15 +273,27 @@ fn killed_after(ctx: &Ctx, kind: &str, name: &str, node: &str, port: u16) -> Out
     let pid = apply.paused_at(&point)?;
     signal(pid, libc::SIGKILL);
     let _ = apply.finish();
+    if kind == "start" {
+        // The node's last step carried the release of its lock: killed after
+        // it, nothing is left, and the next apply has nothing to do.
+        ensure!(
+            !lock_present(ctx, node)?,
+            "a lock left after the last step, which releases it"
+        );
+        let run = ctx.geartopo(&["apply", &f, "--auto-approve"]).ok()?;
+        ensure!(
+            run.stdout.contains("No changes"),
+            "the apply after the kill:\n{}",
+            run.describe()
+        );
+        return converges(ctx, &file, name, node);
+    }
     ensure!(lock_present(ctx, node)?, "no lock left after SIGKILL");
-    // Refused on the stale lock; or, when the killed step was the last one, a
-    // no-op (an apply with nothing to do takes no lock).
-    let run = ctx.geartopo(&["apply", &f, "--auto-approve"]);
+    // Refused on the stale lock, with nothing changed.
+    let run = ctx.geartopo(&["apply", &f, "--auto-approve"]).expect(1)?;
     ensure!(
-        (run.code == 1 && run.stderr.contains("STALE"))
-            || (run.code == 0 && run.stdout.contains("No changes")),
-        "the apply after the kill:
-{}",
+        run.stderr.contains("STALE"),
+        "the apply after the kill:\n{}",
         run.describe()
     );
     ensure!(lock_present(ctx, node)?, "the stale lock went by itself");

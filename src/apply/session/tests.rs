@@ -65,6 +65,7 @@ fn changes(nodes: &FakeNodes) -> Vec<(String, NodeOp)> {
                     | NodeOp::Digest { .. }
                     | NodeOp::Lock { .. }
                     | NodeOp::Unlock { .. }
+                    | NodeOp::Release { .. }
             )
         })
         .collect()
@@ -84,7 +85,13 @@ fn locks_and_reads_each_node_in_one_round_trip_runs_and_unlocks() {
         let kinds = |i: usize| mine[i].ops.iter().map(NodeOp::kind).collect::<Vec<_>>();
         // The re-check is a digest computed on the node, not a second read.
         assert_eq!(kinds(0), ["lock", "digest"], "{node}");
-        assert_eq!(kinds(mine.len() - 1), ["unlock"], "{node}");
+        // The lock goes with the node's last step: no round trip of its own.
+        assert_eq!(kinds(mine.len() - 1), ["start", "release"], "{node}");
+        assert!(
+            mine.iter()
+                .all(|r| !r.ops.iter().any(|o| o.kind() == "unlock")),
+            "{node}: an unlock round trip after a release"
+        );
     }
     assert!(sim(&s).locks.is_empty());
     let r = report(&p, &tasks, &outcomes, Verb::Apply);
@@ -166,6 +173,7 @@ fn a_live_holder_is_waited_for_and_the_session_runs_once_it_is_released() {
         lock_timeout: Duration::from_secs(10),
         retry_every: Duration::from_millis(20),
         stop: &stop,
+        held: false,
     };
     let before = nodes.log().len();
     let outcomes = run_controlled(
@@ -200,6 +208,7 @@ fn the_lock_wait_gives_up_at_the_timeout_holding_nothing() {
         lock_timeout: Duration::from_millis(100),
         retry_every: Duration::from_millis(20),
         stop: &stop,
+        held: false,
     };
     let started = Instant::now();
     let e = run_controlled(
@@ -265,6 +274,7 @@ fn with_the_stop_set_before_the_run_nothing_runs_and_the_locks_are_released() {
         lock_timeout: Duration::ZERO,
         retry_every: Duration::from_secs(1),
         stop: &stop,
+        held: false,
     };
     let outcomes = run_controlled(
         &t,
@@ -492,6 +502,102 @@ fn a_node_failing_half_way_lets_the_others_finish_and_the_report_says_what_was_d
         s.nodes["node1"][0].status, "initialized",
         "never started without its links"
     );
+}
+
+#[test]
+fn a_node_whose_last_step_does_not_run_is_unlocked_by_a_round_trip_of_its_own() {
+    let t = redis_todo();
+    // node1's rules fail: its start (the step the release rides on) never runs.
+    let (s, nodes) = simulated(&t, &[("node1", "rules")]);
+    let (p, tasks) = planned(&t, &nodes);
+    let before = nodes.log().len();
+    session(&t, &nodes, &p, &tasks).unwrap();
+    let log = nodes.log()[before..].to_vec();
+    let last = |node: &str| {
+        let r = log.iter().rfind(|r| r.node == node).unwrap();
+        r.ops.iter().map(NodeOp::kind).collect::<Vec<_>>()
+    };
+    assert_eq!(last("node1"), ["unlock"]);
+    assert_eq!(last("node4"), ["start", "release"]);
+    assert!(
+        sim(&s).locks.is_empty(),
+        "a lock was left: {:?}",
+        sim(&s).locks
+    );
+}
+
+#[test]
+fn a_release_that_does_not_say_released_is_followed_by_an_unlock() {
+    // A node whose answer to the last step lacks the release line (an older
+    // script, an early exit): the session does not take the release on trust.
+    let t = redis_todo();
+    let (s, sim_nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &sim_nodes);
+    let quiet = {
+        let s = s.clone();
+        FakeNodes::new(move |node, ops| {
+            let mut out = sim(&s).run(node, ops)?;
+            let kept: String = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| *l != crate::node::RELEASED)
+                .map(|l| format!("{l}\n"))
+                .collect();
+            out.stdout = kept.into_bytes();
+            Ok(out)
+        })
+    };
+    run_locked(&t, &mut quiet.connections(&t), 4, &p, &tasks, &me(), &Quiet).unwrap();
+    for node in ["node1", "node4"] {
+        let r = quiet.log().into_iter().rfind(|r| r.node == node).unwrap();
+        assert_eq!(
+            r.ops.iter().map(NodeOp::kind).collect::<Vec<_>>(),
+            ["unlock"]
+        );
+    }
+    assert!(sim(&s).locks.is_empty());
+}
+
+#[test]
+fn a_session_on_locks_taken_with_the_read_sends_no_lock_round_trip() {
+    let t = redis_todo();
+    let (s, nodes) = simulated(&t, &[]);
+    // The read took the locks (`apply --auto-approve`).
+    let state =
+        crate::observe::observe_locking(&t, &mut nodes.connections(&t), 4, Some(&me())).unwrap();
+    assert_eq!(sim(&s).locks.len(), 2, "the read took every lock");
+    let p = crate::plan::plan(&t, &state, None).unwrap();
+    let tasks = apply_tasks(&t, &DepGraph::build(&t).unwrap(), &p);
+    let stop = AtomicBool::new(false);
+    let control = Control {
+        lock_timeout: Duration::ZERO,
+        retry_every: Duration::from_secs(1),
+        stop: &stop,
+        held: true,
+    };
+    let before = nodes.log().len();
+    let outcomes = run_controlled(
+        &t,
+        &mut nodes.connections(&t),
+        4,
+        &p,
+        &tasks,
+        &me(),
+        &Quiet,
+        &control,
+    )
+    .unwrap();
+    assert!(outcomes.iter().all(|o| *o == Outcome::Done), "{outcomes:?}");
+    let log = nodes.log()[before..].to_vec();
+    assert!(
+        log.iter().all(|r| !r
+            .ops
+            .iter()
+            .any(|o| matches!(o.kind(), "lock" | "digest" | "observe"))),
+        "a lock or a read in the session: {log:?}"
+    );
+    // One round trip a step, the last one carrying the release.
+    assert_eq!(log.len(), tasks.len(), "{log:?}");
+    assert!(sim(&s).locks.is_empty());
 }
 
 // ---- apply --json and destroy --json: the document of a session --------------
