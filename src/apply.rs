@@ -616,11 +616,33 @@ pub fn execute_releasing(
             let mine: Vec<usize> = (0..tasks.len())
                 .filter(|i| tasks[*i].node == conn.node())
                 .collect();
-            if mine.is_empty() {
-                continue;
-            }
             let (status, changed, permits, permit_freed, released) =
                 (&status, &changed, &permits, &permit_freed, &released);
+            if mine.is_empty() {
+                // A node with nothing to do has no reason to stay locked while
+                // the others work: its lock goes at once, in a round trip of its own.
+                if let Some(r) = release {
+                    scope.spawn(move || {
+                        {
+                            let mut p = permits.lock().unwrap();
+                            while *p == 0 {
+                                p = permit_freed.wait(p).unwrap();
+                            }
+                            *p -= 1;
+                        }
+                        let result = conn.run(std::slice::from_ref(r));
+                        *permits.lock().unwrap() += 1;
+                        permit_freed.notify_one();
+                        if said_released(&result) {
+                            released
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(conn.node().to_string());
+                        }
+                    });
+                }
+                continue;
+            }
             let last = *mine.last().expect("not empty");
             scope.spawn(move || {
                 // Should this thread panic, its unfinished tasks count as failed,
@@ -670,18 +692,11 @@ pub fn execute_releasing(
                             let result = match release {
                                 Some(r) if i == last => {
                                     let result = conn.run(&[task.op.clone(), r.clone()]);
-                                    if let Ok(out) = &result {
-                                        if out.success()
-                                            && out
-                                                .stdout_str()
-                                                .lines()
-                                                .any(|l| l == crate::node::RELEASED)
-                                        {
-                                            released
-                                                .lock()
-                                                .unwrap_or_else(|e| e.into_inner())
-                                                .insert(task.node.clone());
-                                        }
+                                    if said_released(&result) {
+                                        released
+                                            .lock()
+                                            .unwrap_or_else(|e| e.into_inner())
+                                            .insert(task.node.clone());
                                     }
                                     result
                                 }
@@ -733,6 +748,15 @@ pub fn execute_releasing(
         outcomes,
         released.into_inner().unwrap_or_else(|e| e.into_inner()),
     )
+}
+
+/// Whether a round trip that carried `NodeOp::Release` ended with the lock gone.
+fn said_released(
+    result: &Result<crate::transport::Output, crate::transport::TransportError>,
+) -> bool {
+    result.as_ref().is_ok_and(|out| {
+        out.success() && out.stdout_str().lines().any(|l| l == crate::node::RELEASED)
+    })
 }
 
 struct PanicGuard<'a> {

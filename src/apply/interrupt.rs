@@ -2,8 +2,9 @@
 //! that `execute` reads before starting each task (running steps finish, the locks
 //! are released, the report says what was not started); a second one ends the
 //! process at once with status 130, after saying which nodes' locks may remain.
-//! Outside a session the signals keep their default (at the confirmation prompt
-//! Ctrl-C ends geartopo with nothing changed and no lock taken).
+//! Before a session the signals keep their default (at the confirmation prompt
+//! Ctrl-C ends geartopo with nothing changed and no lock taken), except when the
+//! read takes the locks (`--auto-approve`): then this is installed before it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;

@@ -1,6 +1,7 @@
 //! A test-only injection point (built only with the `testing` feature): with
 //! `GEARTOPO_TEST_PAUSE_AT=POINT` in the environment, apply stops at `POINT`
-//! (`after-lock`: every node locked, nothing run; `step`: before each step's
+//! (`after-lock`: every node locked, nothing run; `after-locked-read`: the read
+//! of `--auto-approve` done, which took the locks, before the plan; `step`: before each step's
 //! round trip; `after-KIND`: after each step of that kind, e.g. `after-create`) for `GEARTOPO_TEST_PAUSE_MS` milliseconds (default 5000), after
 //! saying so on stderr, so that a fault test can kill or interrupt it there.
 

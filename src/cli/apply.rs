@@ -339,7 +339,11 @@ fn read_state(
         let nodes: Vec<String> = session.conns.iter().map(|c| c.node().to_string()).collect();
         interrupt::install(&nodes, &quote(file));
         match session.observe_locking(holder) {
-            Ok(state) => return Ok((state, true)),
+            Ok(state) => {
+                #[cfg(feature = "testing")]
+                crate::apply::pause::at("after-locked-read");
+                return Ok((state, true));
+            }
             Err(errors) => {
                 release(session, holder);
                 if !errors

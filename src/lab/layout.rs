@@ -290,6 +290,11 @@ impl NodeLayout {
 
     /// sshd_config: listens on the node's address only, key authentication with the
     /// lab's client key, and hands the node's environment to every session.
+    /// `SHLVL=1` keeps the machine's own root dotfiles out of the lab's sessions:
+    /// bash run by sshd at shell level 1 sources `~/.bashrc` even for `bash -c`,
+    /// and the lab's nodes share this machine's /root (on the development
+    /// machine that file runs `pyenv init`, 0.1-0.3 s per round trip). A node's
+    /// sessions then start as a server's usually do, with no rc file.
     pub fn render_sshd_config(&self, node: &LabNode, authorized_keys: &Path) -> String {
         let set_env: Vec<String> = self
             .env(&node.name, node.runtime)
@@ -313,7 +318,7 @@ impl NodeLayout {
              MaxSessions 64\n\
              MaxStartups 64:30:128\n\
              LogLevel ERROR\n\
-             SetEnv {set_env}\n",
+             SetEnv SHLVL=1 {set_env}\n",
             name = node.name,
             address = node.address,
             port = node.port,
@@ -398,7 +403,7 @@ mod tests {
         assert!(cfg.contains("AuthorizedKeysFile /l/t/authorized_keys\n"));
         assert!(cfg.contains("PidFile /l/t/nodes/node1/sshd.pid\n"));
         assert!(cfg.contains(
-            "SetEnv CONTAINERS_CONF=/l/t/nodes/node1/containers.conf \
+            "SetEnv SHLVL=1 CONTAINERS_CONF=/l/t/nodes/node1/containers.conf \
              CONTAINERS_STORAGE_CONF=/l/t/nodes/node1/storage.conf GEARTOPO_LAB_NODE=node1 \
              GEARTOPO_RUN_DIR=/l/t/nodes/node1/run-geartopo \
              GEARTOPO_STATE_DIR=/l/t/nodes/node1/state-geartopo \

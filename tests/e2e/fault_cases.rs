@@ -318,6 +318,52 @@ pub fn sigint_mid_apply_stops_in_good_order(ctx: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// With `--auto-approve` the read takes the locks: a SIGINT between that read and
+/// the first step (paused there) ends the run with nothing changed, every step
+/// "not started (interrupted)", and no lock left on any node.
+pub fn sigint_after_the_locked_read_changes_nothing(ctx: &Ctx) -> Outcome {
+    let name = "e2e-sigread";
+    let file = ctx.topology(name, &server("s", "node2", 7705, 51705));
+    let _guard = Guard::new(ctx, &file, name);
+    let f = file_arg(&file);
+    let mut apply = start(
+        ctx,
+        &["apply", &f, "--auto-approve"],
+        &[
+            ("GEARTOPO_TEST_PAUSE_AT", "after-locked-read"),
+            // The pause sleeps on through the signal: long enough to look at
+            // the lock, no longer.
+            ("GEARTOPO_TEST_PAUSE_MS", "5000"),
+        ],
+        Stdio::null(),
+    );
+    let pid = apply.paused_at("after-locked-read")?;
+    ensure!(
+        lock_present(ctx, "node2")?,
+        "the read under --auto-approve took no lock"
+    );
+    signal(pid, libc::SIGINT);
+    let (status, stdout, stderr) = apply.finish();
+    let all = format!("[{status:?}]\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    ensure!(status.code() == Some(1), "exit status:\n{all}");
+    ensure!(
+        stdout.contains("Apply interrupted.")
+            && stdout.contains("not started node2: create e2e-sigread-s (interrupted)")
+            && !stdout.contains("  done "),
+        "the report:\n{all}"
+    );
+    ensure!(
+        ctx.containers_of("node2", name)?.is_empty(),
+        "something was created after the interrupt:\n{all}"
+    );
+    for (node, _) in &ctx.nodes {
+        ensure!(!lock_present(ctx, node)?, "{node} still locked:\n{all}");
+    }
+    ctx.apply(&file)?;
+    ctx.plan(&file).ok()?;
+    Ok(())
+}
+
 /// A second SIGINT exits at once (130), naming the nodes whose locks may remain;
 /// they do remain, force-unlock removes them, and apply converges.
 pub fn second_sigint_exits_at_once(ctx: &Ctx) -> Outcome {

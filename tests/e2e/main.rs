@@ -86,6 +86,7 @@ const CASES: &[Case] = &[
     ("fault_killed_apply_leaves_a_stale_lock", fault_cases::killed_apply_leaves_a_stale_lock),
     ("fault_ctrl_c_at_the_prompt_changes_nothing", fault_cases::ctrl_c_at_the_prompt_changes_nothing),
     ("fault_sigint_mid_apply_stops_in_good_order", fault_cases::sigint_mid_apply_stops_in_good_order),
+    ("fault_sigint_after_the_locked_read_changes_nothing", fault_cases::sigint_after_the_locked_read_changes_nothing),
     ("fault_second_sigint_exits_at_once", fault_cases::second_sigint_exits_at_once),
     ("fault_hang_past_the_command_timeout_is_ended", fault_matrix_cases::hang_past_the_command_timeout_is_ended),
     ("fault_partitioned_during_a_hang_keeps_the_lock", fault_matrix_cases::partitioned_during_a_hang_keeps_the_lock_and_force_unlock_ends_it),

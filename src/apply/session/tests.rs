@@ -527,6 +527,26 @@ fn a_node_whose_last_step_does_not_run_is_unlocked_by_a_round_trip_of_its_own() 
 }
 
 #[test]
+fn a_node_with_no_step_is_released_as_the_steps_start() {
+    let mut t = redis_todo();
+    let mut idle = t.nodes["node1"].clone();
+    idle.name = "node9".into();
+    t.nodes.insert("node9".into(), idle);
+    let (s, nodes) = simulated(&t, &[]);
+    let (p, tasks) = planned(&t, &nodes);
+    assert!(tasks.iter().all(|t| t.node != "node9"));
+    let before = nodes.log().len();
+    session(&t, &nodes, &p, &tasks).unwrap();
+    let kinds: Vec<Vec<&str>> = nodes.log()[before..]
+        .iter()
+        .filter(|r| r.node == "node9")
+        .map(|r| r.ops.iter().map(NodeOp::kind).collect())
+        .collect();
+    assert_eq!(kinds, [vec!["lock", "digest"], vec!["release"]]);
+    assert!(sim(&s).locks.is_empty());
+}
+
+#[test]
 fn a_release_that_does_not_say_released_is_followed_by_an_unlock() {
     // A node whose answer to the last step lacks the release line (an older
     // script, an early exit): the session does not take the release on trust.
