@@ -20,7 +20,7 @@ use crate::topology::model::{
 mod diff;
 mod durable;
 mod owner;
-mod private;
+pub(crate) mod private;
 pub mod reach;
 mod registry;
 mod resolve;

@@ -468,7 +468,9 @@ impl Sim {
                         }
                     }
                 }
-                NodeOp::Digest { topology, scope } => {
+                NodeOp::Digest {
+                    topology, scope, ..
+                } => {
                     // What the node's script answers: the same lines, from
                     // the same read (the script's awk is checked against
                     // this port in observe::digest's tests).

@@ -48,12 +48,18 @@ pub enum NodeOp {
     Observe {
         topology: String,
         images: Vec<String>,
+        /// Whether to read the runtime network's subnets (one more runtime
+        /// run): only a topology with private ports needs them
+        /// (`plan::private::needs_subnets`).
+        subnets: bool,
     },
     /// Reads the node as `Observe` does and answers only the digest of what a
     /// plan depends on (`script::digest`): the lock's re-check. Changes nothing.
     Digest {
         topology: String,
         scope: script::digest::DigestScope,
+        /// As `Observe`'s: the read digested must be the one the plan made.
+        subnets: bool,
     },
     /// Takes the node's apply lock, recording its holder, or ends the round trip
     /// with `LOCK_HELD` and reports the lock (`lock::HeldLock`) on stderr.
@@ -416,6 +422,7 @@ mod tests {
             NodeOp::Observe {
                 topology: "todo".into(),
                 images: vec![],
+                subnets: true,
             },
         ];
         node.run(&ops).unwrap();

@@ -71,11 +71,21 @@ pub fn render(profile: &NodeProfile, ops: &[NodeOp]) -> String {
 fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
     let runtime = profile.runtime;
     match op {
-        NodeOp::Observe { topology, images } => observe_script(profile, topology, images),
+        NodeOp::Observe {
+            topology,
+            images,
+            subnets,
+        } => observe_script(profile, topology, images, *subnets),
         // The images are not part of what a plan depends on: none asked.
-        NodeOp::Digest { topology, scope } => {
-            digest::script(&observe_script(profile, topology, &[]), topology, scope)
-        }
+        NodeOp::Digest {
+            topology,
+            scope,
+            subnets,
+        } => digest::script(
+            &observe_script(profile, topology, &[], *subnets),
+            topology,
+            scope,
+        ),
         NodeOp::Lock { holder } => lock_script(holder),
         NodeOp::Unlock { holder } => unlock_script(holder),
         NodeOp::Release { holder } => release_script(holder),
@@ -114,9 +124,14 @@ fn render_one(profile: &NodeProfile, op: &NodeOp) -> String {
 /// namespace its sysctls and its nat and filter tables, each under its `Section`
 /// header. A namespace that is the node's own (host networking) is named as such
 /// and not read: its tables are the node's, not the container's.
-fn observe_script(profile: &NodeProfile, topology: &str, images: &[String]) -> String {
+fn observe_script(
+    profile: &NodeProfile,
+    topology: &str,
+    images: &[String],
+    subnets: bool,
+) -> String {
     let rt = profile.runtime.binary();
-    let [tcp, udp, ports, inspect, list, ns, hostns, sysctl, nft, nodefilter, subnets, durable, images_header, _volumes, end] =
+    let [tcp, udp, ports, inspect, list, ns, hostns, sysctl, nft, nodefilter, subnets_header, durable, images_header, _volumes, end] =
         Section::ALL.map(Section::header);
     // The values in the order `Section::Sysctl` promises: that of SYSCTLS.
     let sysctls: Vec<String> = SYSCTLS
@@ -150,6 +165,32 @@ fn observe_script(profile: &NodeProfile, topology: &str, images: &[String]) -> S
             "docker network inspect bridge --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}'"
         }
     };
+    // The runtime network's subnets, only when asked (a topology with private
+    // ports): a second runtime run (a tenth of a CPU second), read beside the
+    // rest into a file of its own and printed in its place below.
+    let (nets_start, nets_end) = if subnets {
+        (
+            format!(
+                r#"# The runtime's network (a second runtime run) is read beside the rest.
+nets=$(mktemp "${{TMPDIR:-/tmp}}/geartopo-nets.XXXXXX" 2>/dev/null) || nets=
+if [ -n "$nets" ]; then {networks} >"$nets" 2>/dev/null & netpid=$!; fi
+"#
+            ),
+            format!(
+                r#"if [ -n "$nets" ]; then
+  wait "$netpid" || true
+  echo "{subnets_header} $(cat "$nets")"
+  rm -f "$nets"
+else
+  echo "{subnets_header} $({networks} 2>/dev/null)"
+fi
+"#,
+                subnets_header = subnets_header,
+            ),
+        )
+    } else {
+        (String::new(), format!("echo \"{subnets_header}\"\n"))
+    };
     let t = quote(topology);
     let ps_failed = format!("{{ echo \"geartopo: '{rt} ps' failed on this node\" >&2; exit 3; }}");
     // Each runtime run costs a tenth of a CPU second or more on a node, which is
@@ -181,11 +222,7 @@ if [ -n "$ids" ]; then ours=$({rt} inspect -f '{{{{.Id}}}} {{{{.State.Pid}}}} {{
     };
     format!(
         r#"set -u
-# The runtime's network (a second runtime run, a tenth of a CPU second) is read
-# beside the rest, into a file of its own, and printed in its place below.
-nets=$(mktemp "${{TMPDIR:-/tmp}}/geartopo-nets.XXXXXX" 2>/dev/null) || nets=
-if [ -n "$nets" ]; then {networks} >"$nets" 2>/dev/null & netpid=$!; fi
-echo "{tcp}"
+{nets_start}echo "{tcp}"
 cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
 echo "{udp}"
 cat /proc/net/udp /proc/net/udp6 2>/dev/null
@@ -201,16 +238,11 @@ cat /proc/net/udp /proc/net/udp6 2>/dev/null
 done
 echo "{nodefilter}"
 {node_filter}
-if [ -n "$nets" ]; then
-  wait "$netpid" || true
-  echo "{subnets} $(cat "$nets")"
-  rm -f "$nets"
-else
-  echo "{subnets} $({networks} 2>/dev/null)"
-fi
-{durable_read}{images_read}echo "{end}"
+{nets_end}{durable_read}{images_read}echo "{end}"
 "#,
         durable_read = durable_read_lines(profile, &durable),
+        nets_start = nets_start,
+        nets_end = nets_end,
         images_read = images_read_lines(profile, images, &images_header),
     )
 }
@@ -928,12 +960,22 @@ mod tests {
         let observe = NodeOp::Observe {
             topology: "todo".into(),
             images: vec!["localhost/geartopo-busybox:latest".into()],
+            subnets: true,
         };
         let lock = NodeOp::Lock { holder: holder() };
         // An observed id: steps on an existing container name it by id.
         let id = "0123456789abcdef".to_string();
         vec![
             ("observe", vec![observe.clone()]),
+            (
+                // A topology without private ports: no network read.
+                "observe-no-subnets",
+                vec![NodeOp::Observe {
+                    topology: "todo".into(),
+                    images: vec![],
+                    subnets: false,
+                }],
+            ),
             ("lock", vec![lock.clone()]),
             ("lock-observe", vec![lock.clone(), observe.clone()]),
             (
@@ -942,6 +984,7 @@ mod tests {
                     lock,
                     NodeOp::Digest {
                         topology: "todo".into(),
+                        subnets: true,
                         scope: digest::DigestScope {
                             listen: vec!["tcp:C350".into()],
                             publish: vec!["tcp:50000".into()],

@@ -168,6 +168,7 @@ pub fn observe_probing(
             .or_default()
             .insert(c.image.as_str());
     }
+    let subnets = crate::plan::private::needs_subnets(topology);
     let jobs: Vec<_> = conns.iter_mut().collect();
     let results = parallel_map(jobs, parallelism, |conn| {
         let node = topology
@@ -177,6 +178,7 @@ pub fn observe_probing(
         let mut ops: Vec<NodeOp> = first.clone();
         ops.push(NodeOp::Observe {
             topology: topology.name.clone(),
+            subnets,
             images: images
                 .get(node.name.as_str())
                 .map(|i| i.iter().map(|s| s.to_string()).collect())

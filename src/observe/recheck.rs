@@ -23,6 +23,7 @@ pub fn lock_and_fingerprint(
     checks: &BTreeMap<String, NodeCheck>,
 ) -> Result<String, Vec<ObserveError>> {
     let none = NodeCheck::default();
+    let subnets = crate::plan::private::needs_subnets(topology);
     let jobs: Vec<_> = conns.iter_mut().collect();
     let results = parallel_map(jobs, parallelism, |conn| {
         let node = conn.node().to_string();
@@ -34,10 +35,12 @@ pub fn lock_and_fingerprint(
             Some(scope) => NodeOp::Digest {
                 topology: topology.name.clone(),
                 scope: scope.clone(),
+                subnets,
             },
             None => NodeOp::Observe {
                 topology: topology.name.clone(),
                 images: Vec::new(),
+                subnets,
             },
         };
         let out = conn.run(&[lock, read])?;

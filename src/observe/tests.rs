@@ -122,3 +122,27 @@ fn a_node_that_cannot_be_reached_is_heard_failing_and_never_reading() {
         "{node4:?}"
     );
 }
+
+/// The runtime network's subnets (one more runtime run on the node) are read
+/// only for a topology with a private port, the one thing that needs them.
+#[test]
+fn the_network_is_read_only_for_a_topology_with_private_ports() {
+    let subnets_asked = |t: &crate::topology::model::Topology| {
+        let nodes = FakeNodes::succeeding();
+        let _ = observe(t, &mut nodes.connections(t), 4);
+        let asked: Vec<bool> = nodes
+            .ops()
+            .into_iter()
+            .filter_map(|(_, op)| match op {
+                NodeOp::Observe { subnets, .. } => Some(subnets),
+                _ => None,
+            })
+            .collect();
+        assert!(!asked.is_empty());
+        asked
+    };
+    let mut t = redis_todo();
+    assert!(subnets_asked(&t).iter().all(|s| !s));
+    t.containers[0].publish[0].private = true;
+    assert!(subnets_asked(&t).iter().all(|s| *s));
+}

@@ -159,3 +159,12 @@ pub(super) fn remove_all(
         })
         .collect()
 }
+
+/// Whether reading a node for `topology` needs the runtime network's subnets:
+/// only the sources of a private port on its own node come from them.
+pub(crate) fn needs_subnets(topology: &Topology) -> bool {
+    topology
+        .containers
+        .iter()
+        .any(|c| c.publish.iter().any(|p| p.private))
+}

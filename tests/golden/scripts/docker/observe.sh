@@ -1,6 +1,5 @@
 set -u
-# The runtime's network (a second runtime run, a tenth of a CPU second) is read
-# beside the rest, into a file of its own, and printed in its place below.
+# The runtime's network (a second runtime run) is read beside the rest.
 nets=$(mktemp "${TMPDIR:-/tmp}/geartopo-nets.XXXXXX" 2>/dev/null) || nets=
 if [ -n "$nets" ]; then docker network inspect bridge --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}' >"$nets" 2>/dev/null & netpid=$!; fi
 echo "@@geartopo tcp"

@@ -1,0 +1,33 @@
+set -u
+echo "@@geartopo tcp"
+cat /proc/net/tcp /proc/net/tcp6 2>/dev/null
+echo "@@geartopo udp"
+cat /proc/net/udp /proc/net/udp6 2>/dev/null
+echo "@@geartopo list"
+ps=$(podman ps -a --format json) || { echo "geartopo: 'podman ps' failed on this node" >&2; exit 3; }
+printf '%s\n' "$ps"
+# `ID PID` of this topology's containers with a process, from that JSON as podman
+# indents it (the parser checks that every such container's namespace was read).
+ours=$(printf '%s\n' "$ps" | awk -v t=todo '$0 == "  {" { id = ""; pid = 0; ours = 0 } substr($0, 1, 10) == "    \"Id\": " { id = $2; gsub(/[",]/, "", id) } substr($0, 1, 11) == "    \"Pid\": " { pid = $2 + 0 } $0 == "      \"geartopo.topology\": \"" t "\"" || $0 == "      \"geartopo.topology\": \"" t "\"," { ours = 1 } ($0 == "  }" || $0 == "  },") && ours && pid > 0 && id != "" { print id, pid }')
+selfns=$(readlink /proc/self/ns/net)
+[ -z "$ours" ] || printf '%s\n' "$ours" | while read -r id pid _; do
+  echo "@@geartopo ns $id $pid"
+  if [ "$pid" -gt 0 ] 2>/dev/null && [ -n "$selfns" ] && [ "$(readlink "/proc/$pid/ns/net")" = "$selfns" ]; then
+    echo "@@geartopo hostns"
+  elif [ "$pid" -gt 0 ] 2>/dev/null; then
+    # shellcheck disable=SC2016 # expanded by the sh inside the namespace, not here
+    nsenter -t "$pid" -n sh -c 'echo "@@geartopo sysctl $(cat /proc/sys/net/ipv4/ip_forward) $(cat /proc/sys/net/ipv4/conf/all/route_localnet)"; iptables-save -t nat; iptables-save -t filter; if command -v nft >/dev/null 2>&1; then echo "@@geartopo nft"; nft -j list table ip geartopo 2>/dev/null; fi' 2>/dev/null
+  fi
+done
+echo "@@geartopo nodefilter"
+iptables-save -t filter 2>/dev/null | grep -e '^:GEARTOPO-PP-' -e '^-A GEARTOPO-PP-' -e '^-A FORWARD -j GEARTOPO-PP-' || true
+echo "@@geartopo subnets"
+sd="${GEARTOPO_STATE_DIR:-/var/lib/geartopo}"; hd="${GEARTOPO_HOOKS_DIR:-/etc/containers/oci/hooks.d}"; sysd=none
+if [ -d /run/systemd/system ]; then sysd=$(systemctl is-enabled podman-restart.service 2>/dev/null) || true; fi
+case "$sd$hd" in *[!A-Za-z0-9_./-]*) sd=-; hd=- ;; esac
+echo "@@geartopo durable $sd $hd ${sysd:-unknown}"
+# One stat and one sha256sum for all files: a node may hold a thousand.
+set --
+for f in "$sd/hook" "$sd/runtime" "$hd/geartopo.json" "$sd"/rules/*; do [ -f "$f" ] && set -- "$@" "$f"; done
+if [ "$#" -gt 0 ]; then stat -c 'mode %a %n' "$@"; sha256sum "$@" | sed 's/^/sha /'; fi
+echo "@@geartopo end"
