@@ -1,5 +1,6 @@
-//! The plan's pure per-item work (resolving each container, comparing it with
-//! what runs, each node's digest) spread over the machine's cores. A plan of a
+//! The plan's pure per-item work whose results are small (comparing each
+//! container with what runs, each node's digest) spread over the machine's
+//! cores. A plan of a
 //! thousand nodes does this for 10,000 containers after the last read, on the
 //! critical path; each item depends only on shared, read-only inputs, so the
 //! items are cut into one run of consecutive items per core and the results
