@@ -349,16 +349,28 @@ pub fn digest(groups: &[Group], scope: &DigestScope) -> String {
         set(&scope.full),
         set(&scope.files),
     );
-    let mut text = String::new();
+    let kept_groups: Vec<&Group> = groups
+        .iter()
+        .filter(|g| match &g.tag {
+            Tag::Always => true,
+            Tag::Listen(k) => lh.contains(k.as_str()),
+            Tag::Publish(k) => pp.contains(k.as_str()),
+            Tag::Name(n) => nm.contains(n.as_str()),
+            Tag::Full(id) => fu.contains(id.as_str()),
+            Tag::File(f) => fl.contains(f.as_str()),
+        })
+        .collect();
+    // Sized once: each line's rest, and its prefix and a space per line.
+    let size = kept_groups
+        .iter()
+        .map(|g| {
+            let lines = g.text.bytes().filter(|&b| b == b'\n').count();
+            g.text.len() + lines * (g.prefix.len() + 1)
+        })
+        .sum();
+    let mut text = String::with_capacity(size);
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    for g in groups.iter().filter(|g| match &g.tag {
-        Tag::Always => true,
-        Tag::Listen(k) => lh.contains(k.as_str()),
-        Tag::Publish(k) => pp.contains(k.as_str()),
-        Tag::Name(n) => nm.contains(n.as_str()),
-        Tag::Full(id) => fu.contains(id.as_str()),
-        Tag::File(f) => fl.contains(f.as_str()),
-    }) {
+    for g in kept_groups {
         for rest in g.text.split_terminator('\n') {
             let start = text.len();
             if !g.prefix.is_empty() {

@@ -20,11 +20,15 @@ pub(super) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> 
     let chunk = items.len().div_ceil(threads);
     let f = &f;
     std::thread::scope(|s| {
-        let runs: Vec<_> = items
-            .chunks(chunk)
+        // The first run on this thread (one thread fewer to start, and what it
+        // allocates goes where this thread's memory is), the others each on one.
+        let mut runs = items.chunks(chunk);
+        let first = runs.next().unwrap_or(&[]);
+        let runs: Vec<_> = runs
             .map(|run| s.spawn(move || run.iter().map(f).collect::<Vec<R>>()))
             .collect();
         let mut out = Vec::with_capacity(items.len());
+        out.extend(first.iter().map(f));
         for run in runs {
             match run.join() {
                 Ok(results) => out.extend(results),
