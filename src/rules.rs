@@ -3,7 +3,6 @@
 //! them in place atomically, and parsing the owned part back out of `iptables-save`.
 //! Pure functions, no I/O.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use sha2::{Digest, Sha256};
@@ -77,22 +76,33 @@ impl ResolvedLink {
 /// the route_localnet guard first (GEARTOPO-INPUT, in the filter table), then the
 /// nat chains of the links. The marker rule is not included.
 pub fn render_rules(topology: &str, container: &str, links: &[ResolvedLink]) -> Vec<String> {
-    let mut by_chain: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    by_chain.insert(GUARD_CHAIN, vec![guard_rule(topology, container)]);
+    // The chains in iptables-save's order (by name): GEARTOPO-INPUT (the guard),
+    // GEARTOPO-OUTPUT, GEARTOPO-POSTROUTING.
+    let mut output = Vec::with_capacity(links.len());
+    let mut postrouting = Vec::with_capacity(links.len());
     let mut masqueraded = Vec::new();
+    // The link's addresses and ports as text, written by hand into one buffer
+    // reused for every link: `Display` of four addresses and ports a rule was
+    // most of rendering a large plan's rules.
+    let mut scratch = String::with_capacity(48);
     for link in links {
         let p = link.protocol.as_str();
         // Pieces joined by `concat` (one allocation per rule): every plan renders
-        // every rule of every container, and `format!` with four addresses per
-        // rule was most of a large no-op plan. The forms, as iptables-save prints:
+        // every rule of every container. The forms, as iptables-save prints:
         // -A GEARTOPO-OUTPUT -d L/32 -p P -m P --dport LP -m comment --comment
         //   "geartopo T C L:LP/P to DESCRIBE" -j DNAT --to-destination D:DP
         // -A GEARTOPO-POSTROUTING -d D/32 -p P -m P --dport DP -m comment --comment
         //   "geartopo T C source for D:DP/P" -j MASQUERADE
-        let listen = link.listen_ip.to_string();
-        let listen_port = link.listen_port.to_string();
-        let dest = link.dest_ip.to_string();
-        let dest_port = link.dest_port.to_string();
+        scratch.clear();
+        push_ipv4(&mut scratch, link.listen_ip);
+        let a = scratch.len();
+        push_u16(&mut scratch, link.listen_port);
+        let b = scratch.len();
+        push_ipv4(&mut scratch, link.dest_ip);
+        let c = scratch.len();
+        push_u16(&mut scratch, link.dest_port);
+        let (listen, listen_port) = (&scratch[..a], &scratch[a..b]);
+        let (dest, dest_port) = (&scratch[b..c], &scratch[c..]);
         // iptables keeps at most 255 bytes of a comment; a long raw DNS target
         // would make the restore fail at apply time, so its description is cut.
         let fixed = "geartopo ".len()
@@ -103,56 +113,56 @@ pub fn render_rules(topology: &str, container: &str, links: &[ResolvedLink]) -> 
             + p.len()
             + 8;
         let describe = shorten(&link.describe, COMMENT_MAX.saturating_sub(fixed));
-        by_chain.entry("GEARTOPO-OUTPUT").or_default().push(
+        output.push(
             [
                 "-A GEARTOPO-OUTPUT -d ",
-                &listen,
+                listen,
                 "/32 -p ",
                 p,
                 " -m ",
                 p,
                 " --dport ",
-                &listen_port,
+                listen_port,
                 " -m comment --comment \"geartopo ",
                 topology,
                 " ",
                 container,
                 " ",
-                &listen,
+                listen,
                 ":",
-                &listen_port,
+                listen_port,
                 "/",
                 p,
                 " to ",
                 describe,
                 "\" -j DNAT --to-destination ",
-                &dest,
+                dest,
                 ":",
-                &dest_port,
+                dest_port,
             ]
             .concat(),
         );
         let key = (link.dest_ip, link.dest_port, link.protocol);
         if !link.is_loopback() && !masqueraded.contains(&key) {
             masqueraded.push(key);
-            by_chain.entry("GEARTOPO-POSTROUTING").or_default().push(
+            postrouting.push(
                 [
                     "-A GEARTOPO-POSTROUTING -d ",
-                    &dest,
+                    dest,
                     "/32 -p ",
                     p,
                     " -m ",
                     p,
                     " --dport ",
-                    &dest_port,
+                    dest_port,
                     " -m comment --comment \"geartopo ",
                     topology,
                     " ",
                     container,
                     " source for ",
-                    &dest,
+                    dest,
                     ":",
-                    &dest_port,
+                    dest_port,
                     "/",
                     p,
                     "\" -j MASQUERADE",
@@ -161,7 +171,37 @@ pub fn render_rules(topology: &str, container: &str, links: &[ResolvedLink]) -> 
             );
         }
     }
-    by_chain.into_values().flatten().collect()
+    let mut rules = Vec::with_capacity(1 + output.len() + postrouting.len());
+    rules.push(guard_rule(topology, container));
+    rules.append(&mut output);
+    rules.append(&mut postrouting);
+    rules
+}
+
+/// `n` in decimal, as `Display` writes it.
+fn push_u16(s: &mut String, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    s.push_str(std::str::from_utf8(&digits[i..]).expect("ascii digits"));
+}
+
+/// `ip` in dotted decimal, as `Display` writes it.
+fn push_ipv4(s: &mut String, ip: Ipv4Addr) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        push_u16(s, u16::from(octet));
+    }
 }
 
 /// The longest comment iptables keeps.
@@ -198,11 +238,16 @@ pub fn marker_rule(topology: &str, container: &str, hash: &str) -> String {
 /// committed atomically; the marker last, in the nat section, so that it is
 /// only written once everything else is.
 pub fn render_restore(topology: &str, container: &str, rules: &[String]) -> String {
-    let mut doc = String::new();
+    let size: usize = rules.iter().map(|r| r.len() + 1).sum();
+    let mut doc = String::with_capacity(size + 256 + topology.len() + container.len());
     for table in TABLES {
-        doc.push_str(&format!("*{table}\n"));
+        doc.push('*');
+        doc.push_str(table);
+        doc.push('\n');
         for (_, _, owned) in CHAINS.iter().filter(|(t, _, _)| *t == table) {
-            doc.push_str(&format!(":{owned} - [0:0]\n"));
+            doc.push(':');
+            doc.push_str(owned);
+            doc.push_str(" - [0:0]\n");
         }
         for rule in rules {
             let chain = rule.split_whitespace().nth(1).unwrap_or("");
@@ -258,16 +303,24 @@ pub fn parse_owned(save: &str) -> OwnedChains {
             continue;
         }
         for (t, builtin, owned) in CHAINS {
-            if table.is_none_or(|table| table == t) && line == jump_rule(builtin, owned) {
+            // `line == jump_rule(builtin, owned)`, without making the rule's text
+            // for every line of every namespace read.
+            let jump = rest
+                .strip_prefix(builtin)
+                .and_then(|r| r.strip_prefix(" -j "))
+                == Some(owned);
+            if table.is_none_or(|table| table == t) && jump {
                 *chains.jumps.entry(builtin.to_string()).or_default() += 1;
             }
         }
     }
     // Keep the canonical order (by chain name, stable within a chain), whatever
     // order this iptables-save listed its chains in.
-    chains
-        .rules
-        .sort_by_key(|r| r.split_whitespace().nth(1).map(str::to_string));
+    chains.rules.sort_by(|a, b| {
+        a.split_whitespace()
+            .nth(1)
+            .cmp(&b.split_whitespace().nth(1))
+    });
     chains
 }
 
@@ -316,6 +369,27 @@ impl OwnedChains {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn addresses_and_ports_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "198.18.3.250",
+            "255.255.255.255",
+            "10.0.10.9",
+        ] {
+            let ip: Ipv4Addr = ip.parse().unwrap();
+            let mut s = String::new();
+            push_ipv4(&mut s, ip);
+            assert_eq!(s, ip.to_string());
+        }
+        for n in [0u16, 1, 9, 10, 99, 100, 6379, 10000, 65535] {
+            let mut s = String::new();
+            push_u16(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
     use super::*;
     use crate::state::short_hash;
 

@@ -64,12 +64,32 @@ pub fn hook_file(state_dir: &str) -> String {
 /// backend, its sysctls (as /proc/sys paths), then after `payload` exactly the
 /// document the rules step restores.
 pub fn rules_file(_profile: &NodeProfile, rules: &OwnedRules) -> String {
-    let mut s = format!("geartopo-rules 1 {}\n", rules.firewall.as_str());
+    rules_file_of(
+        rules.firewall,
+        &rules.topology,
+        &rules.container,
+        &rules.rules,
+    )
+}
+
+/// `rules_file` of these rules, without an `OwnedRules` to hold a copy of them
+/// (every plan checks every durable container's file against this text).
+pub fn rules_file_of(
+    firewall: crate::node::Firewall,
+    topology: &str,
+    container: &str,
+    rules: &[String],
+) -> String {
+    let mut s = format!("geartopo-rules 1 {}\n", firewall.as_str());
     for (k, v) in SYSCTLS {
         s.push_str(&format!("sysctl {} {v}\n", k.replace('.', "/")));
     }
     s.push_str("payload\n");
-    s.push_str(&rules.payload());
+    // As `OwnedRules::payload`.
+    s.push_str(&match firewall {
+        crate::node::Firewall::Iptables => crate::rules::render_restore(topology, container, rules),
+        crate::node::Firewall::Nftables => crate::nft::document_from_lines(rules),
+    });
     s
 }
 

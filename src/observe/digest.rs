@@ -4,7 +4,7 @@
 //! their SHA-256 once the scope is known. A port of the script's `AWK`, line for
 //! line: the same text in gives the same lines out (a unit test runs both).
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -83,131 +83,205 @@ impl PartialEq for Canonical {
 }
 impl Eq for Canonical {}
 
-/// `%06d`.
-fn pad(n: &mut usize) -> String {
-    let s = format!("{:06}", *n);
-    *n += 1;
-    s
+/// The group `out` ends with when it has `prefix` and a tag `same` accepts, else
+/// a new one of `tag()`: its text, to append a line's rest to. Takes the tag
+/// and prefix by reference, so that a line joining the group allocates nothing.
+fn group<'g>(
+    out: &'g mut Vec<Group>,
+    same: impl Fn(&Tag) -> bool,
+    tag: impl FnOnce() -> Tag,
+    prefix: &str,
+) -> &'g mut String {
+    let joins = matches!(out.last(), Some(g) if g.prefix == prefix && same(&g.tag));
+    if !joins {
+        out.push(Group {
+            tag: tag(),
+            prefix: prefix.to_string(),
+            text: String::new(),
+        });
+    }
+    &mut out.last_mut().expect("a group").text
+}
+
+/// Appends `%06d` of `n` and a space, as awk's `sprintf("%06d", n)` then " ".
+fn push_seq(text: &mut String, n: usize) {
+    if n < 1_000_000 {
+        let mut digits = [b'0'; 6];
+        let mut v = n;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        text.push_str(std::str::from_utf8(&digits).expect("ascii digits"));
+    } else {
+        use std::fmt::Write as _;
+        let _ = write!(text, "{n:06}");
+    }
+    text.push(' ');
+}
+
+/// One line of a `list` object kept until its end: (class, its number, the line).
+type Kept<'a> = (char, usize, &'a str);
+
+/// Writes a listed object's kept lines (when it is this topology's) and resets
+/// the object.
+fn flush(buf: &mut Vec<Kept<'_>>, id: &str, ours: bool, out: &mut Vec<Group>) {
+    if ours && !id.is_empty() {
+        let (pi, pl) = (format!("i {id}"), format!("l {id}"));
+        for (c, seq, l) in buf.iter() {
+            let text = if *c == 'i' {
+                group(out, |t| *t == Tag::Always, || Tag::Always, &pi)
+            } else {
+                group(
+                    out,
+                    |t| matches!(t, Tag::Full(x) if x == id),
+                    || Tag::Full(id.to_string()),
+                    &pl,
+                )
+            };
+            push_seq(text, *seq);
+            text.push_str(l);
+            text.push('\n');
+        }
+    }
+    buf.clear();
 }
 
 /// The canonical lines of one node's observe output (podman's), with their tags.
+/// Every plan of a large fleet reads a thousand of these: a line of a section
+/// the digest keeps nothing of costs a prefix check, and a kept one is copied
+/// once into its group's text.
 pub fn canonical(output: &str, topology: &str) -> Vec<Group> {
     let mut out: Vec<Group> = Vec::new();
-    let mut sec = String::new();
+    let mut sec: &str = "";
     let mut k = 0usize;
     let mut nk = 0usize;
-    let mut cid = String::new();
-    // The JSON object being read: (class, seq, line), id, ours, key.
-    let mut buf: Vec<(char, String, String)> = Vec::new();
+    let mut cid: &str = "";
+    let mut ns_prefix = String::new();
+    // The JSON object being read: its kept lines, id, ours, key.
+    let mut buf: Vec<Kept> = Vec::new();
     let (mut ni, mut nl) = (0usize, 0usize);
-    let mut id = String::new();
+    let mut id: &str = "";
     let mut ours = false;
-    let mut key = String::new();
-    let (mut hp, mut rg, mut pr) = (0u64, 1u64, String::new());
-    let flush = |buf: &mut Vec<(char, String, String)>,
-                 id: &mut String,
-                 ours: &mut bool,
-                 key: &mut String,
-                 ni: &mut usize,
-                 nl: &mut usize,
-                 out: &mut Vec<Group>| {
-        if *ours && !id.is_empty() {
-            for (c, seq, l) in buf.iter() {
-                let tag = if *c == 'i' {
-                    Tag::Always
-                } else {
-                    Tag::Full(id.clone())
-                };
-                emit(out, tag, &format!("{c} {id}"), &format!("{seq} {l}"));
-            }
-        }
-        buf.clear();
-        *ni = 0;
-        *nl = 0;
-        id.clear();
-        *ours = false;
-        key.clear();
+    let mut key: &str = "";
+    let (mut hp, mut rg, mut pr) = (0u64, 1u64, "");
+    let label = format!("      \"geartopo.topology\": \"{topology}\"");
+    let full_cid = |cid: &str| {
+        let cid = cid.to_string();
+        move || Tag::Full(cid)
     };
-    let mut lines: Vec<&str> = output.split('\n').collect();
-    if lines.last() == Some(&"") {
-        lines.pop();
-    }
-    for line in lines {
+    // Lines as awk reads them: a last line break ends the last line.
+    let body = output.strip_suffix('\n').unwrap_or(output);
+    let lines = (!output.is_empty()).then(|| body.split('\n'));
+    for line in lines.into_iter().flatten() {
         if let Some(rest) = line.strip_prefix("@@geartopo ") {
             if sec == "list" {
-                flush(
-                    &mut buf, &mut id, &mut ours, &mut key, &mut ni, &mut nl, &mut out,
-                );
+                flush(&mut buf, id, ours, &mut out);
+                (ni, nl, id, ours, key) = (0, 0, "", false, "");
             }
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            sec = f.first().copied().unwrap_or("").to_string();
+            let mut f = rest.split_whitespace();
+            sec = f.next().unwrap_or("");
             k = 0;
             if sec == "ns" {
-                cid = f.get(1).copied().unwrap_or("").to_string();
+                cid = f.next().unwrap_or("");
+                ns_prefix = format!("n {cid}");
                 nk = 0;
             }
-            match sec.as_str() {
+            match sec {
                 "ns" | "hostns" | "sysctl" | "nft" => {
-                    let rest = format!("{} {line}", pad(&mut nk));
-                    emit(&mut out, Tag::Full(cid.clone()), &format!("n {cid}"), &rest);
+                    let text = group(
+                        &mut out,
+                        |t| matches!(t, Tag::Full(x) if x == cid),
+                        full_cid(cid),
+                        &ns_prefix,
+                    );
+                    push_seq(text, nk);
+                    nk += 1;
+                    text.push_str(line);
+                    text.push('\n');
                 }
                 "subnets" | "durable" | "end" => {
-                    emit(&mut out, Tag::Always, "", &format!("x {line}"))
+                    let text = group(&mut out, |t| *t == Tag::Always, || Tag::Always, "");
+                    text.push_str("x ");
+                    text.push_str(line);
+                    text.push('\n');
                 }
                 _ => {}
             }
             continue;
         }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        match sec.as_str() {
+        match sec {
             "tcp" | "udp" => {
                 let want = if sec == "tcp" { "0A" } else { "07" };
-                if fields.len() >= 4 && fields[3] == want {
-                    let p = fields[1].rsplit(':').next().unwrap_or("");
-                    let tag = Tag::Listen(format!("{sec}:{p}"));
-                    emit(&mut out, tag, "", &format!("listen {sec} {p}"));
+                let mut fields = line.split_whitespace();
+                let local = fields.nth(1);
+                let state = fields.nth(1);
+                if let (Some(local), Some(st)) = (local, state) {
+                    if st == want {
+                        let p = local.rsplit(':').next().unwrap_or("");
+                        let tag = Tag::Listen(format!("{sec}:{p}"));
+                        emit(&mut out, tag, "", &format!("listen {sec} {p}"));
+                    }
                 }
             }
             "sysctl" | "nft"
                 if sec == "nft" || line.contains("GEARTOPO") || line.starts_with('*') =>
             {
-                let rest = format!("{} {line}", pad(&mut nk));
-                emit(&mut out, Tag::Full(cid.clone()), &format!("n {cid}"), &rest);
+                let text = group(
+                    &mut out,
+                    |t| matches!(t, Tag::Full(x) if x == cid),
+                    full_cid(cid),
+                    &ns_prefix,
+                );
+                push_seq(text, nk);
+                nk += 1;
+                text.push_str(line);
+                text.push('\n');
             }
             "nodefilter" => {
-                let rest = format!("x nodefilter {} {line}", pad(&mut k));
-                emit(&mut out, Tag::Always, "", &rest);
+                let text = group(&mut out, |t| *t == Tag::Always, || Tag::Always, "");
+                text.push_str("x nodefilter ");
+                push_seq(text, k);
+                k += 1;
+                text.push_str(line);
+                text.push('\n');
             }
             "durable" => {
-                let p = fields.get(2).copied().unwrap_or("");
+                let p = line.split_whitespace().nth(2).unwrap_or("");
                 let (d, f) = match p.rsplit_once('/') {
                     Some((d, f)) => (d, f),
                     None => ("", p),
                 };
-                let tag = if d.ends_with("/rules") {
-                    Tag::File(f.to_string())
+                let text = if d.ends_with("/rules") {
+                    group(
+                        &mut out,
+                        |t| matches!(t, Tag::File(x) if x == f),
+                        || Tag::File(f.to_string()),
+                        "",
+                    )
                 } else {
-                    Tag::Always
+                    group(&mut out, |t| *t == Tag::Always, || Tag::Always, "")
                 };
-                emit(&mut out, tag, "", &format!("x {line}"));
+                text.push_str("x ");
+                text.push_str(line);
+                text.push('\n');
             }
             "list" => {
                 let l = line.strip_suffix(',').unwrap_or(line);
                 if l == "  {" || l == "  }" {
-                    flush(
-                        &mut buf, &mut id, &mut ours, &mut key, &mut ni, &mut nl, &mut out,
-                    );
+                    flush(&mut buf, id, ours, &mut out);
+                    (ni, nl, id, ours, key) = (0, 0, "", false, "");
                     continue;
                 }
                 if let Some(rest) = l.strip_prefix("    \"") {
-                    key = rest.split('"').next().unwrap_or("").to_string();
+                    key = rest.split('"').next().unwrap_or("");
                 }
                 if key == "Id" {
                     if let Some(rest) = l.strip_prefix("    \"Id\": \"") {
-                        id = rest.strip_suffix('"').unwrap_or(rest).to_string();
+                        id = rest.strip_suffix('"').unwrap_or(rest);
                     }
                 }
-                if key == "Labels" && l == format!("      \"geartopo.topology\": \"{topology}\"") {
+                if key == "Labels" && l == label {
                     ours = true;
                 }
                 if key == "Names" {
@@ -218,13 +292,13 @@ pub fn canonical(output: &str, topology: &str) -> Vec<Group> {
                 }
                 if key == "Ports" {
                     if l == "      {" {
-                        (hp, rg, pr) = (0, 1, String::new());
+                        (hp, rg, pr) = (0, 1, "");
                     } else if let Some(v) = l.strip_prefix("        \"host_port\": ") {
                         hp = awk_number(v);
                     } else if let Some(v) = l.strip_prefix("        \"range\": ") {
                         rg = awk_number(v);
                     } else if let Some(v) = l.strip_prefix("        \"protocol\": \"") {
-                        pr = v.strip_suffix('"').unwrap_or(v).to_string();
+                        pr = v.strip_suffix('"').unwrap_or(v);
                     } else if l == "      }" {
                         let rg = rg.max(1);
                         let mut i = 0;
@@ -236,14 +310,15 @@ pub fn canonical(output: &str, topology: &str) -> Vec<Group> {
                         }
                     }
                 }
-                let c = match key.as_str() {
+                let c = match key {
                     "Id" | "Image" | "Labels" | "Names" => Some('i'),
                     "State" | "Pid" | "Ports" => Some('l'),
                     _ => None,
                 };
                 if let Some(c) = c {
-                    let seq = if c == 'i' { pad(&mut ni) } else { pad(&mut nl) };
-                    buf.push((c, seq, l.to_string()));
+                    let n = if c == 'i' { &mut ni } else { &mut nl };
+                    buf.push((c, *n, l));
+                    *n += 1;
                 }
             }
             _ => {}
@@ -260,9 +335,13 @@ fn awk_number(v: &str) -> u64 {
 }
 
 /// The digest of `lines` in `scope`: what the node's script answers when it
-/// reads the same.
+/// reads the same (its `sort -u` of the kept lines, each hashed with its line
+/// break). The kept lines are written once into one text and sorted as slices
+/// of it: a plan of a thousand nodes digests each of them.
 pub fn digest(groups: &[Group], scope: &DigestScope) -> String {
-    let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<String>>();
+    fn set(v: &[String]) -> HashSet<&str> {
+        v.iter().map(String::as_str).collect()
+    }
     let (lh, pp, nm, fu, fl) = (
         set(&scope.listen),
         set(&scope.publish),
@@ -270,18 +349,41 @@ pub fn digest(groups: &[Group], scope: &DigestScope) -> String {
         set(&scope.full),
         set(&scope.files),
     );
-    let kept: BTreeSet<String> = groups
+    let kept_groups: Vec<&Group> = groups
         .iter()
         .filter(|g| match &g.tag {
             Tag::Always => true,
-            Tag::Listen(k) => lh.contains(k),
-            Tag::Publish(k) => pp.contains(k),
-            Tag::Name(n) => nm.contains(n),
-            Tag::Full(id) => fu.contains(id),
-            Tag::File(f) => fl.contains(f),
+            Tag::Listen(k) => lh.contains(k.as_str()),
+            Tag::Publish(k) => pp.contains(k.as_str()),
+            Tag::Name(n) => nm.contains(n.as_str()),
+            Tag::Full(id) => fu.contains(id.as_str()),
+            Tag::File(f) => fl.contains(f.as_str()),
         })
-        .flat_map(Group::lines)
         .collect();
+    // Sized once: each line's rest, and its prefix and a space per line.
+    let size = kept_groups
+        .iter()
+        .map(|g| {
+            let lines = g.text.bytes().filter(|&b| b == b'\n').count();
+            g.text.len() + lines * (g.prefix.len() + 1)
+        })
+        .sum();
+    let mut text = String::with_capacity(size);
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for g in kept_groups {
+        for rest in g.text.split_terminator('\n') {
+            let start = text.len();
+            if !g.prefix.is_empty() {
+                text.push_str(&g.prefix);
+                text.push(' ');
+            }
+            text.push_str(rest);
+            spans.push((start, text.len()));
+        }
+    }
+    let mut kept: Vec<&str> = spans.iter().map(|&(a, b)| &text[a..b]).collect();
+    kept.sort_unstable();
+    kept.dedup();
     let mut h = Sha256::new();
     for l in kept {
         h.update(l.as_bytes());

@@ -8,7 +8,6 @@
 use crate::node::durable::{
     self, DOCKER_RUNTIME, HOOK_FILE, HOOK_FILE_MODE, HOOK_MODE, RULES_MODE, RUNTIME_FILE,
 };
-use crate::node::{NodeProfile, OwnedRules};
 use crate::state::{DurableState, NodeState, ObservedContainer};
 use crate::topology::model::{Runtime, Topology};
 
@@ -126,17 +125,8 @@ pub(super) fn check(
     let Some(ds) = ns.durable.as_ref().filter(|ds| ds.state_dir != "-") else {
         return change;
     };
-    let profile = NodeProfile::of(&topology.nodes[&d.node]);
-    let rules = OwnedRules {
-        topology: topology.name.clone(),
-        container: d.container.clone(),
-        rules: d.rules.clone(),
-        file: Some(file.clone()),
-        firewall: d.firewall,
-        clear_other: false,
-    };
     let path = format!("{}/rules/{file}", ds.state_dir);
-    let text = durable::rules_file(&profile, &rules);
+    let text = durable::rules_file_of(d.firewall, &topology.name, &d.container, &d.rules);
     let Some(problem) = file_problem(ds, &path, RULES_MODE, &text, "rules file") else {
         return change;
     };
