@@ -22,7 +22,7 @@ pub mod pause;
 pub mod saved;
 pub mod session;
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 
 /// One operation on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -237,15 +237,17 @@ fn apply(args: &ApplyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> {
         &holder,
         &file,
     )?;
-    let next = plan_apply(
-        args,
-        &path,
-        saved.as_ref(),
-        &scope,
-        &session,
-        &state,
-        planned,
-    );
+    let next = releasing_on_panic(&mut session, held.then_some(&holder), |session| {
+        plan_apply(
+            args,
+            &path,
+            saved.as_ref(),
+            &scope,
+            session,
+            &state,
+            planned,
+        )
+    });
     let locks = Locks {
         holder,
         held,
@@ -364,6 +366,25 @@ fn read_state(
     Ok((state, false))
 }
 
+/// Runs `f` (the plan, between a read that took the locks and the session that
+/// releases them); should it panic (a bug), the locks `held` names are
+/// released before the panic goes on, so that no stale lock is left behind.
+fn releasing_on_panic<T>(
+    session: &mut Session,
+    held: Option<&LockHolder>,
+    f: impl FnOnce(&Session) -> T,
+) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(session))) {
+        Ok(value) => value,
+        Err(panic) => {
+            if let Some(holder) = held {
+                release(session, holder);
+            }
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
 /// Releases this run's locks (taken by `read_state`) on every node, warning on
 /// stderr about a node where that failed.
 fn release(session: &mut Session, holder: &LockHolder) {
@@ -416,7 +437,9 @@ fn destroy(args: &DestroyArgs, planned: &mut Option<Plan>) -> Result<Ran, Stop> 
         .map_err(stop(ApplyErrorKind::Unreachable))?;
     let holder = lock_holder(&session.topology.name);
     let (state, held) = read_state(&mut session, args.auto_approve, &holder, &file)?;
-    let next = plan_destroy(args, &extra, &session, &state, planned);
+    let next = releasing_on_panic(&mut session, held.then_some(&holder), |session| {
+        plan_destroy(args, &extra, session, &state, planned)
+    });
     let locks = Locks {
         holder,
         held,
@@ -709,5 +732,72 @@ impl Progress for BarProgress {
                 .suspend(|| PlainProgress.unlock_failed(node, error)),
             None => PlainProgress.unlock_failed(node, error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::sim::simulated;
+    use crate::plan::tests::redis_todo;
+
+    fn session_on(
+        t: &crate::topology::model::Topology,
+    ) -> (
+        std::sync::Arc<std::sync::Mutex<crate::apply::sim::Sim>>,
+        Session,
+    ) {
+        let (sim, nodes) = simulated(t, &[]);
+        let conns = nodes.connections(t);
+        (sim, Session::with_connections(t.clone(), conns))
+    }
+
+    #[test]
+    fn a_panic_while_planning_under_the_read_s_locks_releases_them() {
+        let t = redis_todo();
+        let (sim, mut session) = session_on(&t);
+        let holder = lock_holder(&t.name);
+        session.observe_locking(&holder).unwrap();
+        assert_eq!(
+            sim.lock().unwrap().locks.len(),
+            2,
+            "the read took the locks"
+        );
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            releasing_on_panic(&mut session, Some(&holder), |_| -> () {
+                panic!("a bug in the planner")
+            })
+        }));
+        assert!(caught.is_err(), "the panic goes on");
+        assert!(sim.lock().unwrap().locks.is_empty(), "a lock was left");
+    }
+
+    #[test]
+    fn a_lock_held_by_another_leaves_none_of_this_run_s_after_the_locked_read() {
+        let t = redis_todo();
+        let (sim, mut session) = session_on(&t);
+        let other = crate::node::lock::LockHolder {
+            topology: "todo".into(),
+            user: "alice".into(),
+            host: "elsewhere".into(),
+            pid: 7,
+            start_ticks: 1,
+            boot_id: "another-boot".into(),
+            since: 1,
+        };
+        sim.lock()
+            .unwrap()
+            .locks
+            .insert("node4".into(), other.clone());
+        let holder = lock_holder(&t.name);
+        let errors = session.observe_locking(&holder).unwrap_err();
+        assert!(errors
+            .iter()
+            .all(|e| matches!(e, ObserveError::Locked { node, .. } if node == "node4")));
+        // What read_state does before reading again without locks.
+        release(&mut session, &holder);
+        let locks = sim.lock().unwrap().locks.clone();
+        assert_eq!(locks.len(), 1, "{locks:?}");
+        assert_eq!(locks["node4"], other, "the other apply's lock is kept");
     }
 }

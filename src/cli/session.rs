@@ -74,6 +74,20 @@ fn loaded(
 }
 
 impl Session {
+    /// A session on connections already made (unit tests: fake nodes).
+    #[cfg(test)]
+    pub fn with_connections(topology: Topology, conns: Connections) -> Session {
+        let graph = DepGraph::build(&topology).expect("a valid topology");
+        Session {
+            topology,
+            graph,
+            source: Vec::new(),
+            conns,
+            parallelism: 4,
+            progress: Box::new(crate::observe::NoProgress),
+        }
+    }
+
     /// Connects to every node at once; fails naming every node that could not be reached.
     pub fn connect(
         topology: Topology,
