@@ -609,30 +609,22 @@ pub fn execute_releasing(
             .collect::<Vec<_>>(),
     );
     let changed = Condvar::new();
-    let permits = Mutex::new(parallelism.max(1));
-    let permit_freed = Condvar::new();
+    let permits = Permits::new(parallelism);
     std::thread::scope(|scope| {
         for conn in conns.iter_mut() {
             let mine: Vec<usize> = (0..tasks.len())
                 .filter(|i| tasks[*i].node == conn.node())
                 .collect();
-            let (status, changed, permits, permit_freed, released) =
-                (&status, &changed, &permits, &permit_freed, &released);
+            let (status, changed, permits, released) = (&status, &changed, &permits, &released);
             if mine.is_empty() {
                 // A node with nothing to do has no reason to stay locked while
                 // the others work: its lock goes at once, in a round trip of its own.
                 if let Some(r) = release {
                     scope.spawn(move || {
-                        {
-                            let mut p = permits.lock().unwrap();
-                            while *p == 0 {
-                                p = permit_freed.wait(p).unwrap();
-                            }
-                            *p -= 1;
-                        }
+                        // Not stopped by an interrupt: a lock is always released.
+                        permits.take(&AtomicBool::new(false));
                         let result = conn.run(std::slice::from_ref(r));
-                        *permits.lock().unwrap() += 1;
-                        permit_freed.notify_one();
+                        permits.give();
                         if said_released(&result) {
                             released
                                 .lock()
@@ -674,17 +666,10 @@ pub fn execute_releasing(
                     let outcome = match skip {
                         Some(why) => Outcome::Skipped(why),
                         None => 'run: {
-                            {
-                                let mut p = permits.lock().unwrap();
-                                while *p == 0 {
-                                    p = permit_freed.wait(p).unwrap();
-                                }
-                                // An interrupt while this step waited for its turn:
-                                // it does not start.
-                                if stop.load(Ordering::SeqCst) {
-                                    break 'run Outcome::Skipped(INTERRUPTED.to_string());
-                                }
-                                *p -= 1;
+                            // An interrupt while this step waited for its turn:
+                            // it does not start.
+                            if !permits.take(stop) {
+                                break 'run Outcome::Skipped(INTERRUPTED.to_string());
                             }
                             progress.started(&task.node, &task.label);
                             #[cfg(feature = "testing")]
@@ -704,8 +689,7 @@ pub fn execute_releasing(
                             };
                             #[cfg(feature = "testing")]
                             pause::at(&format!("after-{}", task.op.kind()));
-                            *permits.lock().unwrap() += 1;
-                            permit_freed.notify_one();
+                            permits.give();
                             match result {
                                 Ok(out) if out.success() => Outcome::Done,
                                 Ok(out) => {
@@ -748,6 +732,40 @@ pub fn execute_releasing(
         outcomes,
         released.into_inner().unwrap_or_else(|e| e.into_inner()),
     )
+}
+
+/// At most `parallelism` scripts at once, across every node's thread.
+struct Permits {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Permits {
+    fn new(parallelism: usize) -> Self {
+        Permits {
+            free: Mutex::new(parallelism.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free permit and takes it; takes none and says false when
+    /// `stop` was set meanwhile.
+    fn take(&self, stop: &AtomicBool) -> bool {
+        let mut p = self.free.lock().unwrap();
+        while *p == 0 {
+            p = self.freed.wait(p).unwrap();
+        }
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        *p -= 1;
+        true
+    }
+
+    fn give(&self) {
+        *self.free.lock().unwrap() += 1;
+        self.freed.notify_one();
+    }
 }
 
 /// Whether a round trip that carried `NodeOp::Release` ended with the lock gone.

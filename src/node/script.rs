@@ -449,12 +449,11 @@ fn release_script(holder: &LockHolder) -> String {
     format!(
         r#"rc=$?
 if [ "$rc" -eq 0 ]; then
-  d="{RUN_DIR}"
-  if [ "$(cat "$d/apply.lock/holder" 2>/dev/null)" = {holder} ]; then rm -rf "$d/apply.lock"; fi
-  [ "$(cat "$d/apply.lock/holder" 2>/dev/null)" = {holder} ] || echo "{RELEASED}"
+{unlock}[ "$(cat "$d/apply.lock/holder" 2>/dev/null)" = {holder} ] || echo "{RELEASED}"
 fi
 exit "$rc"
 "#,
+        unlock = unlock_script(holder),
         holder = quote(&holder.to_string())
     )
 }
