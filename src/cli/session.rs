@@ -120,15 +120,8 @@ impl Session {
 
     /// Reads every node.
     pub fn observe(&mut self) -> Result<ObservedState> {
-        let read = observe_with(
-            &self.topology,
-            &mut self.conns,
-            self.parallelism,
-            None,
-            &*self.progress,
-        );
-        self.progress.clear();
-        read.map_err(|errors| anyhow!(no_plan("cannot read every node", &errors)))
+        self.read(None)
+            .map_err(|errors| anyhow!(no_plan("cannot read every node", &errors)))
     }
 
     /// As `observe`, taking each node's apply lock for `holder` in its read's
@@ -138,11 +131,20 @@ impl Session {
         &mut self,
         holder: &crate::node::lock::LockHolder,
     ) -> Result<ObservedState, Vec<crate::observe::ObserveError>> {
+        self.read(Some(holder))
+    }
+
+    /// Reads every node (taking its lock for `holder`, if given), the read's
+    /// progress cleared afterwards.
+    fn read(
+        &mut self,
+        holder: Option<&crate::node::lock::LockHolder>,
+    ) -> Result<ObservedState, Vec<crate::observe::ObserveError>> {
         let read = observe_with(
             &self.topology,
             &mut self.conns,
             self.parallelism,
-            Some(holder),
+            holder,
             &*self.progress,
         );
         self.progress.clear();
