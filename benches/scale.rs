@@ -2,11 +2,13 @@
 //! transport in which every node answers its connect and then its read after a
 //! fixed delay (the round trip of a far-away host), with the state a successful
 //! apply leaves on it: 10 containers and 100 links per node. What runs is what
-//! `geartopo plan` runs after the transport: `observe::connect`-like waves of
-//! `--parallelism` connects, `observe::observe_with` (the real parallel read and
-//! the parser, on text as a podman node prints it), `plan::plan` and the plan's
-//! text. Each (nodes, delay) runs in a child process of its own, so its peak
-//! resident size (VmHWM) is its own.
+//! `geartopo plan` runs after the transport (`Session::connect_and_plan`):
+//! `observe::connect_and_observe`, `--parallelism` nodes at a time, each read
+//! as soon as it is connected (the real parallel read and parser, on text as a
+//! podman node prints it), `plan::early` planning each container as the reads
+//! it needs arrive, `plan::plan_with` and the plan's text. Each (nodes, delay)
+//! runs in a child process of its own, so its peak resident size (VmHWM) is its
+//! own.
 //!
 //! Ideal: waves x (connect delay + read delay), waves = ceil(nodes / parallelism).
 //! Target (issue 18): 1,000 nodes at parallelism 100 within 1.3x of ideal and
@@ -20,11 +22,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use geartopo::node::{Connections, NodeConnection, NodeOp};
-use geartopo::observe::{observe_with, parallel_map, NoProgress};
-use geartopo::plan::plan;
+use geartopo::node::{NodeConnection, NodeOp};
+use geartopo::observe::{connect_and_observe, NoProgress};
+use geartopo::plan::early::Early;
+use geartopo::plan::{plan, plan_with, Selection};
 use geartopo::render::{plan_text, Style};
 use geartopo::testing::{applied_output, empty_state};
+use geartopo::topology::model::Node;
 use geartopo::transport::{Output, TransportError};
 
 /// Containers a node (`GEARTOPO_BENCH_CONTAINERS`, default 10): a topology holds
@@ -141,23 +145,26 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
 
     let cpu0 = cpu_s();
     let start = Instant::now();
-    // Connect: as `observe::connect_all`, `parallelism` at a time.
-    let names: Vec<String> = t.nodes.keys().cloned().collect();
-    let mut conns: Connections = parallel_map(names, parallelism, |name| {
+    // As `geartopo plan` (`Session::connect_and_plan`): `parallelism` nodes at
+    // a time, each read as soon as it is connected, each container planned as
+    // the reads it depends on arrive, the rest after the last read.
+    let early = Early::new(&t, Some(Selection::default()));
+    // The transport's own error type, as `transport::connect` returns it.
+    #[allow(clippy::result_large_err)]
+    let connect = |node: &Node| -> Result<Box<dyn NodeConnection>, TransportError> {
         std::thread::sleep(delay);
-        let output = outputs[&name].clone();
-        Box::new(SimNode {
-            name,
+        Ok(Box::new(SimNode {
+            name: node.name.clone(),
             delay,
-            output,
-        }) as Box<dyn NodeConnection>
-    });
-    let connected = start.elapsed();
-    let state = observe_with(&t, &mut conns, parallelism, None, &NoProgress).expect("reads");
-    let read = start.elapsed() - connected;
+            output: outputs[&node.name].clone(),
+        }))
+    };
+    let (_conns, state) =
+        connect_and_observe(&t, parallelism, connect, &NoProgress, &early).expect("reads");
+    let read = start.elapsed();
     let cpu_read = cpu_s() - cpu0;
-    let p = plan(&t, &state, None).expect("plans");
-    let planned = start.elapsed() - connected - read;
+    let p = plan_with(&t, &state, &Selection::default(), Some(early)).expect("plans");
+    let planned = start.elapsed() - read;
     let shown = plan_text(&p, Style::plain());
     let total = start.elapsed();
     let cpu_plan = cpu_s() - cpu0 - cpu_read;
@@ -170,7 +177,6 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
         links.to_string(),
         waves.to_string(),
         format!("{ideal:.2}"),
-        format!("{:.3}", connected.as_secs_f64()),
         format!("{:.3}", read.as_secs_f64()),
         format!("{cpu_read:.2}"),
         format!("{:.3}", planned.as_secs_f64()),
@@ -183,13 +189,12 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
     println!("{}", row.join("\t"));
 }
 
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 13] = [
     "nodes",
     "delay ms",
     "links",
     "waves",
     "ideal s",
-    "connect s",
     "read s",
     "read cpu s",
     "plan s",
@@ -239,8 +244,8 @@ fn main() {
         containers(),
         containers() * LINKS
     );
-    println!("  ideal = waves x 2 x delay; cpu s: this process's CPU (all threads) in that phase; plan: plan + its text; RSS in: the captured outputs and model before the plan; peak: VmHWM");
-    let widths = [6, 9, 8, 6, 8, 10, 8, 11, 8, 11, 8, 8, 10, 8];
+    println!("  ideal = waves x 2 x delay; read s: connect and read (with the early planning); cpu s: this process's CPU (all threads) in that phase; plan: the rest of the plan + its text; RSS in: the captured outputs and model before the plan; peak: VmHWM");
+    let widths = [6, 9, 8, 6, 8, 8, 11, 8, 11, 8, 8, 10, 8];
     let line = |cells: &[&str]| {
         cells
             .iter()

@@ -6,7 +6,9 @@
 //! This file holds the plan's types and the walk over every container; `resolve`
 //! works out what one container should be, `diff` compares it with what runs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMapExt;
 
 use serde::Serialize;
 use sha2::Digest as _;
@@ -19,6 +21,7 @@ use crate::topology::model::{
 
 mod diff;
 mod durable;
+pub mod early;
 mod owner;
 mod par;
 pub(crate) mod private;
@@ -300,12 +303,56 @@ pub fn plan(
     plan_selected(topology, state, &selection)
 }
 
+/// One container's comparison with what runs on its node: its change, and its
+/// drift and not-durable notes.
+pub(crate) type Compared = (Option<Change>, Vec<Drift>, Vec<NotDurable>);
+
+/// Compares `d` with what runs on its node (`ns`, as the topology owns it).
+fn compare_one(
+    topology: &Topology,
+    selection: &Selection,
+    d: &Desired,
+    ns: &crate::state::NodeState,
+) -> Compared {
+    let (mut drift, mut not_durable) = (Vec::new(), Vec::new());
+    if !selection.limit.allows(&d.container) {
+        return (None, drift, not_durable);
+    }
+    let observed = ns.containers.get(&d.container);
+    let mut change = diff_one(d, observed, &mut drift);
+    if selection.replace.contains(&d.container) {
+        change = replace_requested(d, observed, change);
+    }
+    change = durable::check(
+        topology,
+        d,
+        observed,
+        ns,
+        change,
+        selection.make_durable,
+        &mut drift,
+        &mut not_durable,
+    );
+    (change, drift, not_durable)
+}
+
 /// Computes the plan for the containers `selection` allows (`--target`,
 /// `--exclude`), replacing those it names for replacement (`--replace`).
 pub fn plan_selected(
     topology: &Topology,
     state: &ObservedState,
     selection: &Selection,
+) -> Result<Plan, Vec<PlanError>> {
+    plan_with(topology, state, selection, None)
+}
+
+/// `plan_selected`, using what `early` planned while the nodes were read
+/// (`early::Early`): the same plan, with less left to do after the last read.
+pub fn plan_with(
+    topology: &Topology,
+    state: &ObservedState,
+    selection: &Selection,
+    early: Option<early::Early>,
 ) -> Result<Plan, Vec<PlanError>> {
     let mut errors = Vec::new();
     for node in topology.nodes.keys() {
@@ -334,21 +381,46 @@ pub fn plan_selected(
     let state: &ObservedState = &owned.state;
     // Containers by name: a plan looks one up per link and per observed container,
     // and a scan of the list each time made planning quadratic.
-    let mut by_name: ByName = HashMap::with_capacity(topology.containers.len());
+    let mut by_name = ByName::with_capacity(topology.containers.len());
     for c in &topology.containers {
         by_name.entry(c.name.as_str()).or_insert(c);
     }
-    let ports = assign_host_ports(topology, state, &mut errors);
+    let mut head = early.and_then(early::Early::head);
+    let ports = match &mut head {
+        Some(h) => std::mem::take(&mut h.ports),
+        None => assign_host_ports(topology, state, &mut errors),
+    };
     let mut desired = Vec::with_capacity(topology.containers.len());
+    // What was compared early, by the index of its container in `desired`.
+    let mut compared: Vec<Option<Compared>> = Vec::with_capacity(topology.containers.len());
+    let same_selection = head
+        .as_ref()
+        .is_some_and(|h| h.selection.as_ref() == Some(selection));
     // On this thread, not `par::map`: what it makes is kept (the plan's
     // `desired`), and made on other threads it went to other malloc arenas
     // than the memory this thread has freed, 75 MB more at 1,000 nodes.
     for c in &topology.containers {
-        match resolve(topology, &by_name, state, c, &ports) {
-            Ok(d) => desired.push(d),
+        if let Some(done) = head.as_mut().and_then(|h| h.done.remove(c.name.as_str())) {
+            desired.push(done.desired);
+            compared.push(done.compared.filter(|_| same_selection));
+            continue;
+        }
+        match resolve(
+            topology,
+            &by_name,
+            &state.resolved,
+            state.nodes.get(&c.node),
+            c,
+            &ports,
+        ) {
+            Ok(d) => {
+                desired.push(d);
+                compared.push(None);
+            }
             Err(e) => errors.push(e),
         }
     }
+    let early_checks = head.map(|h| h.checks);
     // A container of another owner with the name ours would get: creating ours
     // would fail, and acting on it by name would touch what is not ours.
     for d in &desired {
@@ -401,31 +473,19 @@ pub fn plan_selected(
         }
     }
     // Each container's comparison on its own (its drift and not-durable notes
-    // with it), then joined in the containers' order.
-    let compared = par::map(&desired, |d| {
-        let (mut drift, mut not_durable) = (Vec::new(), Vec::new());
-        if !in_scope(&d.container) {
-            return (None, drift, not_durable);
-        }
-        let ns = &state.nodes[&d.node];
-        let observed = ns.containers.get(&d.container);
-        let mut change = diff_one(d, observed, &mut drift);
-        if selection.replace.contains(&d.container) {
-            change = replace_requested(d, observed, change);
-        }
-        change = durable::check(
-            topology,
-            d,
-            observed,
-            ns,
-            change,
-            selection.make_durable,
-            &mut drift,
-            &mut not_durable,
-        );
-        (change, drift, not_durable)
+    // with it), those not compared early on the machine's cores, then joined
+    // in the containers' order.
+    let todo: Vec<usize> = (0..desired.len())
+        .filter(|&i| compared[i].is_none())
+        .collect();
+    let computed = par::map(&todo, |&i| {
+        let d = &desired[i];
+        compare_one(topology, selection, d, &state.nodes[&d.node])
     });
-    for (change, d, n) in compared {
+    for (i, c) in todo.into_iter().zip(computed) {
+        compared[i] = Some(c);
+    }
+    for (change, d, n) in compared.into_iter().flatten() {
         changes.extend(change);
         drift.extend(d);
         not_durable.extend(n);
@@ -445,11 +505,27 @@ pub fn plan_selected(
         );
     }
     let rolls = roll::rolls(topology, &changes);
-    let recheck = recheck_for(&desired, full);
+    // Of what this plan depends on: the lock's re-read compares the same part.
+    let (recheck, fingerprint) = match early_checks {
+        Some(mut checks) if full.nodes.keys().all(|n| checks.contains_key(n.as_str())) => {
+            let mut recheck = BTreeMap::new();
+            let mut digests = BTreeMap::new();
+            for node in full.nodes.keys() {
+                let (check, digest) = checks.remove(node.as_str()).expect("every node");
+                recheck.insert(node.clone(), check);
+                digests.insert(node.clone(), digest);
+            }
+            (recheck, combined_fingerprint(&digests, &full.resolved))
+        }
+        _ => {
+            let recheck = recheck_for(&desired, full);
+            let fingerprint = fingerprint_with(&recheck, full);
+            (recheck, fingerprint)
+        }
+    };
     Ok(Plan {
         topology: topology.name.clone(),
-        // Of what this plan depends on: the lock's re-read compares the same part.
-        fingerprint: fingerprint_with(&recheck, full),
+        fingerprint,
         recheck,
         changes,
         drift,
@@ -479,69 +555,95 @@ fn fingerprint_with(checks: &BTreeMap<String, NodeCheck>, state: &ObservedState)
     let nodes: Vec<_> = state.nodes.iter().collect();
     let digests = par::map(&nodes, |(node, ns)| {
         let check = checks.get(*node).unwrap_or(&none);
-        let digest = match (&check.digest, &ns.canonical.0) {
-            (Some(scope), Some(lines)) => {
-                format!("canon {}", crate::observe::digest::digest(lines, scope))
-            }
-            _ => format!("json {}", check.narrowed_digest(node, ns)),
-        };
-        ((*node).clone(), digest)
+        ((*node).clone(), node_digest(check, node, ns))
     });
     combined_fingerprint(&digests.into_iter().collect(), &state.resolved)
+}
+
+/// One node's part of the fingerprint: the digest of what `check` scopes of
+/// the node's read, as the lock's round trip computes it on the node.
+fn node_digest(check: &NodeCheck, node: &str, ns: &crate::state::NodeState) -> String {
+    match (&check.digest, &ns.canonical.0) {
+        (Some(scope), Some(lines)) => {
+            format!("canon {}", crate::observe::digest::digest(lines, scope))
+        }
+        _ => format!("json {}", check.narrowed_digest(node, ns)),
+    }
 }
 
 /// What a plan of `desired` depends on in each node of `state` (see
 /// `fingerprint_for`): the host ports and names its containers take there, and
 /// for a node read from podman's listing, the scope of the node's digest.
 pub fn recheck_for(desired: &[Desired], state: &ObservedState) -> BTreeMap<String, NodeCheck> {
-    let mut checks: BTreeMap<String, NodeCheck> = BTreeMap::new();
+    let mut on_node: BTreeMap<&str, Vec<&Desired>> = BTreeMap::new();
     for d in desired {
-        let c = checks.entry(d.node.clone()).or_default();
+        on_node.entry(&d.node).or_default().push(d);
+    }
+    let mut checks: BTreeMap<String, NodeCheck> = BTreeMap::new();
+    for (node, ds) in on_node {
+        checks.insert(
+            node.to_string(),
+            node_check(ds.into_iter(), state.nodes.get(node)),
+        );
+    }
+    for (node, ns) in &state.nodes {
+        if !checks.contains_key(node) {
+            checks.insert(node.clone(), node_check(std::iter::empty(), Some(ns)));
+        }
+    }
+    checks
+}
+
+/// `recheck_for` on one node: `desired` are the plan's containers there, `ns`
+/// the node as read (all of it, not only what the topology owns).
+fn node_check<'d>(
+    desired: impl Iterator<Item = &'d Desired>,
+    ns: Option<&crate::state::NodeState>,
+) -> NodeCheck {
+    let mut c = NodeCheck::default();
+    for d in desired {
         for (protocol, _, host_port) in &d.publish {
             c.ports.insert(((*protocol).into(), *host_port));
         }
         c.names.insert(d.runtime_name.clone());
     }
-    for (node, ns) in &state.nodes {
-        let c = checks.entry(node.clone()).or_default();
-        if ns.canonical.0.is_none() {
-            continue;
-        }
-        let word = |p: &crate::state::ProtocolName| match p {
-            crate::state::ProtocolName::Tcp => "tcp",
-            crate::state::ProtocolName::Udp => "udp",
-        };
-        // As `ObservedState::narrowed`: a container whose name the plan's
-        // containers take, and every copy, in full; the rest by identity.
-        let full = ns
-            .containers
-            .values()
-            .filter(|oc| c.names.contains(&oc.runtime_name))
-            .chain(&ns.extras)
-            .map(|oc| oc.id.clone())
-            .collect::<BTreeSet<_>>();
-        let files = ns
-            .containers
-            .values()
-            .filter_map(|oc| oc.rules_file.clone())
-            .collect::<BTreeSet<_>>();
-        c.digest = Some(crate::node::script::digest::DigestScope {
-            listen: c
-                .ports
-                .iter()
-                .map(|(p, n)| format!("{}:{n:04X}", word(p)))
-                .collect(),
-            publish: c
-                .ports
-                .iter()
-                .map(|(p, n)| format!("{}:{n}", word(p)))
-                .collect(),
-            names: c.names.iter().cloned().collect(),
-            full: full.into_iter().collect(),
-            files: files.into_iter().collect(),
-        });
-    }
-    checks
+    let Some(ns) = ns.filter(|ns| ns.canonical.0.is_some()) else {
+        return c;
+    };
+    let word = |p: &crate::state::ProtocolName| match p {
+        crate::state::ProtocolName::Tcp => "tcp",
+        crate::state::ProtocolName::Udp => "udp",
+    };
+    // As `ObservedState::narrowed`: a container whose name the plan's
+    // containers take, and every copy, in full; the rest by identity.
+    let full = ns
+        .containers
+        .values()
+        .filter(|oc| c.names.contains(&oc.runtime_name))
+        .chain(&ns.extras)
+        .map(|oc| oc.id.clone())
+        .collect::<BTreeSet<_>>();
+    let files = ns
+        .containers
+        .values()
+        .filter_map(|oc| oc.rules_file.clone())
+        .collect::<BTreeSet<_>>();
+    c.digest = Some(crate::node::script::digest::DigestScope {
+        listen: c
+            .ports
+            .iter()
+            .map(|(p, n)| format!("{}:{n:04X}", word(p)))
+            .collect(),
+        publish: c
+            .ports
+            .iter()
+            .map(|(p, n)| format!("{}:{n}", word(p)))
+            .collect(),
+        names: c.names.iter().cloned().collect(),
+        full: full.into_iter().collect(),
+        files: files.into_iter().collect(),
+    });
+    c
 }
 
 /// What a plan depends on in one node (`recheck_for`).

@@ -123,9 +123,8 @@ pub fn run(args: PlanArgs) -> Result<i32> {
     let (topology, graph, source) = load(&path)?;
     let scope = args.scope.scope();
     let (topology, graph) = super::session::narrowed(topology, graph, &scope.targets)?;
-    let mut session = Session::connect(topology, graph, source, &args.connect)?;
-    let state = session.observe()?;
-    let plan = session.plan_scoped(&state, &scope)?;
+    let (session, plan) =
+        Session::connect_and_plan(topology, graph, source, &args.connect, &scope)?;
     if let Some(warning) = scope.targeting_warning() {
         errln!("{warning}")?;
     }

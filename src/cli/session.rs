@@ -11,8 +11,12 @@ use anyhow::{anyhow, Result};
 
 use crate::graph::DepGraph;
 use crate::node::Connections;
-use crate::observe::{connect_all, observe_with};
-use crate::plan::{destroy_selected, plan_selected, select, Mode, Plan, Scope};
+use crate::node::{NodeConnection, ScriptedNode};
+use crate::observe::{connect_all, connect_and_observe, observe_with, NotRead};
+use crate::plan::early::Early;
+use crate::plan::{
+    destroy_selected, plan_selected, plan_with, select, Mode, Plan, Scope, Selection,
+};
 use crate::render::no_plan;
 use crate::state::ObservedState;
 use crate::topology::{self, Topology};
@@ -166,6 +170,57 @@ impl Session {
         read.map_err(|errors| anyhow!(no_plan("cannot read every node", &errors)))
     }
 
+    /// Connects to every node, reads each as soon as it is connected, and plans
+    /// within `scope`, each container planned while other nodes are still
+    /// being read (`observe::connect_and_observe`, `plan::early`): the plan
+    /// `connect`, `observe` and `plan_scoped` make, with less of it after the
+    /// last read. For `plan`, which takes no lock.
+    pub fn connect_and_plan(
+        topology: Topology,
+        graph: DepGraph,
+        source: Vec<u8>,
+        args: &super::ConnectArgs,
+        scope: &Scope,
+    ) -> Result<(Session, Plan)> {
+        let parallelism = args.parallelism as usize;
+        let progress = read_progress(topology.nodes.keys());
+        let options = args.options();
+        // The selection is known before the reads when nothing names containers.
+        let plain =
+            scope.targets.is_empty() && scope.excludes.is_empty() && scope.replace.is_empty();
+        let expected = plain.then(|| Selection {
+            make_durable: scope.make_durable,
+            ..Selection::default()
+        });
+        let early = Early::new(&topology, expected);
+        let read = connect_and_observe(
+            &topology,
+            parallelism,
+            |node| {
+                crate::transport::connect(node, &options)
+                    .map(|t| Box::new(ScriptedNode::for_node(t, node)) as Box<dyn NodeConnection>)
+            },
+            &*progress,
+            &early,
+        );
+        progress.clear();
+        let (conns, state) = read.map_err(|e| match e {
+            NotRead::Connect(errors) => anyhow!(no_plan("cannot reach every node", &errors)),
+            NotRead::Read(errors) => anyhow!(no_plan("cannot read every node", &errors)),
+        })?;
+        let selection = select(&topology, &graph, &state, scope, Mode::Apply)?;
+        let plan = plan_with(&topology, &state, &selection, Some(early)).map_err(no_plan_made)?;
+        let session = Session {
+            topology,
+            graph,
+            source,
+            conns,
+            parallelism,
+            progress,
+        };
+        Ok((session, plan))
+    }
+
     /// The plan against `state`, limited to `targets` and what they need.
     pub fn plan(&self, state: &ObservedState, targets: &[String]) -> Result<Plan> {
         self.plan_scoped(state, &Scope::targets(targets))
@@ -174,10 +229,7 @@ impl Session {
     /// The plan against `state` within `scope` (`--target`, `--exclude`, `--replace`).
     pub fn plan_scoped(&self, state: &ObservedState, scope: &Scope) -> Result<Plan> {
         let selection = select(&self.topology, &self.graph, state, scope, Mode::Apply)?;
-        plan_selected(&self.topology, state, &selection).map_err(|errors| {
-            let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
-            anyhow!("no plan can be made:\n{}", lines.join("\n"))
-        })
+        plan_selected(&self.topology, state, &selection).map_err(no_plan_made)
     }
 
     /// The destroy plan against `state` within `scope` (`--target`, `--exclude`).
@@ -190,6 +242,12 @@ impl Session {
             &selection.limit,
         ))
     }
+}
+
+/// The plan's errors, one a line.
+fn no_plan_made(errors: Vec<crate::plan::PlanError>) -> anyhow::Error {
+    let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+    anyhow!("no plan can be made:\n{}", lines.join("\n"))
 }
 
 /// Colours for stdout.

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::state::{ObservedContainer, ObservedState};
+use crate::state::{NodeState, ObservedContainer, ObservedState};
 
 use super::Adopted;
 
@@ -43,43 +43,55 @@ pub(crate) fn owned<'a>(id: Option<&str>, state: &'a ObservedState) -> Owned<'a>
     let mut adopted = Vec::new();
     let mut foreign = Vec::new();
     for (node, ns) in &mut out.nodes {
-        // Observe put the first container of each name in `containers` and later
-        // ones in `extras`; a foreign one may have taken the first place.
-        let all: Vec<ObservedContainer> = std::mem::take(&mut ns.containers)
-            .into_values()
-            .chain(std::mem::take(&mut ns.extras))
-            .collect();
-        let mut containers = BTreeMap::new();
-        for oc in all {
-            match oc.owner_id.as_deref() {
-                Some(other) if other != id => {
-                    foreign.push(Foreign {
-                        node: node.clone(),
-                        runtime_name: oc.runtime_name.clone(),
-                        id: other.to_string(),
-                    });
-                    continue;
-                }
-                Some(_) => {}
-                None => adopted.push(Adopted {
-                    container: oc.container.clone(),
-                    node: node.clone(),
-                    runtime_name: oc.runtime_name.clone(),
-                }),
-            }
-            if containers.contains_key(&oc.container) {
-                ns.extras.push(oc);
-            } else {
-                containers.insert(oc.container.clone(), oc);
-            }
-        }
-        ns.containers = containers;
+        split_node(id, node, ns, &mut adopted, &mut foreign);
     }
     Owned {
         state: Cow::Owned(out),
         adopted,
         foreign,
     }
+}
+
+/// `owned` on one node: sets aside in `foreign` the containers of `ns` that
+/// carry another id than `id`, and notes in `adopted` those without one.
+pub(crate) fn split_node(
+    id: &str,
+    node: &str,
+    ns: &mut NodeState,
+    adopted: &mut Vec<Adopted>,
+    foreign: &mut Vec<Foreign>,
+) {
+    // Observe put the first container of each name in `containers` and later
+    // ones in `extras`; a foreign one may have taken the first place.
+    let all: Vec<ObservedContainer> = std::mem::take(&mut ns.containers)
+        .into_values()
+        .chain(std::mem::take(&mut ns.extras))
+        .collect();
+    let mut containers = BTreeMap::new();
+    for oc in all {
+        match oc.owner_id.as_deref() {
+            Some(other) if other != id => {
+                foreign.push(Foreign {
+                    node: node.to_string(),
+                    runtime_name: oc.runtime_name.clone(),
+                    id: other.to_string(),
+                });
+                continue;
+            }
+            Some(_) => {}
+            None => adopted.push(Adopted {
+                container: oc.container.clone(),
+                node: node.to_string(),
+                runtime_name: oc.runtime_name.clone(),
+            }),
+        }
+        if containers.contains_key(&oc.container) {
+            ns.extras.push(oc);
+        } else {
+            containers.insert(oc.container.clone(), oc);
+        }
+    }
+    ns.containers = containers;
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ fn private_ports(
 ) -> BTreeMap<String, Vec<PrivatePort>> {
     let ip_of = |node: &str| match &topology.nodes.get(node)?.address {
         NodeAddress::Local => None,
-        NodeAddress::Remote(a) => address_of(state, a).ok(),
+        NodeAddress::Remote(a) => address_of(&state.resolved, a).ok(),
     };
     let mut out: BTreeMap<String, Vec<PrivatePort>> = BTreeMap::new();
     for d in desired {

@@ -2,12 +2,14 @@
 //! picked), links to node addresses, rules and spec hashes, per container. Pure:
 //! no I/O, no comparison with what runs (that is `diff`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::net::Ipv4Addr;
 
 use crate::nft::{self, table_lines};
 use crate::rules::{render_rules, ResolvedLink};
-use crate::state::{short_hash, ObservedState, ProtocolName};
+use crate::state::{short_hash, NodeState, ObservedState, ProtocolName};
 use crate::topology::model::{
     Container, EnvValue, Firewall, LinkTarget, NodeAddress, Protocol, Topology,
 };
@@ -28,39 +30,52 @@ pub(super) fn assign_host_ports<'a>(
     state: &ObservedState,
     errors: &mut Vec<PlanError>,
 ) -> HashMap<PortKey<'a>, u16> {
+    let all: Vec<&Container> = topology.containers.iter().collect();
+    assign_ports(topology, &all, |node| &state.nodes[node], errors)
+}
+
+/// `assign_host_ports` for `containers` (in the file's order), each node's
+/// state from `node_state`. Every choice depends only on the containers of the
+/// same node and that node's state, so one node's containers alone get the
+/// ports they get among all (`early`, as each node's read arrives).
+pub(super) fn assign_ports<'a, 's>(
+    topology: &'a Topology,
+    containers: &[&'a Container],
+    node_state: impl Fn(&str) -> &'s NodeState,
+    errors: &mut Vec<PlanError>,
+) -> HashMap<PortKey<'a>, u16> {
     let mut assigned: HashMap<PortKey, u16> = HashMap::new();
     // (node, protocol, host port) of every port in `assigned`, so that "is this host
     // port already given to another container on this node" is one lookup.
     let mut held: HashSet<(&str, Protocol, u16)> = HashSet::new();
-    let mut used: BTreeMap<String, BTreeSet<(ProtocolName, u16)>> = BTreeMap::new();
-    for (name, ns) in &state.nodes {
-        used.insert(name.clone(), ns.taken_ports.clone());
-    }
-    // Ports held by this topology's own containers on each node.
-    let own: BTreeMap<&str, BTreeSet<(ProtocolName, u16)>> = state
-        .nodes
-        .iter()
-        .map(|(n, ns)| {
-            (
-                n.as_str(),
+    // Ports taken on each node (as read, then as given here), and those held
+    // by this topology's own containers there.
+    let mut used: HashMap<&str, BTreeSet<(ProtocolName, u16)>> = HashMap::new();
+    let mut own: HashMap<&str, BTreeSet<(ProtocolName, u16)>> = HashMap::new();
+    for c in containers {
+        if !used.contains_key(c.node.as_str()) {
+            let ns = node_state(&c.node);
+            used.insert(&c.node, ns.taken_ports.clone());
+            own.insert(
+                &c.node,
                 ns.containers
                     .values()
-                    .flat_map(|c| c.published.iter().map(|p| (p.protocol, p.host_port)))
+                    .flat_map(|oc| oc.published.iter().map(|p| (p.protocol, p.host_port)))
                     .collect(),
-            )
-        })
-        .collect();
+            );
+        }
+    }
     // Given ports first, then kept ones, so a pick never takes either.
-    for c in &topology.containers {
+    for &c in containers {
         for p in &c.publish {
             if let Some(hp) = p.host_port {
                 let key = (p.protocol.into(), hp);
-                let observed_same = state.nodes[&c.node]
+                let observed_same = node_state(&c.node)
                     .containers
                     .get(&c.name)
                     .and_then(|oc| oc.host_port(p.protocol, p.port))
                     == Some(hp);
-                if state.nodes[&c.node].taken_ports.contains(&key)
+                if node_state(&c.node).taken_ports.contains(&key)
                     && !own[c.node.as_str()].contains(&key)
                     && !observed_same
                 {
@@ -71,19 +86,19 @@ pub(super) fn assign_host_ports<'a>(
                         protocol: p.protocol.as_str(),
                     });
                 }
-                used.get_mut(&c.node).unwrap().insert(key);
+                used.get_mut(c.node.as_str()).unwrap().insert(key);
                 assigned.insert((&c.name, p.protocol, p.port), hp);
                 held.insert((&c.node, p.protocol, hp));
             }
         }
     }
-    for c in &topology.containers {
-        let observed = state.nodes[&c.node].containers.get(&c.name);
+    for &c in containers {
+        let observed = node_state(&c.node).containers.get(&c.name);
         for p in c.publish.iter().filter(|p| p.host_port.is_none()) {
             if let Some(hp) = observed.and_then(|oc| oc.host_port(p.protocol, p.port)) {
                 let given_elsewhere = held.contains(&(c.node.as_str(), p.protocol, hp));
                 if !given_elsewhere {
-                    used.get_mut(&c.node)
+                    used.get_mut(c.node.as_str())
                         .unwrap()
                         .insert((p.protocol.into(), hp));
                     assigned.insert((&c.name, p.protocol, p.port), hp);
@@ -95,14 +110,14 @@ pub(super) fn assign_host_ports<'a>(
     // Where the search for the lowest free port starts, per node and protocol: this
     // pass only takes ports, so every port below the last pick stays taken.
     let mut lowest: HashMap<(&str, Protocol), u16> = HashMap::new();
-    for c in &topology.containers {
+    for &c in containers {
         let range = topology.nodes[&c.node].host_ports;
         for p in c.publish.iter().filter(|p| p.host_port.is_none()) {
             let key = (c.name.as_str(), p.protocol, p.port);
             if assigned.contains_key(&key) {
                 continue;
             }
-            let taken = used.get_mut(&c.node).unwrap();
+            let taken = used.get_mut(c.node.as_str()).unwrap();
             let from = lowest
                 .get(&(c.node.as_str(), p.protocol))
                 .copied()
@@ -127,20 +142,26 @@ pub(super) fn assign_host_ports<'a>(
     assigned
 }
 
-pub(super) fn address_of(state: &ObservedState, name: &str) -> Result<Ipv4Addr, PlanError> {
+pub(super) fn address_of(
+    resolved: &BTreeMap<String, Ipv4Addr>,
+    name: &str,
+) -> Result<Ipv4Addr, PlanError> {
     name.parse::<Ipv4Addr>()
         .ok()
-        .or_else(|| state.resolved.get(name).copied())
+        .or_else(|| resolved.get(name).copied())
         .ok_or_else(|| PlanError::Unresolved {
             name: name.to_string(),
         })
 }
 
-/// Resolves one container: host ports, links, rules, spec hashes.
+/// Resolves one container: host ports, links, rules, spec hashes. Of the read
+/// state it needs only the names resolved (`resolved`) and its own node's state
+/// (`ns`); of the other nodes, only the host ports `ports` gives their containers.
 pub(super) fn resolve(
     topology: &Topology,
     by_name: &ByName,
-    state: &ObservedState,
+    resolved: &BTreeMap<String, Ipv4Addr>,
+    ns: Option<&NodeState>,
     c: &Container,
     ports: &HashMap<PortKey, u16>,
 ) -> Result<Desired, PlanError> {
@@ -163,7 +184,7 @@ pub(super) fn resolve(
                 format!("{}:{port} (itself)", c.name),
             ),
             LinkTarget::Raw { host, port } => {
-                (address_of(state, host)?, *port, format!("{host}:{port}"))
+                (address_of(resolved, host)?, *port, format!("{host}:{port}"))
             }
             LinkTarget::Container { container, port } => {
                 let t = by_name
@@ -178,7 +199,7 @@ pub(super) fn resolve(
                             node: t.node.clone(),
                         })
                     }
-                    NodeAddress::Remote(a) => address_of(state, a)?,
+                    NodeAddress::Remote(a) => address_of(resolved, a)?,
                 };
                 let hp = ports.get(&(container.as_str(), l.protocol, *port)).copied();
                 let Some(hp) = hp else {
@@ -238,7 +259,7 @@ pub(super) fn resolve(
     spec.insert("restart".to_string(), c.restart.as_arg());
     // Recorded only when set, so that a container made before volumes and
     // options (which records neither) is not replaced by a new geartopo.
-    let mounts = super::volumes::resolve_mounts(topology, state, c)?;
+    let mounts = super::volumes::resolve_mounts(topology, ns, c)?;
     if !mounts.is_empty() {
         let text: Vec<String> = mounts.iter().map(|m| m.arg()).collect();
         spec.insert("volumes".to_string(), short_hash(&text.join(",")));
@@ -263,7 +284,7 @@ pub(super) fn resolve(
         rules,
         spec,
         restart: c.restart,
-        oci_runtime: super::durable::docker_runtime(node.runtime, state.nodes.get(&c.node)),
+        oci_runtime: super::durable::docker_runtime(node.runtime, ns),
         health: c.health.clone(),
         mounts,
         options: c.options.clone(),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::state::ObservedState;
+use crate::state::{NodeState, ObservedState};
 use crate::topology::model::{volume_name, Container, MountSource, Topology};
 
 use super::{Change, PlanError};
@@ -45,11 +45,11 @@ pub fn has_named_volumes(topology: &Topology) -> bool {
 /// new; an error for one of that name that this topology does not own.
 pub(super) fn resolve_mounts(
     topology: &Topology,
-    state: &ObservedState,
+    ns: Option<&NodeState>,
     c: &Container,
 ) -> Result<Vec<ResolvedMount>, PlanError> {
     let runtime_name = c.runtime_name(&topology.name);
-    let observed = state.nodes.get(&c.node).and_then(|n| n.volumes.as_ref());
+    let observed = ns.and_then(|n| n.volumes.as_ref());
     let mut out = Vec::with_capacity(c.volumes.len());
     for m in &c.volumes {
         let (volume, source, new) = match &m.source {
