@@ -31,8 +31,9 @@ use geartopo::testing::{applied_output, empty_state};
 use geartopo::topology::model::Node;
 use geartopo::transport::{Output, TransportError};
 
-/// Containers a node (`GEARTOPO_BENCH_CONTAINERS`, default 10): a topology holds
-/// at most 10,000 containers, so 5,000 nodes run with 2.
+/// Containers a node (`GEARTOPO_BENCH_CONTAINERS`; the parent sets it for each
+/// child: as given, else 10, or fewer where a topology's limit of 10,000
+/// containers needs it: 5,000 nodes run with 2).
 fn containers() -> usize {
     std::env::var("GEARTOPO_BENCH_CONTAINERS")
         .ok()
@@ -42,7 +43,7 @@ fn containers() -> usize {
 const LINKS: usize = 10;
 const CHILD: &str = "GEARTOPO_BENCH_SCALE_CHILD";
 
-/// `nodes` nodes of 10 containers; each container publishes 6379 (host port
+/// `nodes` nodes of `containers()` containers; each container publishes 6379 (host port
 /// left to the plan) and links to 10 containers: the 10 of the node before it
 /// (node 1's, which has none before it, to raw addresses). 100 links a node.
 fn topology_text(nodes: usize) -> String {
@@ -173,6 +174,7 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
     let ideal = 2.0 * delay.as_secs_f64() * waves as f64;
     let row = [
         nodes.to_string(),
+        containers().to_string(),
         (delay.as_millis()).to_string(),
         links.to_string(),
         waves.to_string(),
@@ -189,8 +191,9 @@ fn child(nodes: usize, delay: Duration, parallelism: usize) {
     println!("{}", row.join("\t"));
 }
 
-const COLUMNS: [&str; 13] = [
+const COLUMNS: [&str; 14] = [
     "nodes",
+    "a node",
     "delay ms",
     "links",
     "waves",
@@ -238,14 +241,15 @@ fn main() {
         .split(',')
         .filter_map(|d| d.parse().ok())
         .collect();
+    let given: Option<usize> = std::env::var("GEARTOPO_BENCH_CONTAINERS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     println!(
-        "plan over a simulated transport: {} containers and {} links a node, \
-         --parallelism {parallelism}; each node answers connect, then read, after the delay",
-        containers(),
-        containers() * LINKS
+        "plan over a simulated transport: containers a node as in the column, {LINKS} links \
+         each, --parallelism {parallelism}; each node answers connect, then read, after the delay"
     );
     println!("  ideal = waves x 2 x delay; read s: connect and read (with the early planning); cpu s: this process's CPU (all threads) in that phase; plan: the rest of the plan + its text; RSS in: the captured outputs and model before the plan; peak: VmHWM");
-    let widths = [6, 9, 8, 6, 8, 8, 11, 8, 11, 8, 8, 10, 8];
+    let widths = [6, 6, 9, 8, 6, 8, 8, 11, 8, 11, 8, 8, 10, 8];
     let line = |cells: &[&str]| {
         cells
             .iter()
@@ -258,9 +262,11 @@ fn main() {
     let exe = std::env::current_exe().expect("own path");
     for &ms in &delays {
         for &n in &sizes {
+            let per_node = given.unwrap_or_else(|| (10_000 / n.max(1)).clamp(1, 10));
             let out = Command::new(&exe)
                 .stderr(std::process::Stdio::piped())
                 .env(CHILD, format!("{n},{ms}"))
+                .env("GEARTOPO_BENCH_CONTAINERS", per_node.to_string())
                 .output()
                 .expect("runs the child");
             if !out.status.success() {
