@@ -348,6 +348,8 @@ pub fn plan_selected(
 
 /// `plan_selected`, using what `early` planned while the nodes were read
 /// (`early::Early`): the same plan, with less left to do after the last read.
+/// `early` must have been fed by the very read that made `state` (its nodes
+/// and its names resolved), as `observe::connect_and_observe` does.
 pub fn plan_with(
     topology: &Topology,
     state: &ObservedState,

@@ -205,7 +205,12 @@ impl Session {
         );
         progress.clear();
         let (conns, state) = read.map_err(|e| match e {
-            NotRead::Connect(errors) => anyhow!(no_plan("cannot reach every node", &errors)),
+            // Every node that failed: those not reached, then those not read.
+            NotRead::Connect { unreached, unread } => {
+                let mut failed: Vec<String> = unreached.iter().map(|e| e.to_string()).collect();
+                failed.extend(unread.iter().map(|e| e.to_string()));
+                anyhow!(no_plan("cannot reach every node", &failed))
+            }
             NotRead::Read(errors) => anyhow!(no_plan("cannot read every node", &errors)),
         })?;
         let selection = select(&topology, &graph, &state, scope, Mode::Apply)?;

@@ -187,8 +187,12 @@ impl ReadHook for NoHook {}
 /// Why `connect_and_observe` has no state.
 #[derive(Debug)]
 pub enum NotRead {
-    /// These nodes could not be reached (the others may have been read).
-    Connect(Vec<TransportError>),
+    /// `unreached` could not be reached; of the others, `unread` could not be
+    /// read (the rest were).
+    Connect {
+        unreached: Vec<TransportError>,
+        unread: Vec<ObserveError>,
+    },
     /// Every node was reached; these could not be read.
     Read(Vec<ObserveError>),
 }
@@ -265,7 +269,8 @@ pub fn connect_and_observe(
         }
     }
     if !unreached.is_empty() {
-        return Err(NotRead::Connect(unreached));
+        let unread = reader.gather(reads).err().unwrap_or_default();
+        return Err(NotRead::Connect { unreached, unread });
     }
     reader
         .gather(reads)
@@ -354,13 +359,20 @@ impl<'a> Reader<'a> {
     /// them; the hook's work is over when this returns.
     fn alongside<R: Send>(&self, reads: impl FnOnce() -> R + Send) -> R {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // `done` also when `reads` panics: else the scope would wait forever
+        // for the hook's threads, and a crash would become a hang.
+        struct Done<'h>(&'h dyn ReadHook);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.done();
+            }
+        }
         let results = std::thread::scope(|s| {
             for _ in 0..cores {
                 s.spawn(|| self.hook.work());
             }
-            let results = reads();
-            self.hook.done();
-            results
+            let _done = Done(self.hook);
+            reads()
         });
         self.hook.release();
         results

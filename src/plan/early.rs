@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use foldhash::{HashMap, HashMapExt, HashSet};
 
@@ -63,6 +63,12 @@ pub struct Early<'t> {
     inner: Mutex<Inner<'t>>,
     queue: Mutex<Queue>,
     arrived: Condvar,
+}
+
+/// `m` locked, also after a thread panicked while holding it: the reads and
+/// `work` must still end (`done`), and `head` then finds the work spoiled.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The reads not yet taken up by `work`, and whether they have all ended.
@@ -139,6 +145,7 @@ impl<'t> Early<'t> {
     /// What was done, or nothing when it cannot be used: some node's ports
     /// were not worked out (its read failed, or a port could not be given).
     pub(super) fn head(self) -> Option<Head<'t>> {
+        // Poisoned: a thread panicked half-way through; use nothing of it.
         let inner = self.inner.into_inner().ok()?;
         let complete = inner.ported == self.topology.nodes.len();
         (complete && !inner.spoiled).then_some(Head {
@@ -153,7 +160,7 @@ impl<'t> Early<'t> {
     fn plan_one(&self, c: &'t Container, ns: &NodeState, resolved: &BTreeMap<String, Ipv4Addr>) {
         // The ports `c` reads: its own and those of the containers its links reach.
         let ports: HashMap<PortKey, u16> = {
-            let inner = self.inner.lock().unwrap();
+            let inner = lock(&self.inner);
             let own = c
                 .publish
                 .iter()
@@ -169,16 +176,20 @@ impl<'t> Early<'t> {
                 .collect()
         };
         let resolved_here = resolve(self.topology, &self.by_name, resolved, Some(ns), c, &ports);
-        let mut inner = self.inner.lock().unwrap();
-        match resolved_here {
-            Ok(desired) => {
-                let compared = self
-                    .selection
-                    .as_ref()
-                    .map(|s| compare_one(self.topology, s, &desired, ns));
-                inner.done.insert(&c.name, Done { desired, compared });
+        // Compared before the lock: the workers share it.
+        let done = resolved_here.ok().map(|desired| {
+            let compared = self
+                .selection
+                .as_ref()
+                .map(|s| compare_one(self.topology, s, &desired, ns));
+            Done { desired, compared }
+        });
+        let mut inner = lock(&self.inner);
+        match done {
+            Some(done) => {
+                inner.done.insert(&c.name, done);
             }
-            Err(_) => {
+            None => {
                 inner.unresolved.insert(&c.node);
             }
         }
@@ -204,7 +215,7 @@ impl<'t> Early<'t> {
         let check = node_check(desired, Some(&full));
         drop(inner);
         let digest = node_digest(&check, &c.node, &full);
-        let mut inner = self.inner.lock().unwrap();
+        let mut inner = lock(&self.inner);
         inner.checks.insert(&c.node, (check, digest));
     }
 
@@ -217,7 +228,7 @@ impl<'t> Early<'t> {
             };
             let check = node_check(std::iter::empty(), Some(&state));
             let digest = node_digest(&check, node, &state);
-            let mut inner = self.inner.lock().unwrap();
+            let mut inner = lock(&self.inner);
             inner.ported += 1;
             inner.checks.insert(node, (check, digest));
             return;
@@ -234,7 +245,7 @@ impl<'t> Early<'t> {
         let mut errors = Vec::new();
         let ports = assign_ports(self.topology, containers, |_| &ns, &mut errors);
         let (ready, resolved) = {
-            let mut inner = self.inner.lock().unwrap();
+            let mut inner = lock(&self.inner);
             if !errors.is_empty() {
                 inner.spoiled = true;
             }
@@ -263,11 +274,11 @@ impl<'t> Early<'t> {
 
 impl ReadHook for Early<'_> {
     fn names(&self, resolved: &BTreeMap<String, Ipv4Addr>) {
-        self.inner.lock().unwrap().resolved = Arc::new(resolved.clone());
+        lock(&self.inner).resolved = Arc::new(resolved.clone());
     }
 
     fn read(&self, node: &str, state: &Arc<NodeState>) {
-        let mut queue = self.queue.lock().unwrap();
+        let mut queue = lock(&self.queue);
         queue.0.push_back((node.to_string(), state.clone()));
         self.arrived.notify_one();
     }
@@ -277,7 +288,7 @@ impl ReadHook for Early<'_> {
     fn work(&self) {
         loop {
             let next = {
-                let mut queue = self.queue.lock().unwrap();
+                let mut queue = lock(&self.queue);
                 loop {
                     if let Some(next) = queue.0.pop_front() {
                         break Some(next);
@@ -285,7 +296,10 @@ impl ReadHook for Early<'_> {
                     if queue.1 {
                         break None;
                     }
-                    queue = self.arrived.wait(queue).unwrap();
+                    queue = self
+                        .arrived
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner);
                 }
             };
             let Some((node, state)) = next else { break };
@@ -294,15 +308,15 @@ impl ReadHook for Early<'_> {
     }
 
     fn release(&self) {
-        self.inner.lock().unwrap().states.clear();
+        lock(&self.inner).states.clear();
     }
 
     fn failed(&self) {
-        self.inner.lock().unwrap().spoiled = true;
+        lock(&self.inner).spoiled = true;
     }
 
     fn done(&self) {
-        self.queue.lock().unwrap().1 = true;
+        lock(&self.queue).1 = true;
         self.arrived.notify_all();
     }
 }

@@ -13,12 +13,13 @@ use crate::testing::{applied_output, empty_state};
 
 /// Three nodes; each one's containers link to those of the node before it,
 /// and the first's to a raw address; host ports left to the plan and given.
+/// A fourth node, n3, has no container.
 fn fleet(id: Option<&str>) -> Topology {
     let mut t = String::from("name = \"fleet\"\n");
     if let Some(id) = id {
         t.push_str(&format!("id = \"{id}\"\n"));
     }
-    for i in 0..3 {
+    for i in 0..4 {
         t.push_str(&format!(
             "\n[nodes.n{i}]\naddress = \"198.18.0.{}\"\n",
             i + 1
@@ -71,7 +72,8 @@ fn applied(t: &Topology) -> ObservedState {
 
 /// The plan made with the head start, the reads arriving in `order`; and how
 /// many containers (resolved, and compared when `expected` is given) and
-/// nodes it had done before the plan.
+/// nodes it had done before the plan (both 0 when the head start is not
+/// usable: every node's ports worked out, nothing spoiled).
 fn with_head_start(
     t: &Topology,
     s: &ObservedState,
@@ -97,7 +99,12 @@ fn with_head_start(
         } else {
             inner.done.len()
         };
-        (done, inner.checks.len())
+        let usable = inner.ported == t.nodes.len() && !inner.spoiled;
+        if usable {
+            (done, inner.checks.len())
+        } else {
+            (0, 0)
+        }
     };
     (plan_with(t, s, selection, Some(early)), done, checked)
 }
@@ -113,7 +120,11 @@ fn remove(s: &mut ObservedState, node: &str, name: &str) {
     }
 }
 
-const ORDERS: [[&str; 3]; 3] = [["n0", "n1", "n2"], ["n2", "n1", "n0"], ["n1", "n2", "n0"]];
+const ORDERS: [[&str; 4]; 3] = [
+    ["n0", "n1", "n2", "n3"],
+    ["n3", "n2", "n1", "n0"],
+    ["n1", "n3", "n2", "n0"],
+];
 
 #[test]
 fn a_plan_with_the_head_start_is_the_plan_without_it_in_every_order() {
@@ -125,7 +136,7 @@ fn a_plan_with_the_head_start_is_the_plan_without_it_in_every_order() {
     for order in ORDERS {
         let (early, done, checked) = with_head_start(&t, &s, &all, Some(all.clone()), &order);
         assert_eq!(done, 9, "every container resolved early ({order:?})");
-        assert_eq!(checked, 3, "every node's digest made early ({order:?})");
+        assert_eq!(checked, 4, "every node's digest made early ({order:?})");
         assert_eq!(early.unwrap(), plain, "{order:?}");
     }
 }
@@ -176,6 +187,9 @@ fn another_owners_containers_are_set_aside_as_without_it() {
     theirs.container = "n1c9".into();
     theirs.runtime_name = "fleet-n1c9".into();
     theirs.id = "their-id".into();
+    // Its own durable rules file: the fingerprint's scope names the files of
+    // every container on the node, theirs too.
+    theirs.rules_file = Some("fleet-n1c9.rules".into());
     s.nodes
         .get_mut("n1")
         .unwrap()
@@ -221,7 +235,8 @@ fn a_port_error_is_reported_as_without_it() {
         }
     ));
     for order in ORDERS {
-        let (early, _, _) = with_head_start(&t, &s, &all, Some(all.clone()), &order);
+        let (early, done, _) = with_head_start(&t, &s, &all, Some(all.clone()), &order);
+        assert_eq!(done, 0, "not usable: {order:?}");
         assert_eq!(early.unwrap_err(), plain, "{order:?}");
     }
 }
@@ -244,12 +259,12 @@ fn under_another_selection_only_the_resolving_is_reused() {
         &s,
         &only,
         Some(Selection::default()),
-        &["n0", "n1", "n2"],
+        &["n0", "n1", "n2", "n3"],
     );
     assert_eq!(done, 9);
     assert_eq!(early.unwrap(), plain);
     // Not knowing the selection before the reads: the same.
-    let (early, _, _) = with_head_start(&t, &s, &only, None, &["n2", "n0", "n1"]);
+    let (early, _, _) = with_head_start(&t, &s, &only, None, &["n2", "n3", "n0", "n1"]);
     assert_eq!(early.unwrap(), plain);
 }
 
@@ -265,5 +280,130 @@ fn a_failed_read_leaves_the_plan_to_be_made_in_full() {
     early.done();
     early.work();
     early.release();
+    assert!(early.head().is_none());
+}
+
+#[test]
+fn a_node_read_without_canonical_lines_fingerprints_as_without_it() {
+    // As a docker node's read: no canonical lines, its part of the
+    // fingerprint the digest of its narrowed state.
+    let t = fleet(None);
+    let mut s = applied(&t);
+    s.nodes.get_mut("n1").unwrap().canonical = crate::observe::digest::Canonical(None);
+    let all = Selection::default();
+    let plain = plan_selected(&t, &s, &all).unwrap();
+    let (early, done, checked) = with_head_start(&t, &s, &all, Some(all.clone()), &ORDERS[1]);
+    assert_eq!((done, checked), (9, 4));
+    assert_eq!(early.unwrap(), plain);
+}
+
+/// A node answering its read with `output` (or failing it).
+struct Answering {
+    name: String,
+    output: Option<String>,
+}
+
+impl crate::node::NodeConnection for Answering {
+    fn node(&self) -> &str {
+        &self.name
+    }
+    fn run(
+        &mut self,
+        _: &[crate::node::NodeOp],
+    ) -> Result<crate::transport::Output, crate::transport::TransportError> {
+        Ok(match &self.output {
+            Some(text) => crate::transport::Output {
+                status: 0,
+                stdout: text.as_bytes().to_vec(),
+                stderr: vec![],
+            },
+            None => crate::transport::Output {
+                status: 3,
+                stdout: vec![],
+                stderr: b"podman: cannot read".to_vec(),
+            },
+        })
+    }
+}
+
+/// `connect_and_observe` on nodes answering as after an apply, but `unreached`
+/// (cannot connect) and `unread` (read fails); with the head start.
+fn connect_and_read<'t>(
+    t: &'t Topology,
+    unreached: &[&str],
+    unread: &[&str],
+) -> (Result<ObservedState, crate::observe::NotRead>, Early<'t>) {
+    let first = crate::plan::plan(t, &empty_state(t), None).expect("plans");
+    let early = Early::new(t, Some(Selection::default()));
+    #[allow(clippy::result_large_err)]
+    let connect = |node: &crate::topology::model::Node| -> Result<
+        Box<dyn crate::node::NodeConnection>,
+        crate::transport::TransportError,
+    > {
+        if unreached.contains(&node.name.as_str()) {
+            return Err(crate::transport::TransportError::Connect {
+                node: node.name.clone(),
+                address: "198.18.0.9:22".into(),
+                reason: "refused".into(),
+            });
+        }
+        let output =
+            (!unread.contains(&node.name.as_str())).then(|| applied_output(t, &first, &node.name));
+        Ok(Box::new(Answering {
+            name: node.name.clone(),
+            output,
+        }))
+    };
+    let read =
+        crate::observe::connect_and_observe(t, 3, connect, &crate::observe::NoProgress, &early)
+            .map(|(_, state)| state);
+    (read, early)
+}
+
+#[test]
+fn connected_and_read_at_once_the_plan_is_the_plan_of_the_same_state() {
+    let t = fleet(None);
+    let (read, early) = connect_and_read(&t, &[], &[]);
+    let state = read.expect("every node read");
+    let all = Selection::default();
+    let plain = plan_selected(&t, &state, &all).unwrap();
+    {
+        let inner = early.inner.lock().unwrap();
+        assert_eq!(
+            (inner.ported, inner.done.len(), inner.checks.len()),
+            (4, 9, 4)
+        );
+        assert!(inner.states.is_empty(), "let go of every node's state");
+    }
+    assert_eq!(plan_with(&t, &state, &all, Some(early)).unwrap(), plain);
+    assert!(!plain.has_changes());
+}
+
+#[test]
+fn unreached_and_unread_nodes_are_all_named_and_nothing_early_is_used() {
+    let t = fleet(None);
+    let (read, early) = connect_and_read(&t, &["n1"], &["n2"]);
+    match read {
+        Err(crate::observe::NotRead::Connect { unreached, unread }) => {
+            assert_eq!(unreached.len(), 1);
+            assert!(unreached[0].to_string().starts_with("node n1: "));
+            assert_eq!(unread.len(), 1);
+            assert!(
+                unread[0].to_string().starts_with("node n2: "),
+                "{}",
+                unread[0]
+            );
+        }
+        other => panic!("expected the unreached node named: {other:?}"),
+    }
+    assert!(early.head().is_none());
+    let (read, early) = connect_and_read(&t, &[], &["n0"]);
+    match read {
+        Err(crate::observe::NotRead::Read(errors)) => {
+            assert_eq!(errors.len(), 1);
+            assert!(errors[0].to_string().starts_with("node n0: "));
+        }
+        other => panic!("expected the unread node named: {other:?}"),
+    }
     assert!(early.head().is_none());
 }
