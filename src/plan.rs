@@ -8,8 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use foldhash::HashMapExt;
-
 use serde::Serialize;
 use sha2::Digest as _;
 
@@ -34,7 +32,7 @@ pub mod volumes;
 
 use diff::{diff_one, replace_requested};
 pub use private::NodeChange;
-use resolve::{assign_host_ports, resolve, ByName};
+use resolve::{assign_host_ports, resolve};
 pub use select::{select, Limit, Mode, Scope, SelectError, Selection};
 
 /// What a container should be, fully resolved.
@@ -383,10 +381,7 @@ pub fn plan_with(
     let state: &ObservedState = &owned.state;
     // Containers by name: a plan looks one up per link and per observed container,
     // and a scan of the list each time made planning quadratic.
-    let mut by_name = ByName::with_capacity(topology.containers.len());
-    for c in &topology.containers {
-        by_name.entry(c.name.as_str()).or_insert(c);
-    }
+    let by_name = resolve::by_name(topology);
     let mut head = early.and_then(early::Early::head);
     let ports = match &mut head {
         Some(h) => std::mem::take(&mut h.ports),

@@ -11,6 +11,20 @@ use crate::state::{
 };
 use crate::topology::model::{Firewall, Topology};
 
+/// The lock of another apply of topology todo, on another machine: nothing
+/// tells whether it still runs.
+pub fn holder_elsewhere() -> crate::node::lock::LockHolder {
+    crate::node::lock::LockHolder {
+        topology: "todo".into(),
+        user: "alice".into(),
+        host: "elsewhere".into(),
+        pid: 7,
+        start_ticks: 1,
+        boot_id: "another-boot".into(),
+        since: 1,
+    }
+}
+
 /// Every node of `t` observed, with nothing on it.
 pub fn empty_state(t: &Topology) -> ObservedState {
     let mut s = ObservedState::default();

@@ -776,15 +776,7 @@ mod tests {
     fn a_lock_held_by_another_leaves_none_of_this_run_s_after_the_locked_read() {
         let t = redis_todo();
         let (sim, mut session) = session_on(&t);
-        let other = crate::node::lock::LockHolder {
-            topology: "todo".into(),
-            user: "alice".into(),
-            host: "elsewhere".into(),
-            pid: 7,
-            start_ticks: 1,
-            boot_id: "another-boot".into(),
-            since: 1,
-        };
+        let other = crate::testing::holder_elsewhere();
         sim.lock()
             .unwrap()
             .locks

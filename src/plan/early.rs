@@ -100,17 +100,12 @@ impl<'t> Early<'t> {
     /// when the selection is known before the reads (`selection`), else each
     /// container is only resolved.
     pub fn new(topology: &'t Topology, selection: Option<Selection>) -> Early<'t> {
-        let mut by_name: ByName = HashMap::with_capacity(topology.containers.len());
-        for c in &topology.containers {
-            by_name.entry(c.name.as_str()).or_insert(c);
-        }
+        let by_name = super::resolve::by_name(topology);
         let mut on_node: HashMap<&str, Vec<&Container>> = HashMap::new();
         let mut needed_by: HashMap<&str, Vec<&Container>> = HashMap::new();
         let mut missing = HashMap::with_capacity(topology.containers.len());
-        let mut left: HashMap<&str, usize> = HashMap::new();
         for c in &topology.containers {
             on_node.entry(&c.node).or_default().push(c);
-            *left.entry(&c.node).or_default() += 1;
             let mut needs: Vec<&str> = vec![&c.node];
             for l in &c.links {
                 if let LinkTarget::Container { container, .. } = &l.target {
@@ -126,6 +121,7 @@ impl<'t> Early<'t> {
                 needed_by.entry(n).or_default().push(c);
             }
         }
+        let left = on_node.iter().map(|(&n, on)| (n, on.len())).collect();
         Early {
             topology,
             by_name,

@@ -19,6 +19,16 @@ use super::{Desired, PlanError};
 /// Containers of the topology by name.
 pub(super) type ByName<'a> = HashMap<&'a str, &'a Container>;
 
+/// `topology`'s containers by name (the first of a name, as the file is
+/// checked to have one): a plan looks one up per link.
+pub(super) fn by_name(topology: &Topology) -> ByName<'_> {
+    let mut by_name = ByName::with_capacity(topology.containers.len());
+    for c in &topology.containers {
+        by_name.entry(c.name.as_str()).or_insert(c);
+    }
+    by_name
+}
+
 /// (container, protocol, container port).
 pub(super) type PortKey<'a> = (&'a str, Protocol, u16);
 

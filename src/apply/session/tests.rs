@@ -19,18 +19,7 @@ fn me() -> LockHolder {
     LockHolder::this_process("todo")
 }
 
-/// Another apply on another machine: nothing tells whether it still runs.
-fn elsewhere() -> LockHolder {
-    LockHolder {
-        topology: "todo".into(),
-        user: "alice".into(),
-        host: "elsewhere".into(),
-        pid: 7,
-        start_ticks: 1,
-        boot_id: "another-boot".into(),
-        since: 1,
-    }
-}
+use crate::testing::holder_elsewhere as elsewhere;
 
 /// The plan and tasks `apply` would run against the simulated nodes as they are.
 fn planned(t: &Topology, nodes: &FakeNodes) -> (Plan, Vec<Task>) {
